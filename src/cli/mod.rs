@@ -1,0 +1,155 @@
+//! The command line: global options, one file per subcommand. Everything here returns an exit
+//! code (0 clean, 1 findings at or above `--fail-on`, 2 the tool failed) or an error that
+//! `main` prints and maps to 2.
+
+mod demo;
+mod rules;
+mod scan;
+
+use crate::config::Config;
+use crate::finding::Severity;
+use crate::report::{Format, Report, Style};
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+/// Keeps Airwallex API keys safe: finds leaked keys, inventories and audits the configured
+/// ones, watches how they are used.
+#[derive(Debug, Parser)]
+#[command(name = "awxguard", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand shares.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Config file (TOML). Missing is fine when not given explicitly.
+    #[arg(long, global = true, value_name = "PATH", env = "AWXGUARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// SQLite database for findings and usage evidence [default: $XDG_DATA_HOME/awxguard/awxguard.db]
+    #[arg(long, global = true, value_name = "PATH", env = "AWXGUARD_DB")]
+    pub db: Option<PathBuf>,
+    /// Report format.
+    #[arg(long, global = true, value_enum, default_value = "human")]
+    pub format: Format,
+    /// Write the report to this file instead of standard output.
+    #[arg(long, short = 'o', global = true, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Exit 1 when a finding is at or above this severity (info never fails).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "low",
+        value_name = "SEVERITY"
+    )]
+    pub fail_on: Severity,
+    /// When to colour human output.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
+    pub color: ColorChoice,
+    /// More log output (repeat for more).
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less log output (errors only).
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scan files, directories or standard input (`-`) for leaked Airwallex credentials.
+    Scan(scan::ScanArgs),
+    /// Inspect and test the detection rules.
+    #[command(subcommand)]
+    Rules(rules::RulesCommand),
+    /// Run the main job on bundled sample data: no Airwallex account, no network.
+    Demo(demo::DemoArgs),
+}
+
+/// Runs the parsed command line and returns the exit code.
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    let ctx = Context::new(&cli.global)?;
+    match cli.command {
+        Command::Scan(args) => scan::run(&ctx, args),
+        Command::Rules(cmd) => rules::run(&ctx, cmd),
+        Command::Demo(args) => demo::run(&ctx, args),
+    }
+}
+
+/// What every subcommand gets: the global options and the loaded config.
+pub struct Context {
+    pub global: GlobalArgs,
+    pub config: Config,
+}
+
+impl Context {
+    fn new(global: &GlobalArgs) -> anyhow::Result<Context> {
+        let (path, explicit) = match &global.config {
+            Some(p) => (p.clone(), true),
+            None => (PathBuf::from(crate::config::DEFAULT_PATH), false),
+        };
+        let config = Config::load(&path, explicit)?;
+        Ok(Context {
+            global: global.clone(),
+            config,
+        })
+    }
+
+    /// Whether human output gets colour: only on a terminal, never with NO_COLOR.
+    pub fn style(&self) -> Style {
+        let color = match self.global.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                self.global.output.is_none()
+                    && std::io::stdout().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none()
+            }
+        };
+        Style { color }
+    }
+
+    /// Renders a report where the user asked, and returns the exit code its findings call for.
+    pub fn emit(&self, report: &Report) -> anyhow::Result<u8> {
+        let code = crate::finding::exit_code(&report.findings, self.global.fail_on);
+        match &self.global.output {
+            Some(path) => {
+                let mut f = std::fs::File::create(path)
+                    .with_context(|| format!("cannot write report to {}", path.display()))?;
+                crate::report::render(report, self.global.format, self.style(), &mut f)?;
+                f.flush()?;
+            }
+            None => {
+                let stdout = std::io::stdout();
+                let mut lock = stdout.lock();
+                match crate::report::render(report, self.global.format, self.style(), &mut lock)
+                    .and_then(|_| lock.flush())
+                {
+                    Ok(()) => {}
+                    // A closed pipe (`awxguard scan | head`) is not an error.
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(code)
+    }
+}

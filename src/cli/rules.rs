@@ -1,0 +1,119 @@
+//! `awxguard rules`: list the rules in force and run every rule's examples.
+
+use super::Context;
+use crate::scan::Matcher;
+use clap::Subcommand;
+use std::path::PathBuf;
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Run every rule's examples (must be found) and negative examples (must not be).
+    Check {
+        /// Add the rules in this directory (or file); repeatable.
+        #[arg(long = "rules", value_name = "DIR")]
+        rules: Vec<PathBuf>,
+    },
+    /// List the rules in force.
+    List {
+        /// Add the rules in this directory (or file); repeatable.
+        #[arg(long = "rules", value_name = "DIR")]
+        rules: Vec<PathBuf>,
+    },
+}
+
+/// One example that did not behave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExampleFailure {
+    pub rule: String,
+    pub path: String,
+    pub expected_finding: bool,
+    pub detail: String,
+}
+
+/// Runs every example of every leak rule through the matcher; returns the failures and the
+/// number of examples run.
+pub fn check_leak_rules(matcher: &Matcher) -> (Vec<ExampleFailure>, usize) {
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    for (i, rule) in matcher.rules().rules.iter().enumerate() {
+        for ex in &rule.examples {
+            ran += 1;
+            let hits: Vec<_> = matcher
+                .scan(&ex.path, ex.text.as_bytes())
+                .into_iter()
+                .filter(|m| m.rule == i)
+                .collect();
+            if hits.is_empty() {
+                failures.push(ExampleFailure {
+                    rule: rule.id.clone(),
+                    path: ex.path.clone(),
+                    expected_finding: true,
+                    detail: "example not found".into(),
+                });
+            }
+        }
+        for ex in &rule.negative_examples {
+            ran += 1;
+            let hits: Vec<_> = matcher
+                .scan(&ex.path, ex.text.as_bytes())
+                .into_iter()
+                .filter(|m| m.rule == i)
+                .collect();
+            if let Some(m) = hits.first() {
+                failures.push(ExampleFailure {
+                    rule: rule.id.clone(),
+                    path: ex.path.clone(),
+                    expected_finding: false,
+                    detail: format!(
+                        "negative example reported by pattern {} at line {}",
+                        m.pattern, m.line
+                    ),
+                });
+            }
+        }
+    }
+    (failures, ran)
+}
+
+pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
+    match cmd {
+        RulesCommand::Check { rules } => {
+            let matcher = super::scan::build_matcher(ctx, &rules, &[])?;
+            let (failures, ran) = check_leak_rules(&matcher);
+            for f in &failures {
+                println!(
+                    "FAIL {} {} ({}): {}",
+                    f.rule,
+                    f.path,
+                    if f.expected_finding {
+                        "example"
+                    } else {
+                        "negative example"
+                    },
+                    f.detail
+                );
+            }
+            let n = matcher.rules().rules.len();
+            if failures.is_empty() {
+                println!("rules check: {n} leak rules, {ran} examples: all pass");
+                Ok(0)
+            } else {
+                println!(
+                    "rules check: {n} leak rules, {ran} examples: {} failed",
+                    failures.len()
+                );
+                Ok(1)
+            }
+        }
+        RulesCommand::List { rules } => {
+            let matcher = super::scan::build_matcher(ctx, &rules, &[])?;
+            for r in &matcher.rules().rules {
+                println!("{:<32} {:<8} {}", r.id, r.severity.as_str(), r.name);
+                for p in &r.patterns {
+                    println!("    pattern {}", p.name);
+                }
+            }
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! `awxguard scan`: leaked Airwallex credentials in files, directories and standard input.
+
+use super::Context;
+use crate::report::Report;
+use crate::rules::LeakRules;
+use crate::scan::{self, Matcher, ScanOptions};
+use anyhow::Context as _;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Files or directories to scan; `-` reads standard input.
+    #[arg(value_name = "PATH", default_value = ".")]
+    pub paths: Vec<PathBuf>,
+    /// Scan ignored files too (.gitignore, .awxguardignore, .git/info/exclude).
+    #[arg(long)]
+    pub no_ignore: bool,
+    /// Do not follow symbolic links.
+    #[arg(long)]
+    pub no_follow: bool,
+    /// Skip files larger than this many bytes [default: 26214400 (25 MiB)].
+    #[arg(long, value_name = "BYTES")]
+    pub max_file_size: Option<u64>,
+    /// Add the rules in this directory (or file) of TOML rule files; repeatable.
+    #[arg(long = "rules", value_name = "DIR")]
+    pub rules: Vec<PathBuf>,
+    /// Disable a rule by id; repeatable.
+    #[arg(long = "disable", value_name = "RULE")]
+    pub disable: Vec<String>,
+}
+
+/// The matcher for the rules the config and command line put in force.
+pub fn build_matcher(
+    ctx: &Context,
+    extra: &[PathBuf],
+    disable: &[String],
+) -> anyhow::Result<Matcher> {
+    let mut dirs = ctx.config.scan.rule_dirs.clone();
+    dirs.extend_from_slice(extra);
+    let mut off = ctx.config.scan.disable.clone();
+    off.extend_from_slice(disable);
+    let rules = LeakRules::load(&dirs, &off)?;
+    let now = crate::clock::from_env().now().timestamp();
+    Ok(Matcher::new(rules, now))
+}
+
+pub fn options(ctx: &Context, args: &ScanArgs) -> ScanOptions {
+    let defaults = ScanOptions::default();
+    ScanOptions {
+        respect_ignore: !args.no_ignore,
+        follow_symlinks: !args.no_follow && ctx.config.scan.follow_symlinks.unwrap_or(true),
+        max_file_size: args
+            .max_file_size
+            .or(ctx.config.scan.max_file_size)
+            .unwrap_or(defaults.max_file_size),
+    }
+}
+
+pub fn run(ctx: &Context, args: ScanArgs) -> anyhow::Result<u8> {
+    let matcher = build_matcher(ctx, &args.rules, &args.disable)?;
+    let opts = options(ctx, &args);
+    let outcome = if args.paths.len() == 1 && args.paths[0].as_os_str() == "-" {
+        scan::scan_reader(&matcher, std::io::stdin().lock(), &opts)
+            .context("cannot read standard input")?
+    } else {
+        for p in &args.paths {
+            if p.as_os_str() == "-" {
+                anyhow::bail!("`-` (standard input) cannot be combined with other paths");
+            }
+            // A root that does not exist is a mistake in the command, not a skipped file.
+            std::fs::symlink_metadata(p).with_context(|| format!("cannot scan {}", p.display()))?;
+        }
+        scan::scan_paths(&matcher, &args.paths, &opts)
+    };
+    let mut report = Report::new("scan", outcome.findings);
+    report.summary.scan = Some(outcome.stats);
+    report.summary.problems = outcome.problems;
+    report.summary.problems.sort_by(|a, b| a.path.cmp(&b.path));
+    ctx.emit(&report)
+}

@@ -1,0 +1,202 @@
+//! The report for people: findings grouped by file (or key), then one summary line.
+
+use super::{Report, Style};
+use crate::finding::{Finding, Severity};
+use std::io::Write;
+
+fn paint(style: Style, code: &str, text: &str) -> String {
+    if style.color {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+fn severity_code(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "1;31",
+        Severity::High => "31",
+        Severity::Medium => "33",
+        Severity::Low => "36",
+        Severity::Info => "2",
+    }
+}
+
+/// The group a finding is listed under: its file, else its key, else the rule.
+fn group_of(f: &Finding) -> String {
+    if let Some(p) = &f.path {
+        p.clone()
+    } else if let Some(k) = &f.key {
+        format!("key {k}")
+    } else {
+        f.rule.clone()
+    }
+}
+
+pub fn render(report: &Report, style: Style, out: &mut dyn Write) -> std::io::Result<()> {
+    // Keep the report's order (most severe first) but list each group once, in the order its
+    // first finding appears.
+    let mut groups: Vec<(String, Vec<&Finding>)> = Vec::new();
+    for f in &report.findings {
+        let g = group_of(f);
+        match groups.iter_mut().find(|(name, _)| *name == g) {
+            Some((_, v)) => v.push(f),
+            None => groups.push((g, vec![f])),
+        }
+    }
+    // Print a recommendation's steps in full the first time they appear, then refer back.
+    let mut shown_steps: Vec<&Vec<String>> = Vec::new();
+    for (name, findings) in &groups {
+        writeln!(out, "{}", paint(style, "1", name))?;
+        for f in findings {
+            let place = match (f.line, f.column) {
+                (Some(l), Some(c)) => format!("{l}:{c}"),
+                (Some(l), None) => l.to_string(),
+                _ => String::new(),
+            };
+            let sev = paint(style, severity_code(f.severity), f.severity.as_str());
+            let mut head = String::new();
+            if !place.is_empty() {
+                head.push_str(&place);
+                head.push_str("  ");
+            }
+            writeln!(out, "  {head}{sev}  {}  {}", f.rule, f.message)?;
+            let mut detail = Vec::new();
+            if let Some(s) = &f.secret {
+                detail.push(format!("secret {}  {}", s.preview, s.fingerprint));
+                if let Some(c) = &s.client_id {
+                    detail.push(format!("client ID {c}"));
+                }
+            }
+            if let Some(v) = f.verification {
+                detail.push(format!("verification: {v}"));
+            }
+            if let Some(c) = &f.commit {
+                let mut s = format!("commit {}", short(&c.id));
+                if !c.author.is_empty() {
+                    s.push_str(&format!(" by {}", c.author));
+                }
+                if !c.date.is_empty() {
+                    s.push_str(&format!(" on {}", c.date));
+                }
+                if !c.also.is_empty() {
+                    s.push_str(&format!(" (+{} later)", c.also.len()));
+                }
+                detail.push(s);
+            }
+            if let Some(st) = f.status {
+                detail.push(format!("status: {}", st.as_str()));
+            }
+            if !detail.is_empty() {
+                writeln!(out, "      {}", detail.join("  |  "))?;
+            }
+            if let Some(r) = &f.recommendation {
+                if shown_steps.contains(&&r.steps) {
+                    writeln!(
+                        out,
+                        "      {:<9} as above",
+                        format!("{}:", action_word(r.action))
+                    )?;
+                    continue;
+                }
+                shown_steps.push(&r.steps);
+                for (i, step) in r.steps.iter().enumerate() {
+                    let lead = if i == 0 {
+                        format!("{}:", action_word(r.action))
+                    } else {
+                        String::new()
+                    };
+                    writeln!(out, "      {:<9} {}. {step}", lead, i + 1)?;
+                }
+            }
+        }
+        writeln!(out)?;
+    }
+    for p in &report.summary.problems {
+        writeln!(
+            out,
+            "{} {}: {}",
+            paint(style, "33", "warning:"),
+            p.path,
+            p.error
+        )?;
+    }
+    for n in &report.summary.notes {
+        writeln!(out, "{} {n}", paint(style, "2", "note:"))?;
+    }
+    writeln!(out, "{}", summary_line(report))
+}
+
+fn action_word(a: crate::finding::Action) -> &'static str {
+    use crate::finding::Action::*;
+    match a {
+        Revoke => "revoke",
+        Rotate => "rotate",
+        Narrow => "narrow",
+        Whitelist => "whitelist",
+        MoveSecret => "move",
+        Investigate => "check",
+    }
+}
+
+fn short(id: &str) -> &str {
+    if id.len() > 12 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        &id[..12]
+    } else {
+        id
+    }
+}
+
+/// `1.2 MB`, `340 B`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
+    if n < 1000 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64;
+    let mut unit = "B";
+    for u in UNITS {
+        if v < 1000.0 {
+            break;
+        }
+        v /= 1000.0;
+        unit = u;
+    }
+    format!("{v:.1} {unit}")
+}
+
+fn summary_line(report: &Report) -> String {
+    let s = &report.summary;
+    let mut parts = Vec::new();
+    if let Some(st) = &s.scan {
+        parts.push(format!(
+            "scanned {} files ({}) in {:.2}s",
+            st.files,
+            human_bytes(st.bytes),
+            st.elapsed_ms as f64 / 1000.0
+        ));
+        parts.push(format!(
+            "skipped {} ignored, {} binary, {} too large, {} unreadable",
+            st.skipped_ignored, st.skipped_binary, st.skipped_too_large, st.unreadable
+        ));
+    }
+    let counts: Vec<String> = s
+        .by_severity
+        .iter()
+        .filter_map(|(k, v)| {
+            let n = v.as_u64().unwrap_or(0);
+            (n > 0).then(|| format!("{n} {k}"))
+        })
+        .collect();
+    let noun = if s.findings == 1 {
+        "finding"
+    } else {
+        "findings"
+    };
+    if counts.is_empty() {
+        parts.push(format!("{} {noun}", s.findings));
+    } else {
+        parts.push(format!("{} {noun} ({})", s.findings, counts.join(", ")));
+    }
+    parts.join("; ")
+}

@@ -1,0 +1,292 @@
+//! Leak rules: what an Airwallex credential looks like in text, as data.
+
+use super::{line_of, toml_error, toml_files_in, RuleError, BUILTIN_LEAK_RULES};
+use crate::finding::Severity;
+use regex::bytes::Regex;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    rule: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    id: String,
+    name: String,
+    severity: Severity,
+    description: String,
+    keywords: Vec<String>,
+    #[serde(default)]
+    entropy: Option<f64>,
+    #[serde(default)]
+    validate: Option<String>,
+    #[serde(default)]
+    allowlist: Vec<String>,
+    #[serde(default)]
+    pattern: Vec<RawPattern>,
+    #[serde(default)]
+    examples: Vec<RawExample>,
+    #[serde(default)]
+    negative_examples: Vec<RawExample>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPattern {
+    name: String,
+    regex: String,
+    #[serde(default)]
+    requires: Option<String>,
+    #[serde(default)]
+    deny: Option<String>,
+    #[serde(default)]
+    encoding: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawExample {
+    Text(String),
+    File { path: String, text: String },
+}
+
+/// A built-in check a candidate secret must pass, beyond its regex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validator {
+    /// 96 lowercase hex digits that are not a placeholder (repeated or sequential characters).
+    AirwallexApiKey,
+    /// A JWT whose header says HS256 and whose claims have Airwallex's shape.
+    AirwallexJwt,
+}
+
+/// How the secret group is encoded in the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Plain,
+    Base64,
+}
+
+/// One dialect of a rule.
+#[derive(Debug)]
+pub struct Pattern {
+    pub name: String,
+    pub regex: Regex,
+    pub requires: Option<Regex>,
+    pub deny: Option<Regex>,
+    pub encoding: Encoding,
+    pub secret_group: usize,
+}
+
+/// An input a rule must (or must not) report.
+#[derive(Debug, Clone)]
+pub struct RuleExample {
+    pub path: String,
+    pub text: String,
+}
+
+/// One compiled leak rule.
+#[derive(Debug)]
+pub struct LeakRule {
+    pub id: String,
+    pub name: String,
+    pub severity: Severity,
+    pub description: String,
+    pub keywords: Vec<String>,
+    pub entropy: Option<f64>,
+    pub validate: Option<Validator>,
+    pub allowlist: Vec<regex::Regex>,
+    pub patterns: Vec<Pattern>,
+    pub examples: Vec<RuleExample>,
+    pub negative_examples: Vec<RuleExample>,
+    /// Where the rule came from (`rules/leak/airwallex.toml` for built-ins).
+    pub source: PathBuf,
+}
+
+/// The leak rules in force.
+#[derive(Debug)]
+pub struct LeakRules {
+    pub rules: Vec<LeakRule>,
+}
+
+impl LeakRules {
+    /// The built-in rules, plus every `.toml` in `extra_dirs`, less the ids in `disabled`.
+    pub fn load(extra_dirs: &[PathBuf], disabled: &[String]) -> Result<LeakRules, RuleError> {
+        let mut rules = Vec::new();
+        for (name, text) in BUILTIN_LEAK_RULES {
+            rules.extend(parse_file(Path::new(name), text)?);
+        }
+        for dir in extra_dirs {
+            let files = if dir.is_file() {
+                vec![dir.clone()]
+            } else {
+                toml_files_in(dir)?
+            };
+            for path in files {
+                let text = std::fs::read_to_string(&path).map_err(|source| RuleError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                rules.extend(parse_file(&path, &text)?);
+            }
+        }
+        let mut seen: HashMap<String, PathBuf> = HashMap::new();
+        for r in &rules {
+            if let Some(first) = seen.insert(r.id.clone(), r.source.clone()) {
+                return Err(RuleError::Duplicate {
+                    id: r.id.clone(),
+                    first,
+                    second: r.source.clone(),
+                });
+            }
+        }
+        for id in disabled {
+            if !seen.contains_key(id) {
+                let mut known: Vec<&str> = seen.keys().map(|s| s.as_str()).collect();
+                known.sort();
+                return Err(RuleError::UnknownDisabled {
+                    id: id.clone(),
+                    known: known.join(", "),
+                });
+            }
+        }
+        rules.retain(|r| !disabled.contains(&r.id));
+        Ok(LeakRules { rules })
+    }
+
+    /// Only the built-in rules.
+    pub fn builtin() -> LeakRules {
+        LeakRules::load(&[], &[]).expect("built-in leak rules are valid (tested)")
+    }
+
+    pub fn get(&self, id: &str) -> Option<&LeakRule> {
+        self.rules.iter().find(|r| r.id == id)
+    }
+}
+
+fn parse_file(path: &Path, text: &str) -> Result<Vec<LeakRule>, RuleError> {
+    let raw: RawFile = toml::from_str(text).map_err(|e| toml_error(path, text, e))?;
+    raw.rule
+        .into_iter()
+        .map(|r| compile(path, text, r))
+        .collect()
+}
+
+fn compile(path: &Path, text: &str, raw: RawRule) -> Result<LeakRule, RuleError> {
+    let invalid = |message: String| RuleError::Invalid {
+        path: path.to_path_buf(),
+        id: raw.id.clone(),
+        message,
+    };
+    if !valid_rule_id(&raw.id) {
+        return Err(RuleError::Parse {
+            path: path.to_path_buf(),
+            line: text.find(&raw.id).map(|o| line_of(text, o)).unwrap_or(1),
+            message: format!(
+                "rule id {:?} must be dotted lowercase words such as leak.vendor.kind",
+                raw.id
+            ),
+        });
+    }
+    if raw.keywords.is_empty() || raw.keywords.iter().any(|k| k.len() < 3 || !k.is_ascii()) {
+        return Err(invalid(
+            "keywords: give at least one ASCII keyword of three or more characters; the shared \
+             prefilter runs a rule only on input that holds one"
+                .into(),
+        ));
+    }
+    if raw.pattern.is_empty() {
+        return Err(invalid("give at least one [[rule.pattern]]".into()));
+    }
+    let validate = match raw.validate.as_deref() {
+        None => None,
+        Some("airwallex-api-key") => Some(Validator::AirwallexApiKey),
+        Some("airwallex-jwt") => Some(Validator::AirwallexJwt),
+        Some(other) => {
+            return Err(invalid(format!(
+                "validate: unknown check {other:?}; expected airwallex-api-key or airwallex-jwt"
+            )))
+        }
+    };
+    let mut patterns = Vec::new();
+    for p in raw.pattern {
+        let re = |field: &str, src: &str| {
+            Regex::new(src).map_err(|e| invalid(format!("pattern {}: {field}: {e}", p.name)))
+        };
+        let regex = re("regex", &p.regex)?;
+        let Some(secret_group) = regex.capture_names().position(|n| n == Some("secret")) else {
+            return Err(invalid(format!(
+                "pattern {}: regex has no (?P<secret>...) group",
+                p.name
+            )));
+        };
+        let encoding = match p.encoding.as_deref() {
+            None | Some("plain") => Encoding::Plain,
+            Some("base64") => Encoding::Base64,
+            Some(other) => {
+                return Err(invalid(format!(
+                    "pattern {}: encoding: unknown {other:?}; expected plain or base64",
+                    p.name
+                )))
+            }
+        };
+        patterns.push(Pattern {
+            requires: p
+                .requires
+                .as_deref()
+                .map(|s| re("requires", s))
+                .transpose()?,
+            deny: p.deny.as_deref().map(|s| re("deny", s)).transpose()?,
+            name: p.name,
+            regex,
+            encoding,
+            secret_group,
+        });
+    }
+    let allowlist = raw
+        .allowlist
+        .iter()
+        .map(|s| regex::Regex::new(s).map_err(|e| invalid(format!("allowlist: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let example = |e: RawExample| match e {
+        RawExample::Text(text) => RuleExample {
+            path: "example.txt".into(),
+            text,
+        },
+        RawExample::File { path, text } => RuleExample { path, text },
+    };
+    Ok(LeakRule {
+        id: raw.id,
+        name: raw.name,
+        severity: raw.severity,
+        description: raw.description,
+        keywords: raw
+            .keywords
+            .iter()
+            .map(|k| k.to_ascii_lowercase())
+            .collect(),
+        entropy: raw.entropy,
+        validate,
+        allowlist,
+        patterns,
+        examples: raw.examples.into_iter().map(example).collect(),
+        negative_examples: raw.negative_examples.into_iter().map(example).collect(),
+        source: path.to_path_buf(),
+    })
+}
+
+/// Rule ids are dotted lowercase words: `leak.airwallex.api-key`.
+pub fn valid_rule_id(id: &str) -> bool {
+    let parts: Vec<&str> = id.split('.').collect();
+    parts.len() >= 2
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        })
+}

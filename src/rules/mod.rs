@@ -1,0 +1,81 @@
+//! Rules are data: the TOML files under `rules/` are embedded in the binary, users add their own
+//! from a directory and disable built-ins by id, and every rule carries examples that
+//! `awxguard rules check` runs.
+
+pub mod leak;
+
+pub use leak::{LeakRule, LeakRules, Pattern, RuleExample};
+
+use std::path::{Path, PathBuf};
+
+/// The built-in leak rule files, embedded at build time.
+pub const BUILTIN_LEAK_RULES: &[(&str, &str)] = &[(
+    "rules/leak/airwallex.toml",
+    include_str!("../../rules/leak/airwallex.toml"),
+)];
+
+/// Why a rule file could not be used. Each message names the file and, where TOML can tell, the
+/// line and the field.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    #[error("{path}: cannot read rule file: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}: rule {id}: {message}")]
+    Invalid {
+        path: PathBuf,
+        id: String,
+        message: String,
+    },
+    #[error("rule id {id} is defined twice ({first} and {second}); rule ids are never reused")]
+    Duplicate {
+        id: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+    #[error("cannot disable rule {id}: no such rule (known: {known})")]
+    UnknownDisabled { id: String, known: String },
+}
+
+/// 1-based line of a byte offset in `text`.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// Turns a TOML deserialization error into a `file:line: message` error.
+pub fn toml_error(path: &Path, text: &str, err: toml::de::Error) -> RuleError {
+    let line = err.span().map(|s| line_of(text, s.start)).unwrap_or(1);
+    RuleError::Parse {
+        path: path.to_path_buf(),
+        line,
+        message: err.message().trim().to_string(),
+    }
+}
+
+/// The `.toml` files in a directory, sorted by name so rule order never depends on the file
+/// system.
+pub fn toml_files_in(dir: &Path) -> Result<Vec<PathBuf>, RuleError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| RuleError::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    out.sort();
+    Ok(out)
+}

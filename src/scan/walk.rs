@@ -1,0 +1,325 @@
+//! The working-tree walk: parallel over directories and files, honouring `.gitignore`,
+//! `.awxguardignore` and `.git/info/exclude`, skipping `.git/`, following symlinks with loop
+//! detection. Ignored paths are counted, not silently dropped, so the summary can say what was
+//! left out. Problems (unreadable, vanished, loops) are reported and the walk goes on.
+
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+use ignore::Match as IgnoreMatch;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Files whose patterns exclude paths from a scan.
+pub const IGNORE_FILES: &[&str] = &[".gitignore", ".awxguardignore"];
+
+#[derive(Debug, Clone)]
+pub struct WalkOptions {
+    /// Honour ignore files.
+    pub respect_ignore: bool,
+    /// Follow symbolic links (with loop detection).
+    pub follow_symlinks: bool,
+}
+
+/// A file the walk hands to its visitor.
+pub struct FileEntry<'a> {
+    pub path: &'a Path,
+    /// The path to show: relative to the root for a directory root, as given for a file root.
+    pub display: String,
+    pub len: u64,
+}
+
+/// Something the walk could not do; reported, never fatal.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub error: String,
+}
+
+#[derive(Default)]
+pub struct WalkCounts {
+    pub ignored: AtomicU64,
+    pub problems: Mutex<Vec<Problem>>,
+}
+
+impl WalkCounts {
+    pub fn problem(&self, path: impl Into<String>, error: impl Into<String>) {
+        self.problems
+            .lock()
+            .expect("problems poisoned")
+            .push(Problem {
+                path: path.into(),
+                error: error.into(),
+            });
+    }
+}
+
+struct IgnoreNode {
+    matcher: Gitignore,
+    parent: Option<Arc<IgnoreNode>>,
+}
+
+fn is_ignored(chain: &Option<Arc<IgnoreNode>>, path: &Path, is_dir: bool) -> bool {
+    let mut cur = chain.as_ref();
+    while let Some(node) = cur {
+        match node.matcher.matched(path, is_dir) {
+            IgnoreMatch::Ignore(_) => return true,
+            IgnoreMatch::Whitelist(_) => return false,
+            IgnoreMatch::None => cur = node.parent.as_ref(),
+        }
+    }
+    false
+}
+
+/// Extends `parent` with the ignore files found in `dir` (none found: the parent itself).
+fn extend_chain(
+    parent: &Option<Arc<IgnoreNode>>,
+    dir: &Path,
+    names: &[String],
+    counts: &WalkCounts,
+) -> Option<Arc<IgnoreNode>> {
+    let mut builder: Option<GitignoreBuilder> = None;
+    let mut add = |file: PathBuf| {
+        let b = builder.get_or_insert_with(|| GitignoreBuilder::new(dir));
+        if let Some(err) = b.add(&file) {
+            counts.problem(file.display().to_string(), format!("ignore file: {err}"));
+        }
+    };
+    if names.iter().any(|n| n == ".git") {
+        let exclude = dir.join(".git/info/exclude");
+        if exclude.is_file() {
+            add(exclude);
+        }
+    }
+    for name in IGNORE_FILES {
+        if names.iter().any(|n| n == name) {
+            add(dir.join(name));
+        }
+    }
+    match builder.map(|b| b.build()) {
+        None => parent.clone(),
+        Some(Ok(matcher)) => Some(Arc::new(IgnoreNode {
+            matcher,
+            parent: parent.clone(),
+        })),
+        Some(Err(err)) => {
+            counts.problem(dir.display().to_string(), format!("ignore file: {err}"));
+            parent.clone()
+        }
+    }
+}
+
+/// Ignore files of the directories above `root` up to the top of its git work tree, so that
+/// scanning `repo/src` honours `repo/.gitignore` as git would.
+fn ancestor_chain(root: &Path, counts: &WalkCounts) -> Option<Arc<IgnoreNode>> {
+    let mut dirs = Vec::new();
+    let mut cur = root.parent();
+    let mut found_repo = root.join(".git").exists();
+    while let Some(d) = cur {
+        if found_repo {
+            break;
+        }
+        dirs.push(d.to_path_buf());
+        if d.join(".git").exists() {
+            found_repo = true;
+        }
+        cur = d.parent();
+    }
+    if !found_repo {
+        return None;
+    }
+    let mut chain = None;
+    for d in dirs.iter().rev() {
+        let names: Vec<String> = std::iter::once(".git")
+            .chain(IGNORE_FILES.iter().copied())
+            .filter(|n| d.join(n).exists())
+            .map(str::to_string)
+            .collect();
+        chain = extend_chain(&chain, d, &names, counts);
+    }
+    chain
+}
+
+#[cfg(unix)]
+fn dir_id(meta: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
+}
+
+#[cfg(not(unix))]
+fn dir_id(_meta: &std::fs::Metadata) -> (u64, u64) {
+    (0, 0)
+}
+
+struct Ctx<'a, F> {
+    opts: &'a WalkOptions,
+    counts: &'a WalkCounts,
+    visit: &'a F,
+}
+
+/// Walks `roots` in parallel, calling `visit` for every file that is not ignored.
+pub fn walk<F>(roots: &[PathBuf], opts: &WalkOptions, counts: &WalkCounts, visit: &F)
+where
+    F: Fn(FileEntry<'_>) + Sync,
+{
+    let ctx = Ctx {
+        opts,
+        counts,
+        visit,
+    };
+    let single_dir_root = roots.len() == 1;
+    rayon::scope(|s| {
+        for root in roots {
+            let meta = match std::fs::metadata(root) {
+                Ok(m) => m,
+                Err(e) => {
+                    counts.problem(root.display().to_string(), e.to_string());
+                    continue;
+                }
+            };
+            if meta.is_file() {
+                (ctx.visit)(FileEntry {
+                    path: root,
+                    display: root.display().to_string(),
+                    len: meta.len(),
+                });
+                continue;
+            }
+            let abs = std::path::absolute(root).unwrap_or_else(|_| root.clone());
+            let chain = if opts.respect_ignore {
+                ancestor_chain(&abs, counts)
+            } else {
+                None
+            };
+            let prefix = if single_dir_root {
+                String::new()
+            } else {
+                let shown = root.display().to_string();
+                format!("{}/", shown.trim_end_matches('/'))
+            };
+            let ancestors = Arc::new(vec![dir_id(&meta)]);
+            let ctx = &ctx;
+            s.spawn(move |s| walk_dir(s, ctx, abs, prefix, chain, ancestors));
+        }
+    });
+}
+
+fn walk_dir<'s, F>(
+    s: &rayon::Scope<'s>,
+    ctx: &'s Ctx<'s, F>,
+    dir: PathBuf,
+    display: String,
+    parent_chain: Option<Arc<IgnoreNode>>,
+    ancestors: Arc<Vec<(u64, u64)>>,
+) where
+    F: Fn(FileEntry<'_>) + Sync,
+{
+    let rd = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) => {
+            ctx.counts.problem(shown(&display, &dir), e.to_string());
+            return;
+        }
+    };
+    let mut entries = Vec::new();
+    for e in rd {
+        match e {
+            Ok(e) => entries.push(e),
+            Err(e) => ctx.counts.problem(shown(&display, &dir), e.to_string()),
+        }
+    }
+    let names: Vec<String> = entries
+        .iter()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let chain = if ctx.opts.respect_ignore {
+        extend_chain(&parent_chain, &dir, &names, ctx.counts)
+    } else {
+        None
+    };
+    for (entry, name) in entries.into_iter().zip(names) {
+        if name == ".git" {
+            continue;
+        }
+        let path = entry.path();
+        let rel = format!("{display}{name}");
+        let Ok(mut ft) = entry.file_type() else {
+            ctx.counts.problem(rel, "cannot read file type");
+            continue;
+        };
+        let mut meta = None;
+        if ft.is_symlink() {
+            if !ctx.opts.follow_symlinks {
+                continue;
+            }
+            match std::fs::metadata(&path) {
+                Ok(m) => {
+                    ft = m.file_type();
+                    meta = Some(m);
+                }
+                Err(e) => {
+                    ctx.counts
+                        .problem(rel, format!("broken or unreadable symlink: {e}"));
+                    continue;
+                }
+            }
+        }
+        let is_dir = ft.is_dir();
+        if ctx.opts.respect_ignore && is_ignored(&chain, &path, is_dir) {
+            ctx.counts.ignored.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        if is_dir {
+            let m = match meta {
+                Some(m) => m,
+                None => match std::fs::metadata(&path) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        ctx.counts.problem(rel, e.to_string());
+                        continue;
+                    }
+                },
+            };
+            let id = dir_id(&m);
+            if cfg!(unix) && ancestors.contains(&id) {
+                ctx.counts.problem(
+                    rel,
+                    "symlink loop: this directory is one of its own ancestors; skipped",
+                );
+                continue;
+            }
+            let mut next = Vec::with_capacity(ancestors.len() + 1);
+            next.extend_from_slice(&ancestors);
+            next.push(id);
+            let chain = chain.clone();
+            let child_display = format!("{rel}/");
+            s.spawn(move |s| walk_dir(s, ctx, path, child_display, chain, Arc::new(next)));
+        } else if ft.is_file() {
+            let len = match meta {
+                Some(m) => m.len(),
+                None => match entry.metadata() {
+                    Ok(m) => m.len(),
+                    Err(e) => {
+                        ctx.counts.problem(rel, e.to_string());
+                        continue;
+                    }
+                },
+            };
+            s.spawn(move |_| {
+                (ctx.visit)(FileEntry {
+                    path: &path,
+                    display: rel,
+                    len,
+                })
+            });
+        }
+        // sockets, fifos and devices are not files to scan
+    }
+}
+
+fn shown(display: &str, dir: &Path) -> String {
+    if display.is_empty() {
+        dir.display().to_string()
+    } else {
+        display.trim_end_matches('/').to_string()
+    }
+}

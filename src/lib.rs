@@ -1,6 +1,7 @@
 //! awxguard keeps Airwallex API keys safe: it finds leaked keys, inventories and audits the
 //! configured ones, and watches how they are used. The binary is a thin shell over this library.
 
+pub mod airwallex;
 pub mod cli;
 pub mod clock;
 pub mod config;

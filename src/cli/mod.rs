@@ -4,6 +4,7 @@
 
 mod demo;
 mod rules;
+mod sandbox;
 mod scan;
 
 use crate::config::Config;
@@ -82,6 +83,8 @@ pub enum Command {
     Rules(rules::RulesCommand),
     /// Run the main job on bundled sample data: no Airwallex account, no network.
     Demo(demo::DemoArgs),
+    /// Serve the local Airwallex simulator (for tests, demos and trying integrations).
+    Sandbox(sandbox::SandboxArgs),
 }
 
 /// Runs the parsed command line and returns the exit code.
@@ -91,6 +94,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Scan(args) => scan::run(&ctx, args),
         Command::Rules(cmd) => rules::run(&ctx, cmd),
         Command::Demo(args) => demo::run(&ctx, args),
+        Command::Sandbox(args) => sandbox::run(&ctx, args),
     }
 }
 

@@ -2,5 +2,6 @@
 //! `awxguard` binary in a temporary directory; servers (Airwallex stand-ins, SMTP) run on
 //! loopback; no test reaches the internet.
 
+mod airwallex;
 mod common;
 mod scan;

@@ -2,6 +2,10 @@
 //! validated into `Config`. Every problem names the file, line and field, and all problems are
 //! reported at once.
 
+mod keys;
+
+pub use keys::{AuditConfig, KeyDecl, RawAudit, RawKey, SecretSpec};
+
 use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -51,6 +55,11 @@ pub struct RawConfig {
     pub scan: RawScan,
     #[serde(default)]
     pub airwallex: RawAirwallex,
+    /// `[[key]]` tables: the declared Airwallex keys.
+    #[serde(default, rename = "key")]
+    pub keys: Vec<Spanned<RawKey>>,
+    #[serde(default)]
+    pub audit: RawAudit,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -113,6 +122,9 @@ pub struct Config {
     pub path: Option<PathBuf>,
     pub scan: ScanConfig,
     pub airwallex: AirwallexConfig,
+    /// The declared keys, in config order.
+    pub keys: Vec<KeyDecl>,
+    pub audit: AuditConfig,
 }
 
 /// Finds the 1-based line of a byte offset.
@@ -199,13 +211,19 @@ impl Config {
         if let Some(b) = raw.airwallex.retry_base_ms {
             airwallex.retry_base_ms = b;
         }
+        let catalog = crate::privilege::Catalog::builtin();
+        let keys = keys::validate_keys(path, text, &raw.keys, &catalog, &mut problems);
+        let audit = keys::validate_audit(path, text, &raw.audit, &mut problems);
         if !problems.is_empty() {
+            problems.sort_by_key(|p| p.line);
             return Err(ConfigError::Invalid(problems));
         }
         Ok(Config {
             path: Some(path.to_path_buf()),
             scan,
             airwallex,
+            keys,
+            audit,
         })
     }
 

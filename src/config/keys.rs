@@ -1,0 +1,750 @@
+//! The `[[key]]` tables (the declared Airwallex keys) and the `[audit]` section: raw forms that
+//! reject unknown fields, validated into `KeyDecl` and `AuditConfig` with every problem named by
+//! file, line, key and field.
+
+use super::{line_at, ConfigProblem};
+use crate::privilege::{Catalog, Environment, KeyKind};
+use crate::secret::Secret;
+use chrono::NaiveDate;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// One `[[key]]` table as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKey {
+    pub name: Option<Spanned<String>>,
+    pub client_id: Option<Spanned<String>>,
+    /// `env:VAR` or `file:PATH`; a literal key only with `allow_literal = true`.
+    pub api_key: Option<Spanned<String>>,
+    /// The user insists on a literal `api_key` (reported as a finding all the same).
+    #[serde(default)]
+    pub allow_literal: bool,
+    pub environment: Option<Spanned<String>>,
+    pub kind: Option<Spanned<String>>,
+    pub scopes: Option<Spanned<Vec<Spanned<String>>>>,
+    pub owner: Option<String>,
+    pub purpose: Option<String>,
+    pub integration: Option<String>,
+    pub created: Option<Spanned<toml::Value>>,
+    pub rotated: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    pub ip_whitelist: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub consumers: Vec<String>,
+}
+
+/// Where a key's secret is to be read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSpec {
+    /// `env:VAR`
+    Env(String),
+    /// `file:PATH`, resolved against the config file's directory.
+    File(PathBuf),
+    /// A literal key in the config file (`allow_literal = true`).
+    Literal(Secret<String>),
+}
+
+/// A validated `[[key]]`.
+#[derive(Debug, Clone)]
+pub struct KeyDecl {
+    pub name: String,
+    pub client_id: String,
+    pub secret: SecretSpec,
+    pub environment: Environment,
+    pub kind: KeyKind,
+    /// The listed scopes of a custom key (catalog ids); empty for the other tiers.
+    pub scopes: Vec<String>,
+    pub owner: Option<String>,
+    pub purpose: Option<String>,
+    pub integration: Option<String>,
+    pub created: Option<NaiveDate>,
+    pub rotated: Option<NaiveDate>,
+    /// Normalised IPv4 CIDRs.
+    pub ip_whitelist: Vec<String>,
+    pub consumers: Vec<String>,
+    /// `awxguard.toml:12`
+    pub declared_at: String,
+}
+
+/// The `[audit]` section as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    /// Usage-event files or directories, relative to the config file.
+    #[serde(default)]
+    pub usage: Vec<Spanned<String>>,
+    /// Extra privilege rule directories, relative to the config file.
+    #[serde(default)]
+    pub rules: Vec<Spanned<String>>,
+    /// Privilege rule ids to disable.
+    #[serde(default)]
+    pub disable: Vec<Spanned<String>>,
+    /// Parameter overrides by rule id: `[audit.params."privilege.unused-scope"] days = 60`.
+    #[serde(default)]
+    pub params: BTreeMap<String, toml::Table>,
+    /// Paths `awxguard audit` runs discovery over (config directories, env files).
+    #[serde(default)]
+    pub discover: Vec<Spanned<String>>,
+}
+
+/// The validated `[audit]` section.
+#[derive(Debug, Clone, Default)]
+pub struct AuditConfig {
+    pub usage: Vec<PathBuf>,
+    pub rule_dirs: Vec<PathBuf>,
+    pub disable: Vec<String>,
+    pub params: BTreeMap<String, toml::Table>,
+    pub discover: Vec<PathBuf>,
+}
+
+/// Whether `s` is shaped like an Airwallex API key (96 lowercase hex digits).
+pub fn is_api_key_shape(s: &str) -> bool {
+    s.len() == 96 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn parse_environment(s: &str) -> Result<Environment, String> {
+    match s {
+        "production" => Ok(Environment::Production),
+        "sandbox" => Ok(Environment::Sandbox),
+        "prod" | "live" => Err(format!("{s:?} is not an environment; write \"production\"")),
+        "demo" | "test" | "staging" => {
+            Err(format!("{s:?} is not an environment; write \"sandbox\""))
+        }
+        _ => Err(format!(
+            "{s:?} is not an environment; expected \"production\" or \"sandbox\""
+        )),
+    }
+}
+
+fn parse_kind(s: &str) -> Result<KeyKind, String> {
+    match s {
+        "admin" => Ok(KeyKind::Admin),
+        "read_only" => Ok(KeyKind::ReadOnly),
+        "read_write" => Ok(KeyKind::ReadWrite),
+        "custom" => Ok(KeyKind::Custom),
+        _ => {
+            let norm = s.to_ascii_lowercase().replace(['-', ' '], "_");
+            let hint = match norm.as_str() {
+                "read_only" | "readonly" | "read" => " (did you mean \"read_only\"?)",
+                "read_write" | "readwrite" | "read_and_write" => " (did you mean \"read_write\"?)",
+                "scoped" | "restricted" => " (a scoped key is \"custom\" with its `scopes` listed)",
+                "full" | "full_access" => " (did you mean \"admin\"?)",
+                _ => "",
+            };
+            Err(format!(
+                "{s:?} is not a key kind{hint}; expected admin, read_only, read_write or custom"
+            ))
+        }
+    }
+}
+
+/// Parses a secret reference. Never puts the value itself in an error message.
+fn parse_secret(value: &str, allow_literal: bool, base: &Path) -> Result<SecretSpec, String> {
+    if let Some(var) = value.strip_prefix("env:") {
+        let ok = !var.is_empty()
+            && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !var.as_bytes()[0].is_ascii_digit();
+        if !ok {
+            return Err(format!(
+                "env:{var} is not an environment variable name; e.g. \"env:AIRWALLEX_API_KEY\""
+            ));
+        }
+        return Ok(SecretSpec::Env(var.to_string()));
+    }
+    if let Some(file) = value.strip_prefix("file:") {
+        if file.is_empty() {
+            return Err("file: needs a path, e.g. \"file:secrets/payvy.key\"".into());
+        }
+        return Ok(SecretSpec::File(base.join(file)));
+    }
+    let trimmed = value.trim();
+    if is_api_key_shape(trimmed) {
+        if allow_literal {
+            return Ok(SecretSpec::Literal(Secret::new(trimmed.to_string())));
+        }
+        return Err(format!(
+            "holds a literal API key ({}); put it in an environment variable (api_key = \
+             \"env:VAR\") or a file readable only by you (api_key = \"file:PATH\"), or set \
+             allow_literal = true to keep it here (reported as a finding)",
+            crate::secret::preview(trimmed)
+        ));
+    }
+    let scheme = value
+        .split_once(':')
+        .map(|(s, _)| s)
+        .filter(|s| s.len() <= 12 && s.bytes().all(|b| b.is_ascii_alphanumeric()));
+    match scheme {
+        Some(s) => Err(format!(
+            "unknown secret reference \"{s}:\"; expected \"env:VAR\" or \"file:PATH\""
+        )),
+        None => Err(
+            "is neither a secret reference nor an API key; expected \"env:VAR\" or \"file:PATH\""
+                .into(),
+        ),
+    }
+}
+
+fn parse_date(v: &toml::Value) -> Result<NaiveDate, String> {
+    let text = match v {
+        toml::Value::Datetime(d) => match (&d.date, &d.time) {
+            (Some(date), None) => {
+                return NaiveDate::from_ymd_opt(
+                    date.year as i32,
+                    date.month as u32,
+                    date.day as u32,
+                )
+                .ok_or_else(|| format!("{d} is not a valid date"))
+            }
+            _ => return Err(format!("{d} is not a date; write a date like 2026-03-01")),
+        },
+        toml::Value::String(s) => s.clone(),
+        other => {
+            return Err(format!(
+                "{other} is not a date; write a date like 2026-03-01"
+            ))
+        }
+    };
+    NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+        .map_err(|_| format!("{text:?} is not a date; write YYYY-MM-DD, e.g. 2026-03-01"))
+}
+
+/// Parses an IPv4 address or CIDR the way Airwallex accepts it (/24 to /32); returns it
+/// normalised (`10.0.0.0/24`, `203.0.113.7/32`).
+pub fn parse_cidr(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let net: ipnet::Ipv4Net = if s.contains('/') {
+        match s.parse::<ipnet::Ipv4Net>() {
+            Ok(n) => n,
+            Err(_) if s.parse::<ipnet::Ipv6Net>().is_ok() => {
+                return Err(format!(
+                    "{s:?} is IPv6; Airwallex whitelists IPv4 addresses only"
+                ))
+            }
+            Err(_) => return Err(format!("{s:?} is not an IPv4 CIDR, e.g. 203.0.113.0/24")),
+        }
+    } else {
+        match s.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(a)) => ipnet::Ipv4Net::new(a, 32).expect("/32 is valid"),
+            Ok(std::net::IpAddr::V6(_)) => {
+                return Err(format!(
+                    "{s:?} is IPv6; Airwallex whitelists IPv4 addresses only"
+                ))
+            }
+            Err(_) => {
+                return Err(format!(
+                    "{s:?} is not an IPv4 address or CIDR, e.g. 203.0.113.7 or 203.0.113.0/24"
+                ))
+            }
+        }
+    };
+    if net.prefix_len() < 24 {
+        return Err(format!(
+            "{s} is wider than Airwallex allows: a whitelist entry is one address or a CIDR from \
+             /24 to /32; split it into /24 ranges"
+        ));
+    }
+    if net.trunc() != net {
+        return Err(format!(
+            "{s} has host bits set; the network is {}",
+            net.trunc()
+        ));
+    }
+    Ok(net.to_string())
+}
+
+/// Edit distance, for "did you mean" hints.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The catalog id closest to `id`, if it is close enough to be a typo.
+pub fn suggest_scope(id: &str, catalog: &Catalog) -> Option<String> {
+    catalog
+        .scopes()
+        .iter()
+        .map(|s| (distance(id, &s.id), &s.id))
+        .filter(|(d, _)| *d <= 3.max(id.len() / 4))
+        .min()
+        .map(|(_, s)| s.clone())
+}
+
+/// Validates every `[[key]]`, pushing each problem; returns the keys that validated.
+pub(super) fn validate_keys(
+    path: &Path,
+    text: &str,
+    raw: &[Spanned<RawKey>],
+    catalog: &Catalog,
+    problems: &mut Vec<ConfigProblem>,
+) -> Vec<KeyDecl> {
+    let base = path.parent().unwrap_or(Path::new("."));
+    let file = path.display().to_string();
+    let mut out = Vec::new();
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut refs: HashMap<(String, String), String> = HashMap::new();
+    for (index, spanned) in raw.iter().enumerate() {
+        let k = spanned.get_ref();
+        let table_line = line_at(text, spanned.span().start);
+        let label = match &k.name {
+            Some(n) => format!("key {:?}", n.get_ref()),
+            None => format!("key #{}", index + 1),
+        };
+        let before = problems.len();
+        let mut push = |line: usize, field: &str, message: String| {
+            problems.push(ConfigProblem {
+                path: path.to_path_buf(),
+                line,
+                field: format!("{label}: {field}"),
+                message,
+            })
+        };
+        let at = |s: &std::ops::Range<usize>| line_at(text, s.start);
+        let missing = |field: &str, example: &str| format!("missing; add {field} = {example}");
+
+        let name = match &k.name {
+            Some(n) if n.get_ref().trim().is_empty() => {
+                push(at(&n.span()), "name", "must not be empty".into());
+                None
+            }
+            Some(n) => {
+                if let Some(first) = names.insert(n.get_ref().clone(), at(&n.span())) {
+                    push(
+                        at(&n.span()),
+                        "name",
+                        format!("duplicate key name; first declared at {file}:{first}"),
+                    );
+                }
+                Some(n.get_ref().clone())
+            }
+            None => {
+                push(table_line, "name", missing("name", "\"payvy-ap\""));
+                None
+            }
+        };
+        let client_id = match &k.client_id {
+            Some(c) if c.get_ref().trim().is_empty() => {
+                push(at(&c.span()), "client_id", "must not be empty".into());
+                None
+            }
+            Some(c) => Some(c.get_ref().trim().to_string()),
+            None => {
+                push(
+                    table_line,
+                    "client_id",
+                    missing("client_id", "\"<22-character client ID>\""),
+                );
+                None
+            }
+        };
+        let secret = match &k.api_key {
+            Some(s) => match parse_secret(s.get_ref(), k.allow_literal, base) {
+                Ok(spec) => Some(spec),
+                Err(m) => {
+                    push(at(&s.span()), "api_key", m);
+                    None
+                }
+            },
+            None => {
+                push(
+                    table_line,
+                    "api_key",
+                    missing("api_key", "\"env:AIRWALLEX_API_KEY\""),
+                );
+                None
+            }
+        };
+        if let (Some(c), Some(s)) = (&client_id, &k.api_key) {
+            // The same credential twice: the same client ID and the same reference.
+            let reference = match parse_secret(s.get_ref(), true, base) {
+                Ok(SecretSpec::Literal(l)) => l.fingerprint(),
+                Ok(SecretSpec::File(p)) => format!("file:{}", p.display()),
+                _ => s.get_ref().clone(),
+            };
+            let this = name.clone().unwrap_or_else(|| label.clone());
+            if let Some(other) = refs.insert((c.clone(), reference), this) {
+                push(
+                    at(&s.span()),
+                    "api_key",
+                    format!(
+                        "the same client_id and api_key as key {other:?}; declare each key once"
+                    ),
+                );
+            }
+        }
+        let environment = match &k.environment {
+            Some(e) => match parse_environment(e.get_ref()) {
+                Ok(v) => Some(v),
+                Err(m) => {
+                    push(at(&e.span()), "environment", m);
+                    None
+                }
+            },
+            None => {
+                push(
+                    table_line,
+                    "environment",
+                    missing("environment", "\"production\" or \"sandbox\""),
+                );
+                None
+            }
+        };
+        let kind = match &k.kind {
+            Some(e) => match parse_kind(e.get_ref()) {
+                Ok(v) => Some(v),
+                Err(m) => {
+                    push(at(&e.span()), "kind", m);
+                    None
+                }
+            },
+            None => {
+                push(
+                    table_line,
+                    "kind",
+                    missing(
+                        "kind",
+                        "\"admin\", \"read_only\", \"read_write\" or \"custom\"",
+                    ),
+                );
+                None
+            }
+        };
+        let mut scopes = Vec::new();
+        match (&kind, &k.scopes) {
+            (Some(KeyKind::Custom), None) => push(
+                table_line,
+                "scopes",
+                "a custom key lists its scopes, e.g. scopes = [\"transfer:read\", \
+                 \"beneficiary:read\"]"
+                    .into(),
+            ),
+            (Some(KeyKind::Custom), Some(list)) if list.get_ref().is_empty() => push(
+                at(&list.span()),
+                "scopes",
+                "a custom key needs at least one scope".into(),
+            ),
+            (Some(other), Some(list)) if *other != KeyKind::Custom => push(
+                at(&list.span()),
+                "scopes",
+                format!(
+                    "only a custom key lists scopes; this key is {}, which implies its scopes \
+                     (set kind = \"custom\" to list them)",
+                    kind_word(*other)
+                ),
+            ),
+            _ => {}
+        }
+        if let Some(list) = &k.scopes {
+            for s in list.get_ref() {
+                let id = s.get_ref();
+                if catalog.scope(id).is_none() {
+                    let hint = suggest_scope(id, catalog)
+                        .map(|g| format!("; did you mean {g:?}?"))
+                        .unwrap_or_else(|| "; `awxguard rules` lists the scope catalog".into());
+                    push(
+                        at(&s.span()),
+                        "scopes",
+                        format!("unknown scope {id:?}{hint}"),
+                    );
+                } else if scopes.contains(id) {
+                    push(
+                        at(&s.span()),
+                        "scopes",
+                        format!("scope {id:?} is listed twice"),
+                    );
+                } else {
+                    scopes.push(id.clone());
+                }
+            }
+        }
+        let mut date = |v: &Option<Spanned<toml::Value>>, field: &str| match v {
+            Some(d) => match parse_date(d.get_ref()) {
+                Ok(x) => Some(x),
+                Err(m) => {
+                    push(at(&d.span()), field, m);
+                    None
+                }
+            },
+            None => None,
+        };
+        let created = date(&k.created, "created");
+        let rotated = date(&k.rotated, "rotated");
+        if let (Some(c), Some(r), Some(rs)) = (created, rotated, &k.rotated) {
+            if r < c {
+                push(
+                    at(&rs.span()),
+                    "rotated",
+                    format!("{r} is before the key was created ({c})"),
+                );
+            }
+        }
+        let mut ip_whitelist = Vec::new();
+        for cidr in &k.ip_whitelist {
+            match parse_cidr(cidr.get_ref()) {
+                Ok(n) => ip_whitelist.push(n),
+                Err(m) => push(at(&cidr.span()), "ip_whitelist", m),
+            }
+        }
+        if problems.len() != before {
+            continue;
+        }
+        let (Some(name), Some(client_id), Some(secret), Some(environment), Some(kind)) =
+            (name, client_id, secret, environment, kind)
+        else {
+            continue;
+        };
+        out.push(KeyDecl {
+            name,
+            client_id,
+            secret,
+            environment,
+            kind,
+            scopes,
+            owner: nonempty(&k.owner),
+            purpose: nonempty(&k.purpose),
+            integration: nonempty(&k.integration),
+            created,
+            rotated,
+            ip_whitelist,
+            consumers: k.consumers.clone(),
+            declared_at: format!("{file}:{table_line}"),
+        });
+    }
+    out
+}
+
+fn nonempty(s: &Option<String>) -> Option<String> {
+    s.as_ref()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+fn kind_word(k: KeyKind) -> &'static str {
+    match k {
+        KeyKind::Admin => "admin",
+        KeyKind::ReadOnly => "read_only",
+        KeyKind::ReadWrite => "read_write",
+        KeyKind::Custom => "custom",
+    }
+}
+
+/// Validates `[audit]`.
+pub(super) fn validate_audit(
+    path: &Path,
+    text: &str,
+    raw: &RawAudit,
+    problems: &mut Vec<ConfigProblem>,
+) -> AuditConfig {
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut out = AuditConfig::default();
+    let mut check = |list: &[Spanned<String>], field: &str, what: &str| -> Vec<PathBuf> {
+        list.iter()
+            .map(|p| {
+                let full = base.join(p.get_ref());
+                if !full.exists() {
+                    problems.push(ConfigProblem {
+                        path: path.to_path_buf(),
+                        line: line_at(text, p.span().start),
+                        field: field.into(),
+                        message: format!("{} does not exist; give {what}", full.display()),
+                    });
+                }
+                full
+            })
+            .collect()
+    };
+    out.usage = check(
+        &raw.usage,
+        "audit.usage",
+        "a JSON Lines file or a directory of them",
+    );
+    out.rule_dirs = check(
+        &raw.rules,
+        "audit.rules",
+        "a directory of privilege rule files",
+    );
+    out.discover = check(
+        &raw.discover,
+        "audit.discover",
+        "a directory or file to search for keys",
+    );
+    out.disable = raw.disable.iter().map(|d| d.get_ref().clone()).collect();
+    out.params = raw.params.clone();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(Path::new("/cfg/awxguard.toml"), text).map_err(|e| e.to_string())
+    }
+
+    const GOOD: &str = r#"
+[[key]]
+name = "payvy-ap"
+client_id = "AbCdEfGhIjKlMnOpQrStUv"
+api_key = "env:PAYVY_KEY"
+environment = "production"
+kind = "custom"
+scopes = ["transfer:write", "beneficiary:read"]
+owner = "finance-platform"
+created = 2026-01-10
+rotated = "2026-06-01"
+ip_whitelist = ["203.0.113.0/24", "198.51.100.7"]
+
+[[key]]
+name = "reporting"
+client_id = "ZyXwVuTsRqPoNmLkJiHgFe"
+api_key = "file:secrets/reporting.key"
+environment = "sandbox"
+kind = "read_only"
+"#;
+
+    #[test]
+    fn keys_validate() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.keys.len(), 2);
+        let k = &c.keys[0];
+        assert_eq!(k.secret, SecretSpec::Env("PAYVY_KEY".into()));
+        assert_eq!(k.scopes, vec!["transfer:write", "beneficiary:read"]);
+        assert_eq!(k.ip_whitelist, vec!["203.0.113.0/24", "198.51.100.7/32"]);
+        assert_eq!(k.created, NaiveDate::from_ymd_opt(2026, 1, 10));
+        assert_eq!(k.rotated, NaiveDate::from_ymd_opt(2026, 6, 1));
+        assert_eq!(k.declared_at, "/cfg/awxguard.toml:2");
+        assert_eq!(
+            c.keys[1].secret,
+            SecretSpec::File(PathBuf::from("/cfg/secrets/reporting.key"))
+        );
+    }
+
+    #[test]
+    fn unknown_scope_suggests_the_catalog_id() {
+        let text = GOOD.replace("\"transfer:write\"", "\"transfers:write\"");
+        let msg = parse(&text).unwrap_err();
+        assert!(
+            msg.contains(
+                "/cfg/awxguard.toml:8: key \"payvy-ap\": scopes: unknown scope \
+                 \"transfers:write\"; did you mean \"transfer:write\"?"
+            ),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let text = r#"
+[[key]]
+name = "a"
+client_id = "AbCdEfGhIjKlMnOpQrStUv"
+api_key = "vault:secret/a"
+environment = "prod"
+kind = "readonly"
+created = "10/01/2026"
+ip_whitelist = ["10.0.0.0/16", "::1"]
+
+[[key]]
+name = "a"
+client_id = "AbCdEfGhIjKlMnOpQrStUv"
+environment = "sandbox"
+kind = "admin"
+scopes = ["transfer:read"]
+"#;
+        let msg = parse(text).unwrap_err();
+        for want in [
+            "awxguard.toml:5: key \"a\": api_key: unknown secret reference \"vault:\"",
+            "awxguard.toml:6: key \"a\": environment: \"prod\" is not an environment; write \
+             \"production\"",
+            "awxguard.toml:7: key \"a\": kind: \"readonly\" is not a key kind (did you mean \
+             \"read_only\"?)",
+            "awxguard.toml:8: key \"a\": created: \"10/01/2026\" is not a date",
+            "awxguard.toml:9: key \"a\": ip_whitelist: 10.0.0.0/16 is wider than Airwallex allows",
+            "awxguard.toml:9: key \"a\": ip_whitelist: \"::1\" is IPv6",
+            "awxguard.toml:12: key \"a\": name: duplicate key name; first declared at \
+             /cfg/awxguard.toml:3",
+            "awxguard.toml:11: key \"a\": api_key: missing; add api_key = \"env:AIRWALLEX_API_KEY\"",
+            "awxguard.toml:16: key \"a\": scopes: only a custom key lists scopes",
+        ] {
+            assert!(msg.contains(want), "missing {want:?} in:\n{msg}");
+        }
+    }
+
+    #[test]
+    fn literal_key_needs_insistence_and_is_never_echoed() {
+        let key = "3f9a".to_string() + &"7b1c".repeat(22) + "c21e";
+        assert!(is_api_key_shape(&key));
+        let text = format!(
+            "[[key]]\nname = \"x\"\nclient_id = \"c\"\napi_key = \"{key}\"\nenvironment = \
+             \"sandbox\"\nkind = \"admin\"\n"
+        );
+        let msg = parse(&text).unwrap_err();
+        assert!(msg.contains(":4: key \"x\": api_key: holds a literal API key (3f9a…c21e)"));
+        assert!(!msg.contains(&key[4..92]), "{msg}");
+        let ok = parse(&text.replace("kind", "allow_literal = true\nkind")).unwrap();
+        assert!(matches!(ok.keys[0].secret, SecretSpec::Literal(_)));
+    }
+
+    #[test]
+    fn unknown_key_field_names_line_and_field() {
+        let text = GOOD.replace("owner =", "ownr =");
+        let msg = parse(&text).unwrap_err();
+        assert!(
+            msg.contains("awxguard.toml:9: ownr: unknown field"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn duplicate_credential_is_reported() {
+        let text = format!(
+            "{GOOD}\n[[key]]\nname = \"again\"\nclient_id = \"AbCdEfGhIjKlMnOpQrStUv\"\napi_key \
+             = \"env:PAYVY_KEY\"\nenvironment = \"production\"\nkind = \"admin\"\n"
+        );
+        let msg = parse(&text).unwrap_err();
+        assert!(
+            msg.contains(
+                "key \"again\": api_key: the same client_id and api_key as key \"payvy-ap\""
+            ),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn cidrs() {
+        assert_eq!(parse_cidr("10.1.2.0/24").unwrap(), "10.1.2.0/24");
+        assert!(parse_cidr("10.1.2.3/24").unwrap_err().contains("host bits"));
+        assert!(parse_cidr("10.1.0.0/23")
+            .unwrap_err()
+            .contains("/24 to /32"));
+        assert!(parse_cidr("hello").is_err());
+    }
+
+    #[test]
+    fn audit_section() {
+        let text = "[audit]\ndisable = [\"privilege.shared-key\"]\n[audit.params.\"privilege.unused-scope\"]\ndays = 60\n";
+        let c = parse(text).unwrap();
+        assert_eq!(c.audit.disable, vec!["privilege.shared-key"]);
+        assert_eq!(
+            c.audit.params["privilege.unused-scope"]["days"].as_integer(),
+            Some(60)
+        );
+        let msg = parse("[audit]\nusage = [\"nope\"]\n").unwrap_err();
+        assert!(
+            msg.contains("awxguard.toml:2: audit.usage: /cfg/nope does not exist"),
+            "{msg}"
+        );
+    }
+}

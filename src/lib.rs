@@ -6,6 +6,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod finding;
+pub mod inventory;
 pub mod privilege;
 pub mod report;
 pub mod rules;

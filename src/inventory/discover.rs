@@ -1,0 +1,179 @@
+//! Discovery: the leak scanner run over config directories and env files. Each Airwallex key it
+//! finds is matched by fingerprint to the inventory: a declared key found in a plain-text file
+//! gets that location in its storage facts; a key nobody declared becomes a shadow key.
+
+use super::{Entry, Inventory};
+use crate::privilege::{Environment, KeyFacts, KeyKind, SecretSource, Storage};
+use crate::scan::{self, Matcher, Problem, ScanOptions, ScanStats};
+use crate::secret::{fingerprint, Secret};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// The leak rule whose findings are Airwallex API keys.
+pub const API_KEY_RULE: &str = "leak.airwallex.api-key";
+
+/// What discovery covered and found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DiscoverOutcome {
+    pub stats: ScanStats,
+    #[serde(skip)]
+    pub problems: Vec<Problem>,
+    /// Places where a declared key was found.
+    pub declared_found: usize,
+    /// Keys nobody declared.
+    pub shadow_keys: usize,
+}
+
+fn canonical(p: &Path) -> PathBuf {
+    p.canonicalize().unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// The file a scan finding's display path stands for.
+fn locate(roots: &[PathBuf], display: &str) -> Option<PathBuf> {
+    for r in roots {
+        if r.is_file() && r.display().to_string() == display {
+            return Some(canonical(r));
+        }
+        let p = r.join(display);
+        if p.is_file() {
+            return Some(canonical(&p));
+        }
+    }
+    None
+}
+
+/// Runs the scanner over `roots` (ignored files included: env files are usually git-ignored)
+/// and folds what it finds into `inv`.
+pub fn discover(
+    inv: &mut Inventory,
+    matcher: &Matcher,
+    roots: &[PathBuf],
+    opts: &ScanOptions,
+) -> DiscoverOutcome {
+    let opts = ScanOptions {
+        respect_ignore: false,
+        ..opts.clone()
+    };
+    let scanned = scan::scan_paths(matcher, roots, &opts);
+    let mut out = DiscoverOutcome {
+        stats: scanned.stats,
+        problems: scanned.problems,
+        ..DiscoverOutcome::default()
+    };
+    // fingerprint -> locations (`path:line`), and the files they are in.
+    let mut found: BTreeMap<String, BTreeSet<(String, u64)>> = BTreeMap::new();
+    for f in &scanned.findings {
+        let (Some(secret), Some(path)) = (&f.secret, &f.path) else {
+            continue;
+        };
+        if f.rule != API_KEY_RULE {
+            continue;
+        }
+        found
+            .entry(secret.fingerprint.clone())
+            .or_default()
+            .insert((path.clone(), f.line.unwrap_or(0)));
+    }
+    for (fp, places) in found {
+        let files: Vec<(String, u64, Option<PathBuf>)> = places
+            .into_iter()
+            .map(|(p, l)| {
+                let abs = locate(roots, &p);
+                (p, l, abs)
+            })
+            .collect();
+        if let Some(entry) = inv.by_fingerprint_mut(&fp) {
+            // Where the config says the key lives is not a discovery.
+            let own: Option<PathBuf> = match &entry.facts.storage.source {
+                SecretSource::File { path } => Some(canonical(path)),
+                SecretSource::Literal => entry
+                    .facts
+                    .declared_at
+                    .as_deref()
+                    .and_then(|d| d.rsplit_once(':'))
+                    .map(|(p, _)| canonical(Path::new(p))),
+                SecretSource::Env { .. } => None,
+            };
+            for (p, l, abs) in files {
+                if abs.is_some() && abs == own {
+                    continue;
+                }
+                let loc = format!("{p}:{l}");
+                if !entry.facts.storage.plaintext_locations.contains(&loc) {
+                    entry.facts.storage.plaintext_locations.push(loc);
+                    out.declared_found += 1;
+                }
+            }
+            continue;
+        }
+        // A shadow key: recover the key and its client ID from the file so it can be verified.
+        let mut secret = None;
+        let mut client_id = String::new();
+        for (p, _, abs) in &files {
+            let Some(abs) = abs else { continue };
+            let Ok(data) = std::fs::read(abs) else {
+                continue;
+            };
+            for m in matcher.scan(p, &data) {
+                if fingerprint(m.secret.as_bytes()) == fp {
+                    if client_id.is_empty() {
+                        client_id = m.client_id.clone().unwrap_or_default();
+                    }
+                    if secret.is_none() {
+                        secret = Some(Secret::new(m.secret.clone()));
+                    }
+                }
+            }
+        }
+        out.shadow_keys += 1;
+        let first = files
+            .first()
+            .map(|(p, l, _)| format!("{p}:{l}"))
+            .unwrap_or_default();
+        tracing::info!(fingerprint = %fp, at = %first, "undeclared key found");
+        let facts = KeyFacts {
+            name: fp.clone(),
+            declared: false,
+            client_id,
+            fingerprint: Some(fp.clone()),
+            // Unknown; assume the worse case until someone declares it.
+            environment: Environment::Production,
+            kind: KeyKind::Custom,
+            declared_scopes: Vec::new(),
+            owner: None,
+            purpose: None,
+            integration: None,
+            created: None,
+            rotated: None,
+            ip_whitelist: Vec::new(),
+            consumers: Vec::new(),
+            storage: Storage {
+                // Where discovery found it first: a plain-text file.
+                source: SecretSource::File {
+                    path: files
+                        .iter()
+                        .find_map(|(_, _, a)| a.clone())
+                        .unwrap_or_else(|| {
+                            PathBuf::from(first.rsplit_once(':').map_or("", |x| x.0))
+                        }),
+                },
+                file_mode: None,
+                world_readable: false,
+                group_readable: false,
+                in_git_work_tree: None,
+                plaintext_locations: files.iter().map(|(p, l, _)| format!("{p}:{l}")).collect(),
+            },
+            secret_problem: None,
+            login: None,
+            leaks: Vec::new(),
+            declared_at: None,
+        };
+        let mut facts = facts;
+        if let Some((_, _, Some(abs))) = files.first() {
+            super::storage::inspect(abs, &mut facts.storage);
+        }
+        inv.entries.push(Entry { facts, secret });
+    }
+    out
+}

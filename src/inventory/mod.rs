@@ -1,0 +1,221 @@
+//! The inventory: the keys the config declares, their secrets resolved (never printed), how those
+//! secrets are stored, what one login says each key can really do, and keys found by discovery
+//! that nobody declared. It produces the `KeyFacts` the privilege rules judge.
+
+mod discover;
+mod storage;
+mod verify;
+
+pub use discover::{discover, DiscoverOutcome};
+pub use verify::{effective_access, verify, EffectiveAccess, VerifyOptions, VerifyStats};
+
+use crate::config::{Config, KeyDecl, SecretSpec};
+use crate::privilege::{Catalog, KeyFacts, KeyKind, SecretSource, Storage};
+use crate::secret::Secret;
+
+/// One key: its facts and, when it could be resolved, its secret.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub facts: KeyFacts,
+    pub(crate) secret: Option<Secret<String>>,
+}
+
+impl Entry {
+    /// `"payvy-ap" (sha256:…)`: how messages name a key. Never the secret.
+    pub fn label(&self) -> String {
+        match &self.facts.fingerprint {
+            Some(fp) if fp != &self.facts.name => format!("{:?} ({fp})", self.facts.name),
+            _ => format!("{:?}", self.facts.name),
+        }
+    }
+}
+
+/// Every key awxguard knows of.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    pub entries: Vec<Entry>,
+}
+
+/// The catalog scopes a declared tier stands for.
+pub fn declared_scopes(kind: KeyKind, listed: &[String], catalog: &Catalog) -> Vec<String> {
+    match kind {
+        KeyKind::Admin | KeyKind::ReadWrite => catalog.all_ids(),
+        KeyKind::ReadOnly => catalog.read_ids(),
+        KeyKind::Custom => listed.to_vec(),
+    }
+}
+
+/// Reads a key's secret. The error names the cause (never the value).
+fn resolve_secret(spec: &SecretSpec) -> Result<Secret<String>, String> {
+    let (value, from) = match spec {
+        SecretSpec::Literal(s) => return Ok(s.clone()),
+        SecretSpec::Env(var) => match std::env::var(var) {
+            Ok(v) => (v, format!("environment variable {var}")),
+            Err(std::env::VarError::NotPresent) => {
+                return Err(format!("environment variable {var} is not set"))
+            }
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err(format!("environment variable {var} is not valid UTF-8"))
+            }
+        },
+        SecretSpec::File(path) => {
+            let shown = path.display();
+            match std::fs::metadata(path) {
+                Ok(m) if m.is_dir() => {
+                    return Err(format!(
+                        "{shown} is a directory, not a file holding the key"
+                    ))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(format!("secret file {shown} does not exist"))
+                }
+                _ => {}
+            }
+            match std::fs::read(path) {
+                Ok(bytes) => match String::from_utf8(bytes) {
+                    Ok(s) => (s, format!("file {shown}")),
+                    Err(_) => return Err(format!("secret file {shown} is not UTF-8 text")),
+                },
+                Err(e) => return Err(format!("cannot read secret file {shown}: {e}")),
+            }
+        }
+    };
+    let value = value.trim().to_string();
+    if value.is_empty() {
+        return Err(format!("{from} is empty"));
+    }
+    Ok(Secret::new(value))
+}
+
+impl Inventory {
+    /// The declared keys with their secrets resolved and storage inspected. A key whose secret
+    /// cannot be read gets a `secret_problem`; it never stops the others.
+    pub fn from_config(config: &Config, catalog: &Catalog) -> Inventory {
+        let entries = config
+            .keys
+            .iter()
+            .map(|k| Inventory::entry(config, k, catalog))
+            .collect();
+        Inventory { entries }
+    }
+
+    fn entry(config: &Config, k: &KeyDecl, catalog: &Catalog) -> Entry {
+        let (source, stored_in) = match &k.secret {
+            SecretSpec::Env(var) => (SecretSource::Env { var: var.clone() }, None),
+            SecretSpec::File(p) => (SecretSource::File { path: p.clone() }, Some(p.clone())),
+            SecretSpec::Literal(_) => (SecretSource::Literal, config.path.clone()),
+        };
+        let mut storage = Storage {
+            source,
+            file_mode: None,
+            world_readable: false,
+            group_readable: false,
+            in_git_work_tree: None,
+            plaintext_locations: Vec::new(),
+        };
+        if let Some(p) = &stored_in {
+            storage::inspect(p, &mut storage);
+        }
+        let (secret, secret_problem) = match resolve_secret(&k.secret) {
+            Ok(s) => (Some(s), None),
+            Err(e) => (None, Some(e)),
+        };
+        if let Some(p) = &secret_problem {
+            tracing::warn!(key = %k.name, "secret not resolvable: {p}");
+        }
+        let facts = KeyFacts {
+            name: k.name.clone(),
+            declared: true,
+            client_id: k.client_id.clone(),
+            fingerprint: secret.as_ref().map(|s| s.fingerprint()),
+            environment: k.environment,
+            kind: k.kind,
+            declared_scopes: declared_scopes(k.kind, &k.scopes, catalog),
+            owner: k.owner.clone(),
+            purpose: k.purpose.clone(),
+            integration: k.integration.clone(),
+            created: k.created,
+            rotated: k.rotated,
+            ip_whitelist: k.ip_whitelist.clone(),
+            consumers: k.consumers.clone(),
+            storage,
+            secret_problem,
+            login: None,
+            leaks: Vec::new(),
+            declared_at: Some(k.declared_at.clone()),
+        };
+        Entry { facts, secret }
+    }
+
+    /// The facts of every key, for the privilege rules.
+    pub fn facts(&self) -> Vec<KeyFacts> {
+        self.entries.iter().map(|e| e.facts.clone()).collect()
+    }
+
+    /// The entry with this fingerprint.
+    pub fn by_fingerprint_mut(&mut self, fp: &str) -> Option<&mut Entry> {
+        self.entries
+            .iter_mut()
+            .find(|e| e.facts.fingerprint.as_deref() == Some(fp))
+    }
+
+    /// One line per key that could not be fully examined: a secret that could not be read, a
+    /// login whose outcome is unknown (Airwallex unreachable, rate limited, 5xx).
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in &self.entries {
+            if let Some(p) = &e.facts.secret_problem {
+                out.push(format!(
+                    "key {}: secret not resolvable: {p}; not verified",
+                    e.label()
+                ));
+            }
+            if let Some(l) = &e.facts.login {
+                if l.verification == crate::finding::Verification::Unknown {
+                    out.push(format!(
+                        "key {}: login outcome unknown ({}): {}",
+                        e.label(),
+                        l.base_url,
+                        l.detail
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_env_and_directory_secret_are_problems_not_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("adir")).unwrap();
+        let text = "[[key]]\nname = \"a\"\nclient_id = \"c\"\napi_key = \
+                    \"env:AWXGUARD_TEST_SURELY_UNSET\"\nenvironment = \"sandbox\"\nkind = \
+                    \"read_only\"\n[[key]]\nname = \"b\"\nclient_id = \"c\"\napi_key = \
+                    \"file:adir\"\nenvironment = \"sandbox\"\nkind = \"admin\"\n";
+        let cfg = Config::parse(&dir.path().join("awxguard.toml"), text).unwrap();
+        let catalog = Catalog::builtin();
+        let inv = Inventory::from_config(&cfg, &catalog);
+        assert_eq!(
+            inv.entries[0].facts.secret_problem.as_deref(),
+            Some("environment variable AWXGUARD_TEST_SURELY_UNSET is not set")
+        );
+        assert!(inv.entries[1]
+            .facts
+            .secret_problem
+            .as_deref()
+            .unwrap()
+            .ends_with("adir is a directory, not a file holding the key"));
+        assert_eq!(
+            inv.entries[0].facts.declared_scopes,
+            catalog.read_ids(),
+            "read_only expands to the catalog's read scopes"
+        );
+        assert_eq!(inv.entries[1].facts.declared_scopes, catalog.all_ids());
+        assert_eq!(inv.problems().len(), 2);
+    }
+}

@@ -4,4 +4,5 @@
 
 mod airwallex;
 mod common;
+mod findings;
 mod scan;

@@ -52,6 +52,41 @@ pub struct KeyUsage {
     /// API host called (`api.airwallex.com`, `api-demo.airwallex.com`...) -> count.
     pub hosts: BTreeMap<String, u64>,
     pub statuses: BTreeMap<u16, u64>,
+    /// `account_id` of the events (`x-on-behalf-of` / `x-login-as`) -> count.
+    #[serde(default)]
+    pub account_ids: BTreeMap<String, u64>,
+}
+
+impl KeyUsage {
+    /// The environments of the hosts this key called (hosts that name neither are left out).
+    pub fn environments(&self) -> BTreeMap<&'static str, u64> {
+        let mut out = BTreeMap::new();
+        for (h, n) in &self.hosts {
+            if let Some(env) = host_environment(h) {
+                *out.entry(env).or_insert(0) += n;
+            }
+        }
+        out
+    }
+}
+
+/// `production` or `sandbox` for an Airwallex API host (with or without scheme and port);
+/// `None` for any other host (a proxy, the local simulator).
+pub fn host_environment(host: &str) -> Option<&'static str> {
+    let h = host
+        .trim()
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    let h = h
+        .split(['/', ':'])
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    match h.as_str() {
+        "api.airwallex.com" => Some("production"),
+        "api-demo.airwallex.com" | "api.sandbox.airwallex.com" => Some("sandbox"),
+        _ => None,
+    }
 }
 
 /// Evidence from every source, by key.
@@ -64,6 +99,12 @@ pub struct Evidence {
     pub rejected: u64,
     /// Messages for the rejected lines (`file:line: what is wrong`), capped.
     pub problems: Vec<String>,
+    /// Distinct events aggregated.
+    #[serde(default)]
+    pub events: u64,
+    /// Lines dropped because the same event was already read (from any source).
+    #[serde(default)]
+    pub duplicates: u64,
 }
 
 impl Evidence {
@@ -72,5 +113,61 @@ impl Evidence {
         self.keys
             .get(name)
             .or_else(|| fingerprint.and_then(|f| self.keys.get(f)))
+    }
+
+    /// The usage of a key, with the events filed under its name and those filed under its
+    /// fingerprint merged when both appear.
+    pub fn usage_of(&self, name: &str, fingerprint: Option<&str>) -> Option<KeyUsage> {
+        let by_name = self.keys.get(name);
+        let by_fp = fingerprint
+            .filter(|f| *f != name)
+            .and_then(|f| self.keys.get(f));
+        match (by_name, by_fp) {
+            (None, None) => None,
+            (Some(a), None) | (None, Some(a)) => Some(a.clone()),
+            (Some(a), Some(b)) => Some(a.merged(b)),
+        }
+    }
+}
+
+impl KeyUsage {
+    /// The union of two usages of the same key (filed under two names).
+    pub fn merged(&self, other: &KeyUsage) -> KeyUsage {
+        let mut u = self.clone();
+        u.events += other.events;
+        u.first_seen = u.first_seen.min(other.first_seen);
+        u.last_seen = u.last_seen.max(other.last_seen);
+        u.coverage_start = u.coverage_start.min(other.coverage_start);
+        for (k, r) in &other.routes {
+            match u.routes.get_mut(k) {
+                Some(e) => {
+                    e.count += r.count;
+                    e.ok += r.ok;
+                    e.first_seen = e.first_seen.min(r.first_seen);
+                    e.last_seen = e.last_seen.max(r.last_seen);
+                }
+                None => {
+                    u.routes.insert(k.clone(), r.clone());
+                }
+            }
+        }
+        for (s, t) in &other.scopes_used {
+            let e = u.scopes_used.entry(s.clone()).or_insert(*t);
+            *e = (*e).max(*t);
+        }
+        for (into, from) in [
+            (&mut u.source_ips, &other.source_ips),
+            (&mut u.user_agents, &other.user_agents),
+            (&mut u.hosts, &other.hosts),
+            (&mut u.account_ids, &other.account_ids),
+        ] {
+            for (k, n) in from {
+                *into.entry(k.clone()).or_insert(0) += n;
+            }
+        }
+        for (s, n) in &other.statuses {
+            *u.statuses.entry(*s).or_insert(0) += n;
+        }
+        u
     }
 }

@@ -1,12 +1,11 @@
 //! Usage evidence: which key called which route, when, from where, with what status. Read from
 //! JSON Lines files in the usage-event contract format (and later recorded by a proxy and
-//! watched for anomalies).
+//! watched for anomalies): one reader, `ingest`, for every source.
 
 pub mod evidence;
+pub mod ingest;
 
-pub use evidence::{Evidence, KeyUsage, RouteUsage, SourceSpan};
-
-// INTERFACE PLACEHOLDER (lead): the usage engineer replaces this with the real reader.
+pub use evidence::{host_environment, Evidence, KeyUsage, RouteUsage, SourceSpan};
 
 /// Why usage evidence could not be read at all (a bad line is not this: it is counted in
 /// `Evidence::rejected` and reported, and the rest is kept).
@@ -21,9 +20,10 @@ pub enum UsageError {
 
 /// Reads usage events (JSON Lines files, directories of them, or `-` for standard input) and
 /// aggregates them per key, mapping each request to its route and scope with `catalog`.
+/// Directories give every `*.jsonl`, `*.ndjson`, `*.json` and `*.log` file below them.
 pub fn read_evidence(
-    _paths: &[std::path::PathBuf],
-    _catalog: &crate::privilege::Catalog,
+    paths: &[std::path::PathBuf],
+    catalog: &crate::privilege::Catalog,
 ) -> Result<Evidence, UsageError> {
-    Ok(Evidence::default())
+    ingest::read(paths, catalog)
 }

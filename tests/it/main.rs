@@ -6,3 +6,4 @@ mod airwallex;
 mod common;
 mod findings;
 mod scan;
+mod usage;

@@ -1,0 +1,702 @@
+//! Reading usage events (the JSON Lines usage-event contract) into per-key evidence.
+//!
+//! Inputs: files (any name), directories (every `*.jsonl`, `*.ndjson`, `*.json` and `*.log`
+//! file below them, recursively, hidden entries skipped, in name order) and `-` for standard
+//! input. Files are read in parallel, each streamed line by line into a reused buffer and parsed
+//! into a borrowed event (no allocation per line for plain strings). Each event is normalized
+//! (time in UTC, method upper case, query string dropped) and hashed; a shared set of hashes
+//! drops events already seen, in this run, from any source: reading the same file twice counts
+//! nothing twice. A bad line is rejected with `file:line: what is wrong`, counted, and the lines
+//! around it are still read.
+
+use super::evidence::{Evidence, KeyUsage, RouteUsage, SourceSpan};
+use super::UsageError;
+use crate::privilege::Catalog;
+use chrono::{DateTime, Utc};
+use rayon::prelude::*;
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasher, Hash};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// File name endings read from a directory.
+pub const EVENT_FILE_EXTENSIONS: &[&str] = &["jsonl", "ndjson", "json", "log"];
+
+/// At most this many rejected-line messages are kept; the count stays exact.
+pub const MAX_PROBLEMS: usize = 100;
+
+const SHARDS: usize = 64;
+
+/// A string that borrows from the line when it can (no escapes) and owns otherwise.
+#[derive(Debug)]
+struct Str<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl Str<'_> {
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One line of the contract, borrowed from the line. Unknown fields are ignored.
+#[derive(Debug, Deserialize)]
+struct RawEvent<'a> {
+    #[serde(borrow)]
+    ts: Str<'a>,
+    #[serde(borrow)]
+    key: Str<'a>,
+    #[serde(borrow)]
+    method: Str<'a>,
+    #[serde(borrow)]
+    path: Str<'a>,
+    status: u16,
+    #[serde(default, borrow)]
+    source_ip: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    user_agent: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    account_id: Option<Str<'a>>,
+    #[serde(default)]
+    latency_ms: Option<f64>,
+    #[serde(default, borrow)]
+    host: Option<Str<'a>>,
+}
+
+/// Where events come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Stdin,
+    File(PathBuf),
+}
+
+impl Input {
+    fn name(&self) -> String {
+        match self {
+            Input::Stdin => "<stdin>".to_string(),
+            Input::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// Expands the command-line paths: `-` is standard input, a directory gives its event files
+/// (recursively, sorted), a file is read whatever its name.
+pub fn inputs(paths: &[PathBuf]) -> Result<Vec<Input>, UsageError> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.as_os_str() == "-" {
+            out.push(Input::Stdin);
+            continue;
+        }
+        let meta = std::fs::metadata(p).map_err(|source| UsageError::Read {
+            path: p.clone(),
+            source,
+        })?;
+        if meta.is_dir() {
+            let mut files = Vec::new();
+            walk(p, &mut files)?;
+            files.sort();
+            out.extend(files.into_iter().map(Input::File));
+        } else {
+            out.push(Input::File(p.clone()));
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), UsageError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| UsageError::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for e in entries {
+        let e = e.map_err(|source| UsageError::Read {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = e.path();
+        if e.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let ft = e.file_type().map_err(|source| UsageError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        if ft.is_dir() {
+            walk(&path, out)?;
+        } else if path
+            .extension()
+            .and_then(|x| x.to_str())
+            .is_some_and(|x| EVENT_FILE_EXTENSIONS.contains(&x))
+        {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Whether `s` is shaped like a raw Airwallex API key (96 hex digits).
+pub fn looks_like_raw_key(s: &str) -> bool {
+    s.len() == 96 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Replaces every run of 32 or more hex digits in a message, so an error never echoes a key.
+fn redact_hex_runs(msg: &str) -> String {
+    let b = msg.as_bytes();
+    let mut out = String::with_capacity(msg.len());
+    let mut i = 0;
+    while i < b.len() {
+        let mut j = i;
+        while j < b.len() && b[j].is_ascii_hexdigit() {
+            j += 1;
+        }
+        if j - i >= 32 {
+            out.push_str("<redacted>");
+            i = j;
+        } else if j > i {
+            out.push_str(&msg[i..j]);
+            i = j;
+        } else {
+            let ch = msg[i..].chars().next().expect("in bounds");
+            out.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    out
+}
+
+/// Parses the `ts` field: RFC 3339 (fractional seconds, any offset), or Airwallex's own
+/// `+0000` form.
+pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .or_else(|| crate::airwallex::parse_timestamp(s))
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Groups IDs of a path the catalog does not know: a segment with a digit and at least six
+/// characters, or a UUID, becomes `{id}`.
+pub fn unknown_template(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for seg in path.split('/').filter(|s| !s.is_empty()) {
+        out.push('/');
+        let id_like = seg.len() >= 6 && seg.bytes().any(|b| b.is_ascii_digit());
+        if id_like {
+            out.push_str("{id}");
+        } else {
+            out.push_str(seg);
+        }
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
+#[derive(Debug, Default)]
+struct RouteAgg {
+    method: String,
+    template: String,
+    scope: Option<String>,
+    count: u64,
+    ok: u64,
+    first: Option<DateTime<Utc>>,
+    last: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Default)]
+struct KeyAgg {
+    events: u64,
+    first: Option<DateTime<Utc>>,
+    last: Option<DateTime<Utc>>,
+    routes: HashMap<String, RouteAgg>,
+    scopes: HashMap<String, DateTime<Utc>>,
+    ips: HashMap<String, u64>,
+    agents: HashMap<String, u64>,
+    hosts: HashMap<String, u64>,
+    accounts: HashMap<String, u64>,
+    statuses: BTreeMap<u16, u64>,
+}
+
+fn bump(m: &mut HashMap<String, u64>, k: &str) {
+    match m.get_mut(k) {
+        Some(v) => *v += 1,
+        None => {
+            m.insert(k.to_string(), 1);
+        }
+    }
+}
+
+fn min_t(a: Option<DateTime<Utc>>, b: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    Some(a.map_or(b, |a| a.min(b)))
+}
+
+fn max_t(a: Option<DateTime<Utc>>, b: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    Some(a.map_or(b, |a| a.max(b)))
+}
+
+/// What one source yielded.
+#[derive(Debug, Default)]
+struct Partial {
+    name: String,
+    first: Option<DateTime<Utc>>,
+    last: Option<DateTime<Utc>>,
+    /// Valid events in the source, duplicates included (the source covers them).
+    valid: u64,
+    duplicates: u64,
+    rejected: u64,
+    problems: Vec<String>,
+    keys: HashMap<String, KeyAgg>,
+}
+
+impl Partial {
+    fn reject(&mut self, line: u64, msg: String) {
+        self.rejected += 1;
+        if self.problems.len() < MAX_PROBLEMS {
+            self.problems.push(format!("{}:{line}: {msg}", self.name));
+        }
+    }
+}
+
+/// The run-wide set of event hashes (sharded to keep threads apart).
+struct Seen {
+    shards: Vec<Mutex<HashSet<u128>>>,
+    a: RandomState,
+    b: RandomState,
+}
+
+impl Seen {
+    fn new() -> Seen {
+        Seen {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashSet::new())).collect(),
+            a: RandomState::new(),
+            b: RandomState::new(),
+        }
+    }
+
+    /// True the first time an event with this hash is offered.
+    fn first_time(&self, ev: &Normalized<'_>) -> bool {
+        let h = ((self.a.hash_one(ev) as u128) << 64) | self.b.hash_one(ev) as u128;
+        let shard = (h as usize) % SHARDS;
+        self.shards[shard]
+            .lock()
+            .expect("dedup set poisoned")
+            .insert(h)
+    }
+}
+
+/// The whole event after normalization: what makes two lines the same event.
+#[derive(Hash)]
+struct Normalized<'a> {
+    ts: i64,
+    ts_nanos: u32,
+    key: &'a str,
+    method: &'a str,
+    path: &'a str,
+    status: u16,
+    source_ip: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    account_id: Option<&'a str>,
+    latency_bits: Option<u64>,
+    host: Option<&'a str>,
+}
+
+fn read_source(input: &Input, catalog: &Catalog, seen: &Seen) -> Result<Partial, UsageError> {
+    let name = input.name();
+    let mut partial = Partial {
+        name: name.clone(),
+        ..Partial::default()
+    };
+    let read_err = |source| UsageError::Read {
+        path: PathBuf::from(&name),
+        source,
+    };
+    match input {
+        Input::Stdin => {
+            let stdin = std::io::stdin();
+            let lock = stdin.lock();
+            read_lines(lock, &mut partial, catalog, seen).map_err(read_err)?;
+        }
+        Input::File(p) => {
+            let f = std::fs::File::open(p).map_err(read_err)?;
+            read_lines(f, &mut partial, catalog, seen).map_err(read_err)?;
+        }
+    }
+    Ok(partial)
+}
+
+fn read_lines<R: Read>(
+    r: R,
+    partial: &mut Partial,
+    catalog: &Catalog,
+    seen: &Seen,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::with_capacity(256 * 1024, r);
+    let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    let mut method_buf = String::with_capacity(8);
+    let mut line_no: u64 = 0;
+    loop {
+        buf.clear();
+        let n = reader.read_until(b'\n', &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let line = trim_ascii(&buf);
+        if line.is_empty() {
+            continue;
+        }
+        let ev: RawEvent<'_> = match serde_json::from_slice(line) {
+            Ok(ev) => ev,
+            Err(e) => {
+                let what = match e.classify() {
+                    serde_json::error::Category::Data => "not a usage event",
+                    _ => "not valid JSON",
+                };
+                partial.reject(line_no, redact_hex_runs(&format!("{what}: {e}")));
+                continue;
+            }
+        };
+        ingest_event(&ev, line_no, partial, catalog, seen, &mut method_buf);
+    }
+    Ok(())
+}
+
+fn opt<'b>(s: &'b Option<Str<'_>>) -> Option<&'b str> {
+    s.as_ref().map(|s| s.as_str())
+}
+
+fn trim_ascii(b: &[u8]) -> &[u8] {
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    let b = &b[start..end];
+    // a UTF-8 byte order mark at the start of a file
+    b.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(b)
+}
+
+fn ingest_event(
+    ev: &RawEvent<'_>,
+    line_no: u64,
+    partial: &mut Partial,
+    catalog: &Catalog,
+    seen: &Seen,
+    method_buf: &mut String,
+) {
+    let key = ev.key.as_str();
+    if looks_like_raw_key(key) {
+        partial.reject(
+            line_no,
+            "field `key` holds what looks like a raw API key (96 hex digits); usage events must \
+             name the key by its inventory name or fingerprint (sha256:...), never carry the key \
+             (the value is not shown). Revoke that key if the file was shared"
+                .to_string(),
+        );
+        return;
+    }
+    if key.trim().is_empty() {
+        partial.reject(line_no, "field `key` is empty".to_string());
+        return;
+    }
+    let Some(ts) = parse_ts(ev.ts.as_str()) else {
+        partial.reject(
+            line_no,
+            format!(
+                "field `ts` {:?} is not an RFC 3339 time (e.g. 2026-11-20T10:15:00Z)",
+                redact_hex_runs(ev.ts.as_str())
+            ),
+        );
+        return;
+    };
+    if !(100..=599).contains(&ev.status) {
+        partial.reject(
+            line_no,
+            format!("field `status` {} is not an HTTP status", ev.status),
+        );
+        return;
+    }
+    let m = ev.method.as_str().trim();
+    if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic()) {
+        partial.reject(
+            line_no,
+            format!(
+                "field `method` {:?} is not an HTTP method",
+                redact_hex_runs(m)
+            ),
+        );
+        return;
+    }
+    method_buf.clear();
+    method_buf.push_str(m);
+    method_buf.make_ascii_uppercase();
+    let method = method_buf.as_str();
+    let raw_path = ev.path.as_str();
+    let path = raw_path.split(['?', '#']).next().unwrap_or("");
+    if !path.starts_with('/') {
+        partial.reject(
+            line_no,
+            format!(
+                "field `path` {:?} is not a request path (it must start with /)",
+                redact_hex_runs(path)
+            ),
+        );
+        return;
+    }
+    let norm = Normalized {
+        ts: ts.timestamp(),
+        ts_nanos: ts.timestamp_subsec_nanos(),
+        key,
+        method,
+        path,
+        status: ev.status,
+        source_ip: opt(&ev.source_ip),
+        user_agent: opt(&ev.user_agent),
+        account_id: opt(&ev.account_id),
+        latency_bits: ev.latency_ms.map(f64::to_bits),
+        host: opt(&ev.host),
+    };
+    partial.valid += 1;
+    partial.first = min_t(partial.first, ts);
+    partial.last = max_t(partial.last, ts);
+    let fresh = seen.first_time(&norm);
+    let agg = match partial.keys.get_mut(key) {
+        Some(a) => a,
+        None => partial.keys.entry(key.to_string()).or_default(),
+    };
+    if !fresh {
+        partial.duplicates += 1;
+        return;
+    }
+    agg.events += 1;
+    agg.first = min_t(agg.first, ts);
+    agg.last = max_t(agg.last, ts);
+    let ok = (200..300).contains(&ev.status);
+    let matched = catalog.route(method, path);
+    let (route_key, template, scope) = match matched {
+        Some(r) => {
+            let tpl = r
+                .template
+                .split_once(' ')
+                .map(|(_, t)| t.to_string())
+                .unwrap_or_default();
+            (r.template, tpl, r.scope)
+        }
+        None => {
+            let tpl = unknown_template(path);
+            (format!("{method} {tpl}"), tpl, None)
+        }
+    };
+    let route = agg.routes.entry(route_key).or_insert_with(|| RouteAgg {
+        method: method.to_string(),
+        template,
+        scope: scope.clone(),
+        ..RouteAgg::default()
+    });
+    route.count += 1;
+    if ok {
+        route.ok += 1;
+    }
+    route.first = min_t(route.first, ts);
+    route.last = max_t(route.last, ts);
+    if let Some(s) = scope {
+        // A refused call (401/403) does not show the key needs the scope; any other answer does.
+        if ev.status != 401 && ev.status != 403 {
+            match agg.scopes.get_mut(&s) {
+                Some(t) => *t = (*t).max(ts),
+                None => {
+                    agg.scopes.insert(s, ts);
+                }
+            }
+        }
+    }
+    if let Some(ip) = &ev.source_ip {
+        bump(&mut agg.ips, ip.as_str());
+    }
+    if let Some(ua) = &ev.user_agent {
+        bump(&mut agg.agents, ua.as_str());
+    }
+    if let Some(h) = &ev.host {
+        let h = h.as_str();
+        if h.bytes().any(|b| b.is_ascii_uppercase()) {
+            bump(&mut agg.hosts, &h.to_ascii_lowercase());
+        } else {
+            bump(&mut agg.hosts, h);
+        }
+    }
+    if let Some(a) = &ev.account_id {
+        bump(&mut agg.accounts, a.as_str());
+    }
+    *agg.statuses.entry(ev.status).or_insert(0) += 1;
+}
+
+fn merge_counts(into: &mut BTreeMap<String, u64>, from: HashMap<String, u64>) {
+    for (k, v) in from {
+        *into.entry(k).or_insert(0) += v;
+    }
+}
+
+/// Reads every input and aggregates the events per key (see the module comment).
+pub fn read(paths: &[PathBuf], catalog: &Catalog) -> Result<Evidence, UsageError> {
+    let inputs = inputs(paths)?;
+    let seen = Seen::new();
+    let partials: Vec<Partial> = inputs
+        .par_iter()
+        .map(|i| read_source(i, catalog, &seen))
+        .collect::<Result<_, _>>()?;
+    Ok(merge(partials))
+}
+
+fn merge(partials: Vec<Partial>) -> Evidence {
+    let mut ev = Evidence::default();
+    let mut coverage: HashMap<String, DateTime<Utc>> = HashMap::new();
+    for p in partials {
+        ev.rejected += p.rejected;
+        ev.duplicates += p.duplicates;
+        for msg in p.problems {
+            if ev.problems.len() < MAX_PROBLEMS {
+                ev.problems.push(msg);
+            }
+        }
+        let (Some(first), Some(last)) = (p.first, p.last) else {
+            continue;
+        };
+        ev.sources.push(SourceSpan {
+            name: p.name.clone(),
+            first,
+            last,
+            events: p.valid,
+        });
+        for (key, agg) in p.keys {
+            let c = coverage.entry(key.clone()).or_insert(first);
+            *c = (*c).min(first);
+            let (Some(kf), Some(kl)) = (agg.first, agg.last) else {
+                // only duplicates of events another source holds: it still covers the key
+                continue;
+            };
+            ev.events += agg.events;
+            let u = ev.keys.entry(key.clone()).or_insert_with(|| KeyUsage {
+                key: key.clone(),
+                events: 0,
+                first_seen: kf,
+                last_seen: kl,
+                coverage_start: first,
+                routes: BTreeMap::new(),
+                scopes_used: BTreeMap::new(),
+                source_ips: BTreeMap::new(),
+                user_agents: BTreeMap::new(),
+                hosts: BTreeMap::new(),
+                statuses: BTreeMap::new(),
+                account_ids: BTreeMap::new(),
+            });
+            u.events += agg.events;
+            u.first_seen = u.first_seen.min(kf);
+            u.last_seen = u.last_seen.max(kl);
+            for (rk, r) in agg.routes {
+                let (Some(rf), Some(rl)) = (r.first, r.last) else {
+                    continue;
+                };
+                let e = u.routes.entry(rk).or_insert_with(|| RouteUsage {
+                    method: r.method.clone(),
+                    template: r.template.clone(),
+                    scope: r.scope.clone(),
+                    count: 0,
+                    first_seen: rf,
+                    last_seen: rl,
+                    ok: 0,
+                });
+                e.count += r.count;
+                e.ok += r.ok;
+                e.first_seen = e.first_seen.min(rf);
+                e.last_seen = e.last_seen.max(rl);
+            }
+            for (s, t) in agg.scopes {
+                let e = u.scopes_used.entry(s).or_insert(t);
+                *e = (*e).max(t);
+            }
+            merge_counts(&mut u.source_ips, agg.ips);
+            merge_counts(&mut u.user_agents, agg.agents);
+            merge_counts(&mut u.hosts, agg.hosts);
+            merge_counts(&mut u.account_ids, agg.accounts);
+            for (s, n) in agg.statuses {
+                *u.statuses.entry(s).or_insert(0) += n;
+            }
+        }
+    }
+    for (key, u) in ev.keys.iter_mut() {
+        if let Some(c) = coverage.get(key) {
+            u.coverage_start = *c;
+        }
+    }
+    ev
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn borrowed_and_escaped_strings_parse() {
+        let line = br#"{"ts":"2026-11-20T10:15:00Z","key":"pay\u0076y","method":"get","path":"/api/v1/transfers?x=1","status":200,"extra":[1,2]}"#;
+        let ev: RawEvent<'_> = serde_json::from_slice(line).unwrap();
+        assert_eq!(ev.key.as_str(), "payvy");
+        assert!(matches!(ev.path.0, Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn times_with_offsets_and_fractions() {
+        let a = parse_ts("2026-11-20T10:15:00Z").unwrap();
+        let b = parse_ts("2026-11-20T18:15:00.000+08:00").unwrap();
+        assert_eq!(a, b);
+        assert!(parse_ts("2026-11-20T10:15:00.123456Z").is_some());
+        assert!(parse_ts("2026-11-20T10:15:00+0000").is_some());
+        assert!(parse_ts("20 Nov 2026").is_none());
+    }
+
+    #[test]
+    fn unknown_paths_group_ids() {
+        assert_eq!(
+            unknown_template("/api/v1/things/3f2a9c1e-0000/sub"),
+            "/api/v1/things/{id}/sub"
+        );
+        assert_eq!(unknown_template("/api/v1/no_such"), "/api/v1/no_such");
+    }
+
+    #[test]
+    fn hex_runs_are_redacted() {
+        let k = "ab".repeat(48);
+        let m = redact_hex_runs(&format!("invalid type: string \"{k}\", expected u16"));
+        assert!(!m.contains(&k[..32]));
+        assert!(m.contains("<redacted>"));
+        assert_eq!(redact_hex_runs("line 12 column 3"), "line 12 column 3");
+    }
+}

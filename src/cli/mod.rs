@@ -2,8 +2,10 @@
 //! code (0 clean, 1 findings at or above `--fail-on`, 2 the tool failed) or an error that
 //! `main` prints and maps to 2.
 
+mod audit;
 mod demo;
 mod findings;
+mod inventory;
 mod rules;
 mod sandbox;
 mod scan;
@@ -79,6 +81,11 @@ pub enum ColorChoice {
 pub enum Command {
     /// Scan files, directories or standard input (`-`) for leaked Airwallex credentials.
     Scan(scan::ScanArgs),
+    /// List the declared Airwallex keys; `verify` logs each in, `discover` finds undeclared ones.
+    Inventory(inventory::InventoryArgs),
+    /// Least-privilege audit of every key: inventory, login check, discovery, usage evidence,
+    /// rules, findings recorded in the database.
+    Audit(audit::AuditArgs),
     /// Inspect and test the detection rules.
     #[command(subcommand)]
     Rules(rules::RulesCommand),
@@ -96,6 +103,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     let ctx = Context::new(&cli.global)?;
     match cli.command {
         Command::Scan(args) => scan::run(&ctx, args),
+        Command::Inventory(args) => inventory::run(&ctx, args),
+        Command::Audit(args) => audit::run(&ctx, args),
         Command::Rules(cmd) => rules::run(&ctx, cmd),
         Command::Demo(args) => demo::run(&ctx, args),
         Command::Sandbox(args) => sandbox::run(&ctx, args),

@@ -3,7 +3,10 @@
 //! loopback; no test reaches the internet.
 
 mod airwallex;
+mod audit;
 mod common;
+mod config;
 mod findings;
+mod inventory;
 mod scan;
 mod usage;

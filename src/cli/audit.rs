@@ -1,0 +1,117 @@
+//! `awxguard audit`: inventory, one login per key, discovery, usage evidence, the least-privilege
+//! rules, the findings store, the report. A key that cannot be examined (secret unreadable,
+//! Airwallex unreachable) is named in the summary and the audit goes on with the others.
+
+use super::inventory::{gather, rows, usage_paths};
+use super::Context;
+use crate::privilege::{self, PrivilegeRules};
+use crate::report::Report;
+use anyhow::Context as _;
+use clap::Args;
+use serde_json::json;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Usage events: a JSON Lines file or a directory of them (repeatable); adds to
+    /// `[audit] usage` in the config. Without evidence, usage rules say "not judged".
+    #[arg(long, value_name = "FILE|DIR")]
+    pub usage: Vec<PathBuf>,
+    /// Do not log in: judge the declared facts only (status `unverified`).
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Search this directory or file (config directories, env files) for keys; repeatable;
+    /// adds to `[audit] discover`. Undeclared keys found are shadow keys.
+    #[arg(long, value_name = "PATH")]
+    pub discover: Vec<PathBuf>,
+    /// Do not record the findings in the database (no lifecycle).
+    #[arg(long)]
+    pub no_store: bool,
+}
+
+pub fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<u8> {
+    let now = crate::clock::from_env().now();
+    let mut discover = ctx.config.audit.discover.clone();
+    discover.extend(args.discover.iter().cloned());
+    if ctx.config.keys.is_empty() && discover.is_empty() {
+        anyhow::bail!(
+            "no keys to audit: add [[key]] tables to {} (see examples/awxguard.toml) or give \
+             --discover PATH",
+            ctx.config
+                .path
+                .as_deref()
+                .unwrap_or(std::path::Path::new(crate::config::DEFAULT_PATH))
+                .display()
+        );
+    }
+    let rules = PrivilegeRules::load(
+        &ctx.config.audit.rule_dirs,
+        &ctx.config.audit.disable,
+        &ctx.config.audit.params,
+    )
+    .context("cannot load the privilege rules")?;
+    let usage = usage_paths(ctx, &args.usage);
+    let g = gather(ctx, !args.no_verify, &discover, &usage)?;
+    let facts = g.inventory.facts();
+    let mut findings = privilege::evaluate(&facts, g.evidence.as_ref(), &g.catalog, &rules, now);
+    let mut resolved = Vec::new();
+    let mut store_summary = None;
+    if !args.no_store {
+        let mut store = ctx.open_store()?;
+        let (summary, gone) = store
+            .record("audit", &mut findings, now)
+            .context("cannot record the findings")?;
+        store_summary = Some(summary);
+        resolved = gone;
+    }
+    let mut report = Report::new("audit", findings);
+    let s = &mut report.summary;
+    let declared = facts.iter().filter(|f| f.declared).count();
+    s.extra.insert(
+        "audit".into(),
+        json!({
+            "keys": facts.len(),
+            "declared": declared,
+            "undeclared": facts.len() - declared,
+            "verification": g.verify,
+            "discovery": g.discover,
+            "evidence": g.evidence.as_ref().map(|e| json!({
+                "sources": e.sources.len(),
+                "keys": e.keys.len(),
+                "rejected": e.rejected,
+            })),
+            "store": store_summary,
+        }),
+    );
+    s.extra
+        .insert("keys".into(), serde_json::to_value(rows(&g, now))?);
+    if !resolved.is_empty() {
+        for f in &resolved {
+            s.notes.push(format!(
+                "resolved since the last audit: {} {} ({})",
+                f.rule,
+                f.key.as_deref().unwrap_or("-"),
+                f.id
+            ));
+        }
+        s.extra
+            .insert("resolved".into(), serde_json::to_value(&resolved)?);
+    }
+    if let Some(d) = &g.discover {
+        s.problems = d.problems.clone();
+    }
+    if let Some(ev) = &g.evidence {
+        if ev.rejected > 0 {
+            s.notes.push(format!(
+                "{} usage-event lines rejected (see below); every valid line was used",
+                ev.rejected
+            ));
+        }
+        s.notes.extend(ev.problems.iter().cloned());
+    } else {
+        s.notes
+            .push("no usage evidence given (--usage FILE|DIR): usage rules are not judged".into());
+    }
+    s.notes.extend(g.inventory.problems());
+    ctx.emit(&report)
+}

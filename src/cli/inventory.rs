@@ -1,0 +1,411 @@
+//! `awxguard inventory`: the declared Airwallex keys (and, with `discover`, the undeclared ones),
+//! what each is declared to do, what one login says it can do, and when it was last used.
+
+use super::Context;
+use crate::inventory::{self, DiscoverOutcome, Entry, Inventory, VerifyOptions, VerifyStats};
+use crate::privilege::{Catalog, Environment, KeyKind};
+use crate::report::Report;
+use crate::scan::ScanOptions;
+use crate::usage::Evidence;
+use anyhow::Context as _;
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    #[command(subcommand)]
+    pub command: Option<InventoryCommand>,
+    /// Usage events (JSON Lines file or directory; repeatable) for the "last used" column;
+    /// adds to `[audit] usage` in the config.
+    #[arg(long, global = true, value_name = "FILE|DIR")]
+    pub usage: Vec<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InventoryCommand {
+    /// Log in once per key (within Airwallex's login rate limit) and show what each key can
+    /// really do, from its token's permissions.
+    Verify,
+    /// Search config directories and env files for Airwallex keys and match them to the
+    /// inventory by fingerprint; keys nobody declared are listed as shadow keys.
+    Discover {
+        /// Directories or files to search (ignored files included).
+        #[arg(value_name = "PATH", required = true)]
+        paths: Vec<PathBuf>,
+    },
+}
+
+/// What the inventory steps produced.
+pub struct Gathered {
+    pub inventory: Inventory,
+    pub verify: Option<VerifyStats>,
+    pub discover: Option<DiscoverOutcome>,
+    pub evidence: Option<Evidence>,
+    pub catalog: Catalog,
+}
+
+/// Inventory, then (optionally) verification, discovery and usage evidence.
+pub fn gather(
+    ctx: &Context,
+    verify: bool,
+    discover: &[PathBuf],
+    usage: &[PathBuf],
+) -> anyhow::Result<Gathered> {
+    let catalog = Catalog::builtin();
+    let mut inv = Inventory::from_config(&ctx.config, &catalog);
+    let verify = verify
+        .then(|| inventory::verify(&mut inv, &ctx.config.airwallex, &VerifyOptions::default()));
+    let discover = if discover.is_empty() {
+        None
+    } else {
+        for p in discover {
+            std::fs::symlink_metadata(p)
+                .with_context(|| format!("cannot search {} for keys", p.display()))?;
+        }
+        let matcher = super::scan::build_matcher(ctx, &[], &[])?;
+        let opts = ScanOptions {
+            respect_ignore: false,
+            follow_symlinks: ctx.config.scan.follow_symlinks.unwrap_or(true),
+            max_file_size: ctx
+                .config
+                .scan
+                .max_file_size
+                .unwrap_or(crate::scan::DEFAULT_MAX_FILE_SIZE),
+        };
+        let before = inv.entries.len();
+        let out = inventory::discover(&mut inv, &matcher, discover, &opts);
+        // Shadow keys found with a client ID next to them are verified too.
+        if verify.is_some() && inv.entries.len() > before {
+            let mut shadow = Inventory {
+                entries: inv.entries.split_off(before),
+            };
+            inventory::verify(
+                &mut shadow,
+                &ctx.config.airwallex,
+                &VerifyOptions::default(),
+            );
+            inv.entries.extend(shadow.entries);
+        }
+        Some(out)
+    };
+    let evidence = if usage.is_empty() {
+        None
+    } else {
+        Some(crate::usage::read_evidence(usage, &catalog).context("cannot read usage events")?)
+    };
+    Ok(Gathered {
+        inventory: inv,
+        verify,
+        discover,
+        evidence,
+        catalog,
+    })
+}
+
+/// One row of the inventory listing. Never the secret: its fingerprint only.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub name: String,
+    pub declared: bool,
+    pub environment: Environment,
+    pub kind: KeyKind,
+    /// Listed scopes of a custom key.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// How many catalog scopes the declaration grants.
+    pub scope_count: usize,
+    pub owner: Option<String>,
+    pub purpose: Option<String>,
+    pub integration: Option<String>,
+    pub created: Option<NaiveDate>,
+    pub age_days: Option<i64>,
+    pub rotated: Option<NaiveDate>,
+    pub rotated_days_ago: Option<i64>,
+    /// Last event in the usage evidence; `None` without evidence for the key.
+    pub last_used: Option<DateTime<Utc>>,
+    /// `live`, `revoked`, `forbidden`, `unknown` (login), or `unverified`.
+    pub status: String,
+    /// The token's permissions claim, when a login succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<String>>,
+    /// What those permissions mean, as far as Airwallex documents them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effective: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_detail: Option<String>,
+    pub fingerprint: Option<String>,
+    /// Why the secret could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub found_in: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub declared_at: Option<String>,
+}
+
+pub fn rows(g: &Gathered, now: DateTime<Utc>) -> Vec<Row> {
+    let today = now.date_naive();
+    g.inventory
+        .entries
+        .iter()
+        .map(|e: &Entry| {
+            let f = &e.facts;
+            let usage = g
+                .evidence
+                .as_ref()
+                .and_then(|ev| ev.for_key(&f.name, f.fingerprint.as_deref()));
+            Row {
+                name: f.name.clone(),
+                declared: f.declared,
+                environment: f.environment,
+                kind: f.kind,
+                scopes: if f.kind == KeyKind::Custom {
+                    f.declared_scopes.clone()
+                } else {
+                    Vec::new()
+                },
+                scope_count: f.declared_scopes.len(),
+                owner: f.owner.clone(),
+                purpose: f.purpose.clone(),
+                integration: f.integration.clone(),
+                created: f.created,
+                age_days: f.created.map(|c| (today - c).num_days()),
+                rotated: f.rotated,
+                rotated_days_ago: f.rotated.map(|r| (today - r).num_days()),
+                last_used: usage.map(|u| u.last_seen),
+                status: f
+                    .login
+                    .as_ref()
+                    .map(|l| l.verification.as_str().to_string())
+                    .unwrap_or_else(|| "unverified".into()),
+                permissions: f.login.as_ref().and_then(|l| l.permissions.clone()),
+                effective: f
+                    .login
+                    .as_ref()
+                    .and_then(|l| l.permissions.as_ref())
+                    .map(|p| inventory::effective_access(p).describe()),
+                login_detail: f.login.as_ref().map(|l| l.detail.clone()),
+                fingerprint: f.fingerprint.clone(),
+                problem: f.secret_problem.clone(),
+                found_in: f.storage.plaintext_locations.clone(),
+                declared_at: f.declared_at.clone(),
+            }
+        })
+        .collect()
+}
+
+fn kind_word(k: KeyKind) -> &'static str {
+    match k {
+        KeyKind::Admin => "admin",
+        KeyKind::ReadOnly => "read_only",
+        KeyKind::ReadWrite => "read_write",
+        KeyKind::Custom => "custom",
+    }
+}
+
+fn env_word(e: Environment) -> &'static str {
+    match e {
+        Environment::Production => "production",
+        Environment::Sandbox => "sandbox",
+    }
+}
+
+/// The human table, then one detail line per remark.
+pub fn render_table(rows: &[Row], evidence: bool, out: &mut dyn Write) -> std::io::Result<()> {
+    let header = [
+        "NAME",
+        "ENV",
+        "KIND",
+        "SCOPES",
+        "OWNER",
+        "AGE",
+        "ROTATED",
+        "LAST USED",
+        "STATUS",
+        "FINGERPRINT",
+    ];
+    let mut table: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    for r in rows {
+        let scopes = match r.kind {
+            KeyKind::Custom => match r.scopes.len() {
+                0 => "-".to_string(),
+                1 => r.scopes[0].clone(),
+                n => format!("{} +{}", r.scopes[0], n - 1),
+            },
+            KeyKind::Admin | KeyKind::ReadWrite => format!("all ({})", r.scope_count),
+            KeyKind::ReadOnly => format!("read ({})", r.scope_count),
+        };
+        let name = if r.declared {
+            r.name.clone()
+        } else {
+            "(undeclared)".to_string()
+        };
+        let kind = if r.declared { kind_word(r.kind) } else { "?" };
+        let last_used = match (&r.last_used, evidence) {
+            (Some(t), _) => t.format("%Y-%m-%d").to_string(),
+            (None, true) => "no evidence".into(),
+            (None, false) => "-".into(),
+        };
+        table.push(vec![
+            name,
+            if r.declared {
+                env_word(r.environment).into()
+            } else {
+                "?".into()
+            },
+            kind.into(),
+            scopes,
+            r.owner.clone().unwrap_or_else(|| "-".into()),
+            r.age_days.map_or("-".into(), |d| format!("{d}d")),
+            r.rotated.map_or("never".into(), |d| {
+                format!("{d} ({}d)", r.rotated_days_ago.unwrap_or(0))
+            }),
+            last_used,
+            r.status.clone(),
+            r.fingerprint.clone().unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| {
+            table
+                .iter()
+                .map(|row| row[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in &table {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, cell)| format!("{cell:<w$}", w = widths[c]))
+            .collect();
+        writeln!(out, "{}", line.join("  ").trim_end())?;
+    }
+    let mut details = Vec::new();
+    for r in rows {
+        if let Some(p) = &r.problem {
+            details.push(format!("{}: secret not resolvable: {p}", r.name));
+        }
+        if let Some(e) = &r.effective {
+            details.push(format!("{}: effective permissions: {e}", r.name));
+        } else if let Some(d) = &r.login_detail {
+            if r.status != "live" {
+                details.push(format!("{}: {} ({d})", r.name, r.status));
+            }
+        }
+        for loc in &r.found_in {
+            details.push(format!("{}: found in plain text at {loc}", r.name));
+        }
+    }
+    if !details.is_empty() {
+        writeln!(out)?;
+        for d in details {
+            writeln!(out, "  {d}")?;
+        }
+    }
+    Ok(())
+}
+
+/// The listing as a report: JSON carries the rows in `summary.keys`; human output is the table.
+pub fn emit_listing(ctx: &Context, g: &Gathered, command: &str) -> anyhow::Result<u8> {
+    let now = crate::clock::from_env().now();
+    let rows = rows(g, now);
+    let mut report = Report::new(command, Vec::new());
+    report
+        .summary
+        .extra
+        .insert("keys".into(), serde_json::to_value(&rows)?);
+    if let Some(v) = &g.verify {
+        report
+            .summary
+            .extra
+            .insert("verification".into(), serde_json::to_value(v)?);
+    }
+    if let Some(d) = &g.discover {
+        report
+            .summary
+            .extra
+            .insert("discovery".into(), serde_json::to_value(d)?);
+        report.summary.problems = d.problems.clone();
+    }
+    if let Some(ev) = &g.evidence {
+        report.summary.notes.extend(ev.problems.iter().cloned());
+    }
+    report.summary.notes.extend(g.inventory.problems());
+    if ctx.global.format == crate::report::Format::Human {
+        let mut buf = Vec::new();
+        render_table(&rows, g.evidence.is_some(), &mut buf)?;
+        for p in &report.summary.problems {
+            writeln!(buf, "warning: {}: {}", p.path, p.error)?;
+        }
+        for n in &report.summary.notes {
+            writeln!(buf, "note: {n}")?;
+        }
+        let shadow = rows.iter().filter(|r| !r.declared).count();
+        let mut line = format!("{} keys", rows.len());
+        if shadow > 0 {
+            line.push_str(&format!(" ({shadow} undeclared)"));
+        }
+        writeln!(buf, "{line}")?;
+        write_out(ctx, &buf)?;
+        return Ok(0);
+    }
+    ctx.emit(&report)
+}
+
+fn write_out(ctx: &Context, bytes: &[u8]) -> anyhow::Result<()> {
+    match &ctx.global.output {
+        Some(p) => std::fs::write(p, bytes)
+            .with_context(|| format!("cannot write report to {}", p.display()))?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            match out.write_all(bytes).and_then(|_| out.flush()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The usage paths from the config and the command line.
+pub fn usage_paths(ctx: &Context, extra: &[PathBuf]) -> Vec<PathBuf> {
+    let mut v = ctx.config.audit.usage.clone();
+    v.extend_from_slice(extra);
+    v
+}
+
+pub fn run(ctx: &Context, args: InventoryArgs) -> anyhow::Result<u8> {
+    let usage = usage_paths(ctx, &args.usage);
+    if ctx.config.keys.is_empty()
+        && !matches!(args.command, Some(InventoryCommand::Discover { .. }))
+    {
+        anyhow::bail!(
+            "no keys declared: add [[key]] tables to {} (see examples/awxguard.toml)",
+            ctx.config
+                .path
+                .as_deref()
+                .unwrap_or(std::path::Path::new(crate::config::DEFAULT_PATH))
+                .display()
+        );
+    }
+    match args.command {
+        None => {
+            let g = gather(ctx, false, &[], &usage)?;
+            emit_listing(ctx, &g, "inventory")
+        }
+        Some(InventoryCommand::Verify) => {
+            let g = gather(ctx, true, &[], &usage)?;
+            emit_listing(ctx, &g, "inventory verify")
+        }
+        Some(InventoryCommand::Discover { paths }) => {
+            let g = gather(ctx, false, &paths, &usage)?;
+            emit_listing(ctx, &g, "inventory discover")
+        }
+    }
+}

@@ -342,8 +342,11 @@ pub fn emit_listing(ctx: &Context, g: &Gathered, command: &str) -> anyhow::Resul
         for p in &report.summary.problems {
             writeln!(buf, "warning: {}: {}", p.path, p.error)?;
         }
-        for n in &report.summary.notes {
-            writeln!(buf, "note: {n}")?;
+        // Per-key problems are in the detail lines already; the evidence's remarks are not.
+        if let Some(ev) = &g.evidence {
+            for n in &ev.problems {
+                writeln!(buf, "note: {n}")?;
+            }
         }
         let shadow = rows.iter().filter(|r| !r.declared).count();
         let mut line = format!("{} keys", rows.len());

@@ -121,7 +121,7 @@ impl Inventory {
             Err(e) => (None, Some(e)),
         };
         if let Some(p) = &secret_problem {
-            tracing::warn!(key = %k.name, "secret not resolvable: {p}");
+            tracing::info!(key = %k.name, "secret not resolvable: {p}");
         }
         let facts = KeyFacts {
             name: k.name.clone(),

@@ -242,14 +242,26 @@ fn unreachable_airwallex_is_unknown_per_key_not_fatal() {
         .unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let text = stdout(&out);
+    assert!(text.contains("  a: unknown ("), "{text}");
+    assert!(text.contains("  b: unknown ("), "{text}");
+    let out = awxguard(dir.path())
+        .env("A_KEY", key("a"))
+        .env("B_KEY", key("b"))
+        .args(["inventory", "verify", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let r = json(&out);
+    let notes = r["summary"]["notes"].to_string();
     assert!(
-        text.contains(&format!(
-            "note: key \"a\" ({}): login outcome unknown ({url})",
+        notes.contains(&format!(
+            "key \\\"a\\\" ({}): login outcome unknown ({url})",
             fingerprint(&key("a"))
         )),
-        "{text}"
+        "{notes}"
     );
-    assert!(text.contains("note: key \"b\""), "{text}");
+    assert_eq!(row(&r, "b")["status"], "unknown");
+    let text = row(&r, "a")["login_detail"].as_str().unwrap().to_string();
     assert!(text.contains("gave up after 2 attempts"), "{text}");
 }
 

@@ -52,8 +52,12 @@ pub fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<u8> {
     .context("cannot load the privilege rules")?;
     let usage = usage_paths(ctx, &args.usage);
     let g = gather(ctx, !args.no_verify, &discover, &usage)?;
+    let mut timings = g.timings.clone();
+    let started = std::time::Instant::now();
     let facts = g.inventory.facts();
     let mut findings = privilege::evaluate(&facts, g.evidence.as_ref(), &g.catalog, &rules, now);
+    timings.insert("evaluate".into(), started.elapsed().as_millis() as u64);
+    let started = std::time::Instant::now();
     let mut resolved = Vec::new();
     let mut store_summary = None;
     if !args.no_store {
@@ -63,6 +67,7 @@ pub fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<u8> {
             .context("cannot record the findings")?;
         store_summary = Some(summary);
         resolved = gone;
+        timings.insert("store".into(), started.elapsed().as_millis() as u64);
     }
     let mut report = Report::new("audit", findings);
     let s = &mut report.summary;
@@ -81,6 +86,7 @@ pub fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<u8> {
                 "rejected": e.rejected,
             })),
             "store": store_summary,
+            "timings_ms": timings,
         }),
     );
     s.extra

@@ -45,6 +45,8 @@ pub struct Gathered {
     pub discover: Option<DiscoverOutcome>,
     pub evidence: Option<Evidence>,
     pub catalog: Catalog,
+    /// Milliseconds per step (`inventory`, `verify`, `discover`, `evidence`).
+    pub timings: std::collections::BTreeMap<String, u64>,
 }
 
 /// Inventory, then (optionally) verification, discovery and usage evidence.
@@ -54,10 +56,20 @@ pub fn gather(
     discover: &[PathBuf],
     usage: &[PathBuf],
 ) -> anyhow::Result<Gathered> {
+    let mut timings = std::collections::BTreeMap::new();
+    let mut clock = std::time::Instant::now();
+    let mut lap = |name: &str, timings: &mut std::collections::BTreeMap<String, u64>| {
+        timings.insert(name.to_string(), clock.elapsed().as_millis() as u64);
+        clock = std::time::Instant::now();
+    };
     let catalog = Catalog::builtin();
     let mut inv = Inventory::from_config(&ctx.config, &catalog);
+    lap("inventory", &mut timings);
     let verify = verify
         .then(|| inventory::verify(&mut inv, &ctx.config.airwallex, &VerifyOptions::default()));
+    if verify.is_some() {
+        lap("verify", &mut timings);
+    }
     let discover = if discover.is_empty() {
         None
     } else {
@@ -89,12 +101,16 @@ pub fn gather(
             );
             inv.entries.extend(shadow.entries);
         }
+        lap("discover", &mut timings);
         Some(out)
     };
     let evidence = if usage.is_empty() {
         None
     } else {
-        Some(crate::usage::read_evidence(usage, &catalog).context("cannot read usage events")?)
+        let ev =
+            crate::usage::read_evidence(usage, &catalog).context("cannot read usage events")?;
+        lap("evidence", &mut timings);
+        Some(ev)
     };
     Ok(Gathered {
         inventory: inv,
@@ -102,6 +118,7 @@ pub fn gather(
         discover,
         evidence,
         catalog,
+        timings,
     })
 }
 

@@ -159,6 +159,8 @@ pub struct Row {
     pub problem: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub found_in: Vec<String>,
+    /// Where and how the secret is stored (source, file mode, git work tree).
+    pub storage: crate::privilege::Storage,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub declared_at: Option<String>,
 }
@@ -208,6 +210,7 @@ pub fn rows(g: &Gathered, now: DateTime<Utc>) -> Vec<Row> {
                 fingerprint: f.fingerprint.clone(),
                 problem: f.secret_problem.clone(),
                 found_in: f.storage.plaintext_locations.clone(),
+                storage: f.storage.clone(),
                 declared_at: f.declared_at.clone(),
             }
         })

@@ -98,3 +98,42 @@ fn the_secret_never_appears_in_output_logs_database_or_errors() {
         }
     }
 }
+
+#[test]
+fn audit_discovery_verifies_shadow_keys_found_with_their_client_id() {
+    use crate::inventory::{airwallex_section, key_table, sim_key, spawn};
+    use awxguard::airwallex::simulator::Behaviour;
+    let dir = tempdir();
+    let sim = spawn(vec![
+        sim_key("payvy", "payvy", Behaviour::Live),
+        sim_key("legacy", "legacy", Behaviour::Live),
+    ]);
+    write(
+        dir.path(),
+        "etc/legacy.env",
+        format!(
+            "AIRWALLEX_CLIENT_ID={}\nAIRWALLEX_API_KEY={}\n",
+            client_id("legacy"),
+            key("legacy")
+        ),
+    );
+    let config = [
+        airwallex_section(&sim.url()),
+        key_table("payvy", "env:PAYVY_KEY", "production", "admin", ""),
+    ]
+    .concat();
+    write(dir.path(), "awxguard.toml", config);
+    let out = awxguard(dir.path())
+        .env("PAYVY_KEY", key("payvy"))
+        .args(["audit", "--discover", "etc", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(code(&out) <= 1, "{}", stderr(&out));
+    let r = json(&out);
+    assert_eq!(r["summary"]["audit"]["undeclared"], 1);
+    let shadow = row(&r, &fingerprint(&key("legacy")));
+    assert_eq!(shadow["declared"], false);
+    assert_eq!(shadow["status"], "live");
+    assert_eq!(logins(&sim, "legacy"), 1);
+    assert_no_secret(&stdout(&out), &key("legacy"), "audit with a shadow key");
+}

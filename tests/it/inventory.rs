@@ -314,3 +314,75 @@ fn discover_matches_declared_keys_and_finds_shadow_keys() {
         assert_no_secret(&stdout(&out), &key(k), "discover stdout");
     }
 }
+
+#[test]
+fn storage_facts_show_mode_git_work_tree_and_literal() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempdir();
+    std::fs::create_dir_all(dir.path().join("repo/.git")).unwrap();
+    write(dir.path(), "repo/conf/k.key", key("k"));
+    let p = dir.path().join("repo/conf/k.key");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let config = [
+        key_table("k", "file:repo/conf/k.key", "production", "admin", ""),
+        key_table(
+            "lit",
+            &key("lit"),
+            "sandbox",
+            "admin",
+            "allow_literal = true",
+        ),
+    ]
+    .concat();
+    write(dir.path(), "awxguard.toml", config);
+    let out = run(dir.path(), &["inventory", "--format", "json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let r = json(&out);
+    let s = &row(&r, "k")["storage"];
+    assert_eq!(s["source"]["type"], "file");
+    assert_eq!(s["file_mode"], 0o644);
+    assert_eq!(s["world_readable"], true);
+    assert_eq!(s["group_readable"], true);
+    let top = dir.path().join("repo").canonicalize().unwrap();
+    assert_eq!(s["in_git_work_tree"], top.to_str().unwrap());
+    let l = &row(&r, "lit");
+    assert_eq!(l["storage"]["source"]["type"], "literal");
+    assert_eq!(l["fingerprint"], fingerprint(&key("lit")).as_str());
+    assert!(
+        l["storage"]["file_mode"].is_number(),
+        "the config file's mode"
+    );
+    assert_no_secret(&stdout(&out), &key("lit"), "inventory with a literal");
+}
+
+#[test]
+fn one_login_per_credential_even_when_declared_under_two_names() {
+    let dir = tempdir();
+    // The simulator allows one login a minute for this key: a second login would be refused.
+    let sim = Simulator::spawn(SimState {
+        keys: vec![sim_key("shared", "shared", Behaviour::Live)],
+        login_limit_per_minute: 1,
+        ..SimState::default()
+    })
+    .unwrap();
+    let mut config = airwallex_section(&sim.url());
+    for (name, var) in [("erp", "ERP_KEY"), ("erp-copy", "ERP_COPY_KEY")] {
+        config.push_str(&format!(
+            "[[key]]\nname = \"{name}\"\nclient_id = \"{}\"\napi_key = \"env:{var}\"\n\
+             environment = \"production\"\nkind = \"admin\"\n\n",
+            client_id("shared")
+        ));
+    }
+    write(dir.path(), "awxguard.toml", config);
+    let out = awxguard(dir.path())
+        .env("ERP_KEY", key("shared"))
+        .env("ERP_COPY_KEY", key("shared"))
+        .args(["inventory", "verify", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let r = json(&out);
+    assert_eq!(row(&r, "erp")["status"], "live");
+    assert_eq!(row(&r, "erp-copy")["status"], "live");
+    assert_eq!(logins(&sim, "shared"), 1);
+}

@@ -1,23 +1,31 @@
 //! `awxguard rules`: list the rules in force and run every rule's examples.
 
 use super::Context;
+use crate::privilege::{Catalog, PrivilegeRules};
 use crate::scan::Matcher;
 use clap::Subcommand;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 #[derive(Debug, Subcommand)]
 pub enum RulesCommand {
     /// Run every rule's examples (must be found) and negative examples (must not be).
     Check {
-        /// Add the rules in this directory (or file); repeatable.
+        /// Add the leak rules in this directory (or file); repeatable.
         #[arg(long = "rules", value_name = "DIR")]
         rules: Vec<PathBuf>,
+        /// Add the privilege rules in this directory (or file); repeatable.
+        #[arg(long = "privilege-rules", value_name = "DIR")]
+        privilege_rules: Vec<PathBuf>,
     },
     /// List the rules in force.
     List {
-        /// Add the rules in this directory (or file); repeatable.
+        /// Add the leak rules in this directory (or file); repeatable.
         #[arg(long = "rules", value_name = "DIR")]
         rules: Vec<PathBuf>,
+        /// Add the privilege rules in this directory (or file); repeatable.
+        #[arg(long = "privilege-rules", value_name = "DIR")]
+        privilege_rules: Vec<PathBuf>,
     },
 }
 
@@ -77,9 +85,33 @@ pub fn check_leak_rules(matcher: &Matcher) -> (Vec<ExampleFailure>, usize) {
 
 pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
     match cmd {
-        RulesCommand::Check { rules } => {
+        RulesCommand::Check {
+            rules,
+            privilege_rules,
+        } => {
             let matcher = super::scan::build_matcher(ctx, &rules, &[])?;
             let (failures, ran) = check_leak_rules(&matcher);
+            let privilege = PrivilegeRules::load(&privilege_rules, &[], &BTreeMap::new())?;
+            let catalog = Catalog::builtin();
+            let (p_failures, p_ran) = privilege.check_examples(&catalog);
+            for f in &p_failures {
+                println!(
+                    "FAIL {} {} {} ({}): {}",
+                    f.rule,
+                    if f.expected_finding {
+                        "example"
+                    } else {
+                        "negative example"
+                    },
+                    f.index,
+                    if f.expected_finding {
+                        "must fire"
+                    } else {
+                        "must not fire"
+                    },
+                    f.detail
+                );
+            }
             for f in &failures {
                 println!(
                     "FAIL {} {} ({}): {}",
@@ -94,23 +126,50 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
                 );
             }
             let n = matcher.rules().rules.len();
-            if failures.is_empty() {
-                println!("rules check: {n} leak rules, {ran} examples: all pass");
+            let verdict = |failed: usize| {
+                if failed == 0 {
+                    "all pass".to_string()
+                } else {
+                    format!("{failed} failed")
+                }
+            };
+            println!(
+                "rules check: {n} leak rules, {ran} examples: {}",
+                verdict(failures.len())
+            );
+            println!(
+                "rules check: {} privilege rules, {p_ran} examples: {}",
+                privilege.rules.len(),
+                verdict(p_failures.len())
+            );
+            if failures.is_empty() && p_failures.is_empty() {
                 Ok(0)
             } else {
-                println!(
-                    "rules check: {n} leak rules, {ran} examples: {} failed",
-                    failures.len()
-                );
                 Ok(1)
             }
         }
-        RulesCommand::List { rules } => {
+        RulesCommand::List {
+            rules,
+            privilege_rules,
+        } => {
             let matcher = super::scan::build_matcher(ctx, &rules, &[])?;
             for r in &matcher.rules().rules {
                 println!("{:<32} {:<8} {}", r.id, r.severity.as_str(), r.name);
                 for p in &r.patterns {
                     println!("    pattern {}", p.name);
+                }
+            }
+            let privilege = PrivilegeRules::load(&privilege_rules, &[], &BTreeMap::new())?;
+            for r in &privilege.rules {
+                let sev = match r.severity_production {
+                    Some(p) if p != r.severity => format!("{} ({} in production)", r.severity, p),
+                    _ => r.severity.to_string(),
+                };
+                println!("{:<32} {:<8} {}", r.id, sev, r.name);
+                if !r.params.is_empty() {
+                    let params: Vec<String> =
+                        r.params.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                    println!("    params {}", params.join(", "));
                 }
             }
             Ok(0)

@@ -14,6 +14,22 @@ pub const BUILTIN_LEAK_RULES: &[(&str, &str)] = &[(
     include_str!("../../rules/leak/airwallex.toml"),
 )];
 
+/// The built-in privilege rule files, embedded at build time.
+pub const BUILTIN_PRIVILEGE_RULES: &[(&str, &str)] = &[
+    (
+        "rules/privilege/access.toml",
+        include_str!("../../rules/privilege/access.toml"),
+    ),
+    (
+        "rules/privilege/hygiene.toml",
+        include_str!("../../rules/privilege/hygiene.toml"),
+    ),
+    (
+        "rules/privilege/evidence.toml",
+        include_str!("../../rules/privilege/evidence.toml"),
+    ),
+];
+
 /// Why a rule file could not be used. Each message names the file and, where TOML can tell, the
 /// line and the field.
 #[derive(Debug, thiserror::Error)]

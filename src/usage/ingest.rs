@@ -576,6 +576,18 @@ pub fn read(paths: &[PathBuf], catalog: &Catalog) -> Result<Evidence, UsageError
     Ok(merge(partials))
 }
 
+/// Reads events from text in memory (rule examples, tests), named `name` in messages.
+pub fn read_text(name: &str, text: &str, catalog: &Catalog) -> Evidence {
+    let seen = Seen::new();
+    let mut partial = Partial {
+        name: name.to_string(),
+        ..Partial::default()
+    };
+    read_lines(text.as_bytes(), &mut partial, catalog, &seen)
+        .expect("reading from memory cannot fail");
+    merge(vec![partial])
+}
+
 fn merge(partials: Vec<Partial>) -> Evidence {
     let mut ev = Evidence::default();
     let mut coverage: HashMap<String, DateTime<Utc>> = HashMap::new();

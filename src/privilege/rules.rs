@@ -1,0 +1,730 @@
+//! Privilege rules as data: `rules/privilege/*.toml` (embedded), user directories, disabling by
+//! id and parameter overrides from config. The logic of each rule is a built-in evaluator named
+//! by its `check`; ids, severities, parameters, messages and remediation templates are data.
+
+use super::facts::{Environment, KeyFacts, KeyKind, LeakFact, LoginFacts, SecretSource, Storage};
+use super::Catalog;
+use crate::finding::{Action, Severity, Verification};
+use crate::rules::{line_of, toml_error, toml_files_in, RuleError, BUILTIN_PRIVILEGE_RULES};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// The built-in evaluators a rule can name in `check`.
+pub const CHECKS: &[&str] = &[
+    "admin-key",
+    "disguised-admin",
+    "declared-mismatch",
+    "permissions-unknown",
+    "write-never-used",
+    "unused-scope",
+    "unused-key",
+    "rotation-overdue",
+    "no-ip-whitelist",
+    "shared-key",
+    "payee-and-pay",
+    "webhook-write-unneeded",
+    "secret-literal",
+    "secret-file-readable",
+    "secret-in-git-work-tree",
+    "missing-owner",
+    "wrong-environment",
+    "key-revoked",
+    "key-refused",
+    "key-leaked",
+    "shadow-key",
+    "secret-unresolved",
+    "unknown-key",
+    "unknown-route",
+    "not-judged",
+];
+
+/// Placeholders a message or step may use; anything else is a load error.
+pub const PLACEHOLDERS: &[&str] = &[
+    "key",
+    "environment",
+    "kind",
+    "owner",
+    "integration",
+    "integration_place",
+    "scopes",
+    "days",
+    "permissions",
+    "evidence_summary",
+    "write_scopes",
+    "unused_scopes",
+    "unused_count",
+    "replacement_name",
+    "replacement_scopes",
+    "replacement_ips",
+    "coverage_start",
+    "first_seen",
+    "last_seen",
+    "age_days",
+    "consumers",
+    "consumer_count",
+    "wrong_environment",
+    "wrong_hosts",
+    "wrong_count",
+    "declared_at",
+    "secret_path",
+    "readable_by",
+    "file_mode",
+    "work_tree",
+    "missing",
+    "login_detail",
+    "leak_count",
+    "leak_places",
+    "found_at",
+    "secret_problem",
+    "evidence_key",
+    "events",
+    "source_ips",
+    "user_agents",
+    "unknown_count",
+    "unknown_routes",
+    "reason",
+    "not_judged_rules",
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    rule: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    id: String,
+    name: String,
+    check: String,
+    severity: Severity,
+    #[serde(default)]
+    severity_production: Option<Severity>,
+    #[serde(default)]
+    severity_sandbox: Option<Severity>,
+    action: Action,
+    #[serde(default)]
+    params: toml::Table,
+    description: String,
+    message: String,
+    #[serde(default)]
+    steps: Vec<String>,
+    #[serde(default)]
+    examples: Vec<Example>,
+    #[serde(default)]
+    negative_examples: Vec<Example>,
+}
+
+/// A small fact set a rule must fire on (`examples`) or stay silent on (`negative_examples`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Example {
+    pub keys: Vec<ExampleKey>,
+    /// Usage events, one contract line each.
+    #[serde(default)]
+    pub usage: Vec<String>,
+    /// The time of the evaluation; default 2026-11-24T12:00:00Z.
+    #[serde(default)]
+    pub now: Option<DateTime<Utc>>,
+}
+
+impl Example {
+    /// The time the example is evaluated at.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now.unwrap_or_else(|| {
+            DateTime::parse_from_rfc3339("2026-11-24T12:00:00Z")
+                .expect("valid")
+                .with_timezone(&Utc)
+        })
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn production() -> Environment {
+    Environment::Production
+}
+fn custom() -> KeyKind {
+    KeyKind::Custom
+}
+fn env_source() -> String {
+    "env".into()
+}
+
+/// A `KeyFacts` with defaults, as written in rule examples.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExampleKey {
+    pub name: String,
+    #[serde(default = "yes")]
+    pub declared: bool,
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+    #[serde(default = "production")]
+    pub environment: Environment,
+    #[serde(default = "custom")]
+    pub kind: KeyKind,
+    /// Scopes of a custom key (other kinds expand from the catalog).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub purpose: Option<String>,
+    #[serde(default)]
+    pub integration: Option<String>,
+    #[serde(default)]
+    pub created: Option<NaiveDate>,
+    #[serde(default)]
+    pub rotated: Option<NaiveDate>,
+    #[serde(default)]
+    pub ip_whitelist: Vec<String>,
+    #[serde(default)]
+    pub consumers: Vec<String>,
+    /// `env`, `file` or `literal`.
+    #[serde(default = "env_source")]
+    pub secret: String,
+    #[serde(default)]
+    pub file_mode: Option<u32>,
+    #[serde(default)]
+    pub world_readable: bool,
+    #[serde(default)]
+    pub group_readable: bool,
+    #[serde(default)]
+    pub git_work_tree: Option<PathBuf>,
+    #[serde(default)]
+    pub plaintext: Vec<String>,
+    #[serde(default)]
+    pub secret_problem: Option<String>,
+    /// `live`, `revoked`, `forbidden` or `unknown`.
+    #[serde(default)]
+    pub login: Option<Verification>,
+    #[serde(default)]
+    pub permissions: Option<Vec<String>>,
+    /// `path:line` places where the scanner found the key.
+    #[serde(default)]
+    pub leaks: Vec<String>,
+}
+
+impl ExampleKey {
+    /// The full facts, with tiers expanded from `catalog`.
+    pub fn to_facts(&self, catalog: &Catalog) -> KeyFacts {
+        let source = match self.secret.as_str() {
+            "literal" => SecretSource::Literal,
+            "file" => SecretSource::File {
+                path: PathBuf::from(format!("/etc/awxguard/{}.key", self.name)),
+            },
+            _ => SecretSource::Env {
+                var: format!("{}_AIRWALLEX_API_KEY", self.name.to_ascii_uppercase()),
+            },
+        };
+        KeyFacts {
+            name: self.name.clone(),
+            declared: self.declared,
+            client_id: "Xq3vT0bKp9LmN2cR5sWy7A".into(),
+            fingerprint: self.fingerprint.clone(),
+            environment: self.environment,
+            kind: self.kind,
+            declared_scopes: tier_scopes(self.kind, &self.scopes, catalog),
+            owner: self.owner.clone(),
+            purpose: self.purpose.clone(),
+            integration: self.integration.clone(),
+            created: self.created,
+            rotated: self.rotated,
+            ip_whitelist: self.ip_whitelist.clone(),
+            consumers: self.consumers.clone(),
+            storage: Storage {
+                source,
+                file_mode: self.file_mode,
+                world_readable: self.world_readable,
+                group_readable: self.group_readable,
+                in_git_work_tree: self.git_work_tree.clone(),
+                plaintext_locations: self.plaintext.clone(),
+            },
+            secret_problem: self.secret_problem.clone(),
+            login: self.login.map(|v| LoginFacts {
+                verification: v,
+                detail: match v {
+                    Verification::Revoked => "credentials_invalid".into(),
+                    Verification::Forbidden => "forbidden".into(),
+                    _ => String::new(),
+                },
+                permissions: self.permissions.clone(),
+                base_url: crate::airwallex::PRODUCTION_URL.into(),
+            }),
+            leaks: self
+                .leaks
+                .iter()
+                .map(|p| {
+                    let (path, line) = match p.rsplit_once(':') {
+                        Some((a, b)) if b.parse::<u64>().is_ok() => (a.to_string(), b.parse().ok()),
+                        _ => (p.clone(), None),
+                    };
+                    LeakFact {
+                        rule: "leak.airwallex.api-key".into(),
+                        path,
+                        line,
+                        commit: None,
+                        finding_id: crate::finding::finding_id("leak.airwallex.api-key", &[p]),
+                    }
+                })
+                .collect(),
+            declared_at: self.declared.then(|| "awxguard.toml:1".to_string()),
+        }
+    }
+}
+
+/// The scopes a tier stands for: every scope (admin, read_write), every read scope (read_only),
+/// or the listed ones (custom).
+pub fn tier_scopes(kind: KeyKind, listed: &[String], catalog: &Catalog) -> Vec<String> {
+    match kind {
+        KeyKind::Admin | KeyKind::ReadWrite => catalog.all_ids(),
+        KeyKind::ReadOnly => catalog.read_ids(),
+        KeyKind::Custom => listed.to_vec(),
+    }
+}
+
+/// One privilege rule in force.
+#[derive(Debug, Clone)]
+pub struct PrivilegeRule {
+    pub id: String,
+    pub name: String,
+    pub check: String,
+    pub severity: Severity,
+    pub severity_production: Option<Severity>,
+    pub severity_sandbox: Option<Severity>,
+    pub action: Action,
+    pub params: toml::Table,
+    pub description: String,
+    pub message: String,
+    pub steps: Vec<String>,
+    pub examples: Vec<Example>,
+    pub negative_examples: Vec<Example>,
+    pub source: PathBuf,
+}
+
+impl PrivilegeRule {
+    /// The severity for a key of `env`.
+    pub fn severity_for(&self, env: Option<Environment>) -> Severity {
+        match env {
+            Some(Environment::Production) => self.severity_production.unwrap_or(self.severity),
+            Some(Environment::Sandbox) => self.severity_sandbox.unwrap_or(self.severity),
+            None => self.severity,
+        }
+    }
+
+    /// An integer parameter (tested at load time to exist with that type).
+    pub fn int(&self, name: &str) -> i64 {
+        self.params
+            .get(name)
+            .and_then(|v| v.as_integer())
+            .unwrap_or(0)
+    }
+
+    /// A boolean parameter.
+    pub fn flag(&self, name: &str) -> bool {
+        self.params
+            .get(name)
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false)
+    }
+}
+
+/// The privilege rules in force (from `rules/privilege/`, user directories, config overrides).
+#[derive(Debug, Clone, Default)]
+pub struct PrivilegeRules {
+    pub rules: Vec<PrivilegeRule>,
+}
+
+impl PrivilegeRules {
+    /// Built-in rules plus `extra_dirs` (directories or files; files holding leak rules, whose
+    /// rules have no `check`, are skipped), less `disabled`, with parameter overrides by rule id
+    /// (e.g. `{"privilege.unused-scope": {"days": 60}}`; `severity` may be overridden too).
+    pub fn load(
+        extra_dirs: &[PathBuf],
+        disabled: &[String],
+        overrides: &BTreeMap<String, toml::Table>,
+    ) -> Result<PrivilegeRules, RuleError> {
+        let mut rules = Vec::new();
+        for (name, text) in BUILTIN_PRIVILEGE_RULES {
+            rules.extend(parse_file(Path::new(name), text)?);
+        }
+        for dir in extra_dirs {
+            let files = if dir.is_file() {
+                vec![dir.clone()]
+            } else {
+                toml_files_in(dir)?
+            };
+            for path in files {
+                let text = std::fs::read_to_string(&path).map_err(|source| RuleError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                if !is_privilege_file(&text) {
+                    continue;
+                }
+                rules.extend(parse_file(&path, &text)?);
+            }
+        }
+        let mut seen: HashMap<String, PathBuf> = HashMap::new();
+        for r in &rules {
+            if let Some(first) = seen.insert(r.id.clone(), r.source.clone()) {
+                return Err(RuleError::Duplicate {
+                    id: r.id.clone(),
+                    first,
+                    second: r.source.clone(),
+                });
+            }
+        }
+        let known = || {
+            let mut k: Vec<&str> = seen.keys().map(|s| s.as_str()).collect();
+            k.sort();
+            k.join(", ")
+        };
+        for id in disabled {
+            // a disabled id may name a leak rule: only complain when it looks like ours
+            if !seen.contains_key(id) && (id.starts_with("privilege.") || id.starts_with("usage."))
+            {
+                return Err(RuleError::UnknownDisabled {
+                    id: id.clone(),
+                    known: known(),
+                });
+            }
+        }
+        for (id, table) in overrides {
+            let Some(rule) = rules.iter_mut().find(|r| &r.id == id) else {
+                if id.starts_with("privilege.") || id.starts_with("usage.") {
+                    return Err(RuleError::Invalid {
+                        path: PathBuf::from("config"),
+                        id: id.clone(),
+                        message: format!(
+                            "override for a rule that does not exist (known: {})",
+                            known()
+                        ),
+                    });
+                }
+                continue;
+            };
+            apply_override(rule, table)?;
+        }
+        rules.retain(|r| !disabled.contains(&r.id));
+        Ok(PrivilegeRules { rules })
+    }
+
+    /// Only the built-in rules.
+    pub fn builtin() -> PrivilegeRules {
+        PrivilegeRules::load(&[], &[], &BTreeMap::new())
+            .expect("built-in privilege rules are valid (tested)")
+    }
+
+    pub fn get(&self, id: &str) -> Option<&PrivilegeRule> {
+        self.rules.iter().find(|r| r.id == id)
+    }
+
+    /// The rules using `check`.
+    pub fn with_check<'a>(&'a self, check: &'a str) -> impl Iterator<Item = &'a PrivilegeRule> {
+        self.rules.iter().filter(move |r| r.check == check)
+    }
+}
+
+/// An example that did not behave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExampleFailure {
+    pub rule: String,
+    /// 1-based index among the rule's examples (or negative examples).
+    pub index: usize,
+    pub expected_finding: bool,
+    pub detail: String,
+}
+
+impl PrivilegeRules {
+    /// Evaluates every rule's examples (the rule must fire) and negative examples (it must not)
+    /// with every rule in force; returns the failures and the number of examples run.
+    pub fn check_examples(&self, catalog: &Catalog) -> (Vec<ExampleFailure>, usize) {
+        let mut failures = Vec::new();
+        let mut ran = 0;
+        for rule in &self.rules {
+            for (expected, set) in [(true, &rule.examples), (false, &rule.negative_examples)] {
+                for (i, ex) in set.iter().enumerate() {
+                    ran += 1;
+                    let facts: Vec<KeyFacts> =
+                        ex.keys.iter().map(|k| k.to_facts(catalog)).collect();
+                    let evidence = (!ex.usage.is_empty()).then(|| {
+                        crate::usage::ingest::read_text("example", &ex.usage.join("\n"), catalog)
+                    });
+                    if let Some(ev) = &evidence {
+                        if ev.rejected > 0 {
+                            failures.push(ExampleFailure {
+                                rule: rule.id.clone(),
+                                index: i + 1,
+                                expected_finding: expected,
+                                detail: format!("bad usage line: {}", ev.problems.join("; ")),
+                            });
+                            continue;
+                        }
+                    }
+                    let found = super::evaluate(&facts, evidence.as_ref(), catalog, self, ex.now());
+                    let hit = found.iter().find(|f| f.rule == rule.id);
+                    match (expected, hit) {
+                        (true, None) => failures.push(ExampleFailure {
+                            rule: rule.id.clone(),
+                            index: i + 1,
+                            expected_finding: true,
+                            detail: "example not reported".into(),
+                        }),
+                        (false, Some(f)) => failures.push(ExampleFailure {
+                            rule: rule.id.clone(),
+                            index: i + 1,
+                            expected_finding: false,
+                            detail: format!("negative example reported: {}", f.message),
+                        }),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        (failures, ran)
+    }
+}
+
+fn is_privilege_file(text: &str) -> bool {
+    let Ok(t) = text.parse::<toml::Table>() else {
+        return true; // let the parser report the error with its line
+    };
+    match t.get("rule").and_then(|r| r.as_array()) {
+        Some(rules) => rules
+            .iter()
+            .any(|r| r.as_table().is_some_and(|t| t.contains_key("check"))),
+        None => false,
+    }
+}
+
+fn apply_override(rule: &mut PrivilegeRule, table: &toml::Table) -> Result<(), RuleError> {
+    let invalid = |message: String| RuleError::Invalid {
+        path: PathBuf::from("config"),
+        id: rule.id.clone(),
+        message,
+    };
+    for (k, v) in table {
+        if k == "severity" {
+            let s = v
+                .as_str()
+                .ok_or_else(|| invalid("severity: expected a string".into()))?;
+            let sev: Severity = s.parse().map_err(|e: String| invalid(e))?;
+            rule.severity = sev;
+            rule.severity_production = None;
+            rule.severity_sandbox = None;
+            continue;
+        }
+        let Some(old) = rule.params.get(k) else {
+            let mut known: Vec<&str> = rule.params.keys().map(|s| s.as_str()).collect();
+            known.push("severity");
+            return Err(invalid(format!(
+                "override parameter {k:?} does not exist (known: {})",
+                known.join(", ")
+            )));
+        };
+        if old.type_str() != v.type_str() {
+            return Err(invalid(format!(
+                "override parameter {k}: expected {}, got {}",
+                old.type_str(),
+                v.type_str()
+            )));
+        }
+        if v.as_integer().is_some_and(|n| n <= 0) {
+            return Err(invalid(format!(
+                "override parameter {k}: must be a positive number"
+            )));
+        }
+        rule.params.insert(k.clone(), v.clone());
+    }
+    Ok(())
+}
+
+fn placeholders(template: &str) -> impl Iterator<Item = &str> {
+    template
+        .split('{')
+        .skip(1)
+        .filter_map(|s| s.split_once('}'))
+        .map(|(p, _)| p)
+}
+
+fn parse_file(path: &Path, text: &str) -> Result<Vec<PrivilegeRule>, RuleError> {
+    let raw: RawFile = toml::from_str(text).map_err(|e| toml_error(path, text, e))?;
+    let mut out = Vec::new();
+    for r in raw.rule {
+        let line = text
+            .find(&format!("\"{}\"", r.id))
+            .map(|o| line_of(text, o))
+            .unwrap_or(1);
+        let parse_err = |message: String| RuleError::Parse {
+            path: path.to_path_buf(),
+            line,
+            message,
+        };
+        if !valid_id(&r.id) {
+            return Err(parse_err(format!(
+                "rule id {:?} must be dotted lowercase words beginning privilege. or usage.",
+                r.id
+            )));
+        }
+        if !CHECKS.contains(&r.check.as_str()) {
+            return Err(parse_err(format!(
+                "rule {}: check {:?} is not a built-in evaluator (known: {})",
+                r.id,
+                r.check,
+                CHECKS.join(", ")
+            )));
+        }
+        for t in std::iter::once(&r.message).chain(&r.steps) {
+            for p in placeholders(t) {
+                if !PLACEHOLDERS.contains(&p) {
+                    return Err(parse_err(format!(
+                        "rule {}: unknown placeholder {{{p}}} (known: {})",
+                        r.id,
+                        PLACEHOLDERS.join(", ")
+                    )));
+                }
+            }
+        }
+        if r.examples.is_empty() || r.negative_examples.is_empty() {
+            return Err(parse_err(format!(
+                "rule {}: give at least one example and one negative example",
+                r.id
+            )));
+        }
+        for ex in r.examples.iter().chain(&r.negative_examples) {
+            if ex.keys.is_empty() {
+                return Err(parse_err(format!(
+                    "rule {}: an example needs at least one key",
+                    r.id
+                )));
+            }
+        }
+        out.push(PrivilegeRule {
+            id: r.id,
+            name: r.name,
+            check: r.check,
+            severity: r.severity,
+            severity_production: r.severity_production,
+            severity_sandbox: r.severity_sandbox,
+            action: r.action,
+            params: r.params,
+            description: r.description,
+            message: r.message,
+            steps: r.steps,
+            examples: r.examples,
+            negative_examples: r.negative_examples,
+            source: path.to_path_buf(),
+        });
+    }
+    Ok(out)
+}
+
+fn valid_id(id: &str) -> bool {
+    (id.starts_with("privilege.") || id.starts_with("usage."))
+        && id.split('.').all(|w| {
+            !w.is_empty()
+                && w.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_rules_load_with_unique_ids() {
+        let r = PrivilegeRules::builtin();
+        assert!(r.rules.len() >= 24, "{}", r.rules.len());
+        let mut ids: Vec<&str> = r.rules.iter().map(|r| r.id.as_str()).collect();
+        let n = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "rule ids must be unique");
+    }
+
+    #[test]
+    fn every_check_is_used_by_a_builtin_rule() {
+        let r = PrivilegeRules::builtin();
+        for c in CHECKS {
+            assert!(r.with_check(c).next().is_some(), "check {c} unused");
+        }
+    }
+
+    #[test]
+    fn builtin_examples_pass() {
+        let (failures, ran) = PrivilegeRules::builtin().check_examples(&Catalog::builtin());
+        assert!(ran >= 48, "{ran}");
+        assert!(failures.is_empty(), "{failures:#?}");
+    }
+
+    #[test]
+    fn overrides_are_checked() {
+        let mut o = BTreeMap::new();
+        o.insert(
+            "privilege.unused-scope".to_string(),
+            toml::toml! { days = 60 },
+        );
+        let r = PrivilegeRules::load(&[], &[], &o).unwrap();
+        assert_eq!(r.get("privilege.unused-scope").unwrap().int("days"), 60);
+        o.insert(
+            "privilege.unused-scope".to_string(),
+            toml::toml! { dayz = 60 },
+        );
+        let e = PrivilegeRules::load(&[], &[], &o).unwrap_err().to_string();
+        assert!(e.contains("dayz") && e.contains("days"), "{e}");
+        o.insert(
+            "privilege.unused-scope".to_string(),
+            toml::toml! { days = "60" },
+        );
+        let e = PrivilegeRules::load(&[], &[], &o).unwrap_err().to_string();
+        assert!(e.contains("expected integer"), "{e}");
+    }
+
+    #[test]
+    fn disabling_by_id() {
+        let r =
+            PrivilegeRules::load(&[], &["privilege.admin-key".into()], &BTreeMap::new()).unwrap();
+        assert!(r.get("privilege.admin-key").is_none());
+        let e = PrivilegeRules::load(&[], &["privilege.nope".into()], &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("privilege.nope"), "{e}");
+    }
+
+    #[test]
+    fn unknown_placeholders_and_checks_are_errors_with_file_and_line() {
+        let text = r#"
+[[rule]]
+id = "privilege.custom"
+name = "x"
+check = "admin-key"
+severity = "low"
+action = "narrow"
+description = "d"
+message = "{key} {nope}"
+[[rule.examples]]
+keys = [{ name = "a" }]
+[[rule.negative_examples]]
+keys = [{ name = "a" }]
+"#;
+        let e = parse_file(Path::new("mine.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("mine.toml:3: ") && e.contains("{nope}"),
+            "{e}"
+        );
+        let e = parse_file(Path::new("mine.toml"), &text.replace("admin-key", "magic"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("magic"), "{e}");
+    }
+}

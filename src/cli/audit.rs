@@ -51,7 +51,15 @@ pub fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<u8> {
     )
     .context("cannot load the privilege rules")?;
     let usage = usage_paths(ctx, &args.usage);
-    let g = gather(ctx, !args.no_verify, &discover, &usage)?;
+    let mut g = gather(ctx, !args.no_verify, &discover, &usage)?;
+    let mut store = if args.no_store {
+        None
+    } else {
+        Some(ctx.open_store()?)
+    };
+    if let Some(st) = &store {
+        link_leaks(&mut g.inventory, st, now)?;
+    }
     let mut timings = g.timings.clone();
     let started = std::time::Instant::now();
     let facts = g.inventory.facts();
@@ -60,8 +68,7 @@ pub fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<u8> {
     let started = std::time::Instant::now();
     let mut resolved = Vec::new();
     let mut store_summary = None;
-    if !args.no_store {
-        let mut store = ctx.open_store()?;
+    if let Some(store) = store.as_mut() {
         let (summary, gone) = store
             .record("audit", &mut findings, now)
             .context("cannot record the findings")?;
@@ -120,4 +127,40 @@ pub fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<u8> {
     }
     s.notes.extend(g.inventory.problems());
     ctx.emit(&report)
+}
+
+/// Leaks the scanner recorded (`awxguard scan`, scope `scan`, not resolved) become the `leaks` of
+/// the inventory key with the same fingerprint.
+fn link_leaks(
+    inv: &mut crate::inventory::Inventory,
+    store: &crate::store::Store,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
+    let stored = store
+        .list(Some("scan"), now)
+        .context("cannot read the scanner's findings")?;
+    for s in stored {
+        let f = &s.finding;
+        if f.rule != crate::inventory::API_KEY_RULE
+            || f.status == Some(crate::finding::Status::Resolved)
+        {
+            continue;
+        }
+        let (Some(secret), Some(path)) = (&f.secret, &f.path) else {
+            continue;
+        };
+        if let Some(e) = inv.by_fingerprint_mut(&secret.fingerprint) {
+            if e.facts.leaks.iter().any(|l| l.finding_id == f.id) {
+                continue;
+            }
+            e.facts.leaks.push(privilege::LeakFact {
+                rule: f.rule.clone(),
+                path: path.clone(),
+                line: f.line,
+                commit: f.commit.as_ref().map(|c| c.id.clone()),
+                finding_id: f.id.clone(),
+            });
+        }
+    }
+    Ok(())
 }

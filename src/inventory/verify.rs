@@ -115,13 +115,13 @@ fn login_facts(outcome: &LoginOutcome, base_url: &str) -> LoginFacts {
             ),
         },
         LoginOutcome::Revoked { code, message } => (
-            format!("HTTP 401 {code}: {message} (revoked, expired or wrong credentials)"),
+            format!("{code}: {message} (revoked, expired or wrong credentials)"),
             None,
         ),
         LoginOutcome::Forbidden { code, message } => (
             format!(
-                "HTTP 403 {code}: {message} (this machine's IP is not in the key's whitelist, or \
-                 a permission is missing)"
+                "{code}: {message} (this machine's IP is not in the key's whitelist, or a \
+                 permission is missing)"
             ),
             None,
         ),

@@ -137,3 +137,337 @@ fn audit_discovery_verifies_shadow_keys_found_with_their_client_id() {
     assert_eq!(logins(&sim, "legacy"), 1);
     assert_no_secret(&stdout(&out), &key("legacy"), "audit with a shadow key");
 }
+
+/// A usage event in the contract's format.
+fn event(days_ago: i64, key: &str, method: &str, path: &str, host: &str, agent: &str) -> String {
+    let ts = chrono::DateTime::parse_from_rfc3339("2026-11-24T12:00:00Z").unwrap()
+        - chrono::Duration::days(days_ago);
+    serde_json::json!({
+        "ts": ts.to_rfc3339(),
+        "key": key,
+        "method": method,
+        "path": path,
+        "status": 200,
+        "source_ip": "127.0.0.1",
+        "user_agent": agent,
+        "host": host,
+    })
+    .to_string()
+}
+
+/// Calls every five days over 100 days (the evidence covers every 90-day window).
+fn steady(key: &str, method: &str, path: &str, host: &str) -> Vec<String> {
+    (1..=100)
+        .step_by(5)
+        .map(|d| event(d, key, method, path, host, "payvy/1.0"))
+        .collect()
+}
+
+const PROD: &str = "api.airwallex.com";
+const WL: &str = "ip_whitelist = [\"127.0.0.1\"]\nowner = \"finance\"\npurpose = \"AP\"\nrotated = 2026-10-01\ncreated = 2025-01-01";
+
+/// One key per rule (and a clean key that breaks none), with usage evidence, a recorded scanner
+/// leak, a shadow key in an env file, and the simulator answering each login.
+fn rules_fixture(dir: &std::path::Path) -> std::process::Command {
+    use crate::inventory::{airwallex_section, key_table, sim_key, spawn};
+    use awxguard::airwallex::simulator::Behaviour;
+    use std::os::unix::fs::PermissionsExt;
+    let mut keys = Vec::new();
+    let mut sk = |name: &str, b: Behaviour, perms: &[&str], wl: &[&str]| {
+        let mut k = sim_key(name, name, b);
+        k.permissions = perms.iter().map(|s| s.to_string()).collect();
+        k.ip_whitelist = wl.iter().map(|s| s.to_string()).collect();
+        keys.push(k);
+    };
+    let admin = ["r:awx:*:*", "w:awx:*:*"];
+    sk("clean", Behaviour::Live, &[], &[]);
+    sk("payvy-admin", Behaviour::Live, &admin, &[]);
+    sk("disguised", Behaviour::Live, &admin, &[]);
+    sk(
+        "mismatch",
+        Behaviour::Live,
+        &["r:awx:transfer:*", "w:awx:transfer:*"],
+        &[],
+    );
+    sk("rw-reads", Behaviour::Live, &[], &[]);
+    sk("idle", Behaviour::Live, &[], &[]);
+    sk("payee", Behaviour::Live, &[], &[]);
+    sk("hooks", Behaviour::Live, &[], &[]);
+    sk("shared", Behaviour::Live, &[], &[]);
+    sk("wrongenv", Behaviour::Live, &[], &[]);
+    sk("stale", Behaviour::Live, &[], &[]);
+    sk("open", Behaviour::Live, &[], &[]);
+    sk("literal", Behaviour::Live, &[], &[]);
+    sk("readable", Behaviour::Live, &[], &[]);
+    sk("ingit", Behaviour::Live, &[], &[]);
+    sk("noowner", Behaviour::Live, &[], &[]);
+    sk("revoked", Behaviour::Revoked, &[], &[]);
+    sk("refused", Behaviour::Live, &[], &["10.0.0.0/24"]);
+    sk("leaked", Behaviour::Live, &[], &[]);
+    let sim = spawn(keys);
+    let t = |name: &str, src: &str, kind: &str, extra: &str| {
+        key_table(name, src, "production", kind, extra)
+    };
+    let custom = |scopes: &str, extra: &str| format!("scopes = [{scopes}]\n{extra}");
+    let config = [
+        airwallex_section(&sim.url()),
+        t("clean", "file:secrets/clean.key", "custom", &custom("\"transfer:read\"", &format!("{WL}\nconsumers = [\"payvy-worker\"]\nintegration = \"Payvy accounts payable\""))),
+        t("payvy-admin", "env:K_PAYVY_ADMIN", "admin", WL),
+        t("disguised", "env:K_DISGUISED", "read_only", WL),
+        t("mismatch", "env:K_MISMATCH", "read_only", WL),
+        t("rw-reads", "env:K_RW_READS", "read_write", WL),
+        t("idle", "env:K_IDLE", "custom", &custom("\"balance:read\"", WL)),
+        t("payee", "env:K_PAYEE", "custom", &custom("\"beneficiary:write\", \"transfer:write\"", WL)),
+        t("hooks", "env:K_HOOKS", "custom", &custom("\"webhook:write\", \"transfer:read\"", WL)),
+        t("shared", "env:K_SHARED", "custom", &custom("\"transfer:read\"", &format!("{WL}\nconsumers = [\"erp\", \"payroll\"]"))),
+        t("wrongenv", "env:K_WRONGENV", "custom", &custom("\"transfer:read\"", WL)),
+        t("stale", "env:K_STALE", "custom", &custom("\"transfer:read\"", "ip_whitelist = [\"127.0.0.1\"]\nowner = \"finance\"\npurpose = \"AP\"\ncreated = 2024-01-01")),
+        t("open", "env:K_OPEN", "custom", &custom("\"transfer:read\"", "owner = \"finance\"\npurpose = \"AP\"\nrotated = 2026-10-01\ncreated = 2025-01-01")),
+        t("literal", &key("literal"), "custom", &custom("\"transfer:read\"", &format!("{WL}\nallow_literal = true"))),
+        t("readable", "file:secrets/readable.key", "custom", &custom("\"transfer:read\"", WL)),
+        t("ingit", "file:repo/conf/ingit.key", "custom", &custom("\"transfer:read\"", WL)),
+        t("noowner", "env:K_NOOWNER", "custom", &custom("\"transfer:read\"", "ip_whitelist = [\"127.0.0.1\"]\nrotated = 2026-10-01\ncreated = 2025-01-01")),
+        t("revoked", "env:K_REVOKED", "custom", &custom("\"transfer:read\"", WL)),
+        t("refused", "env:K_REFUSED", "custom", &custom("\"transfer:read\"", WL)),
+        t("leaked", "env:K_LEAKED", "custom", &custom("\"transfer:read\"", WL)),
+        t("nosecret", "env:K_NOT_SET", "custom", &custom("\"transfer:read\"", WL)),
+    ]
+    .concat();
+    write(dir, "awxguard.toml", config);
+    std::fs::set_permissions(
+        dir.join("awxguard.toml"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    for (name, rel, mode) in [
+        ("clean", "secrets/clean.key", 0o600),
+        ("readable", "secrets/readable.key", 0o644),
+        ("ingit", "repo/conf/ingit.key", 0o600),
+    ] {
+        write(dir, rel, key(name));
+        std::fs::set_permissions(dir.join(rel), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    std::fs::create_dir_all(dir.join("repo/.git")).unwrap();
+    // Usage evidence.
+    let mut lines = Vec::new();
+    let tr = "/api/v1/transfers";
+    for k in [
+        "clean",
+        "payvy-admin",
+        "disguised",
+        "mismatch",
+        "rw-reads",
+        "payee",
+        "hooks",
+        "shared",
+        "stale",
+        "open",
+        "literal",
+        "readable",
+        "ingit",
+        "noowner",
+        "revoked",
+        "refused",
+        "leaked",
+    ] {
+        lines.extend(steady(k, "GET", tr, PROD));
+    }
+    lines.extend(steady("wrongenv", "GET", tr, "api-demo.airwallex.com"));
+    lines.push(event(3, "shared", "GET", tr, PROD, "payroll-sync/2.1"));
+    lines.push(event(
+        2,
+        "rw-reads",
+        "GET",
+        "/api/v1/not_a_route/x1",
+        PROD,
+        "payvy/1.0",
+    ));
+    lines.push(event(2, "mystery", "GET", tr, PROD, "curl/8.0"));
+    write(dir, "usage/events.jsonl", lines.join("\n") + "\n");
+    // A leak the scanner recorded earlier.
+    let db = dir.join(".awxguard-test.db");
+    let mut store = awxguard::store::Store::open(&db).unwrap();
+    let fp = fingerprint(&key("leaked"));
+    let mut f = awxguard::finding::Finding::new(
+        "leak.airwallex.api-key",
+        awxguard::finding::Severity::Critical,
+        "Airwallex API key in deploy/.env",
+        &["deploy/.env", &fp],
+    );
+    f.path = Some("deploy/.env".into());
+    f.line = Some(3);
+    f.secret = Some(awxguard::finding::SecretRef {
+        preview: awxguard::secret::preview(&key("leaked")),
+        fingerprint: fp,
+        client_id: None,
+    });
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-24T11:00:00Z")
+        .unwrap()
+        .to_utc();
+    store.record("scan", &mut [f], now).unwrap();
+    drop(store);
+    // A key nobody declared, in an env file.
+    write(
+        dir,
+        "found/legacy.env",
+        format!("AIRWALLEX_API_KEY={}\n", key("legacy")),
+    );
+    let mut cmd = awxguard(dir);
+    for name in [
+        "payvy-admin",
+        "disguised",
+        "mismatch",
+        "rw-reads",
+        "idle",
+        "payee",
+        "hooks",
+        "shared",
+        "wrongenv",
+        "stale",
+        "open",
+        "noowner",
+        "revoked",
+        "refused",
+        "leaked",
+    ] {
+        cmd.env(
+            format!("K_{}", name.to_uppercase().replace('-', "_")),
+            key(name),
+        );
+    }
+    cmd.env_remove("K_NOT_SET");
+    // The simulator's thread serves until the test process ends.
+    drop(sim);
+    cmd
+}
+
+fn pairs(r: &serde_json::Value) -> Vec<(String, String)> {
+    r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_string(),
+                f["key"].as_str().unwrap_or("-").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn each_rule_fires_on_its_key_and_not_on_a_clean_key() {
+    let dir = tempdir();
+    let mut cmd = rules_fixture(dir.path());
+    let out = cmd
+        .args([
+            "audit",
+            "--usage",
+            "usage",
+            "--discover",
+            "found",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let r = json(&out);
+    let got = pairs(&r);
+    let legacy = fingerprint(&key("legacy"));
+    let want = [
+        ("privilege.admin-key", "payvy-admin"),
+        ("privilege.disguised-admin", "disguised"),
+        ("privilege.declared-mismatch", "mismatch"),
+        ("privilege.permissions-unknown", "mismatch"),
+        ("privilege.write-never-used", "rw-reads"),
+        ("privilege.unused-scope", "rw-reads"),
+        ("privilege.unused-key", "idle"),
+        ("privilege.payee-and-pay", "payee"),
+        ("privilege.webhook-write-unneeded", "hooks"),
+        ("privilege.shared-key", "shared"),
+        ("privilege.wrong-environment", "wrongenv"),
+        ("privilege.rotation-overdue", "stale"),
+        ("privilege.no-ip-whitelist", "open"),
+        ("privilege.secret-literal", "literal"),
+        ("privilege.secret-file-readable", "readable"),
+        ("privilege.secret-in-git-work-tree", "ingit"),
+        ("privilege.missing-owner", "noowner"),
+        ("privilege.key-revoked", "revoked"),
+        ("privilege.key-refused", "refused"),
+        ("privilege.key-leaked", "leaked"),
+        ("privilege.shadow-key", legacy.as_str()),
+        ("privilege.secret-unresolved", "nosecret"),
+        ("usage.unknown-key", "mystery"),
+        ("usage.unknown-route", "rw-reads"),
+    ];
+    let mut missing = Vec::new();
+    for (rule, k) in want {
+        if !got.iter().any(|(r, g)| r == rule && g == k) {
+            missing.push(format!("{rule} on {k}"));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "did not fire: {missing:?}\ngot: {got:#?}"
+    );
+    // The clean key breaks no rule, and each rule stays quiet on it.
+    let clean: Vec<&(String, String)> = got.iter().filter(|(_, k)| k == "clean").collect();
+    assert!(clean.is_empty(), "clean key has findings: {clean:?}");
+    // Every finding of the first audit is new.
+    for f in r["findings"].as_array().unwrap() {
+        assert_eq!(f["status"], "new", "{f}");
+    }
+    for k in [
+        "clean",
+        "payvy-admin",
+        "literal",
+        "leaked",
+        "legacy",
+        "readable",
+        "ingit",
+    ] {
+        assert_no_secret(&stdout(&out), &key(k), "audit report");
+        assert_no_secret(&stderr(&out), &key(k), "audit stderr");
+    }
+}
+
+#[test]
+fn recommendations_snapshot() {
+    let dir = tempdir();
+    let mut cmd = rules_fixture(dir.path());
+    let out = cmd
+        .args([
+            "audit",
+            "--usage",
+            "usage",
+            "--discover",
+            "found",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let mut text = stdout(&out);
+    for p in [dir.path().canonicalize().unwrap(), dir.path().to_path_buf()] {
+        text = text.replace(p.to_str().unwrap(), "[DIR]");
+    }
+    let r: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut recs: Vec<serde_json::Value> = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "rule": f["rule"],
+                "key": f["key"],
+                "severity": f["severity"],
+                "message": f["message"],
+                "recommendation": f["recommendation"],
+            })
+        })
+        .collect();
+    recs.sort_by_key(|v| (v["key"].to_string(), v["rule"].to_string()));
+    insta::assert_json_snapshot!("audit_recommendations", recs);
+}

@@ -471,3 +471,101 @@ fn recommendations_snapshot() {
     recs.sort_by_key(|v| (v["key"].to_string(), v["rule"].to_string()));
     insta::assert_json_snapshot!("audit_recommendations", recs);
 }
+
+#[test]
+fn lifecycle_new_then_open_and_resolved_after_the_config_changes() {
+    use crate::inventory::{airwallex_section, key_table, sim_key, spawn};
+    use awxguard::airwallex::simulator::Behaviour;
+    let dir = tempdir();
+    let sim = spawn(vec![sim_key("payvy", "payvy", Behaviour::Live)]);
+    let config = |extra: &str| {
+        [
+            airwallex_section(&sim.url()),
+            key_table(
+                "payvy",
+                "env:PAYVY_KEY",
+                "production",
+                "admin",
+                &format!("owner = \"finance\"\npurpose = \"AP\"\n{extra}"),
+            ),
+        ]
+        .concat()
+    };
+    let audit = || {
+        let out = awxguard(dir.path())
+            .env("PAYVY_KEY", key("payvy"))
+            .args(["audit", "--format", "json"])
+            .output()
+            .unwrap();
+        assert!(code(&out) <= 1, "{}", stderr(&out));
+        json(&out)
+    };
+    let status = |r: &serde_json::Value, rule: &str| -> Option<String> {
+        r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["rule"] == rule)
+            .map(|f| f["status"].as_str().unwrap().to_string())
+    };
+    write(dir.path(), "awxguard.toml", config(""));
+    let first = audit();
+    assert_eq!(
+        status(&first, "privilege.no-ip-whitelist").as_deref(),
+        Some("new")
+    );
+    assert_eq!(
+        status(&first, "privilege.admin-key").as_deref(),
+        Some("new")
+    );
+    assert_eq!(
+        first["summary"]["audit"]["store"]["new"],
+        first["summary"]["findings"]
+    );
+    // The whitelist is added: that finding is resolved, the admin key is still open.
+    write(
+        dir.path(),
+        "awxguard.toml",
+        config("ip_whitelist = [\"203.0.113.0/24\"]"),
+    );
+    let second = audit();
+    assert_eq!(status(&second, "privilege.no-ip-whitelist"), None);
+    assert_eq!(
+        status(&second, "privilege.admin-key").as_deref(),
+        Some("open")
+    );
+    let resolved = second["summary"]["resolved"].as_array().expect("resolved");
+    assert!(
+        resolved
+            .iter()
+            .any(|f| f["rule"] == "privilege.no-ip-whitelist" && f["status"] == "resolved"),
+        "{resolved:?}"
+    );
+    assert_eq!(second["summary"]["audit"]["store"]["resolved"], 1);
+    // Acknowledging the admin key keeps it out of the exit code on the next audit.
+    let id = second["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "privilege.admin-key")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ack = run(
+        dir.path(),
+        &[
+            "findings",
+            "ack",
+            &id,
+            "--reason",
+            "migration planned for Q1",
+        ],
+    );
+    assert_eq!(code(&ack), 0, "{}", stderr(&ack));
+    let third = audit();
+    assert_eq!(
+        status(&third, "privilege.admin-key").as_deref(),
+        Some("acknowledged")
+    );
+}

@@ -34,6 +34,7 @@ fn client_id(seed: &str) -> String {
 struct Gen {
     name: String,
     routes: Vec<String>,
+    host: &'static str,
 }
 
 fn fill(template: &str, rng: &mut StdRng) -> String {
@@ -175,7 +176,15 @@ fn main() -> std::io::Result<()> {
             "behaviour": behaviour,
             "permissions": permissions,
         }));
-        gens.push(Gen { name, routes });
+        gens.push(Gen {
+            name,
+            routes,
+            host: if env == "production" {
+                "api.airwallex.com"
+            } else {
+                "api-demo.airwallex.com"
+            },
+        });
     }
     std::fs::write(dir.join("awxguard.toml"), config)?;
     std::fs::write(
@@ -189,7 +198,8 @@ fn main() -> std::io::Result<()> {
     let f = std::fs::File::create(dir.join("usage").join("events.jsonl"))?;
     let mut w = BufWriter::with_capacity(1 << 20, f);
     let active: Vec<&Gen> = gens.iter().filter(|g| !g.name.ends_with('9')).collect();
-    let span = days * 86_400;
+    // One day more than the window, so the evidence covers every `days`-day window.
+    let span = (days + 1) * 86_400;
     for _ in 0..n_events {
         let g = active[(rng.gen::<f64>().powi(2) * active.len() as f64) as usize];
         let route = &g.routes[rng.gen_range(0..g.routes.len())];
@@ -201,10 +211,11 @@ fn main() -> std::io::Result<()> {
         let status = if rng.gen_bool(0.98) { 200 } else { 404 };
         writeln!(
             w,
-            "{{\"ts\":\"{ts}\",\"key\":\"{}\",\"method\":\"{method}\",\"path\":\"{path}\",\"status\":{status},\"source_ip\":\"10.0.{}.{}\",\"host\":\"api.airwallex.com\"}}",
+            "{{\"ts\":\"{ts}\",\"key\":\"{}\",\"method\":\"{method}\",\"path\":\"{path}\",\"status\":{status},\"source_ip\":\"10.0.{}.{}\",\"host\":\"{}\"}}",
             g.name,
             rng.gen_range(0..4),
-            rng.gen_range(1..255)
+            rng.gen_range(1..255),
+            g.host
         )?;
     }
     w.flush()?;

@@ -61,6 +61,7 @@ pub fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<u8> {
         link_leaks(&mut g.inventory, st, now)?;
     }
     let mut timings = g.timings.clone();
+
     let started = std::time::Instant::now();
     let facts = g.inventory.facts();
     let mut findings = privilege::evaluate(&facts, g.evidence.as_ref(), &g.catalog, &rules, now);
@@ -126,7 +127,14 @@ pub fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<u8> {
             .push("no usage evidence given (--usage FILE|DIR): usage rules are not judged".into());
     }
     s.notes.extend(g.inventory.problems());
-    ctx.emit(&report)
+    let started = std::time::Instant::now();
+    let code = ctx.emit(&report)?;
+    tracing::info!(
+        ms = started.elapsed().as_millis() as u64,
+        findings = report.findings.len(),
+        "report rendered"
+    );
+    Ok(code)
 }
 
 /// Leaks the scanner recorded (`awxguard scan`, scope `scan`, not resolved) become the `leaks` of

@@ -160,14 +160,17 @@ impl Context {
         let code = crate::finding::exit_code(&report.findings, self.global.fail_on);
         match &self.global.output {
             Some(path) => {
-                let mut f = std::fs::File::create(path)
-                    .with_context(|| format!("cannot write report to {}", path.display()))?;
+                // Buffered: the JSON renderer writes token by token.
+                let mut f = std::io::BufWriter::new(
+                    std::fs::File::create(path)
+                        .with_context(|| format!("cannot write report to {}", path.display()))?,
+                );
                 crate::report::render(report, self.global.format, self.style(), &mut f)?;
                 f.flush()?;
             }
             None => {
                 let stdout = std::io::stdout();
-                let mut lock = stdout.lock();
+                let mut lock = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
                 match crate::report::render(report, self.global.format, self.style(), &mut lock)
                     .and_then(|_| lock.flush())
                 {

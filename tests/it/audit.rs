@@ -569,3 +569,42 @@ fn lifecycle_new_then_open_and_resolved_after_the_config_changes() {
         Some("acknowledged")
     );
 }
+
+#[test]
+fn no_keys_is_a_tool_error_with_a_hint() {
+    let dir = tempdir();
+    let out = run(dir.path(), &["audit"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("no keys to audit: add [[key]] tables to awxguard.toml"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(dir.path(), &["inventory"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("no keys declared"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn help_texts_document_every_flag() {
+    let dir = tempdir();
+    let out = run(dir.path(), &["audit", "--help"]);
+    assert_eq!(code(&out), 0);
+    for flag in [
+        "--usage <FILE|DIR>",
+        "--no-verify",
+        "--discover <PATH>",
+        "--no-store",
+    ] {
+        assert!(stdout(&out).contains(flag), "{flag} in\n{}", stdout(&out));
+    }
+    let out = run(dir.path(), &["inventory", "--help"]);
+    assert_eq!(code(&out), 0);
+    for word in ["verify", "discover", "--usage <FILE|DIR>"] {
+        assert!(stdout(&out).contains(word), "{word} in\n{}", stdout(&out));
+    }
+}

@@ -386,3 +386,60 @@ fn one_login_per_credential_even_when_declared_under_two_names() {
     assert_eq!(row(&r, "erp-copy")["status"], "live");
     assert_eq!(logins(&sim, "shared"), 1);
 }
+
+#[test]
+fn last_used_comes_from_usage_evidence_by_name_or_fingerprint() {
+    let dir = tempdir();
+    let config = [
+        key_table("payvy", "env:PAYVY_KEY", "production", "admin", ""),
+        key_table(
+            "reporting",
+            "env:REPORTING_KEY",
+            "production",
+            "read_only",
+            "",
+        ),
+        key_table("idle", "env:IDLE_KEY", "sandbox", "read_only", ""),
+    ]
+    .concat();
+    write(dir.path(), "awxguard.toml", config);
+    let ev = |ts: &str, k: &str| {
+        format!(
+            "{{\"ts\":\"{ts}\",\"key\":\"{k}\",\"method\":\"GET\",\"path\":\"/api/v1/transfers\",\"status\":200}}\n"
+        )
+    };
+    write(
+        dir.path(),
+        "usage.jsonl",
+        [
+            ev("2026-11-01T10:00:00Z", "payvy"),
+            ev("2026-11-20T10:15:00Z", "payvy"),
+            ev("2026-10-02T08:00:00Z", &fingerprint(&key("reporting"))),
+        ]
+        .concat(),
+    );
+    let out = awxguard(dir.path())
+        .env("PAYVY_KEY", key("payvy"))
+        .env("REPORTING_KEY", key("reporting"))
+        .env("IDLE_KEY", key("idle"))
+        .args(["inventory", "--usage", "usage.jsonl", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let r = json(&out);
+    assert_eq!(row(&r, "payvy")["last_used"], "2026-11-20T10:15:00Z");
+    assert_eq!(row(&r, "reporting")["last_used"], "2026-10-02T08:00:00Z");
+    assert!(row(&r, "idle")["last_used"].is_null());
+    let out = awxguard(dir.path())
+        .env("PAYVY_KEY", key("payvy"))
+        .env("REPORTING_KEY", key("reporting"))
+        .env("IDLE_KEY", key("idle"))
+        .args(["inventory", "--usage", "usage.jsonl"])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    let idle = text.lines().find(|l| l.starts_with("idle ")).unwrap();
+    assert!(idle.contains("no evidence"), "{text}");
+    let payvy = text.lines().find(|l| l.starts_with("payvy ")).unwrap();
+    assert!(payvy.contains("2026-11-20"), "{text}");
+}

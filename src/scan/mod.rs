@@ -1,7 +1,9 @@
 //! Leak scanning: inputs (working trees, standard input, and later git blobs) go through one
 //! matcher and come out as findings.
 
+pub mod baseline;
 pub mod matcher;
+pub mod verify;
 pub mod walk;
 
 pub use matcher::{Match, Matcher};
@@ -29,6 +31,9 @@ pub struct ScanOptions {
     pub respect_ignore: bool,
     pub follow_symlinks: bool,
     pub max_file_size: u64,
+    /// Keep each API key found (in memory only, wrapped in `Secret`) with its client IDs, for
+    /// `--verify`. Off unless verification asks for it.
+    pub keep_secrets: bool,
 }
 
 impl Default for ScanOptions {
@@ -37,6 +42,7 @@ impl Default for ScanOptions {
             respect_ignore: true,
             follow_symlinks: true,
             max_file_size: DEFAULT_MAX_FILE_SIZE,
+            keep_secrets: false,
         }
     }
 }
@@ -59,6 +65,9 @@ pub struct ScanOutcome {
     pub findings: Vec<Finding>,
     pub stats: ScanStats,
     pub problems: Vec<Problem>,
+    /// The API keys behind the findings, when `ScanOptions::keep_secrets` asked for them. In
+    /// memory only: never serialized.
+    pub secrets: verify::Secrets,
 }
 
 /// Is this buffer binary? A NUL byte in the first 8 KiB, as git and ripgrep decide.
@@ -79,6 +88,8 @@ pub fn scan_paths(matcher: &Matcher, roots: &[PathBuf], opts: &ScanOptions) -> S
     let binary = AtomicU64::new(0);
     let too_large = AtomicU64::new(0);
     let findings = Mutex::new(Vec::new());
+    let secrets = verify::Secrets::default();
+    let keep = opts.keep_secrets.then_some(&secrets);
     let walk_opts = walk::WalkOptions {
         respect_ignore: opts.respect_ignore,
         follow_symlinks: opts.follow_symlinks,
@@ -115,7 +126,7 @@ pub fn scan_paths(matcher: &Matcher, roots: &[PathBuf], opts: &ScanOptions) -> S
             }
             files.fetch_add(1, Ordering::Relaxed);
             bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
-            let found = scan_bytes(matcher, &entry.display, &buf, None);
+            let found = scan_bytes_keeping(matcher, &entry.display, &buf, None, keep);
             if !found.is_empty() {
                 findings.lock().expect("findings poisoned").extend(found);
             }
@@ -135,6 +146,7 @@ pub fn scan_paths(matcher: &Matcher, roots: &[PathBuf], opts: &ScanOptions) -> S
             elapsed_ms: started.elapsed().as_millis() as u64,
         },
         problems,
+        secrets,
     }
 }
 
@@ -157,7 +169,13 @@ pub fn scan_reader(
     } else {
         outcome.stats.files = 1;
         outcome.stats.bytes = buf.len() as u64;
-        outcome.findings = scan_bytes(matcher, "<stdin>", &buf, None);
+        outcome.findings = scan_bytes_keeping(
+            matcher,
+            "<stdin>",
+            &buf,
+            None,
+            opts.keep_secrets.then_some(&outcome.secrets),
+        );
     }
     outcome.stats.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(outcome)
@@ -170,12 +188,27 @@ pub fn scan_bytes(
     data: &[u8],
     commit: Option<&Commit>,
 ) -> Vec<Finding> {
+    scan_bytes_keeping(matcher, path, data, commit, None)
+}
+
+/// `scan_bytes`, also handing each API key (with the client ID found next to it) to `secrets`
+/// when given, for `--verify`.
+pub fn scan_bytes_keeping(
+    matcher: &Matcher,
+    path: &str,
+    data: &[u8],
+    commit: Option<&Commit>,
+    secrets: Option<&verify::Secrets>,
+) -> Vec<Finding> {
     let matches = matcher.scan(path, data);
     let mut seen: HashMap<(usize, String), usize> = HashMap::new();
     matches
         .iter()
         .map(|m| {
             let fp = fingerprint(m.secret.as_bytes());
+            if let Some(s) = secrets {
+                s.keep(matcher.rule(m.rule), &fp, m);
+            }
             let n = seen.entry((m.rule, fp.clone())).or_insert(0);
             *n += 1;
             finding_from_match(matcher, m, &fp, path, *n, commit.cloned())

@@ -369,13 +369,23 @@ pub fn notes(results: &[PairResult], skipped: &[NotVerified]) -> Vec<String> {
     let mut out = Vec::new();
     let count = |v: Verification| results.iter().filter(|r| r.verification == v).count();
     out.push(format!(
-        "verification: {} client-ID-plus-key pairs: {} live, {} revoked, {} forbidden, {} unknown",
+        "verification: {} client-ID-plus-key {}: {} live, {} revoked, {} forbidden, {} unknown",
         results.len(),
+        if results.len() == 1 { "pair" } else { "pairs" },
         count(Verification::Live),
         count(Verification::Revoked),
         count(Verification::Forbidden),
         count(Verification::Unknown),
     ));
+    for r in results
+        .iter()
+        .filter(|r| r.verification == Verification::Unknown)
+    {
+        out.push(format!(
+            "key {} ({}) with client ID {} could not be verified: {}",
+            r.preview, r.fingerprint, r.client_id, r.detail
+        ));
+    }
     for s in skipped {
         out.push(format!(
             "key {} ({}) {NO_CLIENT_ID}",

@@ -5,3 +5,4 @@
 mod airwallex;
 mod common;
 mod scan;
+mod verify;

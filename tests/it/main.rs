@@ -3,6 +3,7 @@
 //! loopback; no test reaches the internet.
 
 mod airwallex;
+mod baseline;
 mod common;
 mod scan;
 mod verify;

@@ -5,5 +5,6 @@
 mod airwallex;
 mod baseline;
 mod common;
+mod sarif;
 mod scan;
 mod verify;

@@ -24,6 +24,11 @@ pub const NO_CLIENT_ID: &str = "not verified: no client ID next to the key";
 pub enum VerifyError {
     #[error("cannot start the verification runtime: {0}")]
     Runtime(#[from] std::io::Error),
+    #[error(
+        "refusing to send API keys over plain HTTP to {url}: use an https:// base URL (plain \
+         http is accepted only for a test server on loopback)"
+    )]
+    PlainHttp { url: String },
     #[error("cannot build the Airwallex client for {url}: {source}")]
     Client {
         url: String,
@@ -128,6 +133,25 @@ pub fn hosts(config: &AirwallexConfig) -> Vec<Host> {
         }))
         .collect(),
     }
+}
+
+/// Plain HTTP would put the key on the wire in clear: only loopback test servers may use it.
+pub fn check_transport(hosts: &[Host]) -> Result<(), VerifyError> {
+    for h in hosts {
+        let url = reqwest::Url::parse(&h.url)
+            .map_err(|_| VerifyError::PlainHttp { url: h.url.clone() })?;
+        let host = url.host_str().unwrap_or("");
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if url.scheme() != "https" && !loopback {
+            return Err(VerifyError::PlainHttp { url: h.url.clone() });
+        }
+    }
+    Ok(())
 }
 
 /// One client-ID-plus-key pair to log in with.
@@ -403,6 +427,7 @@ pub fn verify_findings(
     config: &AirwallexConfig,
 ) -> Result<(Value, Vec<String>), VerifyError> {
     let hosts = hosts(config);
+    check_transport(&hosts)?;
     let (pairs, skipped) = pairs_for(findings, secrets);
     tracing::info!(
         pairs = pairs.len(),
@@ -457,6 +482,23 @@ mod tests {
                 kind: "configured"
             }]
         );
+    }
+
+    #[test]
+    fn keys_go_over_plain_http_only_to_loopback() {
+        let h = |u: &str| {
+            vec![Host {
+                url: u.into(),
+                kind: "configured",
+            }]
+        };
+        assert!(check_transport(&h("https://api.airwallex.com")).is_ok());
+        assert!(check_transport(&h("http://127.0.0.1:8080")).is_ok());
+        assert!(check_transport(&h("http://localhost:8080")).is_ok());
+        assert!(check_transport(&h("http://[::1]:8080")).is_ok());
+        assert!(check_transport(&h("http://api.airwallex.com")).is_err());
+        assert!(check_transport(&h("http://10.0.0.5")).is_err());
+        assert!(check_transport(&hosts(&AirwallexConfig::default())).is_ok());
     }
 
     #[test]

@@ -345,7 +345,7 @@ fn verify_sends_keys_to_the_configured_server_and_nowhere_else() {
     // Control: the binary does route other hosts through the proxy variables, so the tripwire
     // would see a stray request.
     let control = behind_tripwire(d.path(), &wire)
-        .env("AWXGUARD_AIRWALLEX_URL", "http://airwallex.invalid")
+        .env("AWXGUARD_AIRWALLEX_URL", "https://airwallex.invalid")
         .args(["scan", "--verify", "--format", "json", "a"])
         .output()
         .unwrap();
@@ -356,6 +356,21 @@ fn verify_sends_keys_to_the_configured_server_and_nowhere_else() {
         "{stray:?}"
     );
     wire.seen.lock().unwrap().clear();
+
+    // A plain-HTTP base URL off loopback would put keys on the wire in clear: refused, nothing
+    // sent.
+    let o = behind_tripwire(d.path(), &wire)
+        .env("AWXGUARD_AIRWALLEX_URL", "http://airwallex.invalid")
+        .args(["scan", "--verify", "a"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("refusing to send API keys over plain HTTP"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(wire.seen.lock().unwrap().is_empty());
 
     let o = behind_tripwire(d.path(), &wire)
         .env("AWXGUARD_AIRWALLEX_URL", sim.url())

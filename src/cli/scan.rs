@@ -59,7 +59,7 @@ pub fn options(ctx: &Context, args: &ScanArgs) -> ScanOptions {
             .max_file_size
             .or(ctx.config.scan.max_file_size)
             .unwrap_or(defaults.max_file_size),
-        keep_secrets: args.checks.verify,
+        keep_secrets: args.checks.verify.then(Default::default),
     }
 }
 
@@ -85,7 +85,8 @@ pub fn run(ctx: &Context, args: ScanArgs) -> anyhow::Result<u8> {
     report.summary.problems.sort_by(|a, b| a.path.cmp(&b.path));
     // After the scan: baseline, verification, baseline writing (checks.rs).
     report.rules = checks::rule_infos(&matcher);
-    let decided = checks::apply(ctx, &args.checks, &mut report, &outcome.secrets)?;
+    let secrets = opts.keep_secrets.clone().unwrap_or_default();
+    let decided = checks::apply(ctx, &args.checks, &mut report, &secrets)?;
     let code = ctx.emit(&report)?;
     Ok(decided.unwrap_or(code))
 }

@@ -1,10 +1,12 @@
 //! Leak scanning: inputs (working trees, standard input, and later git blobs) go through one
 //! matcher and come out as findings.
 
-pub mod baseline;
 pub mod matcher;
-pub mod verify;
 pub mod walk;
+
+// After the scan: baselines and verification by login (`scan --baseline`, `--verify`).
+pub mod baseline;
+pub mod verify;
 
 pub use matcher::{Match, Matcher};
 pub use walk::Problem;
@@ -31,9 +33,9 @@ pub struct ScanOptions {
     pub respect_ignore: bool,
     pub follow_symlinks: bool,
     pub max_file_size: u64,
-    /// Keep each API key found (in memory only, wrapped in `Secret`) with its client IDs, for
-    /// `--verify`. Off unless verification asks for it.
-    pub keep_secrets: bool,
+    /// Where to keep each API key found (in memory only, wrapped in `Secret`) with the client
+    /// IDs found next to it, for `--verify`. `None` unless verification asks for it.
+    pub keep_secrets: Option<std::sync::Arc<verify::Secrets>>,
 }
 
 impl Default for ScanOptions {
@@ -42,7 +44,7 @@ impl Default for ScanOptions {
             respect_ignore: true,
             follow_symlinks: true,
             max_file_size: DEFAULT_MAX_FILE_SIZE,
-            keep_secrets: false,
+            keep_secrets: None,
         }
     }
 }
@@ -65,9 +67,6 @@ pub struct ScanOutcome {
     pub findings: Vec<Finding>,
     pub stats: ScanStats,
     pub problems: Vec<Problem>,
-    /// The API keys behind the findings, when `ScanOptions::keep_secrets` asked for them. In
-    /// memory only: never serialized.
-    pub secrets: verify::Secrets,
 }
 
 /// Is this buffer binary? A NUL byte in the first 8 KiB, as git and ripgrep decide.
@@ -88,8 +87,7 @@ pub fn scan_paths(matcher: &Matcher, roots: &[PathBuf], opts: &ScanOptions) -> S
     let binary = AtomicU64::new(0);
     let too_large = AtomicU64::new(0);
     let findings = Mutex::new(Vec::new());
-    let secrets = verify::Secrets::default();
-    let keep = opts.keep_secrets.then_some(&secrets);
+    let keep = opts.keep_secrets.as_deref();
     let walk_opts = walk::WalkOptions {
         respect_ignore: opts.respect_ignore,
         follow_symlinks: opts.follow_symlinks,
@@ -146,7 +144,6 @@ pub fn scan_paths(matcher: &Matcher, roots: &[PathBuf], opts: &ScanOptions) -> S
             elapsed_ms: started.elapsed().as_millis() as u64,
         },
         problems,
-        secrets,
     }
 }
 
@@ -169,13 +166,8 @@ pub fn scan_reader(
     } else {
         outcome.stats.files = 1;
         outcome.stats.bytes = buf.len() as u64;
-        outcome.findings = scan_bytes_keeping(
-            matcher,
-            "<stdin>",
-            &buf,
-            None,
-            opts.keep_secrets.then_some(&outcome.secrets),
-        );
+        let keep = opts.keep_secrets.as_deref();
+        outcome.findings = scan_bytes_keeping(matcher, "<stdin>", &buf, None, keep);
     }
     outcome.stats.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(outcome)

@@ -83,10 +83,6 @@ pub fn run(ctx: &Context, args: ScanArgs) -> anyhow::Result<u8> {
     report.summary.scan = Some(outcome.stats);
     report.summary.problems = outcome.problems;
     report.summary.problems.sort_by(|a, b| a.path.cmp(&b.path));
-    // After the scan: baseline, verification, baseline writing (checks.rs).
-    report.rules = checks::rule_infos(&matcher);
-    let secrets = opts.keep_secrets.clone().unwrap_or_default();
-    let decided = checks::apply(ctx, &args.checks, &mut report, &secrets)?;
-    let code = ctx.emit(&report)?;
-    Ok(decided.unwrap_or(code))
+    // After the scan: baseline, verification, baseline writing, render (checks.rs).
+    checks::finish(ctx, &args.checks, &matcher, &opts, report)
 }

@@ -196,16 +196,39 @@ fn rank(v: Verification) -> u8 {
     }
 }
 
+/// Why a key of an API-key rule has no kept secret: the input kind does not hand keys over yet.
+pub const NOT_KEPT: &str = "this kind of scan did not keep the key for --verify";
+
 /// The distinct pairs for the keys behind `findings`, and the keys that cannot be verified.
-pub fn pairs_for(findings: &[Finding], secrets: &Secrets) -> (Vec<Pair>, Vec<NotVerified>) {
-    let wanted: BTreeSet<&str> = findings
-        .iter()
-        .filter_map(|f| f.secret.as_ref().map(|s| s.fingerprint.as_str()))
-        .collect();
+/// `key_rules` are the ids of rules that report API keys (the only secrets a login can test).
+pub fn pairs_for(
+    findings: &[Finding],
+    secrets: &Secrets,
+    key_rules: &BTreeSet<String>,
+) -> (Vec<Pair>, Vec<NotVerified>) {
+    let mut wanted: BTreeMap<&str, &Finding> = BTreeMap::new();
+    for f in findings {
+        if let Some(s) = &f.secret {
+            wanted.entry(s.fingerprint.as_str()).or_insert(f);
+        }
+    }
     let mut pairs = Vec::new();
     let mut skipped = Vec::new();
-    for fp in wanted {
-        let Some(c) = secrets.get(fp) else { continue };
+    for (fp, f) in wanted {
+        let Some(c) = secrets.get(fp) else {
+            if key_rules.contains(&f.rule) {
+                skipped.push(NotVerified {
+                    fingerprint: fp.to_string(),
+                    preview: f
+                        .secret
+                        .as_ref()
+                        .map(|s| s.preview.clone())
+                        .unwrap_or_default(),
+                    reason: NOT_KEPT.into(),
+                });
+            }
+            continue;
+        };
         if c.client_ids.is_empty() {
             skipped.push(NotVerified {
                 fingerprint: fp.to_string(),
@@ -326,7 +349,10 @@ pub fn apply(findings: &mut [Finding], results: &[PairResult], skipped: &[NotVer
             *e = r;
         }
     }
-    let skipped: BTreeSet<&str> = skipped.iter().map(|s| s.fingerprint.as_str()).collect();
+    let skipped: BTreeMap<&str, &str> = skipped
+        .iter()
+        .map(|s| (s.fingerprint.as_str(), s.reason.as_str()))
+        .collect();
     for f in findings.iter_mut() {
         let Some(fp) = f.secret.as_ref().map(|s| s.fingerprint.clone()) else {
             continue;
@@ -353,8 +379,8 @@ pub fn apply(findings: &mut [Finding], results: &[PairResult], skipped: &[NotVer
                 }
             };
             f.message = format!("{}; {said}", f.message);
-        } else if skipped.contains(fp.as_str()) {
-            f.message = format!("{}; {NO_CLIENT_ID}", f.message);
+        } else if let Some(reason) = skipped.get(fp.as_str()) {
+            f.message = format!("{}; not verified: {reason}", f.message);
         }
     }
 }
@@ -412,8 +438,8 @@ pub fn notes(results: &[PairResult], skipped: &[NotVerified]) -> Vec<String> {
     }
     for s in skipped {
         out.push(format!(
-            "key {} ({}) {NO_CLIENT_ID}",
-            s.preview, s.fingerprint
+            "key {} ({}) not verified: {}",
+            s.preview, s.fingerprint, s.reason
         ));
     }
     out
@@ -424,11 +450,12 @@ pub fn notes(results: &[PairResult], skipped: &[NotVerified]) -> Vec<String> {
 pub fn verify_findings(
     findings: &mut [Finding],
     secrets: &Secrets,
+    key_rules: &BTreeSet<String>,
     config: &AirwallexConfig,
 ) -> Result<(Value, Vec<String>), VerifyError> {
     let hosts = hosts(config);
     check_transport(&hosts)?;
-    let (pairs, skipped) = pairs_for(findings, secrets);
+    let (pairs, skipped) = pairs_for(findings, secrets, key_rules);
     tracing::info!(
         pairs = pairs.len(),
         hosts = %hosts.iter().map(|h| h.url.as_str()).collect::<Vec<_>>().join(", "),
@@ -521,13 +548,23 @@ mod tests {
             fingerprint: fp.clone(),
             client_id: None,
         });
-        let mut findings = vec![f];
-        let (pairs, skipped) = pairs_for(&findings, &s);
+        let mut findings = vec![f.clone()];
+        let rules = BTreeSet::from(["leak.airwallex.api-key".to_string()]);
+        let (pairs, skipped) = pairs_for(&findings, &s, &rules);
         assert!(pairs.is_empty());
         assert_eq!(skipped.len(), 1);
         apply(&mut findings, &[], &skipped);
         assert!(findings[0].message.ends_with(NO_CLIENT_ID));
         assert_eq!(findings[0].verification, None);
         assert!(!format!("{s:?}").contains(&key));
+        // A key the scan did not keep (e.g. a history scan without secrets) says so too.
+        let mut findings = vec![f];
+        let (_, skipped) = pairs_for(&findings, &Secrets::default(), &rules);
+        apply(&mut findings, &[], &skipped);
+        assert!(
+            findings[0].message.ends_with(NOT_KEPT),
+            "{}",
+            findings[0].message
+        );
     }
 }

@@ -4,11 +4,13 @@
 
 use super::super::Context;
 use crate::report::{Report, RuleInfo};
+use crate::rules::leak::Validator;
 use crate::scan::baseline::{self, Baseline};
 use crate::scan::verify::{self, Secrets};
-use crate::scan::Matcher;
+use crate::scan::{Matcher, ScanOptions};
 use anyhow::Context as _;
 use clap::Args;
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 #[derive(Debug, Args, Default, Clone)]
@@ -43,6 +45,29 @@ pub fn rule_infos(matcher: &Matcher) -> Vec<RuleInfo> {
         .collect()
 }
 
+/// The last step of every scan (files, stdin, and history once it lands): describe the rules,
+/// apply the baseline, verify, write the baseline, render. Returns the exit code.
+pub fn finish(
+    ctx: &Context,
+    args: &CheckArgs,
+    matcher: &Matcher,
+    opts: &ScanOptions,
+    mut report: Report,
+) -> anyhow::Result<u8> {
+    report.rules = rule_infos(matcher);
+    let key_rules: BTreeSet<String> = matcher
+        .rules()
+        .rules
+        .iter()
+        .filter(|r| r.validate == Some(Validator::AirwallexApiKey))
+        .map(|r| r.id.clone())
+        .collect();
+    let secrets = opts.keep_secrets.clone().unwrap_or_default();
+    let decided = apply(ctx, args, &mut report, &secrets, &key_rules)?;
+    let code = ctx.emit(&report)?;
+    Ok(decided.unwrap_or(code))
+}
+
 /// Applies the baseline, verification and baseline writing to `report`. Returns the exit code
 /// when this step decides it (`--write-baseline`: 0 once written).
 pub fn apply(
@@ -50,6 +75,7 @@ pub fn apply(
     args: &CheckArgs,
     report: &mut Report,
     secrets: &Secrets,
+    key_rules: &BTreeSet<String>,
 ) -> anyhow::Result<Option<u8>> {
     let all = std::mem::take(&mut report.findings);
     let previous = match &args.baseline {
@@ -70,7 +96,7 @@ pub fn apply(
     };
     if args.verify {
         let (section, notes) =
-            verify::verify_findings(&mut findings, secrets, &ctx.config.airwallex)
+            verify::verify_findings(&mut findings, secrets, key_rules, &ctx.config.airwallex)
                 .context("cannot verify keys")?;
         report.summary.extra.insert("verification".into(), section);
         report.summary.notes.extend(notes);

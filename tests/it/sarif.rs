@@ -219,6 +219,30 @@ fn sarif_history_finding_points_at_the_file_and_carries_the_commit() {
     assert_no_secret(&String::from_utf8(out).unwrap(), &k, "SARIF");
 }
 
+#[test]
+fn sarif_describes_rules_of_other_capabilities_and_findings_without_a_file() {
+    // Audit and usage findings name a key, not a file: still a valid log, with a rule entry.
+    let mut f = Finding::new(
+        "privilege.admin-key",
+        Severity::Medium,
+        "payouts uses an admin key",
+        &["payouts"],
+    );
+    f.key = Some("payouts".into());
+    let report = Report::new("audit", vec![f]);
+    let mut out = Vec::new();
+    render(&report, Format::Sarif, Style { color: false }, &mut out).unwrap();
+    let sarif: Value = serde_json::from_slice(&out).unwrap();
+    assert_valid_sarif(&sarif);
+    let rule = &sarif["runs"][0]["tool"]["driver"]["rules"][0];
+    assert_eq!(rule["id"], "privilege.admin-key");
+    assert_eq!(rule["properties"]["security-severity"], "5.5");
+    let r = &sarif["runs"][0]["results"][0];
+    assert_eq!(r["level"], "warning");
+    assert_eq!(r["properties"]["key"], "payouts");
+    assert!(r.get("locations").is_none());
+}
+
 fn assert_clean(text: &str, fx: &Fixture, what: &str) {
     for k in [&fx.live, &fx.revoked, &fx.lonely] {
         assert_no_secret(text, k, what);

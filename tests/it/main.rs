@@ -3,6 +3,9 @@
 //! loopback; no test reaches the internet.
 
 mod airwallex;
+mod baseline;
 mod common;
 mod findings;
+mod sarif;
 mod scan;
+mod verify;

@@ -86,6 +86,7 @@ pub fn gather(
                 .scan
                 .max_file_size
                 .unwrap_or(crate::scan::DEFAULT_MAX_FILE_SIZE),
+            keep_secrets: None,
         };
         let before = inv.entries.len();
         let out = inventory::discover(&mut inv, &matcher, discover, &opts);

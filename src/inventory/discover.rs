@@ -5,7 +5,6 @@
 use super::{Entry, Inventory};
 use crate::privilege::{Environment, KeyFacts, KeyKind, SecretSource, Storage};
 use crate::scan::{self, Matcher, Problem, ScanOptions, ScanStats};
-use crate::secret::{fingerprint, Secret};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -51,8 +50,12 @@ pub fn discover(
     roots: &[PathBuf],
     opts: &ScanOptions,
 ) -> DiscoverOutcome {
+    // The scanner keeps each API key it finds (in memory, wrapped), so shadow keys can be
+    // verified.
+    let kept = std::sync::Arc::new(scan::verify::Secrets::default());
     let opts = ScanOptions {
         respect_ignore: false,
+        keep_secrets: Some(kept.clone()),
         ..opts.clone()
     };
     let scanned = scan::scan_paths(matcher, roots, &opts);
@@ -107,25 +110,12 @@ pub fn discover(
             }
             continue;
         }
-        // A shadow key: recover the key and its client ID from the file so it can be verified.
-        let mut secret = None;
-        let mut client_id = String::new();
-        for (p, _, abs) in &files {
-            let Some(abs) = abs else { continue };
-            let Ok(data) = std::fs::read(abs) else {
-                continue;
-            };
-            for m in matcher.scan(p, &data) {
-                if fingerprint(m.secret.as_bytes()) == fp {
-                    if client_id.is_empty() {
-                        client_id = m.client_id.clone().unwrap_or_default();
-                    }
-                    if secret.is_none() {
-                        secret = Some(Secret::new(m.secret.clone()));
-                    }
-                }
-            }
-        }
+        // A shadow key: the key and the client ID found next to it, so it can be verified.
+        let candidate = kept.get(&fp);
+        let secret = candidate.as_ref().map(|c| c.key.clone());
+        let client_id = candidate
+            .and_then(|c| c.client_ids.into_iter().next())
+            .unwrap_or_default();
         out.shadow_keys += 1;
         let first = files
             .first()

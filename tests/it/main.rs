@@ -4,9 +4,12 @@
 
 mod airwallex;
 mod audit;
+mod baseline;
 mod common;
 mod config;
 mod findings;
 mod inventory;
+mod sarif;
 mod scan;
 mod usage;
+mod verify;

@@ -460,18 +460,12 @@ fn check(ctx: &KeyCtx<'_>, rule: &PrivilegeRule) -> Verdict {
             if f.environment != super::Environment::Production || !f.ip_whitelist.is_empty() {
                 return Verdict::Quiet;
             }
-            let mut hit = Hit::new(json!({
+            Verdict::Fire(Hit::new(json!({
                 "observed": {"ip_whitelist": []},
                 "expected": "IPv4 addresses or /24 to /32 ranges the integration calls from",
                 "suggested": ctx.replacement.ip_whitelist,
                 "basis": ctx.replacement.basis,
-            }));
-            hit.replacement = Some(Replacement {
-                name: f.name.clone(),
-                scopes: Vec::new(),
-                ..ctx.replacement.clone()
-            });
-            Verdict::Fire(hit)
+            })))
         }
         "shared-key" => {
             let declared: BTreeSet<String> = f.consumers.iter().cloned().collect();

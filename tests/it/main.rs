@@ -4,5 +4,6 @@
 
 mod airwallex;
 mod common;
+mod privilege;
 mod scan;
 mod usage;

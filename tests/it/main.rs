@@ -6,4 +6,5 @@ mod airwallex;
 mod common;
 mod privilege;
 mod scan;
+mod simulator;
 mod usage;

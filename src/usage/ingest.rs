@@ -20,7 +20,7 @@ use std::borrow::Cow;
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasher, Hash};
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -287,6 +287,55 @@ struct KeyAgg<'c> {
     statuses: BTreeMap<u16, u64>,
 }
 
+impl<'c> RouteAgg<'c> {
+    fn absorb(&mut self, o: RouteAgg<'c>) {
+        self.scope = self.scope.or(o.scope);
+        self.count += o.count;
+        self.ok += o.ok;
+        if let Some(f) = o.first {
+            self.first = min_t(self.first, f);
+        }
+        if let Some(l) = o.last {
+            self.last = max_t(self.last, l);
+        }
+    }
+}
+
+fn absorb_counts(into: &mut FxMap<String, u64>, from: FxMap<String, u64>) {
+    for (k, v) in from {
+        *into.entry(k).or_insert(0) += v;
+    }
+}
+
+impl<'c> KeyAgg<'c> {
+    fn absorb(&mut self, o: KeyAgg<'c>) {
+        self.events += o.events;
+        if let Some(f) = o.first {
+            self.first = min_t(self.first, f);
+        }
+        if let Some(l) = o.last {
+            self.last = max_t(self.last, l);
+        }
+        for (k, r) in o.routes {
+            self.routes.entry(k).or_default().absorb(r);
+        }
+        for (k, r) in o.unknown {
+            self.unknown.entry(k).or_default().absorb(r);
+        }
+        for (k, t) in o.scopes {
+            let e = self.scopes.entry(k).or_insert(t);
+            *e = (*e).max(t);
+        }
+        absorb_counts(&mut self.ips, o.ips);
+        absorb_counts(&mut self.agents, o.agents);
+        absorb_counts(&mut self.hosts, o.hosts);
+        absorb_counts(&mut self.accounts, o.accounts);
+        for (s, n) in o.statuses {
+            *self.statuses.entry(s).or_insert(0) += n;
+        }
+    }
+}
+
 fn bump(m: &mut FxMap<String, u64>, k: &str) {
     match m.get_mut(k) {
         Some(v) => *v += 1,
@@ -318,7 +367,33 @@ struct Partial<'c> {
     keys: FxMap<String, KeyAgg<'c>>,
 }
 
-impl Partial<'_> {
+impl<'c> Partial<'c> {
+    /// Adds what a later part of the same source yielded.
+    fn absorb(&mut self, other: Partial<'c>) {
+        self.valid += other.valid;
+        self.duplicates += other.duplicates;
+        self.rejected += other.rejected;
+        for m in other.problems {
+            if self.problems.len() < MAX_PROBLEMS {
+                self.problems.push(m);
+            }
+        }
+        if let Some(f) = other.first {
+            self.first = min_t(self.first, f);
+        }
+        if let Some(l) = other.last {
+            self.last = max_t(self.last, l);
+        }
+        for (k, agg) in other.keys {
+            match self.keys.get_mut(&k) {
+                Some(mine) => mine.absorb(agg),
+                None => {
+                    self.keys.insert(k, agg);
+                }
+            }
+        }
+    }
+
     fn reject(&mut self, line: u64, msg: String) {
         self.rejected += 1;
         if self.problems.len() < MAX_PROBLEMS {
@@ -406,24 +481,128 @@ fn read_source<'c>(
     Ok(partial)
 }
 
+/// Bytes read at a time; a block is cut at its last newline and its lines parsed in parallel.
+const BLOCK: usize = 8 << 20;
+
+/// Under this size a block is parsed on one thread.
+const MIN_CHUNK: usize = 256 << 10;
+
 fn read_lines<'c, R: Read>(
     r: R,
     partial: &mut Partial<'c>,
     catalog: &'c Catalog,
     seen: &Seen,
 ) -> std::io::Result<()> {
-    let mut reader = BufReader::with_capacity(256 * 1024, r);
-    let mut buf: Vec<u8> = Vec::with_capacity(1024);
-    let mut method_buf = String::with_capacity(8);
-    let mut line_no: u64 = 0;
+    read_blocks(r, partial, catalog, seen, BLOCK)
+}
+
+fn read_blocks<'c, R: Read>(
+    mut r: R,
+    partial: &mut Partial<'c>,
+    catalog: &'c Catalog,
+    seen: &Seen,
+    block_size: usize,
+) -> std::io::Result<()> {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut carry: Vec<u8> = Vec::new();
+    let mut line_base: u64 = 0;
     loop {
         buf.clear();
-        let n = reader.read_until(b'\n', &mut buf)?;
-        if n == 0 {
-            break;
+        buf.append(&mut carry);
+        let target = block_size.max(buf.len() * 2);
+        let mut eof = false;
+        while buf.len() < target {
+            let old = buf.len();
+            buf.resize(target, 0);
+            let n = match r.read(&mut buf[old..]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
+                Err(e) => return Err(e),
+            };
+            buf.truncate(old + n);
+            if n == 0 {
+                eof = true;
+                break;
+            }
         }
+        let end = if eof {
+            buf.len()
+        } else {
+            match memchr::memrchr(b'\n', &buf) {
+                Some(i) => i + 1,
+                None => {
+                    // one line longer than the block: read on
+                    carry = std::mem::take(&mut buf);
+                    continue;
+                }
+            }
+        };
+        carry.extend_from_slice(&buf[end..]);
+        let block = &buf[..end];
+        read_block(block, line_base, partial, catalog, seen);
+        line_base += memchr::memchr_iter(b'\n', block).count() as u64;
+        if eof {
+            return Ok(());
+        }
+    }
+}
+
+/// Parses a block of whole lines, split across threads at line boundaries; `line_base` is the
+/// number of lines before the block.
+fn read_block<'c>(
+    block: &[u8],
+    line_base: u64,
+    partial: &mut Partial<'c>,
+    catalog: &'c Catalog,
+    seen: &Seen,
+) {
+    let parts = rayon::current_num_threads().max(1);
+    if parts == 1 || block.len() < 2 * MIN_CHUNK {
+        read_chunk(block, line_base, partial, catalog, seen);
+        return;
+    }
+    let size = (block.len() / parts).max(MIN_CHUNK);
+    let mut chunks: Vec<(&[u8], u64)> = Vec::new();
+    let mut start = 0;
+    let mut line = line_base;
+    while start < block.len() {
+        let mut end = (start + size).min(block.len());
+        if end < block.len() {
+            end = memchr::memchr(b'\n', &block[end..]).map_or(block.len(), |i| end + i + 1);
+        }
+        chunks.push((&block[start..end], line));
+        line += memchr::memchr_iter(b'\n', &block[start..end]).count() as u64;
+        start = end;
+    }
+    let name = partial.name.clone();
+    let parsed: Vec<Partial<'c>> = chunks
+        .par_iter()
+        .map(|(chunk, first)| {
+            let mut p = Partial {
+                name: name.clone(),
+                ..Partial::default()
+            };
+            read_chunk(chunk, *first, &mut p, catalog, seen);
+            p
+        })
+        .collect();
+    for p in parsed {
+        partial.absorb(p);
+    }
+}
+
+fn read_chunk<'c>(
+    chunk: &[u8],
+    line_base: u64,
+    partial: &mut Partial<'c>,
+    catalog: &'c Catalog,
+    seen: &Seen,
+) {
+    let mut method_buf = String::with_capacity(8);
+    let mut line_no = line_base;
+    for raw in chunk.split(|&b| b == b'\n') {
         line_no += 1;
-        let line = trim_ascii(&buf);
+        let line = trim_ascii(raw);
         if line.is_empty() {
             continue;
         }
@@ -440,7 +619,6 @@ fn read_lines<'c, R: Read>(
         };
         ingest_event(&ev, line_no, partial, catalog, seen, &mut method_buf);
     }
-    Ok(())
 }
 
 fn opt<'b>(s: &'b Option<Str<'_>>) -> Option<&'b str> {
@@ -756,6 +934,35 @@ mod tests {
             "/api/v1/things/{id}/sub"
         );
         assert_eq!(unknown_template("/api/v1/no_such"), "/api/v1/no_such");
+    }
+
+    #[test]
+    fn line_numbers_hold_across_small_blocks_and_long_lines() {
+        let c = Catalog::builtin();
+        let good = r#"{"ts":"2026-11-20T10:15:00Z","key":"k","method":"GET","path":"/api/v1/transfers","status":200,"user_agent":"UA"}"#;
+        let long = good.replace("UA", &"x".repeat(500));
+        let mut lines: Vec<String> = Vec::new();
+        for i in 0..40 {
+            lines.push(match i {
+                7 | 23 => "{broken".to_string(),
+                11 => long.clone(),
+                _ => good.replace("10:15:00", &format!("10:{:02}:00", i)),
+            });
+        }
+        let text = lines.join("\n"); // no newline at the end
+        for block in [64, 100, 333, 1 << 20] {
+            let seen = Seen::new(0);
+            let mut p = Partial {
+                name: "f".into(),
+                ..Partial::default()
+            };
+            read_blocks(text.as_bytes(), &mut p, &c, &seen, block).unwrap();
+            assert_eq!(p.rejected, 2, "block {block}");
+            assert_eq!(p.problems.len(), 2);
+            assert!(p.problems[0].starts_with("f:8: "), "{:?}", p.problems);
+            assert!(p.problems[1].starts_with("f:24: "), "{:?}", p.problems);
+            assert_eq!(p.valid, 38, "block {block}");
+        }
     }
 
     #[test]

@@ -282,3 +282,24 @@ fn a_large_file_read_in_parallel_keeps_exact_line_numbers_and_counts() {
     assert_eq!(total + ev.duplicates, 8997);
     assert_eq!(ev.sources[0].events, 8997);
 }
+
+#[test]
+fn rejected_messages_are_capped_and_the_count_stays_exact() {
+    let dir = tempdir();
+    let mut text = String::new();
+    for i in 0..150 {
+        text.push_str(&format!("{{\"ts\": {i}}}\n"));
+    }
+    text.push_str(&line(
+        "2026-11-20T10:15:00Z",
+        "payvy",
+        "GET",
+        "/api/v1/account",
+        200,
+    ));
+    write(dir.path(), "bad.jsonl", &text);
+    let ev = read_evidence(&[dir.path().join("bad.jsonl")], &Catalog::builtin()).unwrap();
+    assert_eq!(ev.rejected, 150);
+    assert_eq!(ev.problems.len(), awxguard::usage::ingest::MAX_PROBLEMS);
+    assert_eq!(ev.events, 1);
+}

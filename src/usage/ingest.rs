@@ -510,21 +510,9 @@ fn read_blocks<'c, R: Read>(
         buf.clear();
         buf.append(&mut carry);
         let target = block_size.max(buf.len() * 2);
-        let mut eof = false;
-        while buf.len() < target {
-            let old = buf.len();
-            buf.resize(target, 0);
-            let n = match r.read(&mut buf[old..]) {
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
-                Err(e) => return Err(e),
-            };
-            buf.truncate(old + n);
-            if n == 0 {
-                eof = true;
-                break;
-            }
-        }
+        let want = target.saturating_sub(buf.len()) as u64;
+        let n = (&mut r).take(want).read_to_end(&mut buf)?;
+        let eof = (n as u64) < want;
         let end = if eof {
             buf.len()
         } else {

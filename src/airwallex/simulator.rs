@@ -4,8 +4,9 @@
 //! fingerprint, status) so tests can check exactly what awxguard sent, and where.
 
 use super::claims::ADMIN_PERMISSIONS;
+use crate::privilege::{Access, Catalog};
 use crate::secret::fingerprint;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -75,9 +76,14 @@ pub struct SimState {
     #[serde(default = "default_login_limit")]
     pub login_limit_per_minute: u32,
     /// Seeded resources, served by the read endpoints: `transfers`, `beneficiaries`,
-    /// `financial_transactions`, `webhooks`, `balances`, ...
+    /// `financial_transactions`, `balances` (current), `balance_history`, `webhooks`, `account`
+    /// (one object). Items carry `id` and a time (`created_at`; `posted_at` for balance
+    /// history) in Airwallex's format, `2021-10-26T06:38:13+0000`.
     #[serde(default)]
     pub data: HashMap<String, Vec<Value>>,
+    /// API calls allowed per key per minute before 429; 0: no limit.
+    #[serde(default)]
+    pub api_limit_per_minute: u32,
 }
 
 fn default_login_limit() -> u32 {
@@ -90,6 +96,7 @@ impl Default for SimState {
             keys: Vec::new(),
             login_limit_per_minute: default_login_limit(),
             data: HashMap::new(),
+            api_limit_per_minute: 0,
         }
     }
 }
@@ -137,6 +144,10 @@ pub struct RequestRecord {
     pub key_fingerprint: Option<String>,
     pub status: u16,
     pub source_ip: String,
+    /// For API calls: the fingerprint of the key whose token was used (logins carry it in
+    /// `key_fingerprint`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_of: Option<String>,
 }
 
 struct Issued {
@@ -152,12 +163,15 @@ struct Inner {
     /// Per key: login times (unix seconds) within the last minute, and failures served.
     logins: HashMap<usize, Vec<i64>>,
     failures: HashMap<usize, u32>,
+    /// Per key: API call times within the last minute.
+    api_calls: HashMap<usize, Vec<i64>>,
 }
 
 /// A running simulator's shared state.
 #[derive(Clone)]
 pub struct Simulator {
     inner: Arc<Mutex<Inner>>,
+    catalog: Arc<Catalog>,
 }
 
 impl Simulator {
@@ -167,6 +181,7 @@ impl Simulator {
                 state,
                 ..Inner::default()
             })),
+            catalog: Arc::new(Catalog::builtin()),
         }
     }
 
@@ -379,6 +394,7 @@ async fn login(
             key_fingerprint: key_fp.clone(),
             status: status.as_u16(),
             source_ip: peer.ip().to_string(),
+            token_of: None,
         });
         ((status, Json(body)).into_response(), delay)
     };
@@ -392,69 +408,236 @@ async fn request_log(State(sim): State<Simulator>) -> Json<Vec<RequestRecord>> {
     Json(sim.requests())
 }
 
-/// The permission a route needs, in the simulator's permission language: admin strings
-/// (`r:awx:*:*`, `w:awx:*:*`) or scope ids from the catalog (`transfer:read`).
-fn required_scope(method: &Method, path: &str) -> Option<(&'static str, &'static str)> {
-    let resources: &[(&str, &str)] = &[
-        ("/api/v1/transfers", "transfer"),
-        ("/api/v1/beneficiaries", "beneficiary"),
-        ("/api/v1/financial_transactions", "financial_transaction"),
-        ("/api/v1/balances", "balance"),
-        ("/api/v1/webhooks", "webhook"),
-        ("/api/v1/account", "account_details"),
-    ];
-    let (prefix, resource) = resources.iter().find(|(p, _)| path.starts_with(p))?;
-    let data_key = match *resource {
-        "transfer" => "transfers",
-        "beneficiary" => "beneficiaries",
-        "financial_transaction" => "financial_transactions",
-        "balance" => "balances",
-        "webhook" => "webhooks",
-        _ => "account",
-    };
-    let _ = prefix;
-    let access = if method == Method::GET {
-        "read"
-    } else {
-        "write"
-    };
-    Some((
-        data_key,
-        match (*resource, access) {
-            ("transfer", "read") => "transfer:read",
-            ("transfer", _) => "transfer:write",
-            ("beneficiary", "read") => "beneficiary:read",
-            ("beneficiary", _) => "beneficiary:write",
-            ("financial_transaction", _) => "financial_transaction:read",
-            ("balance", _) => "balance:read",
-            ("webhook", "read") => "webhook:read",
-            ("webhook", _) => "webhook:write",
-            _ => "account_details:read",
-        },
-    ))
-}
-
-fn permits(permissions: &[String], method: &Method, scope: &str) -> bool {
-    let admin = if method == Method::GET {
-        "r:awx:*:*"
-    } else {
-        "w:awx:*:*"
+/// Whether a token's permissions allow a call needing `scope` (of `access`). The simulator's
+/// permission language is a GUESS: Airwallex documents only the admin strings (`r:awx:*:*`,
+/// `w:awx:*:*`, FACTS.md); for scoped keys the simulator accepts catalog scope ids
+/// (`transfer:read`), and a write scope also grants its resource's reads, as most Airwallex
+/// write scopes list them. Real tokens of scoped keys may carry other strings.
+fn permits(permissions: &[String], access: Access, scope: &str) -> bool {
+    let admin = match access {
+        Access::Read => "r:awx:*:*",
+        Access::Write => "w:awx:*:*",
     };
     permissions.iter().any(|p| {
         p == admin
             || p == scope
-            // a write scope also grants its resource's reads, as most Airwallex write scopes do
-            || (scope.ends_with(":read")
-                && p.strip_suffix(":write") == scope.strip_suffix(":read"))
+            || (scope.ends_with(":read") && p.strip_suffix(":write") == scope.strip_suffix(":read"))
     })
 }
 
-/// Every other route: bearer token check, permission check, then the seeded data.
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> (StatusCode, Value) {
+    (
+        status,
+        json!({"code": code, "message": message.into(), "trace_id": random_id()}),
+    )
+}
+
+fn bad_request(message: impl Into<String>) -> (StatusCode, Value) {
+    error(StatusCode::BAD_REQUEST, "invalid_argument", message)
+}
+
+/// The seeded list behind a route template, and the time field its date filters apply to.
+fn collection(template: &str) -> Option<(&'static str, &'static str)> {
+    Some(match template {
+        "GET /api/v1/transfers" | "GET /api/v1/transfers/{id}" => ("transfers", "created_at"),
+        "GET /api/v1/beneficiaries" | "GET /api/v1/beneficiaries/{id}" => {
+            ("beneficiaries", "created_at")
+        }
+        "GET /api/v1/financial_transactions" | "GET /api/v1/financial_transactions/{id}" => {
+            ("financial_transactions", "created_at")
+        }
+        "GET /api/v1/balances/current" => ("balances", "created_at"),
+        "GET /api/v1/balances/history" => ("balance_history", "posted_at"),
+        "GET /api/v1/webhooks" | "GET /api/v1/webhooks/{id}" => ("webhooks", "created_at"),
+        "GET /api/v1/account" => ("account", "created_at"),
+        _ => return None,
+    })
+}
+
+fn query_time(
+    q: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<chrono::DateTime<chrono::FixedOffset>>, (StatusCode, Value)> {
+    match q.get(name) {
+        None => Ok(None),
+        Some(v) => super::parse_timestamp(v)
+            .or_else(|| {
+                // a bare date (beneficiaries' from_date / to_date)
+                chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                    .ok()
+                    .and_then(|d| d.and_hms_opt(0, 0, 0))
+                    .map(|t| t.and_utc().fixed_offset())
+            })
+            .map(Some)
+            .ok_or_else(|| {
+                bad_request(format!(
+                    "{name} must be a time like 2021-10-26T06:38:13+0000"
+                ))
+            }),
+    }
+}
+
+fn query_num(
+    q: &HashMap<String, String>,
+    name: &str,
+    default: usize,
+) -> Result<usize, (StatusCode, Value)> {
+    match q.get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .map_err(|_| bad_request(format!("{name} must be a non-negative integer"))),
+    }
+}
+
+/// Items whose `field` time lies in `[from, to]`, newest first.
+fn filtered(
+    items: &[Value],
+    field: &str,
+    from: Option<chrono::DateTime<chrono::FixedOffset>>,
+    to: Option<chrono::DateTime<chrono::FixedOffset>>,
+) -> Vec<Value> {
+    let time = |v: &Value| {
+        v.get(field)
+            .and_then(|t| t.as_str())
+            .and_then(super::parse_timestamp)
+    };
+    let mut out: Vec<Value> = items
+        .iter()
+        .filter(|v| {
+            let t = time(v);
+            from.is_none_or(|f| t.is_some_and(|t| t >= f))
+                && to.is_none_or(|e| t.is_some_and(|t| t <= e))
+        })
+        .cloned()
+        .collect();
+    out.sort_by_key(|v| std::cmp::Reverse(time(v)));
+    out
+}
+
+fn cursor(offset: usize) -> String {
+    b64(format!("offset:{offset}").as_bytes())
+}
+
+fn parse_cursor(c: &str) -> Option<usize> {
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(c)
+        .ok()?;
+    std::str::from_utf8(&raw)
+        .ok()?
+        .strip_prefix("offset:")?
+        .parse()
+        .ok()
+}
+
+/// A read endpoint over the seeded data, with Airwallex's paging and filters.
+fn serve_read(
+    template: &str,
+    path: &str,
+    q: &HashMap<String, String>,
+    data: &HashMap<String, Vec<Value>>,
+) -> (StatusCode, Value) {
+    let Some((data_key, time_field)) = collection(template) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "resource_not_found",
+            format!("{template} is not simulated"),
+        );
+    };
+    let items = data.get(data_key).map(Vec::as_slice).unwrap_or(&[]);
+    if data_key == "account" {
+        return (
+            StatusCode::OK,
+            items.first().cloned().unwrap_or_else(|| json!({})),
+        );
+    }
+    if template.ends_with("/{id}") {
+        let id = path.rsplit('/').next().unwrap_or("");
+        return match items
+            .iter()
+            .find(|v| v.get("id").and_then(|x| x.as_str()) == Some(id))
+        {
+            Some(v) => (StatusCode::OK, v.clone()),
+            None => error(
+                StatusCode::NOT_FOUND,
+                "resource_not_found",
+                format!("no {data_key} item {id}"),
+            ),
+        };
+    }
+    let (from_name, to_name) = match data_key {
+        "beneficiaries" => ("from_date", "to_date"),
+        "balance_history" => ("from_post_at", "to_post_at"),
+        _ => ("from_created_at", "to_created_at"),
+    };
+    let (from, to) = match (query_time(q, from_name), query_time(q, to_name)) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(e), _) | (_, Err(e)) => return e,
+    };
+    if data_key == "balance_history" {
+        // at most 7 days a query (FACTS.md)
+        let span = match (from, to) {
+            (Some(f), Some(t)) => t - f,
+            (Some(f), None) => chrono::Utc::now().fixed_offset() - f,
+            _ => chrono::Duration::zero(),
+        };
+        if span > chrono::Duration::days(7) {
+            return bad_request(
+                "the time range between from_post_at and to_post_at must not exceed 7 days",
+            );
+        }
+    }
+    let all = filtered(items, time_field, from, to);
+    if data_key == "transfers" {
+        // cursor paging: `page` is the cursor of page_after / page_before
+        let size = match query_num(q, "page_size", 20) {
+            Ok(n) if (1..=200).contains(&n) => n,
+            Ok(_) => return bad_request("page_size must be between 1 and 200"),
+            Err(e) => return e,
+        };
+        let offset = match q.get("page") {
+            None => 0,
+            Some(c) => match parse_cursor(c) {
+                Some(o) => o,
+                None => return bad_request("page is not a cursor this API returned"),
+            },
+        };
+        let page: Vec<Value> = all.iter().skip(offset).take(size).cloned().collect();
+        let has_more = offset + size < all.len();
+        let mut body = json!({"items": page, "has_more": has_more});
+        if has_more {
+            body["page_after"] = json!(cursor(offset + size));
+        }
+        if offset > 0 {
+            body["page_before"] = json!(cursor(offset.saturating_sub(size)));
+        }
+        return (StatusCode::OK, body);
+    }
+    // page_num / page_size paging (beneficiaries: page_size at least 10)
+    let min = if data_key == "beneficiaries" { 10 } else { 1 };
+    let size = match query_num(q, "page_size", 20) {
+        Ok(n) if n >= min && n <= 200 => n,
+        Ok(_) => return bad_request(format!("page_size must be between {min} and 200")),
+        Err(e) => return e,
+    };
+    let num = match query_num(q, "page_num", 0) {
+        Ok(n) => n,
+        Err(e) => return e,
+    };
+    let page: Vec<Value> = all.iter().skip(num * size).take(size).cloned().collect();
+    let has_more = (num + 1) * size < all.len();
+    (StatusCode::OK, json!({"items": page, "has_more": has_more}))
+}
+
+/// Every other route: bearer token, rate limit, permission check by token claims (scope from
+/// the catalog), then the read endpoints over the seeded data. Writes the key may make answer
+/// 404 `not simulated`; routes the catalog does not know answer 404.
 async fn api(
     State(sim): State<Simulator>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     uri: Uri,
+    Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
     let path = uri.path().to_string();
@@ -468,6 +651,7 @@ async fn api(
         .and_then(|t| inner.tokens.get(t))
         .filter(|i| i.expires > now)
         .map(|i| i.key);
+    let mut token_key = None;
     let (status, body) = match issued {
         None => (
             StatusCode::UNAUTHORIZED,
@@ -475,24 +659,56 @@ async fn api(
         ),
         Some(k) => {
             let key = inner.state.keys[k].clone();
-            match required_scope(&method, &path) {
-                None => (
-                    StatusCode::NOT_FOUND,
-                    json!({"code": "not_found", "message": format!("No route {method} {path}")}),
-                ),
-                Some((_, scope)) if !permits(&key.permissions, &method, scope) => (
+            token_key = Some(key.api_key_fingerprint.clone());
+            let limit = inner.state.api_limit_per_minute;
+            let recent = inner.api_calls.entry(k).or_default();
+            recent.retain(|t| now - t < 60);
+            recent.push(now);
+            let over = limit > 0 && recent.len() as u32 > limit;
+            let matched = sim.catalog.route(method.as_str(), &path);
+            if over {
+                error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_requests",
+                    "Too many requests",
+                )
+            } else if key.behaviour == Behaviour::Forbidden
+                || !ip_allowed(&key.ip_whitelist, peer.ip())
+            {
+                error(
                     StatusCode::FORBIDDEN,
-                    json!({"code": "forbidden", "message": format!("This API key has no permission for {scope}")}),
-                ),
-                Some((data_key, _)) => {
-                    let items = inner.state.data.get(data_key).cloned().unwrap_or_default();
-                    if data_key == "account" {
-                        (
-                            StatusCode::OK,
-                            items.into_iter().next().unwrap_or_else(|| json!({})),
-                        )
-                    } else {
-                        (StatusCode::OK, json!({"items": items, "has_more": false}))
+                    "forbidden",
+                    "Access denied: request IP is not in the whitelist of this API key",
+                )
+            } else {
+                match matched {
+                    None => error(
+                        StatusCode::NOT_FOUND,
+                        "resource_not_found",
+                        format!("No route {method} {path}"),
+                    ),
+                    Some(r) => {
+                        let scope = r.scope.clone().unwrap_or_default();
+                        let access = sim
+                            .catalog
+                            .scope(&scope)
+                            .map(|s| s.access)
+                            .unwrap_or(Access::Write);
+                        if !permits(&key.permissions, access, &scope) {
+                            error(
+                                StatusCode::FORBIDDEN,
+                                "forbidden",
+                                format!("This API key has no permission for {scope}"),
+                            )
+                        } else if method != Method::GET {
+                            error(
+                                StatusCode::NOT_FOUND,
+                                "resource_not_found",
+                                format!("{} is not simulated", r.template),
+                            )
+                        } else {
+                            serve_read(&r.template, &path, &q, &inner.state.data)
+                        }
                     }
                 }
             }
@@ -505,6 +721,7 @@ async fn api(
         key_fingerprint: None,
         status: status.as_u16(),
         source_ip: peer.ip().to_string(),
+        token_of: token_key,
     });
     (status, Json(body)).into_response()
 }

@@ -24,6 +24,9 @@ pub struct AuditArgs {
     /// adds to `[audit] discover`. Undeclared keys found are shadow keys.
     #[arg(long, value_name = "PATH")]
     pub discover: Vec<PathBuf>,
+    /// Add the privilege rules in this directory (repeatable); adds to `[audit] rules`.
+    #[arg(long = "privilege-rules", value_name = "DIR")]
+    pub privilege_rules: Vec<PathBuf>,
     /// Do not record the findings in the database (no lifecycle).
     #[arg(long)]
     pub no_store: bool,
@@ -44,8 +47,10 @@ pub fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<u8> {
                 .display()
         );
     }
+    let mut rule_dirs = ctx.config.audit.rule_dirs.clone();
+    rule_dirs.extend(args.privilege_rules.iter().cloned());
     let rules = PrivilegeRules::load(
-        &ctx.config.audit.rule_dirs,
+        &rule_dirs,
         &ctx.config.audit.disable,
         &ctx.config.audit.params,
     )

@@ -99,6 +99,19 @@ pub struct Catalog {
     by_id: HashMap<String, usize>,
     /// (method, segment count, first three segments joined) -> routes.
     index: HashMap<(String, usize, String), Vec<Route>>,
+    /// Method -> segment count -> third segment (`transfers` in `/api/v1/transfers/...`; empty
+    /// for shorter paths) -> routes: the same routes, for lookups without allocation.
+    by_shape: HashMap<String, Vec<HashMap<String, Vec<Route>>>>,
+}
+
+/// A request matched to a catalog route, borrowed from the catalog (no allocation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteRef<'a> {
+    /// `METHOD /api/v1/transfers/{id}`.
+    pub template: &'a str,
+    /// The narrowest scope allowing it; `None` for the login call.
+    pub scope: Option<&'a str>,
+    pub verified: bool,
 }
 
 /// Why the catalog could not be loaded.
@@ -206,10 +219,30 @@ impl Catalog {
                 access: None,
                 verified: true,
             });
+        let mut by_shape: HashMap<String, Vec<HashMap<String, Vec<Route>>>> = HashMap::new();
+        for routes in index.values() {
+            for r in routes {
+                let by_len = by_shape.entry(r.method.to_ascii_uppercase()).or_default();
+                if by_len.len() <= r.segments.len() {
+                    by_len.resize(r.segments.len() + 1, HashMap::new());
+                }
+                // a parameter among the first three segments never matches (see `bucket`)
+                let third = match r.segments.get(2) {
+                    Some(Some(s)) => s.clone(),
+                    Some(None) => continue,
+                    None => String::new(),
+                };
+                by_len[r.segments.len()]
+                    .entry(third)
+                    .or_default()
+                    .push(r.clone());
+            }
+        }
         Ok(Catalog {
             scopes,
             by_id,
             index,
+            by_shape,
         })
     }
 
@@ -233,6 +266,52 @@ impl Catalog {
             .filter(|s| s.access == Access::Read)
             .map(|s| s.id.clone())
             .collect()
+    }
+
+    /// `route` without allocating, for hot loops (the usage reader): the same answer, borrowed.
+    pub fn route_ref(&self, method: &str, path: &str) -> Option<RouteRef<'_>> {
+        let path = path.split(['?', '#']).next().unwrap_or("");
+        let mut buf: [&str; 24] = [""; 24];
+        let mut n = 0;
+        for seg in path.split('/').filter(|s| !s.is_empty()) {
+            if n == buf.len() {
+                return None;
+            }
+            buf[n] = seg;
+            n += 1;
+        }
+        let segs = &buf[..n];
+        let by_len = match self.by_shape.get(method) {
+            Some(v) => v,
+            None => self.by_shape.get(&method.to_ascii_uppercase())?,
+        };
+        by_len
+            .get(n)?
+            .get(segs.get(2).copied().unwrap_or(""))?
+            .iter()
+            .filter(|r| {
+                r.segments
+                    .iter()
+                    .zip(segs)
+                    .enumerate()
+                    .all(|(i, (t, s))| match t {
+                        Some(lit) => lit == s,
+                        // the index buckets by the first three segments as written
+                        None => i >= 3,
+                    })
+            })
+            .min_by(|a, b| {
+                b.literal_count()
+                    .cmp(&a.literal_count())
+                    .then(a.access.cmp(&b.access))
+                    .then(b.verified.cmp(&a.verified))
+                    .then(a.scope.cmp(&b.scope))
+            })
+            .map(|r| RouteRef {
+                template: &r.template,
+                scope: r.scope.as_deref(),
+                verified: r.verified,
+            })
     }
 
     /// The route a request matches and the narrowest scope that allows it: a template with more
@@ -299,6 +378,38 @@ mod tests {
         assert_eq!(login.scope, None);
         assert!(c.route("GET", "/api/v1/no_such_thing").is_none());
         assert!(c.route("DELETE", "/api/v1/transfers/abc").is_none());
+        for (m, p) in [
+            ("GET", "/api/v1/transfers/3f2a"),
+            ("post", "/api/v1/transfers/create?x=1"),
+            ("POST", "/api/v1/beneficiaries/create"),
+            ("POST", "/api/v1/authentication/login"),
+            ("GET", "/api/v1/no_such_thing"),
+            ("DELETE", "/api/v1/transfers/abc"),
+            ("GET", "/api/v1/balances/history"),
+            ("GET", "/api/v1/webhooks/wh_1"),
+            ("GET", "/"),
+        ] {
+            let a = c.route(m, p);
+            let b = c.route_ref(m, p).map(|r| RouteMatch {
+                template: r.template.to_string(),
+                scope: r.scope.map(str::to_string),
+                verified: r.verified,
+            });
+            assert_eq!(a, b, "{m} {p}");
+        }
+        for s in c.scopes() {
+            for e in s.endpoints.iter().chain(&s.endpoints_unverified) {
+                let (m, p) = e.split_once(' ').unwrap();
+                let p = p.replace('{', "x").replace('}', "");
+                let a = c.route(m, &p);
+                let b = c.route_ref(m, &p).map(|r| RouteMatch {
+                    template: r.template.to_string(),
+                    scope: r.scope.map(str::to_string),
+                    verified: r.verified,
+                });
+                assert_eq!(a, b, "{m} {p}");
+            }
+        }
         let hook = c.route("POST", "/api/v1/webhooks/wh_123/update").unwrap();
         assert_eq!(hook.scope.as_deref(), Some("webhook:write"));
     }

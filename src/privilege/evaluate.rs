@@ -460,18 +460,12 @@ fn check(ctx: &KeyCtx<'_>, rule: &PrivilegeRule) -> Verdict {
             if f.environment != super::Environment::Production || !f.ip_whitelist.is_empty() {
                 return Verdict::Quiet;
             }
-            let mut hit = Hit::new(json!({
+            Verdict::Fire(Hit::new(json!({
                 "observed": {"ip_whitelist": []},
                 "expected": "IPv4 addresses or /24 to /32 ranges the integration calls from",
                 "suggested": ctx.replacement.ip_whitelist,
                 "basis": ctx.replacement.basis,
-            }));
-            hit.replacement = Some(Replacement {
-                name: f.name.clone(),
-                scopes: Vec::new(),
-                ..ctx.replacement.clone()
-            });
-            Verdict::Fire(hit)
+            })))
         }
         "shared-key" => {
             let declared: BTreeSet<String> = f.consumers.iter().cloned().collect();
@@ -623,10 +617,29 @@ fn check(ctx: &KeyCtx<'_>, rule: &PrivilegeRule) -> Verdict {
             )
         }
         "wrong-environment" => {
+            let own = env_name(f.environment);
+            let other = if own == "production" {
+                "sandbox"
+            } else {
+                "production"
+            };
+            // the login went to the other environment's host (config points the key there)
+            if let Some(l) = &f.login {
+                if host_environment(&l.base_url).is_some_and(|e| e != own) {
+                    let mut hit = Hit::new(json!({
+                        "observed": {"login_base_url": l.base_url},
+                        "expected": format!("a {own} host"),
+                    }))
+                    .var("wrong_environment", other)
+                    .var("wrong_hosts", l.base_url.clone())
+                    .var("wrong_count", "1");
+                    hit.subject = Some(other.to_string());
+                    return Verdict::Fire(hit);
+                }
+            }
             let Some(u) = usage else {
                 return Verdict::NotJudged("no usage evidence for this key".into());
             };
-            let own = env_name(f.environment);
             let wrong: Vec<(&String, &u64)> = u
                 .hosts
                 .iter()
@@ -635,11 +648,6 @@ fn check(ctx: &KeyCtx<'_>, rule: &PrivilegeRule) -> Verdict {
             if wrong.is_empty() {
                 return Verdict::Quiet;
             }
-            let other = if own == "production" {
-                "sandbox"
-            } else {
-                "production"
-            };
             let count: u64 = wrong.iter().map(|(_, n)| **n).sum();
             let hosts: Vec<String> = wrong.iter().map(|(h, _)| (*h).clone()).collect();
             let mut hit = Hit::new(json!({

@@ -7,7 +7,7 @@ pub mod facts;
 pub mod recommend;
 pub mod rules;
 
-pub use catalog::{Access, Catalog, RouteMatch, Scope};
+pub use catalog::{Access, Catalog, RouteMatch, RouteRef, Scope};
 pub use facts::{Environment, KeyFacts, KeyKind, LeakFact, LoginFacts, SecretSource, Storage};
 pub use recommend::Replacement;
 pub use rules::{tier_scopes, Example, ExampleKey, PrivilegeRule, PrivilegeRules};

@@ -689,6 +689,42 @@ mod tests {
     }
 
     #[test]
+    fn user_dirs_add_rules_and_skip_leak_rule_files() {
+        let dir = std::env::temp_dir().join(format!("awxguard-prules-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("leak.toml"),
+            "[[rule]]\nid = \"leak.local.x\"\nname = \"x\"\nkeywords = [\"abc\"]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("mine.toml"),
+            r#"
+[[rule]]
+id = "privilege.local.admin-anywhere"
+name = "Admin keys anywhere"
+check = "admin-key"
+severity = "critical"
+action = "narrow"
+description = "d"
+message = "{key} is admin"
+[[rule.examples]]
+keys = [{ name = "a", kind = "admin", environment = "sandbox" }]
+[[rule.negative_examples]]
+keys = [{ name = "a" }]
+"#,
+        )
+        .unwrap();
+        let r = PrivilegeRules::load(std::slice::from_ref(&dir), &[], &BTreeMap::new()).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let mine = r.get("privilege.local.admin-anywhere").unwrap();
+        assert_eq!(mine.severity, Severity::Critical);
+        assert!(r.get("leak.local.x").is_none());
+        let (failures, _) = r.check_examples(&Catalog::builtin());
+        assert!(failures.is_empty(), "{failures:#?}");
+    }
+
+    #[test]
     fn disabling_by_id() {
         let r =
             PrivilegeRules::load(&[], &["privilege.admin-key".into()], &BTreeMap::new()).unwrap();

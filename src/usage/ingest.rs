@@ -20,7 +20,7 @@ use std::borrow::Cow;
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasher, Hash};
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -31,6 +31,37 @@ pub const EVENT_FILE_EXTENSIONS: &[&str] = &["jsonl", "ndjson", "json", "log"];
 pub const MAX_PROBLEMS: usize = 100;
 
 const SHARDS: usize = 64;
+
+/// FxHash (rustc's hasher): fast for the short keys of the per-key maps. Not used where an
+/// attacker picks keys to collide (the dedup set keys are SipHash outputs already).
+#[derive(Default, Clone, Copy)]
+struct Fx(u64);
+
+impl std::hash::Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let v = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+            self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(K);
+        }
+    }
+    fn write_u8(&mut self, b: u8) {
+        self.write(&[b]);
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.write(&v.to_le_bytes());
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxBuild = std::hash::BuildHasherDefault<Fx>;
+type FxMap<K, V> = HashMap<K, V, FxBuild>;
 
 /// A string that borrows from the line when it can (no escapes) and owns otherwise.
 #[derive(Debug)]
@@ -219,31 +250,93 @@ pub fn unknown_template(path: &str) -> String {
 }
 
 #[derive(Debug, Default)]
-struct RouteAgg {
-    method: String,
-    template: String,
-    scope: Option<String>,
+struct RouteAgg<'c> {
+    scope: Option<&'c str>,
     count: u64,
     ok: u64,
     first: Option<DateTime<Utc>>,
     last: Option<DateTime<Utc>>,
 }
 
+impl RouteAgg<'_> {
+    fn add(&mut self, ts: DateTime<Utc>, ok: bool) {
+        self.count += 1;
+        if ok {
+            self.ok += 1;
+        }
+        self.first = min_t(self.first, ts);
+        self.last = max_t(self.last, ts);
+    }
+}
+
+/// One key's events in one source. Known routes and scopes borrow from the catalog.
 #[derive(Debug, Default)]
-struct KeyAgg {
+struct KeyAgg<'c> {
     events: u64,
     first: Option<DateTime<Utc>>,
     last: Option<DateTime<Utc>>,
-    routes: HashMap<String, RouteAgg>,
-    scopes: HashMap<String, DateTime<Utc>>,
-    ips: HashMap<String, u64>,
-    agents: HashMap<String, u64>,
-    hosts: HashMap<String, u64>,
-    accounts: HashMap<String, u64>,
+    /// Keyed by the catalog template (`GET /api/v1/transfers/{id}`).
+    routes: FxMap<&'c str, RouteAgg<'c>>,
+    /// Routes the catalog does not know, keyed by `METHOD /path/{id}`.
+    unknown: FxMap<String, RouteAgg<'c>>,
+    scopes: FxMap<&'c str, DateTime<Utc>>,
+    ips: FxMap<String, u64>,
+    agents: FxMap<String, u64>,
+    hosts: FxMap<String, u64>,
+    accounts: FxMap<String, u64>,
     statuses: BTreeMap<u16, u64>,
 }
 
-fn bump(m: &mut HashMap<String, u64>, k: &str) {
+impl<'c> RouteAgg<'c> {
+    fn absorb(&mut self, o: RouteAgg<'c>) {
+        self.scope = self.scope.or(o.scope);
+        self.count += o.count;
+        self.ok += o.ok;
+        if let Some(f) = o.first {
+            self.first = min_t(self.first, f);
+        }
+        if let Some(l) = o.last {
+            self.last = max_t(self.last, l);
+        }
+    }
+}
+
+fn absorb_counts(into: &mut FxMap<String, u64>, from: FxMap<String, u64>) {
+    for (k, v) in from {
+        *into.entry(k).or_insert(0) += v;
+    }
+}
+
+impl<'c> KeyAgg<'c> {
+    fn absorb(&mut self, o: KeyAgg<'c>) {
+        self.events += o.events;
+        if let Some(f) = o.first {
+            self.first = min_t(self.first, f);
+        }
+        if let Some(l) = o.last {
+            self.last = max_t(self.last, l);
+        }
+        for (k, r) in o.routes {
+            self.routes.entry(k).or_default().absorb(r);
+        }
+        for (k, r) in o.unknown {
+            self.unknown.entry(k).or_default().absorb(r);
+        }
+        for (k, t) in o.scopes {
+            let e = self.scopes.entry(k).or_insert(t);
+            *e = (*e).max(t);
+        }
+        absorb_counts(&mut self.ips, o.ips);
+        absorb_counts(&mut self.agents, o.agents);
+        absorb_counts(&mut self.hosts, o.hosts);
+        absorb_counts(&mut self.accounts, o.accounts);
+        for (s, n) in o.statuses {
+            *self.statuses.entry(s).or_insert(0) += n;
+        }
+    }
+}
+
+fn bump(m: &mut FxMap<String, u64>, k: &str) {
     match m.get_mut(k) {
         Some(v) => *v += 1,
         None => {
@@ -262,7 +355,7 @@ fn max_t(a: Option<DateTime<Utc>>, b: DateTime<Utc>) -> Option<DateTime<Utc>> {
 
 /// What one source yielded.
 #[derive(Debug, Default)]
-struct Partial {
+struct Partial<'c> {
     name: String,
     first: Option<DateTime<Utc>>,
     last: Option<DateTime<Utc>>,
@@ -271,10 +364,36 @@ struct Partial {
     duplicates: u64,
     rejected: u64,
     problems: Vec<String>,
-    keys: HashMap<String, KeyAgg>,
+    keys: FxMap<String, KeyAgg<'c>>,
 }
 
-impl Partial {
+impl<'c> Partial<'c> {
+    /// Adds what a later part of the same source yielded.
+    fn absorb(&mut self, other: Partial<'c>) {
+        self.valid += other.valid;
+        self.duplicates += other.duplicates;
+        self.rejected += other.rejected;
+        for m in other.problems {
+            if self.problems.len() < MAX_PROBLEMS {
+                self.problems.push(m);
+            }
+        }
+        if let Some(f) = other.first {
+            self.first = min_t(self.first, f);
+        }
+        if let Some(l) = other.last {
+            self.last = max_t(self.last, l);
+        }
+        for (k, agg) in other.keys {
+            match self.keys.get_mut(&k) {
+                Some(mine) => mine.absorb(agg),
+                None => {
+                    self.keys.insert(k, agg);
+                }
+            }
+        }
+    }
+
     fn reject(&mut self, line: u64, msg: String) {
         self.rejected += 1;
         if self.problems.len() < MAX_PROBLEMS {
@@ -285,15 +404,23 @@ impl Partial {
 
 /// The run-wide set of event hashes (sharded to keep threads apart).
 struct Seen {
-    shards: Vec<Mutex<HashSet<u128>>>,
+    shards: Vec<Mutex<HashSet<u128, FxBuild>>>,
     a: RandomState,
     b: RandomState,
 }
 
 impl Seen {
-    fn new() -> Seen {
+    fn new(expected_events: usize) -> Seen {
+        let per_shard = expected_events / SHARDS;
         Seen {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashSet::new())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| {
+                    Mutex::new(HashSet::with_capacity_and_hasher(
+                        per_shard,
+                        FxBuild::default(),
+                    ))
+                })
+                .collect(),
             a: RandomState::new(),
             b: RandomState::new(),
         }
@@ -302,7 +429,7 @@ impl Seen {
     /// True the first time an event with this hash is offered.
     fn first_time(&self, ev: &Normalized<'_>) -> bool {
         let h = ((self.a.hash_one(ev) as u128) << 64) | self.b.hash_one(ev) as u128;
-        let shard = (h as usize) % SHARDS;
+        let shard = ((h >> 64) as usize) % SHARDS;
         self.shards[shard]
             .lock()
             .expect("dedup set poisoned")
@@ -326,7 +453,11 @@ struct Normalized<'a> {
     host: Option<&'a str>,
 }
 
-fn read_source(input: &Input, catalog: &Catalog, seen: &Seen) -> Result<Partial, UsageError> {
+fn read_source<'c>(
+    input: &Input,
+    catalog: &'c Catalog,
+    seen: &Seen,
+) -> Result<Partial<'c>, UsageError> {
     let name = input.name();
     let mut partial = Partial {
         name: name.clone(),
@@ -350,24 +481,116 @@ fn read_source(input: &Input, catalog: &Catalog, seen: &Seen) -> Result<Partial,
     Ok(partial)
 }
 
-fn read_lines<R: Read>(
+/// Bytes read at a time; a block is cut at its last newline and its lines parsed in parallel.
+const BLOCK: usize = 8 << 20;
+
+/// Under this size a block is parsed on one thread.
+const MIN_CHUNK: usize = 256 << 10;
+
+fn read_lines<'c, R: Read>(
     r: R,
-    partial: &mut Partial,
-    catalog: &Catalog,
+    partial: &mut Partial<'c>,
+    catalog: &'c Catalog,
     seen: &Seen,
 ) -> std::io::Result<()> {
-    let mut reader = BufReader::with_capacity(256 * 1024, r);
-    let mut buf: Vec<u8> = Vec::with_capacity(1024);
-    let mut method_buf = String::with_capacity(8);
-    let mut line_no: u64 = 0;
+    read_blocks(r, partial, catalog, seen, BLOCK)
+}
+
+fn read_blocks<'c, R: Read>(
+    mut r: R,
+    partial: &mut Partial<'c>,
+    catalog: &'c Catalog,
+    seen: &Seen,
+    block_size: usize,
+) -> std::io::Result<()> {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut carry: Vec<u8> = Vec::new();
+    let mut line_base: u64 = 0;
     loop {
         buf.clear();
-        let n = reader.read_until(b'\n', &mut buf)?;
-        if n == 0 {
-            break;
+        buf.append(&mut carry);
+        let target = block_size.max(buf.len() * 2);
+        let want = target.saturating_sub(buf.len()) as u64;
+        let n = (&mut r).take(want).read_to_end(&mut buf)?;
+        let eof = (n as u64) < want;
+        let end = if eof {
+            buf.len()
+        } else {
+            match memchr::memrchr(b'\n', &buf) {
+                Some(i) => i + 1,
+                None => {
+                    // one line longer than the block: read on
+                    carry = std::mem::take(&mut buf);
+                    continue;
+                }
+            }
+        };
+        carry.extend_from_slice(&buf[end..]);
+        let block = &buf[..end];
+        read_block(block, line_base, partial, catalog, seen);
+        line_base += memchr::memchr_iter(b'\n', block).count() as u64;
+        if eof {
+            return Ok(());
         }
+    }
+}
+
+/// Parses a block of whole lines, split across threads at line boundaries; `line_base` is the
+/// number of lines before the block.
+fn read_block<'c>(
+    block: &[u8],
+    line_base: u64,
+    partial: &mut Partial<'c>,
+    catalog: &'c Catalog,
+    seen: &Seen,
+) {
+    let parts = rayon::current_num_threads().max(1);
+    if parts == 1 || block.len() < 2 * MIN_CHUNK {
+        read_chunk(block, line_base, partial, catalog, seen);
+        return;
+    }
+    let size = (block.len() / parts).max(MIN_CHUNK);
+    let mut chunks: Vec<(&[u8], u64)> = Vec::new();
+    let mut start = 0;
+    let mut line = line_base;
+    while start < block.len() {
+        let mut end = (start + size).min(block.len());
+        if end < block.len() {
+            end = memchr::memchr(b'\n', &block[end..]).map_or(block.len(), |i| end + i + 1);
+        }
+        chunks.push((&block[start..end], line));
+        line += memchr::memchr_iter(b'\n', &block[start..end]).count() as u64;
+        start = end;
+    }
+    let name = partial.name.clone();
+    let parsed: Vec<Partial<'c>> = chunks
+        .par_iter()
+        .map(|(chunk, first)| {
+            let mut p = Partial {
+                name: name.clone(),
+                ..Partial::default()
+            };
+            read_chunk(chunk, *first, &mut p, catalog, seen);
+            p
+        })
+        .collect();
+    for p in parsed {
+        partial.absorb(p);
+    }
+}
+
+fn read_chunk<'c>(
+    chunk: &[u8],
+    line_base: u64,
+    partial: &mut Partial<'c>,
+    catalog: &'c Catalog,
+    seen: &Seen,
+) {
+    let mut method_buf = String::with_capacity(8);
+    let mut line_no = line_base;
+    for raw in chunk.split(|&b| b == b'\n') {
         line_no += 1;
-        let line = trim_ascii(&buf);
+        let line = trim_ascii(raw);
         if line.is_empty() {
             continue;
         }
@@ -384,7 +607,6 @@ fn read_lines<R: Read>(
         };
         ingest_event(&ev, line_no, partial, catalog, seen, &mut method_buf);
     }
-    Ok(())
 }
 
 fn opt<'b>(s: &'b Option<Str<'_>>) -> Option<&'b str> {
@@ -405,11 +627,11 @@ fn trim_ascii(b: &[u8]) -> &[u8] {
     b.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(b)
 }
 
-fn ingest_event(
+fn ingest_event<'c>(
     ev: &RawEvent<'_>,
     line_no: u64,
-    partial: &mut Partial,
-    catalog: &Catalog,
+    partial: &mut Partial<'c>,
+    catalog: &'c Catalog,
     seen: &Seen,
     method_buf: &mut String,
 ) {
@@ -501,42 +723,26 @@ fn ingest_event(
     agg.first = min_t(agg.first, ts);
     agg.last = max_t(agg.last, ts);
     let ok = (200..300).contains(&ev.status);
-    let matched = catalog.route(method, path);
-    let (route_key, template, scope) = match matched {
+    match catalog.route_ref(method, path) {
         Some(r) => {
-            let tpl = r
-                .template
-                .split_once(' ')
-                .map(|(_, t)| t.to_string())
-                .unwrap_or_default();
-            (r.template, tpl, r.scope)
-        }
-        None => {
-            let tpl = unknown_template(path);
-            (format!("{method} {tpl}"), tpl, None)
-        }
-    };
-    let route = agg.routes.entry(route_key).or_insert_with(|| RouteAgg {
-        method: method.to_string(),
-        template,
-        scope: scope.clone(),
-        ..RouteAgg::default()
-    });
-    route.count += 1;
-    if ok {
-        route.ok += 1;
-    }
-    route.first = min_t(route.first, ts);
-    route.last = max_t(route.last, ts);
-    if let Some(s) = scope {
-        // A refused call (401/403) does not show the key needs the scope; any other answer does.
-        if ev.status != 401 && ev.status != 403 {
-            match agg.scopes.get_mut(&s) {
-                Some(t) => *t = (*t).max(ts),
-                None => {
-                    agg.scopes.insert(s, ts);
+            agg.routes
+                .entry(r.template)
+                .or_insert_with(|| RouteAgg {
+                    scope: r.scope,
+                    ..RouteAgg::default()
+                })
+                .add(ts, ok);
+            // A refused call (401/403) does not show the key needs the scope; any other does.
+            if let Some(s) = r.scope {
+                if ev.status != 401 && ev.status != 403 {
+                    let t = agg.scopes.entry(s).or_insert(ts);
+                    *t = (*t).max(ts);
                 }
             }
+        }
+        None => {
+            let k = format!("{method} {}", unknown_template(path));
+            agg.unknown.entry(k).or_default().add(ts, ok);
         }
     }
     if let Some(ip) = &ev.source_ip {
@@ -559,7 +765,7 @@ fn ingest_event(
     *agg.statuses.entry(ev.status).or_insert(0) += 1;
 }
 
-fn merge_counts(into: &mut BTreeMap<String, u64>, from: HashMap<String, u64>) {
+fn merge_counts(into: &mut BTreeMap<String, u64>, from: FxMap<String, u64>) {
     for (k, v) in from {
         *into.entry(k).or_insert(0) += v;
     }
@@ -568,7 +774,15 @@ fn merge_counts(into: &mut BTreeMap<String, u64>, from: HashMap<String, u64>) {
 /// Reads every input and aggregates the events per key (see the module comment).
 pub fn read(paths: &[PathBuf], catalog: &Catalog) -> Result<Evidence, UsageError> {
     let inputs = inputs(paths)?;
-    let seen = Seen::new();
+    // about 200 bytes an event: size the dedup set once instead of growing it
+    let bytes: u64 = inputs
+        .iter()
+        .filter_map(|i| match i {
+            Input::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+            Input::Stdin => None,
+        })
+        .sum();
+    let seen = Seen::new((bytes / 200).min(50_000_000) as usize);
     let partials: Vec<Partial> = inputs
         .par_iter()
         .map(|i| read_source(i, catalog, &seen))
@@ -578,7 +792,7 @@ pub fn read(paths: &[PathBuf], catalog: &Catalog) -> Result<Evidence, UsageError
 
 /// Reads events from text in memory (rule examples, tests), named `name` in messages.
 pub fn read_text(name: &str, text: &str, catalog: &Catalog) -> Evidence {
-    let seen = Seen::new();
+    let seen = Seen::new(0);
     let mut partial = Partial {
         name: name.to_string(),
         ..Partial::default()
@@ -633,14 +847,21 @@ fn merge(partials: Vec<Partial>) -> Evidence {
             u.events += agg.events;
             u.first_seen = u.first_seen.min(kf);
             u.last_seen = u.last_seen.max(kl);
-            for (rk, r) in agg.routes {
+            let routes = agg
+                .routes
+                .into_iter()
+                .map(|(k, r)| (k.to_string(), r))
+                .chain(agg.unknown);
+            for (rk, r) in routes {
                 let (Some(rf), Some(rl)) = (r.first, r.last) else {
                     continue;
                 };
+                let (method, template) = rk.split_once(' ').unwrap_or(("", &rk));
+                let (method, template) = (method.to_string(), template.to_string());
                 let e = u.routes.entry(rk).or_insert_with(|| RouteUsage {
-                    method: r.method.clone(),
-                    template: r.template.clone(),
-                    scope: r.scope.clone(),
+                    method,
+                    template,
+                    scope: r.scope.map(str::to_string),
                     count: 0,
                     first_seen: rf,
                     last_seen: rl,
@@ -652,7 +873,7 @@ fn merge(partials: Vec<Partial>) -> Evidence {
                 e.last_seen = e.last_seen.max(rl);
             }
             for (s, t) in agg.scopes {
-                let e = u.scopes_used.entry(s).or_insert(t);
+                let e = u.scopes_used.entry(s.to_string()).or_insert(t);
                 *e = (*e).max(t);
             }
             merge_counts(&mut u.source_ips, agg.ips);
@@ -701,6 +922,35 @@ mod tests {
             "/api/v1/things/{id}/sub"
         );
         assert_eq!(unknown_template("/api/v1/no_such"), "/api/v1/no_such");
+    }
+
+    #[test]
+    fn line_numbers_hold_across_small_blocks_and_long_lines() {
+        let c = Catalog::builtin();
+        let good = r#"{"ts":"2026-11-20T10:15:00Z","key":"k","method":"GET","path":"/api/v1/transfers","status":200,"user_agent":"UA"}"#;
+        let long = good.replace("UA", &"x".repeat(500));
+        let mut lines: Vec<String> = Vec::new();
+        for i in 0..40 {
+            lines.push(match i {
+                7 | 23 => "{broken".to_string(),
+                11 => long.clone(),
+                _ => good.replace("10:15:00", &format!("10:{:02}:00", i)),
+            });
+        }
+        let text = lines.join("\n"); // no newline at the end
+        for block in [64, 100, 333, 1 << 20] {
+            let seen = Seen::new(0);
+            let mut p = Partial {
+                name: "f".into(),
+                ..Partial::default()
+            };
+            read_blocks(text.as_bytes(), &mut p, &c, &seen, block).unwrap();
+            assert_eq!(p.rejected, 2, "block {block}");
+            assert_eq!(p.problems.len(), 2);
+            assert!(p.problems[0].starts_with("f:8: "), "{:?}", p.problems);
+            assert!(p.problems[1].starts_with("f:24: "), "{:?}", p.problems);
+            assert_eq!(p.valid, 38, "block {block}");
+        }
     }
 
     #[test]

@@ -235,3 +235,71 @@ fn a_missing_path_is_an_error_naming_it() {
     .unwrap_err();
     assert!(e.to_string().contains("/no/such/usage.jsonl"), "{e}");
 }
+
+#[test]
+fn a_large_file_read_in_parallel_keeps_exact_line_numbers_and_counts() {
+    let dir = tempdir();
+    let mut text = String::new();
+    for i in 1..=9000u32 {
+        if i == 3 || i == 4500 || i == 8999 {
+            text.push_str("not json at all\n");
+        } else {
+            let ts = format!(
+                "2026-11-{:02}T{:02}:{:02}:{:02}Z",
+                1 + i % 20,
+                i % 24,
+                (i / 24) % 60,
+                i % 60
+            );
+            text.push_str(&line(
+                &ts,
+                &format!("k{}", i % 7),
+                "GET",
+                "/api/v1/transfers",
+                200,
+            ));
+            text.push_str(&format!("{:80}\n", ""));
+        }
+    }
+    assert!(text.len() > 1 << 20, "{}", text.len());
+    write(dir.path(), "big.jsonl", &text);
+    let ev = read_evidence(&[dir.path().join("big.jsonl")], &Catalog::builtin()).unwrap();
+    assert_eq!(ev.rejected, 3);
+    let lines: Vec<&str> = ev
+        .problems
+        .iter()
+        .map(|p| {
+            p.rsplit_once("big.jsonl:")
+                .unwrap()
+                .1
+                .split(':')
+                .next()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(lines, ["3", "4500", "8999"]);
+    let total: u64 = ev.keys.values().map(|u| u.events).sum();
+    assert_eq!(total + ev.duplicates, 8997);
+    assert_eq!(ev.sources[0].events, 8997);
+}
+
+#[test]
+fn rejected_messages_are_capped_and_the_count_stays_exact() {
+    let dir = tempdir();
+    let mut text = String::new();
+    for i in 0..150 {
+        text.push_str(&format!("{{\"ts\": {i}}}\n"));
+    }
+    text.push_str(&line(
+        "2026-11-20T10:15:00Z",
+        "payvy",
+        "GET",
+        "/api/v1/account",
+        200,
+    ));
+    write(dir.path(), "bad.jsonl", &text);
+    let ev = read_evidence(&[dir.path().join("bad.jsonl")], &Catalog::builtin()).unwrap();
+    assert_eq!(ev.rejected, 150);
+    assert_eq!(ev.problems.len(), awxguard::usage::ingest::MAX_PROBLEMS);
+    assert_eq!(ev.events, 1);
+}

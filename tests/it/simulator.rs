@@ -1,0 +1,258 @@
+//! The simulator's read endpoints over real HTTP: paging, date filters, the 7-day limit of
+//! balance history, permission checks by token claims, 401, 403 and 429.
+
+use crate::common::{client_id, key};
+use awxguard::airwallex::simulator::{Behaviour, SimHandle, SimState, Simulator};
+use awxguard::airwallex::{Client, ClientSettings, Error, LoginOutcome};
+use awxguard::secret::Secret;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+fn client(url: &str) -> Client {
+    let mut s = ClientSettings::new(url);
+    s.retries = 0;
+    s.retry_base = Duration::from_millis(1);
+    s.timeout = Duration::from_secs(5);
+    Client::new(s).unwrap()
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// 45 transfers, one a day from 2026-10-01, 12 beneficiaries, a webhook, balances and history.
+fn seeded() -> SimState {
+    let mut s = SimState::default()
+        .with_key(&client_id("admin"), &key("admin"), Behaviour::Live)
+        .with_key(&client_id("reader"), &key("reader"), Behaviour::Live);
+    s.keys[1].permissions = vec!["transfer:read".into()];
+    let day = |d: i64| {
+        let t = chrono::DateTime::parse_from_rfc3339("2026-10-01T08:00:00Z").unwrap()
+            + chrono::Duration::days(d);
+        awxguard::airwallex::format_timestamp(&t)
+    };
+    s.data.insert(
+        "transfers".into(),
+        (0..45)
+            .map(|i| json!({"id": format!("tr_{i:03}"), "created_at": day(i), "amount": 100 + i, "currency": "USD"}))
+            .collect(),
+    );
+    s.data.insert(
+        "beneficiaries".into(),
+        (0..12)
+            .map(|i| json!({"id": format!("ben_{i:03}"), "created_at": day(i)}))
+            .collect(),
+    );
+    s.data.insert(
+        "webhooks".into(),
+        vec![json!({"id": "wh_1", "url": "https://hooks.example.com/awx", "created_at": day(0)})],
+    );
+    s.data.insert(
+        "balances".into(),
+        vec![json!({"currency": "USD", "available_amount": 1000.5})],
+    );
+    s.data.insert(
+        "balance_history".into(),
+        (0..20)
+            .map(|i| json!({"id": format!("bh_{i}"), "posted_at": day(i), "amount": 1}))
+            .collect(),
+    );
+    s.data.insert(
+        "account".into(),
+        vec![json!({"id": "acct_AbCdEfGhIjKlMnOpQrStUv", "status": "ACTIVE"})],
+    );
+    s
+}
+
+struct Session {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    token: Secret<String>,
+}
+
+impl Session {
+    fn new(sim: &SimHandle, who: &str) -> Session {
+        let rt = rt();
+        let client = client(&sim.url());
+        let token = match rt.block_on(client.login(&client_id(who), &Secret::new(key(who)))) {
+            LoginOutcome::Live(t) => t.token,
+            other => panic!("login failed: {other:?}"),
+        };
+        Session { rt, client, token }
+    }
+
+    fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, Error> {
+        let q: Vec<(&str, String)> = query.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        self.rt
+            .block_on(self.client.get_json(&self.token, path, &q))
+    }
+}
+
+#[test]
+fn transfers_page_by_cursor_and_filter_by_creation_time() {
+    let sim = Simulator::spawn(seeded()).unwrap();
+    let s = Session::new(&sim, "admin");
+    let first = s.get("/api/v1/transfers", &[("page_size", "20")]).unwrap();
+    assert_eq!(first["items"].as_array().unwrap().len(), 20);
+    assert_eq!(first["has_more"], true);
+    // newest first, in Airwallex's time format
+    assert_eq!(first["items"][0]["id"], "tr_044");
+    assert_eq!(first["items"][0]["created_at"], "2026-11-14T08:00:00+0000");
+    let mut seen: Vec<String> = vec![];
+    let mut page = first;
+    loop {
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["id"].as_str().unwrap().to_string()),
+        );
+        if page["has_more"] != true {
+            break;
+        }
+        let cursor = page["page_after"].as_str().unwrap().to_string();
+        page = s
+            .get(
+                "/api/v1/transfers",
+                &[("page_size", "20"), ("page", &cursor)],
+            )
+            .unwrap();
+    }
+    assert_eq!(seen.len(), 45);
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 45);
+    let window = s
+        .get(
+            "/api/v1/transfers",
+            &[
+                ("from_created_at", "2026-10-03T00:00:00+0000"),
+                ("to_created_at", "2026-10-05T23:59:59Z"),
+            ],
+        )
+        .unwrap();
+    let ids: Vec<&str> = window["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["tr_004", "tr_003", "tr_002"]);
+    assert_eq!(window["has_more"], false);
+    let one = s.get("/api/v1/transfers/tr_007", &[]).unwrap();
+    assert_eq!(one["amount"], 107);
+    let e = s.get("/api/v1/transfers/tr_999", &[]).unwrap_err();
+    assert_eq!(e.status(), Some(404));
+    let e = s
+        .get("/api/v1/transfers", &[("page", "garbage")])
+        .unwrap_err();
+    assert_eq!(e.status(), Some(400));
+}
+
+#[test]
+fn beneficiaries_page_by_number_with_at_least_ten_a_page() {
+    let sim = Simulator::spawn(seeded()).unwrap();
+    let s = Session::new(&sim, "admin");
+    let p0 = s
+        .get(
+            "/api/v1/beneficiaries",
+            &[("page_num", "0"), ("page_size", "10")],
+        )
+        .unwrap();
+    assert_eq!(p0["items"].as_array().unwrap().len(), 10);
+    assert_eq!(p0["has_more"], true);
+    let p1 = s
+        .get(
+            "/api/v1/beneficiaries",
+            &[("page_num", "1"), ("page_size", "10")],
+        )
+        .unwrap();
+    assert_eq!(p1["items"].as_array().unwrap().len(), 2);
+    assert_eq!(p1["has_more"], false);
+    let e = s
+        .get("/api/v1/beneficiaries", &[("page_size", "5")])
+        .unwrap_err();
+    assert_eq!(e.status(), Some(400));
+    let dated = s
+        .get("/api/v1/beneficiaries", &[("from_date", "2026-10-10")])
+        .unwrap();
+    assert_eq!(dated["items"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn balances_webhooks_account_and_the_seven_day_history_limit() {
+    let sim = Simulator::spawn(seeded()).unwrap();
+    let s = Session::new(&sim, "admin");
+    let cur = s.get("/api/v1/balances/current", &[]).unwrap();
+    assert_eq!(cur["items"][0]["currency"], "USD");
+    let hooks = s.get("/api/v1/webhooks", &[]).unwrap();
+    assert_eq!(hooks["items"][0]["url"], "https://hooks.example.com/awx");
+    assert_eq!(s.get("/api/v1/account", &[]).unwrap()["status"], "ACTIVE");
+    let week = s
+        .get(
+            "/api/v1/balances/history",
+            &[
+                ("from_post_at", "2026-10-01T00:00:00+0000"),
+                ("to_post_at", "2026-10-07T23:00:00+0000"),
+            ],
+        )
+        .unwrap();
+    assert_eq!(week["items"].as_array().unwrap().len(), 7);
+    let e = s
+        .get(
+            "/api/v1/balances/history",
+            &[
+                ("from_post_at", "2026-10-01T00:00:00+0000"),
+                ("to_post_at", "2026-10-09T00:00:00+0000"),
+            ],
+        )
+        .unwrap_err();
+    assert_eq!(e.status(), Some(400));
+    assert!(e.to_string().contains("7 days"), "{e}");
+    let fin = s.get("/api/v1/financial_transactions", &[]).unwrap();
+    assert_eq!(fin, json!({"items": [], "has_more": false}));
+}
+
+#[test]
+fn permissions_come_from_the_token_claims() {
+    let sim = Simulator::spawn(seeded()).unwrap();
+    let s = Session::new(&sim, "reader");
+    assert!(s.get("/api/v1/transfers", &[]).is_ok());
+    let e = s.get("/api/v1/beneficiaries", &[]).unwrap_err();
+    assert_eq!(e.status(), Some(403));
+    assert!(e.to_string().contains("beneficiary:read"), "{e}");
+    let e = s.get("/api/v1/no_such_thing", &[]).unwrap_err();
+    assert_eq!(e.status(), Some(404));
+    let reqs = sim.requests();
+    let api: Vec<_> = reqs
+        .iter()
+        .filter(|r| r.path != awxguard::airwallex::LOGIN_PATH)
+        .collect();
+    assert_eq!(api.len(), 3);
+    assert!(api.iter().all(
+        |r| r.token_of.as_deref() == Some(crate::common::fingerprint(&key("reader")).as_str())
+    ));
+}
+
+#[test]
+fn a_bad_token_gets_401_and_too_many_calls_get_429() {
+    let mut state = seeded();
+    state.api_limit_per_minute = 2;
+    let sim = Simulator::spawn(state).unwrap();
+    let s = Session::new(&sim, "admin");
+    assert!(s.get("/api/v1/account", &[]).is_ok());
+    assert!(s.get("/api/v1/account", &[]).is_ok());
+    // the client retries 429 (none here) and then gives up
+    assert!(s.get("/api/v1/account", &[]).is_err());
+    assert_eq!(sim.requests().last().unwrap().status, 429);
+    let bad = Session {
+        token: Secret::new("eyJhbGciOiJIUzI1NiJ9.e30.c2lnbmF0dXJl".to_string()),
+        ..s
+    };
+    let e = bad.get("/api/v1/account", &[]).unwrap_err();
+    assert_eq!(e.status(), Some(401));
+}

@@ -237,6 +237,24 @@ mod tests {
     }
 
     #[test]
+    fn base_url_by_environment_unless_configured() {
+        let mut c = AirwallexConfig::default();
+        assert_eq!(
+            base_url_for(&c, Environment::Production),
+            "https://api.airwallex.com"
+        );
+        assert_eq!(
+            base_url_for(&c, Environment::Sandbox),
+            "https://api-demo.airwallex.com"
+        );
+        c.base_url = Some("http://127.0.0.1:8787".into());
+        assert_eq!(
+            base_url_for(&c, Environment::Production),
+            "http://127.0.0.1:8787"
+        );
+    }
+
+    #[test]
     fn only_documented_permission_strings_are_understood() {
         assert_eq!(
             effective_access(&s(&["r:awx:*:*", "w:awx:*:*"])),

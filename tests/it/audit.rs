@@ -608,3 +608,67 @@ fn help_texts_document_every_flag() {
         assert!(stdout(&out).contains(word), "{word} in\n{}", stdout(&out));
     }
 }
+
+#[test]
+fn config_audit_section_supplies_usage_discovery_and_rule_parameters() {
+    use crate::inventory::{airwallex_section, key_table, sim_key, spawn};
+    use awxguard::airwallex::simulator::Behaviour;
+    let dir = tempdir();
+    let sim = spawn(vec![sim_key("payvy", "payvy", Behaviour::Live)]);
+    write(
+        dir.path(),
+        "found/app.env",
+        format!("AIRWALLEX_API_KEY={}\n", key("stray")),
+    );
+    write(
+        dir.path(),
+        "usage/a.jsonl",
+        "{\"ts\":\"2026-11-20T10:00:00Z\",\"key\":\"payvy\",\"method\":\"GET\",\"path\":\"/api/v1/transfers\",\"status\":200}\n",
+    );
+    let config = [
+        airwallex_section(&sim.url()),
+        "[audit]\nusage = [\"usage\"]\ndiscover = [\"found\"]\ndisable = [\"privilege.missing-owner\"]\n\n[audit.params.\"privilege.rotation-overdue\"]\ndays = 10\n\n".to_string(),
+        key_table(
+            "payvy",
+            "env:PAYVY_KEY",
+            "production",
+            "admin",
+            "created = 2026-11-01",
+        ),
+    ]
+    .concat();
+    write(dir.path(), "awxguard.toml", config);
+    let out = awxguard(dir.path())
+        .env("PAYVY_KEY", key("payvy"))
+        .args(["audit", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let r = json(&out);
+    let got: Vec<(String, String)> = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().into(),
+                f["key"].as_str().unwrap_or("").into(),
+            )
+        })
+        .collect();
+    let has = |rule: &str, k: &str| got.iter().any(|(a, b)| a == rule && b == k);
+    assert!(
+        has("privilege.shadow-key", &fingerprint(&key("stray"))),
+        "{got:?}"
+    );
+    assert!(
+        has("privilege.rotation-overdue", "payvy"),
+        "days = 10 applies: {got:?}"
+    );
+    assert!(
+        !got.iter().any(|(a, _)| a == "privilege.missing-owner"),
+        "{got:?}"
+    );
+    assert_eq!(r["summary"]["audit"]["evidence"]["sources"], 1);
+    assert!(row(&r, "payvy")["last_used"].is_string());
+}

@@ -4,7 +4,7 @@
 
 mod keys;
 
-pub use keys::{AuditConfig, KeyDecl, RawAudit, RawKey, SecretSpec};
+pub use keys::{is_api_key_shape, AuditConfig, KeyDecl, RawAudit, RawKey, SecretSpec};
 
 use serde::Deserialize;
 use std::fmt;

@@ -84,6 +84,20 @@ fn resolve_secret(spec: &SecretSpec) -> Result<Secret<String>, String> {
     if value.is_empty() {
         return Err(format!("{from} is empty"));
     }
+    if !crate::config::is_api_key_shape(&value) {
+        // Never echo the value: its length and shape only.
+        return Err(format!(
+            "{from} does not hold an Airwallex API key (expected exactly 96 lowercase hex \
+             characters, found {} characters{})",
+            value.chars().count(),
+            if value.contains('=') {
+                "; it looks like an env file: reference the variable with env:VAR, or put only \
+                 the key in the file"
+            } else {
+                ""
+            }
+        ));
+    }
     Ok(Secret::new(value))
 }
 

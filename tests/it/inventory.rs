@@ -443,3 +443,47 @@ fn last_used_comes_from_usage_evidence_by_name_or_fingerprint() {
     let payvy = text.lines().find(|l| l.starts_with("payvy ")).unwrap();
     assert!(payvy.contains("2026-11-20"), "{text}");
 }
+
+#[test]
+fn discovery_does_not_count_a_keys_own_secret_file() {
+    let dir = tempdir();
+    write(
+        dir.path(),
+        "secrets/payvy.key",
+        format!("{}\n", key("payvy")),
+    );
+    // An env file given as a `file:` secret is a problem named with its cause.
+    write(
+        dir.path(),
+        "secrets/erp.env",
+        format!("AIRWALLEX_API_KEY={}\n", key("erp")),
+    );
+    write(
+        dir.path(),
+        "awxguard.toml",
+        [
+            key_table("payvy", "file:secrets/payvy.key", "production", "admin", ""),
+            key_table("erp", "file:secrets/erp.env", "production", "admin", ""),
+        ]
+        .concat(),
+    );
+    let out = run(
+        dir.path(),
+        &["inventory", "discover", "secrets", "--format", "json"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let r = json(&out);
+    assert!(row(&r, "payvy").get("found_in").is_none(), "{r:#}");
+    let problem = row(&r, "erp")["problem"].as_str().unwrap();
+    assert!(
+        problem.ends_with(
+            "does not hold an Airwallex API key (expected exactly 96 lowercase hex characters, \
+             found 114 characters; it looks like an env file: reference the variable with \
+             env:VAR, or put only the key in the file)"
+        ),
+        "{problem}"
+    );
+    // Its key is still found by discovery, as a key nobody declared under that fingerprint.
+    assert_eq!(r["summary"]["discovery"]["shadow_keys"], 1);
+    assert_no_secret(&stdout(&out), &key("erp"), "discover stdout");
+}

@@ -148,6 +148,36 @@ pub struct RequestRecord {
     /// `key_fingerprint`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_of: Option<String>,
+    /// When the request arrived (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// The `Host` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+impl RequestRecord {
+    /// The request as a line of the usage-event contract (`key` is the key's fingerprint), or
+    /// `None` when no key can be named (a call without a valid token).
+    pub fn usage_event(&self) -> Option<Value> {
+        let key = self.key_fingerprint.as_ref().or(self.token_of.as_ref())?;
+        let mut v = json!({
+            "ts": self.at.clone()?,
+            "key": key,
+            "method": self.method,
+            "path": self.path,
+            "status": self.status,
+            "source_ip": self.source_ip,
+        });
+        if let Some(h) = &self.host {
+            v["host"] = json!(h);
+        }
+        Some(v)
+    }
+}
+
+fn now_rfc3339() -> Option<String> {
+    Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
 struct Issued {
@@ -194,11 +224,13 @@ impl Simulator {
         self.inner.lock().expect("simulator state poisoned")
     }
 
-    /// The router: Airwallex's endpoints plus `/__sim/requests` (the request log).
+    /// The router: Airwallex's endpoints plus `/__sim/requests` (the request log) and
+    /// `/__sim/usage` (the same log as usage events, JSON Lines, keys named by fingerprint).
     pub fn router(&self) -> Router {
         Router::new()
             .route(super::LOGIN_PATH, post(login))
             .route("/__sim/requests", get(request_log))
+            .route("/__sim/usage", get(usage_log))
             .fallback(api)
             .with_state(self.clone())
     }
@@ -395,6 +427,8 @@ async fn login(
             status: status.as_u16(),
             source_ip: peer.ip().to_string(),
             token_of: None,
+            at: now_rfc3339(),
+            host: header(&headers, "host").map(str::to_string),
         });
         ((status, Json(body)).into_response(), delay)
     };
@@ -406,6 +440,17 @@ async fn login(
 
 async fn request_log(State(sim): State<Simulator>) -> Json<Vec<RequestRecord>> {
     Json(sim.requests())
+}
+
+async fn usage_log(State(sim): State<Simulator>) -> Response {
+    let mut out = String::new();
+    for r in sim.requests() {
+        if let Some(v) = r.usage_event() {
+            out.push_str(&v.to_string());
+            out.push('\n');
+        }
+    }
+    ([("content-type", "application/x-ndjson")], out).into_response()
 }
 
 /// Whether a token's permissions allow a call needing `scope` (of `access`). The simulator's
@@ -722,6 +767,8 @@ async fn api(
         status: status.as_u16(),
         source_ip: peer.ip().to_string(),
         token_of: token_key,
+        at: now_rfc3339(),
+        host: header(&headers, "host").map(str::to_string),
     });
     (status, Json(body)).into_response()
 }

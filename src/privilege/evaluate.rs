@@ -387,7 +387,11 @@ fn check(ctx: &KeyCtx<'_>, rule: &PrivilegeRule) -> Verdict {
             .var("unused_count", unused.len().to_string())
             .var("days", days.to_string());
             hit.subject = Some(unused.join(","));
-            hit.replacement = Some(ctx.replacement.clone());
+            // the replacement keeps what the window shows in use
+            let mut rep = ctx.replacement.clone();
+            rep.scopes.retain(|s| !unused.contains(s));
+            hit = hit.var("replacement_scopes", list(&rep.scopes));
+            hit.replacement = Some(rep);
             Verdict::Fire(hit)
         }
         "unused-key" => {
@@ -506,14 +510,11 @@ fn check(ctx: &KeyCtx<'_>, rule: &PrivilegeRule) -> Verdict {
             let used = |s: &str| usage.is_some_and(|u| u.scopes_used.contains_key(s));
             let mut rep = ctx.replacement.clone();
             if usage.is_none() {
-                rep.scopes = ctx
-                    .scopes
-                    .iter()
-                    .filter(|s| *s != "beneficiary:write")
-                    .cloned()
-                    .collect();
-                rep.basis = "declared scopes without beneficiary:write (no usage evidence)".into();
+                rep.scopes = ctx.scopes.clone();
+                rep.basis = "declared scopes (no usage evidence)".into();
             }
+            // the paying key never adds payees; adding them is another key's (and person's) job
+            rep.scopes.retain(|s| s != "beneficiary:write");
             let mut hit = Hit::new(json!({
                 "observed": {"beneficiary:write": true, "transfer:write": true,
                              "beneficiary_write_used": usage.map(|_| used("beneficiary:write")),
@@ -774,7 +775,12 @@ fn finding(
     );
     out.key = Some(key.to_string());
     out.verification = f.and_then(|f| f.login.as_ref()).map(|l| l.verification);
-    if let Some(u) = usage {
+    let judged_on_usage = EVIDENCE_CHECKS.contains(&rule.check.as_str())
+        || matches!(
+            rule.check.as_str(),
+            "admin-key" | "unknown-key" | "unknown-route" | "not-judged"
+        );
+    if let Some(u) = usage.filter(|_| judged_on_usage) {
         out.start = Some(u.coverage_start.to_rfc3339());
         out.end = Some(u.last_seen.to_rfc3339());
     }

@@ -554,7 +554,34 @@ fn recommendations_snapshot() {
         commit: None,
         finding_id: "0011223344556677".into(),
     });
-    let mut lines = vec![];
+    let mut payouts = clean(
+        "payouts",
+        &["beneficiary:write", "transfer:write", "balance:read"],
+    );
+    payouts.integration = Some("Treasury bot".into());
+    let mut lines = vec![
+        ev(
+            "2026-08-02T09:00:00Z",
+            "payouts",
+            "POST",
+            "/api/v1/beneficiaries/create",
+            201,
+        ),
+        ev(
+            "2026-11-02T09:00:00Z",
+            "payouts",
+            "POST",
+            "/api/v1/transfers/create",
+            201,
+        ),
+        ev(
+            "2026-11-03T09:00:00Z",
+            "payouts",
+            "GET",
+            "/api/v1/balances/current",
+            200,
+        ),
+    ];
     for (i, day) in ["2026-08-01", "2026-09-15", "2026-11-20"]
         .iter()
         .enumerate()
@@ -601,7 +628,7 @@ fn recommendations_snapshot() {
             .replace("api.airwallex.com", "api-demo.airwallex.com"),
         );
     }
-    let found: Vec<Finding> = judge(&[payvy, erp, leaky], Some(&evidence(&lines)))
+    let found: Vec<Finding> = judge(&[payvy, erp, leaky, payouts], Some(&evidence(&lines)))
         .into_iter()
         .filter(|f| f.rule != "privilege.not-judged")
         .collect();

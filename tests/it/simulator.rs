@@ -256,3 +256,58 @@ fn a_bad_token_gets_401_and_too_many_calls_get_429() {
     let e = bad.get("/api/v1/account", &[]).unwrap_err();
     assert_eq!(e.status(), Some(401));
 }
+
+#[test]
+fn the_simulator_log_is_usage_evidence_the_reader_accepts() {
+    let sim = Simulator::spawn(seeded()).unwrap();
+    let s = Session::new(&sim, "reader");
+    s.get("/api/v1/transfers", &[]).unwrap();
+    s.get("/api/v1/transfers/tr_001", &[]).unwrap();
+    assert!(s.get("/api/v1/beneficiaries", &[]).is_err()); // 403
+    let a = Session::new(&sim, "admin");
+    a.get("/api/v1/webhooks", &[]).unwrap();
+    let text =
+        s.rt.block_on(async {
+            reqwest::get(format!("{}/__sim/usage", sim.url()))
+                .await?
+                .text()
+                .await
+        })
+        .unwrap();
+    assert_eq!(text.lines().count(), 6, "{text}");
+    crate::common::assert_no_secret(&text, &key("reader"), "simulator usage log");
+    let dir = crate::common::tempdir();
+    crate::common::write(dir.path(), "sim.jsonl", &text);
+    let catalog = awxguard::privilege::Catalog::builtin();
+    let ev = awxguard::usage::read_evidence(&[dir.path().join("sim.jsonl")], &catalog).unwrap();
+    assert_eq!(ev.rejected, 0, "{:?}", ev.problems);
+    let fp = crate::common::fingerprint(&key("reader"));
+    let u = &ev.keys[&fp];
+    assert_eq!(u.events, 4);
+    assert!(u.scopes_used.contains_key("transfer:read"));
+    // the refused call does not show the key needs beneficiary:read
+    assert!(!u.scopes_used.contains_key("beneficiary:read"));
+    assert_eq!(u.statuses[&403], 1);
+    // judged against an inventory that only knows the reader key: the admin key is unknown
+    let rules = awxguard::privilege::PrivilegeRules::builtin();
+    let ex = awxguard::privilege::ExampleKey {
+        fingerprint: Some(fp.clone()),
+        ..toml::from_str::<awxguard::privilege::ExampleKey>("name = \"reader\"").unwrap()
+    };
+    let found = awxguard::privilege::evaluate(
+        &[ex.to_facts(&catalog)],
+        Some(&ev),
+        &catalog,
+        &rules,
+        chrono::Utc::now(),
+    );
+    let unknown: Vec<_> = found
+        .iter()
+        .filter(|f| f.rule == "usage.unknown-key")
+        .collect();
+    assert_eq!(unknown.len(), 1);
+    assert_eq!(
+        unknown[0].key.as_deref(),
+        Some(crate::common::fingerprint(&key("admin")).as_str())
+    );
+}

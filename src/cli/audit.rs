@@ -2,7 +2,7 @@
 //! rules, the findings store, the report. A key that cannot be examined (secret unreadable,
 //! Airwallex unreachable) is named in the summary and the audit goes on with the others.
 
-use super::inventory::{gather, rows, usage_paths};
+use super::inventory::{gather, rows, usage_paths, Search};
 use super::Context;
 use crate::privilege::{self, PrivilegeRules};
 use crate::report::Report;
@@ -24,6 +24,10 @@ pub struct AuditArgs {
     /// adds to `[audit] discover`. Undeclared keys found are shadow keys.
     #[arg(long, value_name = "PATH")]
     pub discover: Vec<PathBuf>,
+    /// Scan this source tree or repository for leaked keys (repeatable; ignore files apply, as
+    /// in `awxguard scan`): a declared key found there is leaked (`privilege.key-leaked`).
+    #[arg(long = "scan", value_name = "PATH")]
+    pub scan: Vec<PathBuf>,
     /// Add the privilege rules in this directory (repeatable); adds to `[audit] rules`.
     #[arg(long = "privilege-rules", value_name = "DIR")]
     pub privilege_rules: Vec<PathBuf>,
@@ -36,7 +40,7 @@ pub fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<u8> {
     let now = crate::clock::from_env().now();
     let mut discover = ctx.config.audit.discover.clone();
     discover.extend(args.discover.iter().cloned());
-    if ctx.config.keys.is_empty() && discover.is_empty() {
+    if ctx.config.keys.is_empty() && discover.is_empty() && args.scan.is_empty() {
         anyhow::bail!(
             "no keys to audit: add [[key]] tables to {} (see examples/awxguard.toml) or give \
              --discover PATH",
@@ -56,7 +60,11 @@ pub fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<u8> {
     )
     .context("cannot load the privilege rules")?;
     let usage = usage_paths(ctx, &args.usage);
-    let mut g = gather(ctx, !args.no_verify, &discover, &usage)?;
+    let search = Search {
+        discover,
+        leaks: args.scan.clone(),
+    };
+    let mut g = gather(ctx, !args.no_verify, &search, &usage)?;
     let mut store = if args.no_store {
         None
     } else {
@@ -93,6 +101,7 @@ pub fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<u8> {
             "undeclared": facts.len() - declared,
             "verification": g.verify,
             "discovery": g.discover,
+            "leak_scan": g.leak_scan,
             "evidence": g.evidence.as_ref().map(|e| json!({
                 "sources": e.sources.len(),
                 "keys": e.keys.len(),
@@ -116,8 +125,8 @@ pub fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<u8> {
         s.extra
             .insert("resolved".into(), serde_json::to_value(&resolved)?);
     }
-    if let Some(d) = &g.discover {
-        s.problems = d.problems.clone();
+    for d in [&g.discover, &g.leak_scan].into_iter().flatten() {
+        s.problems.extend(d.problems.iter().cloned());
     }
     if let Some(ev) = &g.evidence {
         if ev.rejected > 0 {

@@ -43,17 +43,28 @@ pub struct Gathered {
     pub inventory: Inventory,
     pub verify: Option<VerifyStats>,
     pub discover: Option<DiscoverOutcome>,
+    /// The leak scan over source trees (`audit --scan`).
+    pub leak_scan: Option<DiscoverOutcome>,
     pub evidence: Option<Evidence>,
     pub catalog: Catalog,
     /// Milliseconds per step (`inventory`, `verify`, `discover`, `evidence`).
     pub timings: std::collections::BTreeMap<String, u64>,
 }
 
+/// Where to look for keys beyond the config.
+#[derive(Debug, Clone, Default)]
+pub struct Search {
+    /// Config directories and env files (where keys are stored).
+    pub discover: Vec<PathBuf>,
+    /// Source trees and repositories (where a key is leaked).
+    pub leaks: Vec<PathBuf>,
+}
+
 /// Inventory, then (optionally) verification, discovery and usage evidence.
 pub fn gather(
     ctx: &Context,
     verify: bool,
-    discover: &[PathBuf],
+    search: &Search,
     usage: &[PathBuf],
 ) -> anyhow::Result<Gathered> {
     let mut timings = std::collections::BTreeMap::new();
@@ -70,16 +81,22 @@ pub fn gather(
     if verify.is_some() {
         lap("verify", &mut timings);
     }
-    let discover = if discover.is_empty() {
-        None
-    } else {
-        for p in discover {
+    let mut discover = None;
+    let mut leak_scan = None;
+    for (paths, mode) in [
+        (&search.discover, inventory::Found::Stored),
+        (&search.leaks, inventory::Found::Leaked),
+    ] {
+        if paths.is_empty() {
+            continue;
+        }
+        for p in paths {
             std::fs::symlink_metadata(p)
                 .with_context(|| format!("cannot search {} for keys", p.display()))?;
         }
         let matcher = super::scan::build_matcher(ctx, &[], &[])?;
         let opts = ScanOptions {
-            respect_ignore: false,
+            respect_ignore: true,
             follow_symlinks: ctx.config.scan.follow_symlinks.unwrap_or(true),
             max_file_size: ctx
                 .config
@@ -89,7 +106,7 @@ pub fn gather(
             keep_secrets: None,
         };
         let before = inv.entries.len();
-        let out = inventory::discover(&mut inv, &matcher, discover, &opts);
+        let out = inventory::discover(&mut inv, &matcher, paths, &opts, mode);
         // Shadow keys found with a client ID next to them are verified too.
         if verify.is_some() && inv.entries.len() > before {
             let mut shadow = Inventory {
@@ -102,9 +119,17 @@ pub fn gather(
             );
             inv.entries.extend(shadow.entries);
         }
-        lap("discover", &mut timings);
-        Some(out)
-    };
+        match mode {
+            inventory::Found::Stored => {
+                lap("discover", &mut timings);
+                discover = Some(out);
+            }
+            inventory::Found::Leaked => {
+                lap("leak_scan", &mut timings);
+                leak_scan = Some(out);
+            }
+        }
+    }
     let evidence = if usage.is_empty() {
         None
     } else {
@@ -117,6 +142,7 @@ pub fn gather(
         inventory: inv,
         verify,
         discover,
+        leak_scan,
         evidence,
         catalog,
         timings,
@@ -420,15 +446,19 @@ pub fn run(ctx: &Context, args: InventoryArgs) -> anyhow::Result<u8> {
     }
     match args.command {
         None => {
-            let g = gather(ctx, false, &[], &usage)?;
+            let g = gather(ctx, false, &Search::default(), &usage)?;
             emit_listing(ctx, &g, "inventory")
         }
         Some(InventoryCommand::Verify) => {
-            let g = gather(ctx, true, &[], &usage)?;
+            let g = gather(ctx, true, &Search::default(), &usage)?;
             emit_listing(ctx, &g, "inventory verify")
         }
         Some(InventoryCommand::Discover { paths }) => {
-            let g = gather(ctx, false, &paths, &usage)?;
+            let search = Search {
+                discover: paths,
+                leaks: Vec::new(),
+            };
+            let g = gather(ctx, false, &search, &usage)?;
             emit_listing(ctx, &g, "inventory discover")
         }
     }

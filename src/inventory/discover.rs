@@ -3,7 +3,7 @@
 //! gets that location in its storage facts; a key nobody declared becomes a shadow key.
 
 use super::{Entry, Inventory};
-use crate::privilege::{Environment, KeyFacts, KeyKind, SecretSource, Storage};
+use crate::privilege::{Environment, KeyFacts, KeyKind, LeakFact, SecretSource, Storage};
 use crate::scan::{self, Matcher, Problem, ScanOptions, ScanStats};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -42,19 +42,31 @@ fn locate(roots: &[PathBuf], display: &str) -> Option<PathBuf> {
     None
 }
 
-/// Runs the scanner over `roots` (ignored files included: env files are usually git-ignored)
-/// and folds what it finds into `inv`.
+/// What a place where a key was found means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// Config directories and env files: where keys are stored (`storage.plaintext_locations`).
+    /// Ignored files are searched too: env files are usually git-ignored.
+    Stored,
+    /// Source trees and repositories: a key there is leaked (`leaks`). Ignore files apply, as
+    /// in `awxguard scan`.
+    Leaked,
+}
+
+/// Runs the scanner over `roots` and folds what it finds into `inv`, matched by fingerprint:
+/// declared keys get the places, keys nobody declared become shadow keys.
 pub fn discover(
     inv: &mut Inventory,
     matcher: &Matcher,
     roots: &[PathBuf],
     opts: &ScanOptions,
+    mode: Found,
 ) -> DiscoverOutcome {
     // The scanner keeps each API key it finds (in memory, wrapped), so shadow keys can be
     // verified.
     let kept = std::sync::Arc::new(scan::verify::Secrets::default());
     let opts = ScanOptions {
-        respect_ignore: false,
+        respect_ignore: mode == Found::Leaked && opts.respect_ignore,
         keep_secrets: Some(kept.clone()),
         ..opts.clone()
     };
@@ -65,7 +77,7 @@ pub fn discover(
         ..DiscoverOutcome::default()
     };
     // fingerprint -> locations (`path:line`), and the files they are in.
-    let mut found: BTreeMap<String, BTreeSet<(String, u64)>> = BTreeMap::new();
+    let mut found: BTreeMap<String, BTreeSet<(String, u64, String)>> = BTreeMap::new();
     for f in &scanned.findings {
         let (Some(secret), Some(path)) = (&f.secret, &f.path) else {
             continue;
@@ -76,14 +88,26 @@ pub fn discover(
         found
             .entry(secret.fingerprint.clone())
             .or_default()
-            .insert((path.clone(), f.line.unwrap_or(0)));
+            .insert((path.clone(), f.line.unwrap_or(0), f.id.clone()));
     }
     for (fp, places) in found {
+        let ids: Vec<String> = places.iter().map(|(_, _, id)| id.clone()).collect();
         let files: Vec<(String, u64, Option<PathBuf>)> = places
             .into_iter()
-            .map(|(p, l)| {
+            .map(|(p, l, _)| {
                 let abs = locate(roots, &p);
                 (p, l, abs)
+            })
+            .collect();
+        let leaks: Vec<LeakFact> = files
+            .iter()
+            .zip(&ids)
+            .map(|((p, l, _), id)| LeakFact {
+                rule: API_KEY_RULE.to_string(),
+                path: p.clone(),
+                line: Some(*l),
+                commit: None,
+                finding_id: id.clone(),
             })
             .collect();
         if let Some(entry) = inv.by_fingerprint_mut(&fp) {
@@ -98,8 +122,20 @@ pub fn discover(
                     .map(|(p, _)| canonical(Path::new(p))),
                 SecretSource::Env { .. } => None,
             };
-            for (p, l, abs) in files {
+            for ((p, l, abs), leak) in files.into_iter().zip(leaks) {
                 if abs.is_some() && abs == own {
+                    continue;
+                }
+                if mode == Found::Leaked {
+                    if !entry
+                        .facts
+                        .leaks
+                        .iter()
+                        .any(|x| x.finding_id == leak.finding_id)
+                    {
+                        entry.facts.leaks.push(leak);
+                        out.declared_found += 1;
+                    }
                     continue;
                 }
                 let loc = format!("{p}:{l}");
@@ -152,11 +188,19 @@ pub fn discover(
                 world_readable: false,
                 group_readable: false,
                 in_git_work_tree: None,
-                plaintext_locations: files.iter().map(|(p, l, _)| format!("{p}:{l}")).collect(),
+                plaintext_locations: if mode == Found::Stored {
+                    files.iter().map(|(p, l, _)| format!("{p}:{l}")).collect()
+                } else {
+                    Vec::new()
+                },
             },
             secret_problem: None,
             login: None,
-            leaks: Vec::new(),
+            leaks: if mode == Found::Leaked {
+                leaks
+            } else {
+                Vec::new()
+            },
             declared_at: None,
         };
         let mut facts = facts;

@@ -6,7 +6,7 @@ mod discover;
 mod storage;
 mod verify;
 
-pub use discover::{discover, DiscoverOutcome, API_KEY_RULE};
+pub use discover::{discover, DiscoverOutcome, Found, API_KEY_RULE};
 pub use verify::{effective_access, verify, EffectiveAccess, VerifyOptions, VerifyStats};
 
 use crate::config::{Config, KeyDecl, SecretSpec};

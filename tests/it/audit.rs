@@ -672,3 +672,66 @@ fn config_audit_section_supplies_usage_discovery_and_rule_parameters() {
     assert_eq!(r["summary"]["audit"]["evidence"]["sources"], 1);
     assert!(row(&r, "payvy")["last_used"].is_string());
 }
+
+#[test]
+fn audit_scan_finds_a_declared_key_leaked_in_a_source_tree() {
+    use crate::inventory::{airwallex_section, key_table, sim_key, spawn};
+    use awxguard::airwallex::simulator::Behaviour;
+    let dir = tempdir();
+    let sim = spawn(vec![sim_key("payvy", "payvy", Behaviour::Live)]);
+    write(
+        dir.path(),
+        "app/settings.py",
+        format!(
+            "import os\nAIRWALLEX_CLIENT_ID = \"{}\"\nAIRWALLEX_API_KEY = \"{}\"\n",
+            client_id("payvy"),
+            key("payvy")
+        ),
+    );
+    let config = [
+        airwallex_section(&sim.url()),
+        key_table(
+            "payvy",
+            "env:PAYVY_KEY",
+            "production",
+            "custom",
+            "scopes = [\"transfer:read\"]",
+        ),
+        key_table(
+            "other",
+            "env:OTHER_KEY",
+            "production",
+            "custom",
+            "scopes = [\"transfer:read\"]",
+        ),
+    ]
+    .concat();
+    write(dir.path(), "awxguard.toml", config);
+    let out = awxguard(dir.path())
+        .env("PAYVY_KEY", key("payvy"))
+        .env("OTHER_KEY", key("other"))
+        .args(["audit", "--scan", "app", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let r = json(&out);
+    let leaked: Vec<&serde_json::Value> = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "privilege.key-leaked")
+        .collect();
+    assert_eq!(leaked.len(), 1, "{leaked:#?}");
+    assert_eq!(leaked[0]["key"], "payvy");
+    assert_eq!(leaked[0]["severity"], "critical");
+    assert!(
+        leaked[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("settings.py:3"),
+        "{}",
+        leaked[0]["message"]
+    );
+    assert_eq!(r["summary"]["audit"]["leak_scan"]["declared_found"], 1);
+    assert_no_secret(&stdout(&out), &key("payvy"), "audit --scan report");
+}

@@ -735,3 +735,34 @@ fn audit_scan_finds_a_declared_key_leaked_in_a_source_tree() {
     assert_eq!(r["summary"]["audit"]["leak_scan"]["declared_found"], 1);
     assert_no_secret(&stdout(&out), &key("payvy"), "audit --scan report");
 }
+
+#[test]
+fn audit_sarif_is_valid_and_carries_no_secret() {
+    let dir = tempdir();
+    let mut cmd = rules_fixture(dir.path());
+    let out = cmd
+        .args([
+            "audit",
+            "--usage",
+            "usage",
+            "--format",
+            "sarif",
+            "--no-store",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let sarif = json(&out);
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("data/sarif-schema-2.1.0.json")).unwrap();
+    let v = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = v.iter_errors(&sarif).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    assert!(results
+        .iter()
+        .any(|r| r["ruleId"] == "privilege.disguised-admin"));
+    for k in ["clean", "payvy-admin", "literal", "leaked", "disguised"] {
+        assert_no_secret(&stdout(&out), &key(k), "audit SARIF");
+    }
+}

@@ -51,6 +51,7 @@ pub fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<u8> {
                 .display()
         );
     }
+    let rules_started = std::time::Instant::now();
     let mut rule_dirs = ctx.config.audit.rule_dirs.clone();
     rule_dirs.extend(args.privilege_rules.iter().cloned());
     let rules = PrivilegeRules::load(
@@ -59,6 +60,7 @@ pub fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<u8> {
         &ctx.config.audit.params,
     )
     .context("cannot load the privilege rules")?;
+    let rules_ms = rules_started.elapsed().as_millis() as u64;
     let usage = usage_paths(ctx, &args.usage);
     let search = Search {
         discover,
@@ -74,6 +76,7 @@ pub fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<u8> {
         link_leaks(&mut g.inventory, st, now)?;
     }
     let mut timings = g.timings.clone();
+    timings.insert("rules".into(), rules_ms);
 
     let started = std::time::Instant::now();
     let facts = g.inventory.facts();

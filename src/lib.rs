@@ -11,4 +11,5 @@ pub mod report;
 pub mod rules;
 pub mod scan;
 pub mod secret;
+pub mod store;
 pub mod usage;

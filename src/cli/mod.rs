@@ -3,6 +3,7 @@
 //! `main` prints and maps to 2.
 
 mod demo;
+mod findings;
 mod rules;
 mod sandbox;
 mod scan;
@@ -83,6 +84,9 @@ pub enum Command {
     Rules(rules::RulesCommand),
     /// Run the main job on bundled sample data: no Airwallex account, no network.
     Demo(demo::DemoArgs),
+    /// Stored findings: list them, acknowledge the ones judged acceptable.
+    #[command(subcommand)]
+    Findings(findings::FindingsCommand),
     /// Serve the local Airwallex simulator (for tests, demos and trying integrations).
     Sandbox(sandbox::SandboxArgs),
 }
@@ -95,6 +99,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Rules(cmd) => rules::run(&ctx, cmd),
         Command::Demo(args) => demo::run(&ctx, args),
         Command::Sandbox(args) => sandbox::run(&ctx, args),
+        Command::Findings(cmd) => findings::run(&ctx, cmd),
     }
 }
 
@@ -129,6 +134,16 @@ impl Context {
             }
         };
         Style { color }
+    }
+
+    /// The database: `--db`, `AWXGUARD_DB`, or the default under the XDG data directory.
+    pub fn open_store(&self) -> anyhow::Result<crate::store::Store> {
+        let path = self
+            .global
+            .db
+            .clone()
+            .unwrap_or_else(crate::store::default_path);
+        Ok(crate::store::Store::open(&path)?)
     }
 
     /// Renders a report where the user asked, and returns the exit code its findings call for.

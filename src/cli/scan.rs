@@ -1,5 +1,7 @@
 //! `awxguard scan`: leaked Airwallex credentials in files, directories and standard input.
 
+mod checks;
+
 use super::Context;
 use crate::report::Report;
 use crate::rules::LeakRules;
@@ -28,6 +30,9 @@ pub struct ScanArgs {
     /// Disable a rule by id; repeatable.
     #[arg(long = "disable", value_name = "RULE")]
     pub disable: Vec<String>,
+    /// Verification and baselines (--verify, --baseline, --write-baseline).
+    #[command(flatten, next_help_heading = "Verification and baselines")]
+    pub checks: checks::CheckArgs,
 }
 
 /// The matcher for the rules the config and command line put in force.
@@ -54,6 +59,7 @@ pub fn options(ctx: &Context, args: &ScanArgs) -> ScanOptions {
             .max_file_size
             .or(ctx.config.scan.max_file_size)
             .unwrap_or(defaults.max_file_size),
+        keep_secrets: args.checks.verify.then(Default::default),
     }
 }
 
@@ -77,5 +83,6 @@ pub fn run(ctx: &Context, args: ScanArgs) -> anyhow::Result<u8> {
     report.summary.scan = Some(outcome.stats);
     report.summary.problems = outcome.problems;
     report.summary.problems.sort_by(|a, b| a.path.cmp(&b.path));
-    ctx.emit(&report)
+    // After the scan: baseline, verification, baseline writing, render (checks.rs).
+    checks::finish(ctx, &args.checks, &matcher, &opts, report)
 }

@@ -3,8 +3,12 @@
 //! loopback; no test reaches the internet.
 
 mod airwallex;
+mod baseline;
 mod common;
+mod findings;
 mod privilege;
+mod sarif;
 mod scan;
 mod simulator;
 mod usage;
+mod verify;

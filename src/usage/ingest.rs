@@ -812,16 +812,20 @@ impl<'c> Collector<'c> {
         }
     }
 
-    /// Adds one line (without its newline); a bad line is counted and reported, not an error.
+    /// Adds one line (a newline inside it starts another line); a bad line is counted and
+    /// reported, not an error.
     pub fn push_line(&mut self, line: &[u8]) {
-        self.line_no += 1;
-        read_chunk(
-            line,
-            self.line_no - 1,
-            &mut self.partial,
-            self.catalog,
-            &self.seen,
-        );
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        for piece in line.split(|&b| b == b'\n') {
+            self.line_no += 1;
+            read_chunk(
+                piece,
+                self.line_no - 1,
+                &mut self.partial,
+                self.catalog,
+                &self.seen,
+            );
+        }
     }
 
     /// The evidence so far.

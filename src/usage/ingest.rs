@@ -32,35 +32,8 @@ pub const MAX_PROBLEMS: usize = 100;
 
 const SHARDS: usize = 64;
 
-/// FxHash (rustc's hasher): fast for the short keys of the per-key maps. Not used where an
-/// attacker picks keys to collide (the dedup set keys are SipHash outputs already).
-#[derive(Default, Clone, Copy)]
-struct Fx(u64);
+use crate::privilege::catalog::FxBuild;
 
-impl std::hash::Hasher for Fx {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let v = u64::from_le_bytes(c.try_into().expect("8 bytes"));
-            self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(K);
-        }
-        for &b in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(K);
-        }
-    }
-    fn write_u8(&mut self, b: u8) {
-        self.write(&[b]);
-    }
-    fn write_u128(&mut self, v: u128) {
-        self.write(&v.to_le_bytes());
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type FxBuild = std::hash::BuildHasherDefault<Fx>;
 type FxMap<K, V> = HashMap<K, V, FxBuild>;
 
 /// A string that borrows from the line when it can (no escapes) and owns otherwise.

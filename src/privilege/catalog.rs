@@ -101,8 +101,11 @@ pub struct Catalog {
     index: HashMap<(String, usize, String), Vec<Route>>,
     /// Method -> segment count -> third segment (`transfers` in `/api/v1/transfers/...`; empty
     /// for shorter paths) -> routes: the same routes, for lookups without allocation.
-    by_shape: HashMap<String, Vec<HashMap<String, Vec<Route>, FxBuild>>, FxBuild>,
+    by_shape: HashMap<String, Vec<ByThird>, FxBuild>,
 }
+
+/// Routes of one method and segment count, by their third segment.
+type ByThird = HashMap<String, Vec<Route>, FxBuild>;
 
 /// FxHash (rustc's hasher): fast for short keys we choose ourselves (route segments, key names).
 /// Not for keys an attacker picks to collide.
@@ -250,8 +253,7 @@ impl Catalog {
                 access: None,
                 verified: true,
             });
-        let mut by_shape: HashMap<String, Vec<HashMap<String, Vec<Route>, FxBuild>>, FxBuild> =
-            HashMap::default();
+        let mut by_shape: HashMap<String, Vec<ByThird>, FxBuild> = HashMap::default();
         for routes in index.values() {
             for r in routes {
                 let by_len = by_shape.entry(r.method.to_ascii_uppercase()).or_default();

@@ -101,8 +101,42 @@ pub struct Catalog {
     index: HashMap<(String, usize, String), Vec<Route>>,
     /// Method -> segment count -> third segment (`transfers` in `/api/v1/transfers/...`; empty
     /// for shorter paths) -> routes: the same routes, for lookups without allocation.
-    by_shape: HashMap<String, Vec<HashMap<String, Vec<Route>>>>,
+    by_shape: HashMap<String, Vec<ByThird>, FxBuild>,
 }
+
+/// Routes of one method and segment count, by their third segment.
+type ByThird = HashMap<String, Vec<Route>, FxBuild>;
+
+/// FxHash (rustc's hasher): fast for short keys we choose ourselves (route segments, key names).
+/// Not for keys an attacker picks to collide.
+#[derive(Default, Clone, Copy)]
+pub struct Fx(u64);
+
+impl std::hash::Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let v = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+            self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(K);
+        }
+    }
+    fn write_u8(&mut self, b: u8) {
+        self.write(&[b]);
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.write(&v.to_le_bytes());
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Builds `Fx` hashers.
+pub type FxBuild = std::hash::BuildHasherDefault<Fx>;
 
 /// A request matched to a catalog route, borrowed from the catalog (no allocation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,12 +253,12 @@ impl Catalog {
                 access: None,
                 verified: true,
             });
-        let mut by_shape: HashMap<String, Vec<HashMap<String, Vec<Route>>>> = HashMap::new();
+        let mut by_shape: HashMap<String, Vec<ByThird>, FxBuild> = HashMap::default();
         for routes in index.values() {
             for r in routes {
                 let by_len = by_shape.entry(r.method.to_ascii_uppercase()).or_default();
                 if by_len.len() <= r.segments.len() {
-                    by_len.resize(r.segments.len() + 1, HashMap::new());
+                    by_len.resize(r.segments.len() + 1, HashMap::default());
                 }
                 // a parameter among the first three segments never matches (see `bucket`)
                 let third = match r.segments.get(2) {
@@ -270,7 +304,10 @@ impl Catalog {
 
     /// `route` without allocating, for hot loops (the usage reader): the same answer, borrowed.
     pub fn route_ref(&self, method: &str, path: &str) -> Option<RouteRef<'_>> {
-        let path = path.split(['?', '#']).next().unwrap_or("");
+        let path = match path.bytes().position(|b| b == b'?' || b == b'#') {
+            Some(i) => &path[..i],
+            None => path,
+        };
         let mut buf: [&str; 24] = [""; 24];
         let mut n = 0;
         for seg in path.split('/').filter(|s| !s.is_empty()) {

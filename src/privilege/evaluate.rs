@@ -305,9 +305,17 @@ fn check(ctx: &KeyCtx<'_>, rule: &PrivilegeRule) -> Verdict {
                     .iter()
                     .filter(|x| !ADMIN_PERMISSIONS.contains(&x.as_str()))
                     .collect();
+                // strings shaped like catalog scope ids (as the local simulator issues) that
+                // the config does not declare: a hint, not a conclusion
+                let beyond: Vec<&String> = unknown
+                    .iter()
+                    .copied()
+                    .filter(|p| ctx.catalog.scope(p).is_some() && !ctx.scopes.contains(p))
+                    .collect();
                 Verdict::Fire(Hit::new(json!({
                     "unknown_permissions": unknown,
                     "judged_from": "declared scopes",
+                    "scope_like_not_declared": beyond,
                 })))
             }
             _ => Verdict::Quiet,

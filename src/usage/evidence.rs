@@ -171,3 +171,23 @@ impl KeyUsage {
         u
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_tell_the_environment() {
+        assert_eq!(host_environment("api.airwallex.com"), Some("production"));
+        assert_eq!(
+            host_environment("https://API-DEMO.airwallex.com/api/v1"),
+            Some("sandbox")
+        );
+        assert_eq!(
+            host_environment("api.sandbox.airwallex.com:443"),
+            Some("sandbox")
+        );
+        assert_eq!(host_environment("127.0.0.1:8080"), None);
+        assert_eq!(host_environment("api.airwallex.com.evil.example"), None);
+    }
+}

@@ -3,8 +3,10 @@
 //! `main` prints and maps to 2.
 
 mod demo;
+mod hook;
 mod rules;
 mod scan;
+mod scan_git;
 
 use crate::config::Config;
 use crate::finding::Severity;
@@ -82,6 +84,9 @@ pub enum Command {
     Rules(rules::RulesCommand),
     /// Run the main job on bundled sample data: no Airwallex account, no network.
     Demo(demo::DemoArgs),
+    /// Install or remove the git pre-commit hook that runs `awxguard scan --staged`.
+    #[command(subcommand)]
+    Hook(hook::HookCommand),
 }
 
 /// Runs the parsed command line and returns the exit code.
@@ -91,6 +96,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Scan(args) => scan::run(&ctx, args),
         Command::Rules(cmd) => rules::run(&ctx, cmd),
         Command::Demo(args) => demo::run(&ctx, args),
+        Command::Hook(cmd) => hook::run(&ctx, cmd),
     }
 }
 

@@ -28,6 +28,19 @@ pub struct ScanArgs {
     /// Disable a rule by id; repeatable.
     #[arg(long = "disable", value_name = "RULE")]
     pub disable: Vec<String>,
+    /// Scan git history instead of files: every blob reachable from any ref (branches, tags,
+    /// stashes) once, each finding tied to the commit that introduced it. PATH is the repository.
+    #[arg(long, conflicts_with = "staged")]
+    pub git: bool,
+    /// Scan only what is staged in the index (for the pre-commit hook); PATH is the repository.
+    #[arg(long)]
+    pub staged: bool,
+    /// With --git: only blobs introduced by the commits in REV..HEAD (CI, pre-push).
+    #[arg(long, value_name = "REV", conflicts_with_all = ["staged", "range"])]
+    pub since: Option<String>,
+    /// With --git: only blobs introduced by the commits in the range A..B (or A...B).
+    #[arg(long, value_name = "A..B", conflicts_with = "staged")]
+    pub range: Option<String>,
 }
 
 /// The matcher for the rules the config and command line put in force.
@@ -60,6 +73,11 @@ pub fn options(ctx: &Context, args: &ScanArgs) -> ScanOptions {
 pub fn run(ctx: &Context, args: ScanArgs) -> anyhow::Result<u8> {
     let matcher = build_matcher(ctx, &args.rules, &args.disable)?;
     let opts = options(ctx, &args);
+    if let Some(outcome) = super::scan_git::run(&matcher, &args, &opts)? {
+        let mut report = Report::new("scan", outcome.findings);
+        report.summary.scan = Some(outcome.stats);
+        return ctx.emit(&report);
+    }
     let outcome = if args.paths.len() == 1 && args.paths[0].as_os_str() == "-" {
         scan::scan_reader(&matcher, std::io::stdin().lock(), &opts)
             .context("cannot read standard input")?

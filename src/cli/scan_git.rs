@@ -1,0 +1,35 @@
+//! The git modes of `awxguard scan` (`--git`, `--since`, `--range`, `--staged`): picks the
+//! repository and the selection from the command line and runs the git scanners.
+
+use super::scan::ScanArgs;
+use crate::scan::git::{scan_history, Selection};
+use crate::scan::staged::scan_staged;
+use crate::scan::{Matcher, ScanOptions, ScanOutcome};
+use std::path::PathBuf;
+
+/// Runs a git mode when the command line asks for one; `None` means scan files as usual.
+pub fn run(
+    matcher: &Matcher,
+    args: &ScanArgs,
+    opts: &ScanOptions,
+) -> anyhow::Result<Option<ScanOutcome>> {
+    let selection = match (&args.since, &args.range) {
+        (Some(rev), _) => Some(Selection::Range(format!("{rev}..HEAD"))),
+        (None, Some(range)) => Some(Selection::Range(range.clone())),
+        (None, None) if args.git => Some(Selection::All),
+        (None, None) => None,
+    };
+    if selection.is_none() && !args.staged {
+        return Ok(None);
+    }
+    let repo = match args.paths.as_slice() {
+        [] => PathBuf::from("."),
+        [one] if one.as_os_str() != "-" => one.clone(),
+        _ => anyhow::bail!("--git, --staged, --since and --range take one repository path"),
+    };
+    let outcome = match selection {
+        Some(sel) => scan_history(matcher, &repo, &sel, opts)?,
+        None => scan_staged(matcher, &repo, opts)?,
+    };
+    Ok(Some(outcome))
+}

@@ -100,6 +100,7 @@ impl Git {
             .lines()
             .map(|l| l.trim_start_matches("fatal: ").trim())
             .filter(|l| !l.is_empty())
+            .take(3)
             .collect::<Vec<_>>()
             .join("; ");
         if message.contains("not a git repository") {
@@ -479,7 +480,6 @@ fn log_introductions(
     git: &Git,
     args: &[&str],
     revs: &[String],
-    pathspec: &[String],
     keep: Option<&HashSet<String>>,
 ) -> Result<Introductions, GitError> {
     let mut cmd = git.command();
@@ -503,7 +503,7 @@ fn log_introductions(
             input.push(b'\n');
         }
     }
-    cmd.arg("--").args(pathspec);
+    cmd.arg("--");
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -596,32 +596,10 @@ fn scan_all(
     if hits.is_empty() {
         return Ok(Vec::new());
     }
-    // Provenance, only for the blobs that matched: first restricted to the paths they were met
-    // under (fast), then, for any blob still without a commit, over every path.
+    // Provenance, only for the blobs that matched: one `git log --raw` over every ref (tree
+    // diffs only, no patches), keeping the lines that introduce a matched blob at any path.
     let keep: HashSet<String> = hits.keys().cloned().collect();
-    let revs = stashes;
-    let mut paths: Vec<String> = blobs
-        .iter()
-        .filter(|b| keep.contains(&b.oid) && !b.path.is_empty())
-        .map(|b| b.path.clone())
-        .collect();
-    paths.sort();
-    paths.dedup();
-    let mut intro = if paths.len() <= 500 {
-        log_introductions(
-            git,
-            &["--all", "--reverse", "--full-history"],
-            &revs,
-            &paths,
-            Some(&keep),
-        )?
-    } else {
-        Introductions::default()
-    };
-    let found: HashSet<&str> = intro.intros.iter().map(|i| i.oid.as_str()).collect();
-    if keep.iter().any(|k| !found.contains(k.as_str())) {
-        intro = log_introductions(git, &["--all", "--reverse"], &revs, &[], Some(&keep))?;
-    }
+    let intro = log_introductions(git, &["--all", "--reverse"], &stashes, Some(&keep))?;
     let hint: HashMap<&str, &str> = blobs
         .iter()
         .filter(|b| keep.contains(&b.oid))
@@ -655,7 +633,7 @@ fn scan_range(
             message: "a range cannot start with `-`".into(),
         });
     }
-    let intro = log_introductions(git, &["--reverse"], &[range.to_string()], &[], None)?;
+    let intro = log_introductions(git, &["--reverse"], &[range.to_string()], None)?;
     let mut seen = HashSet::new();
     let mut blobs = Vec::new();
     for i in &intro.intros {

@@ -23,20 +23,21 @@ pub fn scan_staged(
 ) -> Result<ScanOutcome, GitError> {
     let started = Instant::now();
     let git = Git::new(repo);
-    if !repo.is_dir() {
-        git.check_repository()?;
-    }
-    let out = git.output(&[
-        "diff",
-        "--cached",
-        "--raw",
-        "-z",
-        "--no-abbrev",
-        "--no-renames",
-        "--no-ext-diff",
-        "--ignore-submodules",
-        "--diff-filter=AMT",
-    ])?;
+    let out = git
+        .output(&[
+            "diff",
+            "--cached",
+            "--raw",
+            "-z",
+            "--no-abbrev",
+            "--no-renames",
+            "--no-ext-diff",
+            "--ignore-submodules",
+            "--diff-filter=AMT",
+        ])
+        // Outside a repository `git diff` turns into `diff --no-index` and complains about
+        // options; say what is really wrong.
+        .map_err(|e| git.check_repository().err().unwrap_or(e))?;
     let ignore = ignore_for(repo, opts);
     let mut stats = ScanStats::default();
     let mut intros = Vec::new();

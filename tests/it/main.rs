@@ -3,4 +3,6 @@
 //! loopback; no test reaches the internet.
 
 mod common;
+mod git;
+mod hook;
 mod scan;

@@ -77,37 +77,52 @@ pub enum Encoding {
 /// a pre-commit hook scanning three files (or none with a keyword in them) should not pay; they
 /// are tested to compile. Regexes from user rule files are compiled at load time, so their errors
 /// name the file.
-pub struct LazyRegex {
+pub struct LazyRegex<R = Regex> {
     source: String,
-    cell: OnceLock<Regex>,
+    cell: OnceLock<R>,
 }
 
-impl LazyRegex {
-    fn lazy(source: &str) -> LazyRegex {
-        LazyRegex {
+/// The regex types rules use: over bytes (patterns) and over text (allowlists).
+pub trait CompileRegex: Sized {
+    fn compile(source: &str) -> Result<Self, regex::Error>;
+}
+
+impl CompileRegex for Regex {
+    fn compile(source: &str) -> Result<Self, regex::Error> {
+        Regex::new(source)
+    }
+}
+
+impl CompileRegex for regex::Regex {
+    fn compile(source: &str) -> Result<Self, regex::Error> {
+        regex::Regex::new(source)
+    }
+}
+
+impl<R: CompileRegex> LazyRegex<R> {
+    /// Compiled on first use (built-in rules); `eager` compiles now and reports errors.
+    fn new(source: &str, eager: bool) -> Result<LazyRegex<R>, regex::Error> {
+        let cell = OnceLock::new();
+        if eager {
+            let _ = cell.set(R::compile(source)?);
+        }
+        Ok(LazyRegex {
             source: source.to_string(),
-            cell: OnceLock::new(),
-        }
-    }
-
-    fn compiled(regex: Regex) -> LazyRegex {
-        LazyRegex {
-            source: regex.as_str().to_string(),
-            cell: OnceLock::from(regex),
-        }
-    }
-}
-
-impl std::ops::Deref for LazyRegex {
-    type Target = Regex;
-    fn deref(&self) -> &Regex {
-        self.cell.get_or_init(|| {
-            Regex::new(&self.source).expect("built-in rule regexes compile (tested)")
+            cell,
         })
     }
 }
 
-impl std::fmt::Debug for LazyRegex {
+impl<R: CompileRegex> std::ops::Deref for LazyRegex<R> {
+    type Target = R;
+    fn deref(&self) -> &R {
+        self.cell.get_or_init(|| {
+            R::compile(&self.source).expect("built-in rule regexes compile (tested)")
+        })
+    }
+}
+
+impl<R> std::fmt::Debug for LazyRegex<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("LazyRegex").field(&self.source).finish()
     }
@@ -182,7 +197,7 @@ pub struct LeakRule {
     pub keywords: Vec<String>,
     pub entropy: Option<f64>,
     pub validate: Option<Validator>,
-    pub allowlist: Vec<regex::Regex>,
+    pub allowlist: Vec<LazyRegex<regex::Regex>>,
     pub patterns: Vec<Pattern>,
     pub examples: Vec<RuleExample>,
     pub negative_examples: Vec<RuleExample>,
@@ -298,12 +313,8 @@ fn compile(path: &Path, text: &str, raw: RawRule, builtin: bool) -> Result<LeakR
     };
     let mut patterns = Vec::new();
     for p in raw.pattern {
-        let re = |field: &str, src: &str| {
-            if builtin {
-                return Ok(LazyRegex::lazy(src));
-            }
-            Regex::new(src)
-                .map(LazyRegex::compiled)
+        let re = |field: &str, src: &str| -> Result<LazyRegex, RuleError> {
+            LazyRegex::new(src, !builtin)
                 .map_err(|e| invalid(format!("pattern {}: {field}: {e}", p.name)))
         };
         let regex = re("regex", &p.regex)?;
@@ -343,7 +354,7 @@ fn compile(path: &Path, text: &str, raw: RawRule, builtin: bool) -> Result<LeakR
     let allowlist = raw
         .allowlist
         .iter()
-        .map(|s| regex::Regex::new(s).map_err(|e| invalid(format!("allowlist: {e}"))))
+        .map(|s| LazyRegex::new(s, !builtin).map_err(|e| invalid(format!("allowlist: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
     let example = |e: RawExample| match e {
         RawExample::Text(text) => RuleExample {
@@ -397,6 +408,9 @@ mod tests {
                 for r in p.requires.iter().chain(&p.deny) {
                     Regex::new(r.as_str()).expect("compiles");
                 }
+            }
+            for a in &rule.allowlist {
+                regex::Regex::new(a.as_str()).expect("compiles");
             }
         }
     }

@@ -508,3 +508,42 @@ fn an_allow_comment_in_staged_content_passes() {
     let j = r.scan_json(&["--staged"], 0);
     assert_eq!(findings(&j).len(), 0, "{j:#}");
 }
+
+#[test]
+fn a_history_of_thousands_of_blobs_is_read_by_several_cat_files_and_misses_nothing() {
+    // 3000 blobs in one commit, written with fast-import (quick), a key in one of them.
+    let r = Repo::new();
+    let k = key("needle");
+    let mut stream = String::from(
+        "commit refs/heads/main\nmark :1\n\
+         author Ann Author <ann@example.invalid> 1767225600 +0000\n\
+         committer Ann Author <ann@example.invalid> 1767225600 +0000\ndata 4\nmany\n",
+    );
+    for i in 0..3000 {
+        let text = if i == 2999 {
+            env_line(&k)
+        } else {
+            format!("file number {i}\n")
+        };
+        stream.push_str(&format!(
+            "M 100644 inline d{}/f{i}.txt\ndata {}\n{text}\n",
+            i / 100,
+            text.len()
+        ));
+    }
+    stream.push('\n');
+    let mut c = r.git_cmd(&["fast-import", "--quiet"]);
+    let mut child = c.stdin(std::process::Stdio::piped()).spawn().unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stream.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let j = r.scan_json(&["--git"], 1);
+    assert_eq!(j["summary"]["scan"]["files"], 3000, "{}", j["summary"]);
+    assert_eq!(fingerprints(&j), vec![fingerprint(&k)]);
+    assert_eq!(findings(&j)[0]["path"], "d29/f2999.txt");
+}

@@ -17,7 +17,7 @@ fee handler invoice ledger limit merchant order payment payout quote rate refund
 response retry settle status token transfer user wallet webhook".split()
 
 def source_file(rng, n_funcs):
-    out = ["# generated for awxguard benchmarks", "import json", "import logging", ""]
+    out = ["# generated benchmark file", "import json", "import logging", ""]
     for _ in range(n_funcs):
         a, b = rng.choice(WORDS), rng.choice(WORDS)
         out.append(f"def {a}_{b}_{rng.randrange(10**6)}(value, options=None):")

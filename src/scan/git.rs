@@ -289,9 +289,6 @@ pub(crate) fn cat_file(
     Ok(())
 }
 
-/// From this many blobs on, several `cat-file` processes share the reading.
-const PARALLEL_CAT_FILE_MIN: usize = 2048;
-
 /// A blob to scan, with a path to scan it under.
 pub(crate) struct BlobRequest {
     pub oid: String,
@@ -340,15 +337,9 @@ pub(crate) fn scan_blobs(
             Blob::Missing => missing += 1,
         })
     } else {
-        // Inflating and resolving deltas is most of the work and git does it on one core: on a
-        // long list, several `cat-file`s each take a contiguous share (contiguous, so each
-        // keeps its delta-base cache warm) and feed one pool of scanners.
-        let parts = if blobs.len() >= PARALLEL_CAT_FILE_MIN {
-            workers.clamp(1, 4)
-        } else {
-            1
-        };
-        let chunk = oids.len().div_ceil(parts);
+        // One `cat-file` reads (inflating and resolving deltas is most of the work, and one
+        // process keeps its delta-base cache warm: two readers on halves were slower), a pool
+        // of scanners matches.
         let (tx, rx) = crossbeam_channel::bounded::<(usize, Vec<u8>)>(workers * 16);
         std::thread::scope(|s| {
             for _ in 0..workers {
@@ -361,37 +352,15 @@ pub(crate) fn scan_blobs(
                 });
             }
             drop(rx);
-            let readers: Vec<_> = oids
-                .chunks(chunk)
-                .enumerate()
-                .map(|(n, part)| {
-                    let tx = tx.clone();
-                    s.spawn(move || {
-                        let base = n * chunk;
-                        let (mut large, mut gone) = (0u64, 0u64);
-                        let r = cat_file(git, part, opts.max_file_size, |i, blob| match blob {
-                            Blob::Data(d) => {
-                                let _ = tx.send((base + i, d));
-                            }
-                            Blob::TooLarge => large += 1,
-                            Blob::Missing => gone += 1,
-                        });
-                        r.map(|()| (large, gone))
-                    })
-                })
-                .collect();
-            drop(tx);
-            let mut result = Ok(());
-            for h in readers {
-                match h.join().expect("cat-file reader panicked") {
-                    Ok((large, gone)) => {
-                        too_large += large;
-                        missing += gone;
-                    }
-                    Err(e) => result = Err(e),
+            let r = cat_file(git, &oids, opts.max_file_size, |i, blob| match blob {
+                Blob::Data(d) => {
+                    let _ = tx.send((i, d));
                 }
-            }
-            result
+                Blob::TooLarge => too_large += 1,
+                Blob::Missing => missing += 1,
+            });
+            drop(tx);
+            r
         })
     };
     result?;
@@ -526,6 +495,11 @@ fn log_introductions(
         "--no-ext-diff",
         "--no-textconv",
         "--diff-merges=combined",
+        // A user's config must not change what we parse.
+        "--root",
+        "--no-color",
+        "--no-show-signature",
+        "--no-relative",
         LOG_FORMAT,
     ])
     .args(args);

@@ -34,6 +34,8 @@ pub fn scan_staged(
             "--no-ext-diff",
             "--ignore-submodules",
             "--diff-filter=AMT",
+            "--no-color",
+            "--no-relative",
         ])
         // Outside a repository `git diff` turns into `diff --no-index` and complains about
         // options; say what is really wrong.

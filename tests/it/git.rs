@@ -510,7 +510,7 @@ fn an_allow_comment_in_staged_content_passes() {
 }
 
 #[test]
-fn a_history_of_thousands_of_blobs_is_read_by_several_cat_files_and_misses_nothing() {
+fn a_history_of_thousands_of_blobs_misses_nothing() {
     // 3000 blobs in one commit, written with fast-import (quick), a key in one of them.
     let r = Repo::new();
     let k = key("needle");
@@ -546,4 +546,35 @@ fn a_history_of_thousands_of_blobs_is_read_by_several_cat_files_and_misses_nothi
     assert_eq!(j["summary"]["scan"]["files"], 3000, "{}", j["summary"]);
     assert_eq!(fingerprints(&j), vec![fingerprint(&k)]);
     assert_eq!(findings(&j)[0]["path"], "d29/f2999.txt");
+}
+
+#[test]
+fn a_users_git_config_does_not_change_what_is_found() {
+    let r = Repo::new();
+    for (k, v) in [
+        ("log.showRoot", "false"),
+        ("color.ui", "always"),
+        ("diff.relative", "true"),
+        ("core.quotePath", "true"),
+        ("diff.renames", "copies"),
+    ] {
+        r.git(&["config", k, v]);
+    }
+    let k = key("root-commit");
+    r.write("ünïcode dir/.env", env_line(&k));
+    r.write("sub/readme.txt", "hi\n");
+    let root = r.commit("root");
+    let j = r.scan_json(&["--git"], 1);
+    assert_eq!(findings(&j)[0]["commit"]["id"], root.as_str(), "{j:#}");
+    assert_eq!(findings(&j)[0]["path"], "ünïcode dir/.env");
+
+    let k2 = key("outside-subdir");
+    r.write("top.env", env_line(&k2));
+    r.git(&["add", "top.env"]);
+    let o = r.awx_in(
+        &r.dir.join("sub"),
+        &["scan", "--staged", "--format", "json"],
+    );
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert_eq!(findings(&json(&o))[0]["path"], "top.env");
 }

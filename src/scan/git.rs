@@ -208,20 +208,41 @@ pub(crate) fn cat_file(
     git: &Git,
     oids: &[&str],
     max: u64,
-    mut each: impl FnMut(usize, Blob),
+    each: impl FnMut(usize, Blob),
 ) -> Result<(), GitError> {
-    const CMD: &str = "cat-file";
     if oids.is_empty() {
         return Ok(());
     }
-    let mut child = git
-        .command()
-        .args(["cat-file", "--batch", "--buffer"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(GitError::Spawn)?;
+    cat_file_with(git, CatFile::spawn(git)?, oids, max, each)
+}
+
+/// A `git cat-file --batch` started ahead of time, so that its start-up overlaps other work
+/// (the staged scan starts it while `git diff` runs).
+pub(crate) struct CatFile(std::process::Child);
+
+impl CatFile {
+    pub fn spawn(git: &Git) -> Result<CatFile, GitError> {
+        git.command()
+            .args(["cat-file", "--batch", "--buffer"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map(CatFile)
+            .map_err(GitError::Spawn)
+    }
+}
+
+/// `cat_file` on a started `cat-file`; with no ids it just lets it end.
+pub(crate) fn cat_file_with(
+    git: &Git,
+    process: CatFile,
+    oids: &[&str],
+    max: u64,
+    mut each: impl FnMut(usize, Blob),
+) -> Result<(), GitError> {
+    const CMD: &str = "cat-file";
+    let mut child = process.0;
     let mut stdin = child.stdin.take().expect("piped stdin");
     let stdout = child.stdout.take().expect("piped stdout");
     let mut stderr = child.stderr.take().expect("piped stderr");
@@ -303,6 +324,7 @@ pub(crate) fn scan_blobs(
     blobs: &[BlobRequest],
     opts: &ScanOptions,
     stats: &mut ScanStats,
+    reader: Option<CatFile>,
 ) -> Result<HashMap<String, Vec<Match>>, GitError> {
     let files = AtomicU64::new(0);
     let bytes = AtomicU64::new(0);
@@ -331,11 +353,17 @@ pub(crate) fn scan_blobs(
     };
     let result = if blobs.len() < 64 {
         // A handful of blobs (the index, a short range): threads cost more than they save.
-        cat_file(git, &oids, opts.max_file_size, |i, blob| match blob {
-            Blob::Data(d) => scan_one(i, d),
-            Blob::TooLarge => too_large += 1,
-            Blob::Missing => missing += 1,
-        })
+        read_all(
+            git,
+            reader,
+            &oids,
+            opts.max_file_size,
+            |i, blob| match blob {
+                Blob::Data(d) => scan_one(i, d),
+                Blob::TooLarge => too_large += 1,
+                Blob::Missing => missing += 1,
+            },
+        )
     } else {
         // One `cat-file` reads (inflating and resolving deltas is most of the work, and one
         // process keeps its delta-base cache warm: two readers on halves were slower), a pool
@@ -352,13 +380,19 @@ pub(crate) fn scan_blobs(
                 });
             }
             drop(rx);
-            let r = cat_file(git, &oids, opts.max_file_size, |i, blob| match blob {
-                Blob::Data(d) => {
-                    let _ = tx.send((i, d));
-                }
-                Blob::TooLarge => too_large += 1,
-                Blob::Missing => missing += 1,
-            });
+            let r = read_all(
+                git,
+                reader,
+                &oids,
+                opts.max_file_size,
+                |i, blob| match blob {
+                    Blob::Data(d) => {
+                        let _ = tx.send((i, d));
+                    }
+                    Blob::TooLarge => too_large += 1,
+                    Blob::Missing => missing += 1,
+                },
+            );
             drop(tx);
             r
         })
@@ -370,6 +404,20 @@ pub(crate) fn scan_blobs(
     stats.skipped_too_large += too_large;
     stats.unreadable += missing;
     Ok(hits.into_inner().expect("hits poisoned"))
+}
+
+/// Reads `oids` with `reader` when one was started, else with a new `cat-file`.
+fn read_all(
+    git: &Git,
+    reader: Option<CatFile>,
+    oids: &[&str],
+    max: u64,
+    each: impl FnMut(usize, Blob),
+) -> Result<(), GitError> {
+    match reader {
+        Some(r) => cat_file_with(git, r, oids, max, each),
+        None => cat_file(git, oids, max, each),
+    }
 }
 
 /// A commit as findings show it.
@@ -600,7 +648,7 @@ fn scan_all(
             path: path.to_string(),
         });
     }
-    let hits = scan_blobs(git, matcher, &blobs, opts, stats)?;
+    let hits = scan_blobs(git, matcher, &blobs, opts, stats, None)?;
     if hits.is_empty() {
         return Ok(Vec::new());
     }
@@ -656,7 +704,7 @@ fn scan_range(
             });
         }
     }
-    let hits = scan_blobs(git, matcher, &blobs, opts, stats)?;
+    let hits = scan_blobs(git, matcher, &blobs, opts, stats, None)?;
     if hits.is_empty() {
         return Ok(Vec::new());
     }

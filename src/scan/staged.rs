@@ -4,8 +4,8 @@
 //! it: one the file already held at HEAD is the history scan's business, not the commit's.
 
 use super::git::{
-    build_findings, ignore_for, is_ignored, is_scanned_mode, scan_blobs, BlobRequest, CommitInfo,
-    Git, GitError, Intro, Introductions,
+    build_findings, ignore_for, is_ignored, is_scanned_mode, scan_blobs, BlobRequest, CatFile,
+    CommitInfo, Git, GitError, Intro, Introductions,
 };
 use super::{Matcher, ScanOptions, ScanOutcome, ScanStats};
 use std::collections::HashMap;
@@ -23,6 +23,8 @@ pub fn scan_staged(
 ) -> Result<ScanOutcome, GitError> {
     let started = Instant::now();
     let git = Git::new(repo);
+    // Start `cat-file` now: its start-up overlaps `git diff`'s, which is most of the latency.
+    let reader = CatFile::spawn(&git)?;
     let out = git
         .output(&[
             "diff",
@@ -79,7 +81,7 @@ pub fn scan_staged(
             path: i.path.clone(),
         })
         .collect();
-    let hits = scan_blobs(&git, matcher, &blobs, opts, &mut stats)?;
+    let hits = scan_blobs(&git, matcher, &blobs, opts, &mut stats, Some(reader))?;
     let findings = if hits.is_empty() {
         Vec::new()
     } else {

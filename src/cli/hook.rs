@@ -78,7 +78,12 @@ pub fn script() -> String {
          # `awxguard:allow` is not reported.\n\
          AWXGUARD={quoted}\n\
          [ -x \"$AWXGUARD\" ] || AWXGUARD=awxguard\n\
-         exec \"$AWXGUARD\" scan --staged --color never\n"
+         \"$AWXGUARD\" scan --staged --color never\n\
+         code=$?\n\
+         [ $code -eq 1 ] && echo \"awxguard: commit blocked: the staged change adds the credential(s) \
+         above. Take them out (and rotate any key that was ever pushed or shared); for a test \
+         fixture, put awxguard:allow on its line.\" >&2\n\
+         exit $code\n"
     )
 }
 

@@ -35,6 +35,7 @@ fn the_hook_blocks_a_commit_that_adds_a_key_and_passes_clean_ones() {
     let shown = format!("{}{}", stdout(&o), stderr(&o));
     assert!(shown.contains("leak.airwallex.api-key"), "{shown}");
     assert!(shown.contains("settings.env"), "{shown}");
+    assert!(shown.contains("commit blocked"), "{shown}");
     assert_no_secret(&shown, &k, "hook output");
     assert_eq!(r.git(&["rev-parse", "HEAD"]), before);
 

@@ -73,9 +73,10 @@ pub fn options(ctx: &Context, args: &ScanArgs) -> ScanOptions {
 pub fn run(ctx: &Context, args: ScanArgs) -> anyhow::Result<u8> {
     let matcher = build_matcher(ctx, &args.rules, &args.disable)?;
     let opts = options(ctx, &args);
-    if let Some(outcome) = super::scan_git::run(&matcher, &args, &opts)? {
+    if let Some((outcome, note)) = super::scan_git::run(&matcher, &args, &opts)? {
         let mut report = Report::new("scan", outcome.findings);
         report.summary.scan = Some(outcome.stats);
+        report.summary.notes.push(note);
         return ctx.emit(&report);
     }
     let outcome = if args.paths.len() == 1 && args.paths[0].as_os_str() == "-" {

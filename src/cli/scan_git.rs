@@ -7,12 +7,13 @@ use crate::scan::staged::scan_staged;
 use crate::scan::{Matcher, ScanOptions, ScanOutcome};
 use std::path::PathBuf;
 
-/// Runs a git mode when the command line asks for one; `None` means scan files as usual.
+/// Runs a git mode when the command line asks for one and returns its outcome with a note
+/// saying what was covered; `None` means scan files as usual.
 pub fn run(
     matcher: &Matcher,
     args: &ScanArgs,
     opts: &ScanOptions,
-) -> anyhow::Result<Option<ScanOutcome>> {
+) -> anyhow::Result<Option<(ScanOutcome, String)>> {
     let selection = match (&args.since, &args.range) {
         (Some(rev), _) => Some(Selection::Range(format!("{rev}..HEAD"))),
         (None, Some(range)) => Some(Selection::Range(range.clone())),
@@ -27,9 +28,19 @@ pub fn run(
         [one] if one.as_os_str() != "-" => one.clone(),
         _ => anyhow::bail!("--git, --staged, --since and --range take one repository path"),
     };
-    let outcome = match selection {
-        Some(sel) => scan_history(matcher, &repo, &sel, opts)?,
-        None => scan_staged(matcher, &repo, opts)?,
+    let (outcome, what) = match &selection {
+        Some(sel) => {
+            let what = match sel {
+                Selection::All => "every blob reachable from any ref or stash entry".to_string(),
+                Selection::Range(r) => format!("the blobs introduced by {r}"),
+            };
+            (scan_history(matcher, &repo, sel, opts)?, what)
+        }
+        None => (
+            scan_staged(matcher, &repo, opts)?,
+            "what is staged in the index".to_string(),
+        ),
     };
-    Ok(Some(outcome))
+    let note = format!("git: scanned {what} in {}", repo.display());
+    Ok(Some((outcome, note)))
 }

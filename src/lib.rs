@@ -1,11 +1,15 @@
 //! awxguard keeps Airwallex API keys safe: it finds leaked keys, inventories and audits the
 //! configured ones, and watches how they are used. The binary is a thin shell over this library.
 
+pub mod airwallex;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod finding;
+pub mod privilege;
 pub mod report;
 pub mod rules;
 pub mod scan;
 pub mod secret;
+pub mod store;
+pub mod usage;

@@ -3,8 +3,10 @@
 //! `main` prints and maps to 2.
 
 mod demo;
+mod findings;
 mod hook;
 mod rules;
+mod sandbox;
 mod scan;
 mod scan_git;
 
@@ -87,6 +89,11 @@ pub enum Command {
     /// Install or remove the git pre-commit hook that runs `awxguard scan --staged`.
     #[command(subcommand)]
     Hook(hook::HookCommand),
+    /// Stored findings: list them, acknowledge the ones judged acceptable.
+    #[command(subcommand)]
+    Findings(findings::FindingsCommand),
+    /// Serve the local Airwallex simulator (for tests, demos and trying integrations).
+    Sandbox(sandbox::SandboxArgs),
 }
 
 /// Runs the parsed command line and returns the exit code.
@@ -97,6 +104,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Rules(cmd) => rules::run(&ctx, cmd),
         Command::Demo(args) => demo::run(&ctx, args),
         Command::Hook(cmd) => hook::run(&ctx, cmd),
+        Command::Sandbox(args) => sandbox::run(&ctx, args),
+        Command::Findings(cmd) => findings::run(&ctx, cmd),
     }
 }
 
@@ -131,6 +140,16 @@ impl Context {
             }
         };
         Style { color }
+    }
+
+    /// The database: `--db`, `AWXGUARD_DB`, or the default under the XDG data directory.
+    pub fn open_store(&self) -> anyhow::Result<crate::store::Store> {
+        let path = self
+            .global
+            .db
+            .clone()
+            .unwrap_or_else(crate::store::default_path);
+        Ok(crate::store::Store::open(&path)?)
     }
 
     /// Renders a report where the user asked, and returns the exit code its findings call for.

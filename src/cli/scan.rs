@@ -1,5 +1,7 @@
 //! `awxguard scan`: leaked Airwallex credentials in files, directories and standard input.
 
+mod checks;
+
 use super::Context;
 use crate::report::Report;
 use crate::rules::LeakRules;
@@ -41,6 +43,9 @@ pub struct ScanArgs {
     /// With --git: only blobs introduced by the commits in the range A..B (or A...B).
     #[arg(long, value_name = "A..B", conflicts_with = "staged")]
     pub range: Option<String>,
+    /// Verification and baselines (--verify, --baseline, --write-baseline).
+    #[command(flatten, next_help_heading = "Verification and baselines")]
+    pub checks: checks::CheckArgs,
 }
 
 /// The matcher for the rules the config and command line put in force.
@@ -67,6 +72,7 @@ pub fn options(ctx: &Context, args: &ScanArgs) -> ScanOptions {
             .max_file_size
             .or(ctx.config.scan.max_file_size)
             .unwrap_or(defaults.max_file_size),
+        keep_secrets: args.checks.verify.then(Default::default),
     }
 }
 
@@ -77,7 +83,7 @@ pub fn run(ctx: &Context, args: ScanArgs) -> anyhow::Result<u8> {
         let mut report = Report::new("scan", outcome.findings);
         report.summary.scan = Some(outcome.stats);
         report.summary.notes.push(note);
-        return ctx.emit(&report);
+        return checks::finish(ctx, &args.checks, &matcher, &opts, report);
     }
     let outcome = if args.paths.len() == 1 && args.paths[0].as_os_str() == "-" {
         scan::scan_reader(&matcher, std::io::stdin().lock(), &opts)
@@ -96,5 +102,6 @@ pub fn run(ctx: &Context, args: ScanArgs) -> anyhow::Result<u8> {
     report.summary.scan = Some(outcome.stats);
     report.summary.problems = outcome.problems;
     report.summary.problems.sort_by(|a, b| a.path.cmp(&b.path));
-    ctx.emit(&report)
+    // After the scan: baseline, verification, baseline writing, render (checks.rs).
+    checks::finish(ctx, &args.checks, &matcher, &opts, report)
 }

@@ -3,6 +3,7 @@
 
 mod human;
 mod json;
+pub mod sarif;
 
 use crate::finding::{count_by_severity, Finding};
 use crate::scan::{Problem, ScanStats};
@@ -16,6 +17,8 @@ pub enum Format {
     Human,
     /// The findings contract's JSON report.
     Json,
+    /// SARIF 2.1.0, for GitHub code scanning and other SARIF viewers.
+    Sarif,
 }
 
 /// The serialized report: `{"version": 1, "tool": "awxguard", "summary": {...}, "findings": [...]}`.
@@ -25,6 +28,19 @@ pub struct Report {
     pub tool: String,
     pub summary: Summary,
     pub findings: Vec<Finding>,
+    /// What the rules in force say of themselves, for formats that describe rules (SARIF). Not
+    /// part of the JSON report.
+    #[serde(skip)]
+    pub rules: Vec<RuleInfo>,
+}
+
+/// A rule as a report describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleInfo {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub severity: crate::finding::Severity,
 }
 
 /// What a run covered. Sections appear for the capability that ran.
@@ -70,7 +86,17 @@ impl Report {
                 ..Summary::default()
             },
             findings,
+            rules: Vec::new(),
         }
+    }
+
+    /// Replaces the findings (after a baseline or verification changed them), sorting them and
+    /// recounting the summary.
+    pub fn set_findings(&mut self, findings: Vec<Finding>) {
+        let fresh = Report::new(&self.summary.command, findings);
+        self.summary.findings = fresh.summary.findings;
+        self.summary.by_severity = fresh.summary.by_severity;
+        self.findings = fresh.findings;
     }
 }
 
@@ -90,5 +116,6 @@ pub fn render(
     match format {
         Format::Human => human::render(report, style, out),
         Format::Json => json::render(report, out),
+        Format::Sarif => sarif::render(report, out),
     }
 }

@@ -768,6 +768,7 @@ pub(crate) fn build_findings(
         }
     }
 
+    let keep_secrets = opts.keep_secrets.as_deref();
     // Finding id -> (finding, commit indices).
     let mut merged: HashMap<String, (Finding, Vec<usize>)> = HashMap::new();
     let mut order: Vec<String> = Vec::new();
@@ -799,7 +800,7 @@ pub(crate) fn build_findings(
             continue;
         }
         attributed.insert(i.oid.as_str());
-        emit(matcher, matches, &i.path, |m, fp| {
+        emit(matcher, matches, &i.path, keep_secrets, |m, fp| {
             !new_only
                 || !i.parents.iter().any(|p| {
                     before
@@ -821,7 +822,7 @@ pub(crate) fn build_findings(
             Some(p) if !p.is_empty() => p.to_string(),
             _ => format!("blob {oid}"),
         };
-        emit(matcher, matches, &path, |_, _| true)
+        emit(matcher, matches, &path, keep_secrets, |_, _| true)
             .into_iter()
             .for_each(|f| add(f, None));
     }
@@ -844,11 +845,13 @@ pub(crate) fn build_findings(
 }
 
 /// Findings for the matches of one blob at `path`, numbering repeats of a secret as
-/// `scan_bytes` does; `keep(match, fingerprint)` filters.
+/// `scan_bytes` does; `keep(match, fingerprint)` filters. Reported API keys go to `secrets`
+/// (for `--verify`) when given.
 fn emit(
     matcher: &Matcher,
     matches: &[Match],
     path: &str,
+    secrets: Option<&super::verify::Secrets>,
     keep: impl Fn(&Match, &str) -> bool,
 ) -> Vec<Finding> {
     let mut seen: HashMap<(usize, String), usize> = HashMap::new();
@@ -858,6 +861,9 @@ fn emit(
         let n = seen.entry((m.rule, fp.clone())).or_insert(0);
         *n += 1;
         if keep(m, &fp) {
+            if let Some(s) = secrets {
+                s.keep(matcher.rule(m.rule), &fp, m);
+            }
             out.push(finding_from_match(matcher, m, &fp, path, *n, None));
         }
     }

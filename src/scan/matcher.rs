@@ -154,11 +154,12 @@ impl Matcher {
                     let mut severity = rule.severity;
                     let mut note = None;
                     match rule.validate {
-                        Some(Validator::AirwallexApiKey) => {
-                            if !is_api_key_shape(&secret) || looks_like_placeholder(&secret) {
-                                continue;
-                            }
+                        Some(Validator::AirwallexApiKey)
+                            if !is_api_key_shape(&secret) || looks_like_placeholder(&secret) =>
+                        {
+                            continue;
                         }
+                        Some(Validator::AirwallexApiKey) => {}
                         Some(Validator::AirwallexJwt) => match airwallex_jwt(&secret) {
                             Some(exp) => {
                                 if let Some(exp) = exp {

@@ -6,6 +6,10 @@ pub mod matcher;
 pub mod staged;
 pub mod walk;
 
+// After the scan: baselines and verification by login (`scan --baseline`, `--verify`).
+pub mod baseline;
+pub mod verify;
+
 pub use matcher::{Match, Matcher};
 pub use walk::Problem;
 
@@ -31,6 +35,9 @@ pub struct ScanOptions {
     pub respect_ignore: bool,
     pub follow_symlinks: bool,
     pub max_file_size: u64,
+    /// Where to keep each API key found (in memory only, wrapped in `Secret`) with the client
+    /// IDs found next to it, for `--verify`. `None` unless verification asks for it.
+    pub keep_secrets: Option<std::sync::Arc<verify::Secrets>>,
 }
 
 impl Default for ScanOptions {
@@ -39,6 +46,7 @@ impl Default for ScanOptions {
             respect_ignore: true,
             follow_symlinks: true,
             max_file_size: DEFAULT_MAX_FILE_SIZE,
+            keep_secrets: None,
         }
     }
 }
@@ -81,6 +89,7 @@ pub fn scan_paths(matcher: &Matcher, roots: &[PathBuf], opts: &ScanOptions) -> S
     let binary = AtomicU64::new(0);
     let too_large = AtomicU64::new(0);
     let findings = Mutex::new(Vec::new());
+    let keep = opts.keep_secrets.as_deref();
     let walk_opts = walk::WalkOptions {
         respect_ignore: opts.respect_ignore,
         follow_symlinks: opts.follow_symlinks,
@@ -117,7 +126,7 @@ pub fn scan_paths(matcher: &Matcher, roots: &[PathBuf], opts: &ScanOptions) -> S
             }
             files.fetch_add(1, Ordering::Relaxed);
             bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
-            let found = scan_bytes(matcher, &entry.display, &buf, None);
+            let found = scan_bytes_keeping(matcher, &entry.display, &buf, None, keep);
             if !found.is_empty() {
                 findings.lock().expect("findings poisoned").extend(found);
             }
@@ -159,7 +168,8 @@ pub fn scan_reader(
     } else {
         outcome.stats.files = 1;
         outcome.stats.bytes = buf.len() as u64;
-        outcome.findings = scan_bytes(matcher, "<stdin>", &buf, None);
+        let keep = opts.keep_secrets.as_deref();
+        outcome.findings = scan_bytes_keeping(matcher, "<stdin>", &buf, None, keep);
     }
     outcome.stats.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(outcome)
@@ -172,12 +182,27 @@ pub fn scan_bytes(
     data: &[u8],
     commit: Option<&Commit>,
 ) -> Vec<Finding> {
+    scan_bytes_keeping(matcher, path, data, commit, None)
+}
+
+/// `scan_bytes`, also handing each API key (with the client ID found next to it) to `secrets`
+/// when given, for `--verify`.
+pub fn scan_bytes_keeping(
+    matcher: &Matcher,
+    path: &str,
+    data: &[u8],
+    commit: Option<&Commit>,
+    secrets: Option<&verify::Secrets>,
+) -> Vec<Finding> {
     let matches = matcher.scan(path, data);
     let mut seen: HashMap<(usize, String), usize> = HashMap::new();
     matches
         .iter()
         .map(|m| {
             let fp = fingerprint(m.secret.as_bytes());
+            if let Some(s) = secrets {
+                s.keep(matcher.rule(m.rule), &fp, m);
+            }
             let n = seen.entry((m.rule, fp.clone())).or_insert(0);
             *n += 1;
             finding_from_match(matcher, m, &fp, path, *n, commit.cloned())

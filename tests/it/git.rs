@@ -578,3 +578,47 @@ fn a_users_git_config_does_not_change_what_is_found() {
     assert_eq!(code(&o), 1, "{}", stderr(&o));
     assert_eq!(findings(&json(&o))[0]["path"], "top.env");
 }
+
+#[test]
+fn verify_logs_in_with_a_key_found_only_in_history() {
+    use awxguard::airwallex::simulator::{Behaviour, SimState, Simulator};
+    let r = Repo::new();
+    let (cid, k) = (client_id("history-verify"), key("history-verify"));
+    let sim = Simulator::spawn(SimState::default().with_key(&cid, &k, Behaviour::Live)).unwrap();
+    r.write(
+        ".env",
+        format!("AIRWALLEX_CLIENT_ID={cid}\nAIRWALLEX_API_KEY={k}\n"),
+    );
+    r.commit("add");
+    std::fs::remove_file(r.dir.join(".env")).unwrap();
+    r.commit("remove");
+    // The config stays out of the history: awxguard reads it from the working directory.
+    r.write(
+        "awxguard.toml",
+        format!("[airwallex]\nbase_url = \"{}\"\nretries = 0\n", sim.url()),
+    );
+    let j = r.scan_json(&["--git", "--verify"], 1);
+    let f = &findings(&j)[0];
+    assert_eq!(f["verification"], "live", "{j:#}");
+    assert_eq!(f["severity"], "critical");
+    assert_eq!(sim.requests().len(), 1);
+    assert_no_secret(&j.to_string(), &k, "json report");
+}
+
+#[test]
+fn a_baseline_written_from_history_suppresses_those_findings_and_not_new_ones() {
+    let r = Repo::new();
+    r.write(".env", env_line(&key("accepted")));
+    r.commit("old key, rotated long ago");
+    let b = r.dir.join("..").join("baseline.json");
+    let b = b.to_str().unwrap();
+    r.scan_json(&["--git", "--write-baseline", b], 0);
+    r.scan_json(&["--git", "--baseline", b], 0);
+    r.write("new.env", env_line(&key("fresh")));
+    r.git(&["add", "new.env"]);
+    let j = r.scan_json(&["--staged", "--baseline", b], 1);
+    assert_eq!(fingerprints(&j), vec![fingerprint(&key("fresh"))]);
+    r.commit("new key");
+    let j = r.scan_json(&["--git", "--baseline", b], 1);
+    assert_eq!(fingerprints(&j), vec![fingerprint(&key("fresh"))]);
+}

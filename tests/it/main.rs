@@ -2,7 +2,12 @@
 //! `awxguard` binary in a temporary directory; servers (Airwallex stand-ins, SMTP) run on
 //! loopback; no test reaches the internet.
 
+mod airwallex;
+mod baseline;
 mod common;
+mod findings;
 mod git;
 mod hook;
+mod sarif;
 mod scan;
+mod verify;

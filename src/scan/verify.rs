@@ -1,0 +1,570 @@
+//! `scan --verify`: one login per distinct client-ID-plus-key pair tells a live key (an
+//! emergency) from a revoked one (history). Keys stay in memory, wrapped in `Secret`, and go only
+//! to the configured Airwallex base URL or, when none is configured, to Airwallex's documented
+//! hosts (production, then the sandbox hosts, stopping at the first 201).
+
+use crate::airwallex::{self, Client, ClientSettings, LoginOutcome};
+use crate::config::AirwallexConfig;
+use crate::finding::{Finding, Severity, Verification};
+use crate::rules::leak::{LeakRule, Validator};
+use crate::scan::Match;
+use crate::secret::{preview, Secret};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+/// How many logins run at once.
+pub const CONCURRENCY: usize = 4;
+
+/// Why a key found was not verified.
+pub const NO_CLIENT_ID: &str = "not verified: no client ID next to the key";
+
+/// Why verification could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("cannot start the verification runtime: {0}")]
+    Runtime(#[from] std::io::Error),
+    #[error(
+        "refusing to send API keys over plain HTTP to {url}: use an https:// base URL (plain \
+         http is accepted only for a test server on loopback)"
+    )]
+    PlainHttp { url: String },
+    #[error("cannot build the Airwallex client for {url}: {source}")]
+    Client {
+        url: String,
+        source: airwallex::Error,
+    },
+}
+
+/// One API key found by a scan, with every client ID found next to it. In memory only.
+#[derive(Clone)]
+pub struct Candidate {
+    pub key: Secret<String>,
+    pub client_ids: BTreeSet<String>,
+}
+
+/// The API keys behind a scan's findings, by fingerprint. Filled during the scan (from many
+/// threads) when `--verify` asks for it; never serialized, and its `Debug` shows only counts.
+#[derive(Default)]
+pub struct Secrets {
+    inner: Mutex<BTreeMap<String, Candidate>>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secrets({} keys)", self.len())
+    }
+}
+
+impl Secrets {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Candidate>> {
+        self.inner.lock().expect("secrets poisoned")
+    }
+
+    /// Keeps the key of an API-key match (rules validated as Airwallex API keys) and the client
+    /// ID found next to it. Other secrets (access tokens) cannot log in and are not kept.
+    pub fn keep(&self, rule: &LeakRule, fingerprint: &str, m: &Match) {
+        if rule.validate != Some(Validator::AirwallexApiKey) {
+            return;
+        }
+        self.insert(fingerprint, &m.secret, m.client_id.as_deref());
+    }
+
+    /// Keeps `key` (fingerprint `fingerprint`) with `client_id` if one was found next to it.
+    pub fn insert(&self, fingerprint: &str, key: &str, client_id: Option<&str>) {
+        let mut inner = self.lock();
+        let c = inner
+            .entry(fingerprint.to_string())
+            .or_insert_with(|| Candidate {
+                key: Secret::new(key.to_string()),
+                client_ids: BTreeSet::new(),
+            });
+        if let Some(cid) = client_id {
+            c.client_ids.insert(cid.to_string());
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn get(&self, fingerprint: &str) -> Option<Candidate> {
+        self.lock().get(fingerprint).cloned()
+    }
+}
+
+/// Where logins go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    pub url: String,
+    /// `production`, `sandbox`, or `configured`.
+    pub kind: &'static str,
+}
+
+impl Host {
+    /// How a message names the host.
+    pub fn phrase(&self) -> String {
+        match self.kind {
+            "configured" => "the configured Airwallex URL".to_string(),
+            kind => format!("Airwallex {kind}"),
+        }
+    }
+}
+
+/// The hosts a key may be sent to: the configured base URL alone, else Airwallex production and
+/// then the sandbox hosts. Nothing else, ever.
+pub fn hosts(config: &AirwallexConfig) -> Vec<Host> {
+    match &config.base_url {
+        Some(url) => vec![Host {
+            url: url.clone(),
+            kind: "configured",
+        }],
+        None => std::iter::once(Host {
+            url: airwallex::PRODUCTION_URL.to_string(),
+            kind: "production",
+        })
+        .chain(airwallex::SANDBOX_URLS.iter().map(|u| Host {
+            url: u.to_string(),
+            kind: "sandbox",
+        }))
+        .collect(),
+    }
+}
+
+/// Plain HTTP would put the key on the wire in clear: only loopback test servers may use it.
+pub fn check_transport(hosts: &[Host]) -> Result<(), VerifyError> {
+    for h in hosts {
+        let url = reqwest::Url::parse(&h.url)
+            .map_err(|_| VerifyError::PlainHttp { url: h.url.clone() })?;
+        let host = url.host_str().unwrap_or("");
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if url.scheme() != "https" && !loopback {
+            return Err(VerifyError::PlainHttp { url: h.url.clone() });
+        }
+    }
+    Ok(())
+}
+
+/// One client-ID-plus-key pair to log in with.
+#[derive(Debug, Clone)]
+pub struct Pair {
+    pub fingerprint: String,
+    pub client_id: String,
+    pub key: Secret<String>,
+}
+
+/// A key that was not verified, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotVerified {
+    pub fingerprint: String,
+    pub preview: String,
+    pub reason: String,
+}
+
+/// What the logins said of one pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairResult {
+    pub fingerprint: String,
+    pub preview: String,
+    /// The client ID's preview.
+    pub client_id: String,
+    pub verification: Verification,
+    /// The host that gave the deciding answer.
+    pub host: Host,
+    /// Each host's answer, in the order asked (`201`, `401 credentials_invalid`, ...).
+    pub detail: String,
+}
+
+/// How strongly an answer speaks for the key being usable: a 201 anywhere wins; a 403 proves
+/// the key exists; an unknown answer (network, 429, 5xx) outranks a 401, since it leaves open
+/// that the key works where we could not ask.
+fn rank(v: Verification) -> u8 {
+    match v {
+        Verification::Live => 3,
+        Verification::Forbidden => 2,
+        Verification::Unknown => 1,
+        Verification::Revoked => 0,
+    }
+}
+
+/// Why a key of an API-key rule has no kept secret: the input kind does not hand keys over yet.
+pub const NOT_KEPT: &str = "this kind of scan did not keep the key for --verify";
+
+/// The distinct pairs for the keys behind `findings`, and the keys that cannot be verified.
+/// `key_rules` are the ids of rules that report API keys (the only secrets a login can test).
+pub fn pairs_for(
+    findings: &[Finding],
+    secrets: &Secrets,
+    key_rules: &BTreeSet<String>,
+) -> (Vec<Pair>, Vec<NotVerified>) {
+    let mut wanted: BTreeMap<&str, &Finding> = BTreeMap::new();
+    for f in findings {
+        if let Some(s) = &f.secret {
+            wanted.entry(s.fingerprint.as_str()).or_insert(f);
+        }
+    }
+    let mut pairs = Vec::new();
+    let mut skipped = Vec::new();
+    for (fp, f) in wanted {
+        let Some(c) = secrets.get(fp) else {
+            if key_rules.contains(&f.rule) {
+                skipped.push(NotVerified {
+                    fingerprint: fp.to_string(),
+                    preview: f
+                        .secret
+                        .as_ref()
+                        .map(|s| s.preview.clone())
+                        .unwrap_or_default(),
+                    reason: NOT_KEPT.into(),
+                });
+            }
+            continue;
+        };
+        if c.client_ids.is_empty() {
+            skipped.push(NotVerified {
+                fingerprint: fp.to_string(),
+                preview: c.key.preview(),
+                reason: "no client ID next to the key".into(),
+            });
+        }
+        for cid in &c.client_ids {
+            pairs.push(Pair {
+                fingerprint: fp.to_string(),
+                client_id: cid.clone(),
+                key: c.key.clone(),
+            });
+        }
+    }
+    (pairs, skipped)
+}
+
+fn answer(outcome: &LoginOutcome) -> String {
+    match outcome {
+        LoginOutcome::Live(_) => "201".into(),
+        LoginOutcome::Revoked { code, .. } => format!("401 {code}").trim().to_string(),
+        LoginOutcome::Forbidden { code, .. } => format!("403 {code}").trim().to_string(),
+        LoginOutcome::Unknown { reason } => format!("unknown ({reason})"),
+    }
+}
+
+/// Logs in with one pair at each host in turn, stopping at the first 201. Returns the best
+/// answer by `rank` and every host's answer.
+pub async fn verify_pair(
+    clients: &[(Host, Client)],
+    client_id: &str,
+    key: &Secret<String>,
+) -> (Verification, Host, String) {
+    let mut best: Option<(Verification, Host)> = None;
+    let mut answers = Vec::new();
+    for (host, client) in clients {
+        let outcome = client.login(client_id, key).await;
+        let v = outcome.verification();
+        answers.push(if clients.len() > 1 {
+            format!("{}: {}", host.url, answer(&outcome))
+        } else {
+            answer(&outcome)
+        });
+        if best.as_ref().is_none_or(|(b, _)| rank(v) > rank(*b)) {
+            best = Some((v, host.clone()));
+        }
+        if v == Verification::Live {
+            break;
+        }
+    }
+    let (v, host) = best.expect("at least one host");
+    (v, host, answers.join("; "))
+}
+
+/// Verifies `pairs` against `hosts`, at most `concurrency` at once. Results come back sorted by
+/// fingerprint and client ID.
+pub async fn verify_pairs(
+    pairs: Vec<Pair>,
+    hosts: &[Host],
+    config: &AirwallexConfig,
+    concurrency: usize,
+) -> Result<Vec<PairResult>, VerifyError> {
+    let mut clients = Vec::new();
+    for h in hosts {
+        let c = Client::new(ClientSettings::from_config(&h.url, config)).map_err(|source| {
+            VerifyError::Client {
+                url: h.url.clone(),
+                source,
+            }
+        })?;
+        clients.push((h.clone(), c));
+    }
+    let clients = Arc::new(clients);
+    let limit = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for pair in pairs {
+        let clients = clients.clone();
+        let limit = limit.clone();
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await.expect("semaphore open");
+            let (verification, host, detail) =
+                verify_pair(&clients, &pair.client_id, &pair.key).await;
+            tracing::debug!(
+                key = %pair.key.preview(),
+                fingerprint = %pair.fingerprint,
+                client_id = %preview(&pair.client_id),
+                %verification,
+                %detail,
+                "verified"
+            );
+            PairResult {
+                preview: pair.key.preview(),
+                fingerprint: pair.fingerprint,
+                client_id: preview(&pair.client_id),
+                verification,
+                host,
+                detail,
+            }
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        out.push(r.expect("verification task panicked"));
+    }
+    out.sort_by(|a, b| (&a.fingerprint, &a.client_id).cmp(&(&b.fingerprint, &b.client_id)));
+    Ok(out)
+}
+
+/// Writes the outcome onto every finding of each verified key: the `verification` field, and
+/// the message; a live key becomes `critical`. Revoked, forbidden and unknown keys keep their
+/// rule's severity (see README: a 401 proves only that this pair does not log in now).
+pub fn apply(findings: &mut [Finding], results: &[PairResult], skipped: &[NotVerified]) {
+    let mut best: BTreeMap<&str, &PairResult> = BTreeMap::new();
+    for r in results {
+        let e = best.entry(r.fingerprint.as_str()).or_insert(r);
+        if rank(r.verification) > rank(e.verification) {
+            *e = r;
+        }
+    }
+    let skipped: BTreeMap<&str, &str> = skipped
+        .iter()
+        .map(|s| (s.fingerprint.as_str(), s.reason.as_str()))
+        .collect();
+    for f in findings.iter_mut() {
+        let Some(fp) = f.secret.as_ref().map(|s| s.fingerprint.clone()) else {
+            continue;
+        };
+        if let Some(r) = best.get(fp.as_str()) {
+            f.verification = Some(r.verification);
+            let said = match r.verification {
+                Verification::Live => {
+                    f.severity = Severity::Critical;
+                    format!("verified live: it logs in to {}", r.host.phrase())
+                }
+                Verification::Revoked => format!(
+                    "login refused with 401 by {}: the key looks revoked",
+                    r.host.phrase()
+                ),
+                Verification::Forbidden => format!(
+                    "login refused with 403 by {}: the key exists but this IP is not in its \
+                     whitelist (or it lacks permission); treat it as real",
+                    r.host.phrase()
+                ),
+                Verification::Unknown => {
+                    "could not verify (network error, rate limit or server error after retries)"
+                        .to_string()
+                }
+            };
+            f.message = format!("{}; {said}", f.message);
+        } else if let Some(reason) = skipped.get(fp.as_str()) {
+            f.message = format!("{}; not verified: {reason}", f.message);
+        }
+    }
+}
+
+/// The summary's `verification` section.
+pub fn summary_section(hosts: &[Host], results: &[PairResult], skipped: &[NotVerified]) -> Value {
+    let mut counts = BTreeMap::new();
+    for v in ["live", "revoked", "forbidden", "unknown"] {
+        counts.insert(v, 0usize);
+    }
+    for r in results {
+        *counts.entry(r.verification.as_str()).or_insert(0) += 1;
+    }
+    json!({
+        "hosts": hosts.iter().map(|h| h.url.clone()).collect::<Vec<_>>(),
+        "pairs": results.len(),
+        "outcomes": counts,
+        "results": results.iter().map(|r| json!({
+            "fingerprint": r.fingerprint,
+            "preview": r.preview,
+            "client_id": r.client_id,
+            "verification": r.verification,
+            "host": r.host.url,
+            "detail": r.detail,
+        })).collect::<Vec<_>>(),
+        "not_verified": skipped.iter().map(|s| json!({
+            "fingerprint": s.fingerprint,
+            "preview": s.preview,
+            "reason": s.reason,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// The notes a person reads under the human report.
+pub fn notes(results: &[PairResult], skipped: &[NotVerified]) -> Vec<String> {
+    let mut out = Vec::new();
+    let count = |v: Verification| results.iter().filter(|r| r.verification == v).count();
+    out.push(format!(
+        "verification: {} client-ID-plus-key {}: {} live, {} revoked, {} forbidden, {} unknown",
+        results.len(),
+        if results.len() == 1 { "pair" } else { "pairs" },
+        count(Verification::Live),
+        count(Verification::Revoked),
+        count(Verification::Forbidden),
+        count(Verification::Unknown),
+    ));
+    for r in results
+        .iter()
+        .filter(|r| r.verification == Verification::Unknown)
+    {
+        out.push(format!(
+            "key {} ({}) with client ID {} could not be verified: {}",
+            r.preview, r.fingerprint, r.client_id, r.detail
+        ));
+    }
+    for s in skipped {
+        out.push(format!(
+            "key {} ({}) not verified: {}",
+            s.preview, s.fingerprint, s.reason
+        ));
+    }
+    out
+}
+
+/// Verifies the keys behind `findings` and writes the outcome onto them; returns the summary
+/// section and notes. Runs its own runtime: call it from synchronous code.
+pub fn verify_findings(
+    findings: &mut [Finding],
+    secrets: &Secrets,
+    key_rules: &BTreeSet<String>,
+    config: &AirwallexConfig,
+) -> Result<(Value, Vec<String>), VerifyError> {
+    let hosts = hosts(config);
+    check_transport(&hosts)?;
+    let (pairs, skipped) = pairs_for(findings, secrets, key_rules);
+    tracing::info!(
+        pairs = pairs.len(),
+        hosts = %hosts.iter().map(|h| h.url.as_str()).collect::<Vec<_>>().join(", "),
+        "verifying keys by login"
+    );
+    let results = if pairs.is_empty() {
+        Vec::new()
+    } else {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(verify_pairs(pairs, &hosts, config, CONCURRENCY))?
+    };
+    apply(findings, &results, &skipped);
+    Ok((
+        summary_section(&hosts, &results, &skipped),
+        notes(&results, &skipped),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_base_url_keys_go_to_production_then_the_sandbox_hosts_only() {
+        let h = hosts(&AirwallexConfig::default());
+        let urls: Vec<&str> = h.iter().map(|h| h.url.as_str()).collect();
+        assert_eq!(
+            urls,
+            [
+                "https://api.airwallex.com",
+                "https://api-demo.airwallex.com",
+                "https://api.sandbox.airwallex.com"
+            ]
+        );
+        assert_eq!(h[0].kind, "production");
+        assert!(h[1..].iter().all(|h| h.kind == "sandbox"));
+    }
+
+    #[test]
+    fn a_configured_base_url_is_the_only_host() {
+        let c = AirwallexConfig {
+            base_url: Some("http://127.0.0.1:9".into()),
+            ..AirwallexConfig::default()
+        };
+        assert_eq!(
+            hosts(&c),
+            [Host {
+                url: "http://127.0.0.1:9".into(),
+                kind: "configured"
+            }]
+        );
+    }
+
+    #[test]
+    fn keys_go_over_plain_http_only_to_loopback() {
+        let h = |u: &str| {
+            vec![Host {
+                url: u.into(),
+                kind: "configured",
+            }]
+        };
+        assert!(check_transport(&h("https://api.airwallex.com")).is_ok());
+        assert!(check_transport(&h("http://127.0.0.1:8080")).is_ok());
+        assert!(check_transport(&h("http://localhost:8080")).is_ok());
+        assert!(check_transport(&h("http://[::1]:8080")).is_ok());
+        assert!(check_transport(&h("http://api.airwallex.com")).is_err());
+        assert!(check_transport(&h("http://10.0.0.5")).is_err());
+        assert!(check_transport(&hosts(&AirwallexConfig::default())).is_ok());
+    }
+
+    #[test]
+    fn answers_rank_live_forbidden_unknown_revoked() {
+        use Verification::*;
+        assert!(rank(Live) > rank(Forbidden));
+        assert!(rank(Forbidden) > rank(Unknown));
+        assert!(rank(Unknown) > rank(Revoked));
+    }
+
+    #[test]
+    fn keys_without_a_client_id_are_not_paired() {
+        let s = Secrets::default();
+        let key = "k".repeat(96);
+        let fp = crate::secret::fingerprint(key.as_bytes());
+        s.insert(&fp, &key, None);
+        let mut f = Finding::new("leak.airwallex.api-key", Severity::High, "m", &["p"]);
+        f.secret = Some(crate::finding::SecretRef {
+            preview: preview(&key),
+            fingerprint: fp.clone(),
+            client_id: None,
+        });
+        let mut findings = vec![f.clone()];
+        let rules = BTreeSet::from(["leak.airwallex.api-key".to_string()]);
+        let (pairs, skipped) = pairs_for(&findings, &s, &rules);
+        assert!(pairs.is_empty());
+        assert_eq!(skipped.len(), 1);
+        apply(&mut findings, &[], &skipped);
+        assert!(findings[0].message.ends_with(NO_CLIENT_ID));
+        assert_eq!(findings[0].verification, None);
+        assert!(!format!("{s:?}").contains(&key));
+        // A key the scan did not keep (e.g. a history scan without secrets) says so too.
+        let mut findings = vec![f];
+        let (_, skipped) = pairs_for(&findings, &Secrets::default(), &rules);
+        apply(&mut findings, &[], &skipped);
+        assert!(
+            findings[0].message.ends_with(NOT_KEPT),
+            "{}",
+            findings[0].message
+        );
+    }
+}

@@ -51,7 +51,7 @@ fn hooks_dir(repo: &Path) -> anyhow::Result<PathBuf> {
     git.check_repository()?;
     let out = git.output(&["rev-parse", "--git-path", "hooks"])?;
     let dir = PathBuf::from(String::from_utf8_lossy(&out).trim_end_matches('\n'));
-    Ok(if dir.is_absolute() {
+    Ok(if dir.is_absolute() || repo == Path::new(".") {
         dir
     } else {
         repo.join(dir)

@@ -143,3 +143,19 @@ fn the_pre_commit_framework_manifest_runs_scan_staged() {
     assert!(text.contains("entry: awxguard scan --staged"), "{text}");
     assert!(text.contains("pass_filenames: false"), "{text}");
 }
+
+#[test]
+fn install_from_a_subdirectory_and_a_linked_worktree_writes_the_repositorys_hook() {
+    let r = Repo::new();
+    r.write("sub/a.txt", "a\n");
+    r.commit("init");
+    let o = r.awx_in(&r.dir.join("sub"), &["hook", "install"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(hook_path(&r).is_file());
+    // A linked worktree shares the repository's hooks.
+    let wt = r.dir.join("../linked");
+    r.git(&["worktree", "add", "-q", wt.to_str().unwrap()]);
+    let o = r.awx_in(&wt, &["hook", "uninstall"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(!hook_path(&r).exists());
+}

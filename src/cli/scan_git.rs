@@ -41,6 +41,12 @@ pub fn run(
             "what is staged in the index".to_string(),
         ),
     };
-    let note = format!("git: scanned {what} in {}", repo.display());
+    let mut note = format!("git: scanned {what} in {}", repo.display());
+    if outcome.stats.unreadable > 0 {
+        note.push_str(&format!(
+            "; {} blobs are not in the repository (a partial clone?) and were not scanned:              fetch them or scan a full clone",
+            outcome.stats.unreadable
+        ));
+    }
     Ok(Some((outcome, note)))
 }

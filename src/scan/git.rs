@@ -70,10 +70,12 @@ impl Git {
 
     pub fn command(&self) -> Command {
         let mut c = Command::new("git");
-        // Pathspecs given to git are paths, never magic; output is never coloured or paged.
+        // Pathspecs given to git are paths, never magic; output is never coloured or paged; a
+        // partial clone's missing blobs are counted as unreadable, not fetched over the network.
         c.arg("-C")
             .arg(&self.repo)
             .env("GIT_LITERAL_PATHSPECS", "1")
+            .env("GIT_NO_LAZY_FETCH", "1")
             .env_remove("GIT_PAGER")
             .stdin(Stdio::null());
         c
@@ -618,6 +620,8 @@ fn scan_all(
         "--all",
         "--filter=object:type=blob",
         "--filter-provided-objects",
+        // A partial clone lacks blobs: list them as missing (`?id`) instead of failing.
+        "--missing=print",
     ]);
     if !stashes.is_empty() {
         cmd.args(&stashes);
@@ -633,6 +637,10 @@ fn scan_all(
     let mut blobs = Vec::new();
     for line in out.stdout.split(|&b| b == b'\n') {
         let line = String::from_utf8_lossy(line);
+        if line.starts_with('?') {
+            stats.unreadable += 1;
+            continue;
+        }
         let (oid, path) = line.split_once(' ').unwrap_or((&line, ""));
         // A path with a newline in it comes out cut in two; its second half is no object id.
         // (Findings take their paths from `git log -z`, which keeps every byte.)

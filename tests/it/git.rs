@@ -622,3 +622,33 @@ fn a_baseline_written_from_history_suppresses_those_findings_and_not_new_ones() 
     let j = r.scan_json(&["--git", "--baseline", b], 1);
     assert_eq!(fingerprints(&j), vec![fingerprint(&key("fresh"))]);
 }
+
+#[test]
+fn a_partial_clone_counts_missing_blobs_instead_of_fetching_them() {
+    let r = Repo::new();
+    r.write(".env", env_line(&key("partial")));
+    r.write("a.txt", "a\n");
+    r.commit("one");
+    r.git(&["config", "uploadpack.allowFilter", "true"]);
+    let clone = r.dir.join("../partial");
+    let url = format!("file://{}", r.dir.display());
+    r.git(&[
+        "clone",
+        "-q",
+        "--filter=blob:none",
+        "--no-checkout",
+        &url,
+        clone.to_str().unwrap(),
+    ]);
+    let o = r.awx_in(&clone, &["scan", "--git", "--format", "json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let j = json(&o);
+    assert_eq!(j["summary"]["scan"]["unreadable"], 2, "{j:#}");
+    assert!(j["summary"]["notes"][0]
+        .as_str()
+        .unwrap()
+        .contains("partial clone"));
+    // Nothing was fetched behind the user's back.
+    let o = r.awx_in(&clone, &["scan", "--git", "--format", "json"]);
+    assert_eq!(json(&o)["summary"]["scan"]["unreadable"], 2);
+}

@@ -32,16 +32,23 @@ pub struct ScanArgs {
     pub disable: Vec<String>,
     /// Scan git history instead of files: every blob reachable from any ref (branches, tags,
     /// stashes) once, each finding tied to the commit that introduced it. PATH is the repository.
-    #[arg(long, conflicts_with = "staged")]
+    #[arg(long, conflicts_with = "staged", help_heading = "Git")]
     pub git: bool,
-    /// Scan only what is staged in the index (for the pre-commit hook); PATH is the repository.
-    #[arg(long)]
+    /// Scan only what is staged in the index (for the pre-commit hook): the secrets the staged
+    /// change adds. PATH is the repository.
+    #[arg(long, help_heading = "Git")]
     pub staged: bool,
-    /// With --git: only blobs introduced by the commits in REV..HEAD (CI, pre-push).
-    #[arg(long, value_name = "REV", conflicts_with_all = ["staged", "range"])]
+    /// Only the blobs introduced by the commits in REV..HEAD, for CI (implies --git).
+    #[arg(long, value_name = "REV", conflicts_with_all = ["staged", "range"], help_heading = "Git")]
     pub since: Option<String>,
-    /// With --git: only blobs introduced by the commits in the range A..B (or A...B).
-    #[arg(long, value_name = "A..B", conflicts_with = "staged")]
+    /// Only the blobs introduced by the commits in the range A..B or A...B, for CI and pre-push
+    /// hooks (implies --git).
+    #[arg(
+        long,
+        value_name = "A..B",
+        conflicts_with = "staged",
+        help_heading = "Git"
+    )]
     pub range: Option<String>,
     /// Verification and baselines (--verify, --baseline, --write-baseline).
     #[command(flatten, next_help_heading = "Verification and baselines")]

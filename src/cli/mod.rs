@@ -5,10 +5,12 @@
 mod audit;
 mod demo;
 mod findings;
+mod hook;
 mod inventory;
 mod rules;
 mod sandbox;
 mod scan;
+mod scan_git;
 
 use crate::config::Config;
 use crate::finding::Severity;
@@ -91,6 +93,9 @@ pub enum Command {
     Rules(rules::RulesCommand),
     /// Run the main job on bundled sample data: no Airwallex account, no network.
     Demo(demo::DemoArgs),
+    /// Install or remove the git pre-commit hook that runs `awxguard scan --staged`.
+    #[command(subcommand)]
+    Hook(hook::HookCommand),
     /// Stored findings: list them, acknowledge the ones judged acceptable.
     #[command(subcommand)]
     Findings(findings::FindingsCommand),
@@ -107,6 +112,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Audit(args) => audit::run(&ctx, args),
         Command::Rules(cmd) => rules::run(&ctx, cmd),
         Command::Demo(args) => demo::run(&ctx, args),
+        Command::Hook(cmd) => hook::run(&ctx, cmd),
         Command::Sandbox(args) => sandbox::run(&ctx, args),
         Command::Findings(cmd) => findings::run(&ctx, cmd),
     }

@@ -30,6 +30,26 @@ pub struct ScanArgs {
     /// Disable a rule by id; repeatable.
     #[arg(long = "disable", value_name = "RULE")]
     pub disable: Vec<String>,
+    /// Scan git history instead of files: every blob reachable from any ref (branches, tags,
+    /// stashes) once, each finding tied to the commit that introduced it. PATH is the repository.
+    #[arg(long, conflicts_with = "staged", help_heading = "Git")]
+    pub git: bool,
+    /// Scan only what is staged in the index (for the pre-commit hook): the secrets the staged
+    /// change adds. PATH is the repository.
+    #[arg(long, help_heading = "Git")]
+    pub staged: bool,
+    /// Only the blobs introduced by the commits in REV..HEAD, for CI (implies --git).
+    #[arg(long, value_name = "REV", conflicts_with_all = ["staged", "range"], help_heading = "Git")]
+    pub since: Option<String>,
+    /// Only the blobs introduced by the commits in the range A..B or A...B, for CI and pre-push
+    /// hooks (implies --git).
+    #[arg(
+        long,
+        value_name = "A..B",
+        conflicts_with = "staged",
+        help_heading = "Git"
+    )]
+    pub range: Option<String>,
     /// Verification and baselines (--verify, --baseline, --write-baseline).
     #[command(flatten, next_help_heading = "Verification and baselines")]
     pub checks: checks::CheckArgs,
@@ -66,6 +86,12 @@ pub fn options(ctx: &Context, args: &ScanArgs) -> ScanOptions {
 pub fn run(ctx: &Context, args: ScanArgs) -> anyhow::Result<u8> {
     let matcher = build_matcher(ctx, &args.rules, &args.disable)?;
     let opts = options(ctx, &args);
+    if let Some((outcome, note)) = super::scan_git::run(&matcher, &args, &opts)? {
+        let mut report = Report::new("scan", outcome.findings);
+        report.summary.scan = Some(outcome.stats);
+        report.summary.notes.push(note);
+        return checks::finish(ctx, &args.checks, &matcher, &opts, report);
+    }
     let outcome = if args.paths.len() == 1 && args.paths[0].as_os_str() == "-" {
         scan::scan_reader(&matcher, std::io::stdin().lock(), &opts)
             .context("cannot read standard input")?

@@ -6,6 +6,7 @@ use regex::bytes::Regex;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -72,13 +73,109 @@ pub enum Encoding {
     Base64,
 }
 
+/// A regex compiled on first use. The built-in rules' regexes take milliseconds to compile, which
+/// a pre-commit hook scanning three files (or none with a keyword in them) should not pay; they
+/// are tested to compile. Regexes from user rule files are compiled at load time, so their errors
+/// name the file.
+pub struct LazyRegex<R = Regex> {
+    source: String,
+    cell: OnceLock<R>,
+}
+
+/// The regex types rules use: over bytes (patterns) and over text (allowlists).
+pub trait CompileRegex: Sized {
+    fn compile(source: &str) -> Result<Self, regex::Error>;
+}
+
+impl CompileRegex for Regex {
+    fn compile(source: &str) -> Result<Self, regex::Error> {
+        Regex::new(source)
+    }
+}
+
+impl CompileRegex for regex::Regex {
+    fn compile(source: &str) -> Result<Self, regex::Error> {
+        regex::Regex::new(source)
+    }
+}
+
+impl<R: CompileRegex> LazyRegex<R> {
+    /// Compiled on first use (built-in rules); `eager` compiles now and reports errors.
+    fn new(source: &str, eager: bool) -> Result<LazyRegex<R>, regex::Error> {
+        let cell = OnceLock::new();
+        if eager {
+            let _ = cell.set(R::compile(source)?);
+        }
+        Ok(LazyRegex {
+            source: source.to_string(),
+            cell,
+        })
+    }
+}
+
+impl<R: CompileRegex> std::ops::Deref for LazyRegex<R> {
+    type Target = R;
+    fn deref(&self) -> &R {
+        self.cell.get_or_init(|| {
+            R::compile(&self.source).expect("built-in rule regexes compile (tested)")
+        })
+    }
+}
+
+impl<R> std::fmt::Debug for LazyRegex<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("LazyRegex").field(&self.source).finish()
+    }
+}
+
+/// Index of the capture group named `name` in `re`, read from the pattern text without
+/// compiling it (escapes and character classes are skipped). None when not found.
+fn capture_index(re: &str, name: &str) -> Option<usize> {
+    let b = re.as_bytes();
+    let (mut i, mut index, mut class) = (0, 0, 0usize);
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 1,
+            b'[' => {
+                class += 1;
+                // `[]...]` and `[^]...]` hold a literal `]`.
+                if b.get(i + 1) == Some(&b'^') {
+                    i += 1;
+                }
+                if b.get(i + 1) == Some(&b']') {
+                    i += 1;
+                }
+            }
+            b']' if class > 0 => class -= 1,
+            b'(' if class == 0 => {
+                let rest = &re[i + 1..];
+                let named = rest
+                    .strip_prefix("?P<")
+                    .or_else(|| rest.strip_prefix("?<"))
+                    .filter(|r| !r.starts_with('=') && !r.starts_with('!'));
+                if let Some(r) = named {
+                    index += 1;
+                    if r.split('>').next() == Some(name) {
+                        return Some(index);
+                    }
+                } else if !rest.starts_with('?') {
+                    index += 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 /// One dialect of a rule.
 #[derive(Debug)]
 pub struct Pattern {
     pub name: String,
-    pub regex: Regex,
-    pub requires: Option<Regex>,
-    pub deny: Option<Regex>,
+    pub regex: LazyRegex,
+    pub requires: Option<LazyRegex>,
+    pub deny: Option<LazyRegex>,
     pub encoding: Encoding,
     pub secret_group: usize,
 }
@@ -100,7 +197,7 @@ pub struct LeakRule {
     pub keywords: Vec<String>,
     pub entropy: Option<f64>,
     pub validate: Option<Validator>,
-    pub allowlist: Vec<regex::Regex>,
+    pub allowlist: Vec<LazyRegex<regex::Regex>>,
     pub patterns: Vec<Pattern>,
     pub examples: Vec<RuleExample>,
     pub negative_examples: Vec<RuleExample>,
@@ -119,7 +216,7 @@ impl LeakRules {
     pub fn load(extra_dirs: &[PathBuf], disabled: &[String]) -> Result<LeakRules, RuleError> {
         let mut rules = Vec::new();
         for (name, text) in BUILTIN_LEAK_RULES {
-            rules.extend(parse_file(Path::new(name), text)?);
+            rules.extend(parse_file(Path::new(name), text, true)?);
         }
         for dir in extra_dirs {
             let files = if dir.is_file() {
@@ -132,7 +229,7 @@ impl LeakRules {
                     path: path.clone(),
                     source,
                 })?;
-                rules.extend(parse_file(&path, &text)?);
+                rules.extend(parse_file(&path, &text, false)?);
             }
         }
         let mut seen: HashMap<String, PathBuf> = HashMap::new();
@@ -169,15 +266,16 @@ impl LeakRules {
     }
 }
 
-fn parse_file(path: &Path, text: &str) -> Result<Vec<LeakRule>, RuleError> {
+/// Parses a rule file; `builtin` rules (tested) compile their regexes on first use.
+fn parse_file(path: &Path, text: &str, builtin: bool) -> Result<Vec<LeakRule>, RuleError> {
     let raw: RawFile = toml::from_str(text).map_err(|e| toml_error(path, text, e))?;
     raw.rule
         .into_iter()
-        .map(|r| compile(path, text, r))
+        .map(|r| compile(path, text, r, builtin))
         .collect()
 }
 
-fn compile(path: &Path, text: &str, raw: RawRule) -> Result<LeakRule, RuleError> {
+fn compile(path: &Path, text: &str, raw: RawRule, builtin: bool) -> Result<LeakRule, RuleError> {
     let invalid = |message: String| RuleError::Invalid {
         path: path.to_path_buf(),
         id: raw.id.clone(),
@@ -215,11 +313,16 @@ fn compile(path: &Path, text: &str, raw: RawRule) -> Result<LeakRule, RuleError>
     };
     let mut patterns = Vec::new();
     for p in raw.pattern {
-        let re = |field: &str, src: &str| {
-            Regex::new(src).map_err(|e| invalid(format!("pattern {}: {field}: {e}", p.name)))
+        let re = |field: &str, src: &str| -> Result<LazyRegex, RuleError> {
+            LazyRegex::new(src, !builtin)
+                .map_err(|e| invalid(format!("pattern {}: {field}: {e}", p.name)))
         };
         let regex = re("regex", &p.regex)?;
-        let Some(secret_group) = regex.capture_names().position(|n| n == Some("secret")) else {
+        let group = match builtin {
+            true => capture_index(&p.regex, "secret"),
+            false => regex.capture_names().position(|n| n == Some("secret")),
+        };
+        let Some(secret_group) = group else {
             return Err(invalid(format!(
                 "pattern {}: regex has no (?P<secret>...) group",
                 p.name
@@ -251,7 +354,7 @@ fn compile(path: &Path, text: &str, raw: RawRule) -> Result<LeakRule, RuleError>
     let allowlist = raw
         .allowlist
         .iter()
-        .map(|s| regex::Regex::new(s).map_err(|e| invalid(format!("allowlist: {e}"))))
+        .map(|s| LazyRegex::new(s, !builtin).map_err(|e| invalid(format!("allowlist: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
     let example = |e: RawExample| match e {
         RawExample::Text(text) => RuleExample {
@@ -289,4 +392,37 @@ pub fn valid_rule_id(id: &str) -> bool {
                 && p.bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_regexes_compile_and_their_secret_groups_are_found_without_compiling() {
+        for rule in LeakRules::builtin().rules {
+            for p in &rule.patterns {
+                let compiled = Regex::new(p.regex.as_str()).expect("compiles");
+                let want = compiled.capture_names().position(|n| n == Some("secret"));
+                assert_eq!(Some(p.secret_group), want, "{} {}", rule.id, p.name);
+                for r in p.requires.iter().chain(&p.deny) {
+                    Regex::new(r.as_str()).expect("compiles");
+                }
+            }
+            for a in &rule.allowlist {
+                regex::Regex::new(a.as_str()).expect("compiles");
+            }
+        }
+    }
+
+    #[test]
+    fn capture_index_skips_escapes_classes_and_non_capturing_groups() {
+        assert_eq!(capture_index(r"(a)(?P<secret>b)", "secret"), Some(2));
+        assert_eq!(capture_index(r"\((?:x)[(](?<secret>b)", "secret"), Some(1));
+        assert_eq!(
+            capture_index(r"[]()](?i:a)((b))(?P<secret>c)", "secret"),
+            Some(3)
+        );
+        assert_eq!(capture_index(r"(a)", "secret"), None);
+    }
 }

@@ -1,7 +1,9 @@
 //! Leak scanning: inputs (working trees, standard input, and later git blobs) go through one
 //! matcher and come out as findings.
 
+pub mod git;
 pub mod matcher;
+pub mod staged;
 pub mod walk;
 
 // After the scan: baselines and verification by login (`scan --baseline`, `--verify`).

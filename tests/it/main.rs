@@ -8,6 +8,8 @@ mod baseline;
 mod common;
 mod config;
 mod findings;
+mod git;
+mod hook;
 mod inventory;
 mod privilege;
 mod sarif;

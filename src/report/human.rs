@@ -180,12 +180,15 @@ fn summary_line(report: &Report) -> String {
             st.skipped_ignored, st.skipped_binary, st.skipped_too_large, st.unreadable
         ));
     }
-    let counts: Vec<String> = s
-        .by_severity
+    let counts: Vec<String> = Severity::ALL
         .iter()
-        .filter_map(|(k, v)| {
-            let n = v.as_u64().unwrap_or(0);
-            (n > 0).then(|| format!("{n} {k}"))
+        .filter_map(|sev| {
+            let n = s
+                .by_severity
+                .get(sev.as_str())
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0);
+            (n > 0).then(|| format!("{n} {sev}"))
         })
         .collect();
     let noun = if s.findings == 1 {

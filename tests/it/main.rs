@@ -7,6 +7,7 @@ mod audit;
 mod baseline;
 mod common;
 mod config;
+mod demo;
 mod findings;
 mod git;
 mod hook;

@@ -154,7 +154,7 @@ pub fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<u8> {
     Ok(code)
 }
 
-/// Leaks the scanner recorded (`awxguard scan`, scope `scan`, not resolved) become the `leaks` of
+/// Leaks the scanner recorded (`awxguard scan` with a database, scopes `scan:...`, not resolved) become the `leaks` of
 /// the inventory key with the same fingerprint.
 fn link_leaks(
     inv: &mut crate::inventory::Inventory,
@@ -162,9 +162,9 @@ fn link_leaks(
     now: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<()> {
     let stored = store
-        .list(Some("scan"), now)
+        .list(None, now)
         .context("cannot read the scanner's findings")?;
-    for s in stored {
+    for s in stored.into_iter().filter(|s| s.scope.starts_with("scan")) {
         let f = &s.finding;
         if f.rule != crate::inventory::API_KEY_RULE
             || f.status == Some(crate::finding::Status::Resolved)

@@ -50,6 +50,11 @@ pub struct ScanArgs {
         help_heading = "Git"
     )]
     pub range: Option<String>,
+    /// Record the findings in the database (`--db`, `AWXGUARD_DB`): lifecycle new, open,
+    /// resolved per scanned target, acknowledgements honoured, leaks linked to inventory keys by
+    /// `awxguard audit`. Staged and standard-input scans are never recorded.
+    #[arg(long)]
+    pub record: bool,
     /// Verification and baselines (--verify, --baseline, --write-baseline).
     #[command(flatten, next_help_heading = "Verification and baselines")]
     pub checks: checks::CheckArgs,
@@ -90,7 +95,8 @@ pub fn run(ctx: &Context, args: ScanArgs) -> anyhow::Result<u8> {
         let mut report = Report::new("scan", outcome.findings);
         report.summary.scan = Some(outcome.stats);
         report.summary.notes.push(note);
-        return checks::finish(ctx, &args.checks, &matcher, &opts, report);
+        let scope = record_scope(&args);
+        return checks::finish(ctx, &args.checks, &matcher, &opts, report, scope.as_deref());
     }
     let outcome = if args.paths.len() == 1 && args.paths[0].as_os_str() == "-" {
         scan::scan_reader(&matcher, std::io::stdin().lock(), &opts)
@@ -109,6 +115,34 @@ pub fn run(ctx: &Context, args: ScanArgs) -> anyhow::Result<u8> {
     report.summary.scan = Some(outcome.stats);
     report.summary.problems = outcome.problems;
     report.summary.problems.sort_by(|a, b| a.path.cmp(&b.path));
-    // After the scan: baseline, verification, baseline writing, render (checks.rs).
-    checks::finish(ctx, &args.checks, &matcher, &opts, report)
+    // After the scan: baseline, verification, baseline writing, recording, render (checks.rs).
+    let scope = record_scope(&args);
+    checks::finish(ctx, &args.checks, &matcher, &opts, report, scope.as_deref())
+}
+
+/// The store scope of a scan: what was scanned, so that only a later scan of the same target can
+/// resolve its findings (`scan:tree:/srv/app`, `scan:git:/srv/app`, `scan:git:/srv/app:main..HEAD`).
+/// Only with `--record`; staged and standard-input scans are transient and never recorded.
+fn record_scope(args: &ScanArgs) -> Option<String> {
+    if !args.record || args.staged || args.paths.iter().any(|p| p.as_os_str() == "-") {
+        return None;
+    }
+    let targets: Vec<String> = args
+        .paths
+        .iter()
+        .map(|p| {
+            std::fs::canonicalize(p)
+                .unwrap_or_else(|_| p.clone())
+                .display()
+                .to_string()
+        })
+        .collect();
+    let targets = targets.join(",");
+    let git = args.git || args.since.is_some() || args.range.is_some();
+    Some(match (git, &args.since, &args.range) {
+        (false, _, _) => format!("scan:tree:{targets}"),
+        (true, Some(rev), _) => format!("scan:git:{targets}:{rev}..HEAD"),
+        (true, None, Some(range)) => format!("scan:git:{targets}:{range}"),
+        (true, None, None) => format!("scan:git:{targets}"),
+    })
 }

@@ -110,3 +110,56 @@ fn ack_errors_are_clear() {
     assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains("--expires"), "{}", stderr(&o));
 }
+
+#[test]
+fn scan_record_tracks_a_leak_from_new_to_resolved_and_the_audit_links_it() {
+    let d = tempdir();
+    let repo = d.path().join("repo");
+    let k = key("recorded-leak");
+    write(&repo, ".env", format!("AIRWALLEX_API_KEY={k}\n"));
+    let o = run(d.path(), &["scan", "--record", "--format", "json", "repo"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let j = json(&o);
+    assert_eq!(j["findings"][0]["status"], "new");
+    let o = run(d.path(), &["scan", "--record", "--format", "json", "repo"]);
+    assert_eq!(json(&o)["findings"][0]["status"], "open");
+    // Another target does not resolve it.
+    std::fs::create_dir_all(d.path().join("other")).unwrap();
+    let o = run(d.path(), &["scan", "--record", "other"]);
+    assert_eq!(code(&o), 0);
+    let o = run(
+        d.path(),
+        &["findings", "list", "--format", "json", "--status", "open"],
+    );
+    assert_eq!(json(&o)["findings"].as_array().unwrap().len(), 1);
+    // Acknowledged: still reported, no longer fails the scan.
+    let id = json(&o)["findings"][0]["id"].as_str().unwrap().to_string();
+    let o = run(
+        d.path(),
+        &[
+            "findings",
+            "ack",
+            &id,
+            "--reason",
+            "test fixture",
+            "--expires",
+            "7d",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = run(d.path(), &["scan", "--record", "--format", "json", "repo"]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    assert_eq!(json(&o)["findings"][0]["status"], "acknowledged");
+    // Fixed: resolved, reported in the summary.
+    std::fs::remove_file(repo.join(".env")).unwrap();
+    let o = run(d.path(), &["scan", "--record", "--format", "json", "repo"]);
+    assert_eq!(code(&o), 0);
+    let j = json(&o);
+    assert_eq!(j["summary"]["resolved"][0]["id"], id.as_str());
+    assert_eq!(j["summary"]["resolved"][0]["status"], "resolved");
+    // Without --record nothing is written.
+    let o = run(d.path(), &["findings", "list", "--format", "json"]);
+    assert_eq!(json(&o)["findings"].as_array().unwrap().len(), 1);
+    let db = std::fs::read(d.path().join(".awxguard-test.db")).unwrap();
+    assert_no_secret(&String::from_utf8_lossy(&db), &k, "database");
+}

@@ -53,6 +53,7 @@ pub fn finish(
     matcher: &Matcher,
     opts: &ScanOptions,
     mut report: Report,
+    record_scope: Option<&str>,
 ) -> anyhow::Result<u8> {
     report.rules = rule_infos(matcher);
     let key_rules: BTreeSet<String> = matcher
@@ -64,8 +65,43 @@ pub fn finish(
         .collect();
     let secrets = opts.keep_secrets.clone().unwrap_or_default();
     let decided = apply(ctx, args, &mut report, &secrets, &key_rules)?;
+    if let Some(scope) = record_scope {
+        record(ctx, scope, &mut report)?;
+    }
     let code = ctx.emit(&report)?;
     Ok(decided.unwrap_or(code))
+}
+
+/// Records the scan's findings in the database (`scan --record`):
+/// each finding gets its lifecycle status (`new`, `open`, `acknowledged`), and what an earlier
+/// scan of the same target found and this one does not is reported as resolved. Acknowledged
+/// and resolved findings no longer fail the run. The audit links recorded API-key leaks to
+/// inventory keys by fingerprint.
+fn record(ctx: &Context, scope: &str, report: &mut Report) -> anyhow::Result<()> {
+    let now = crate::clock::from_env().now();
+    let mut store = ctx.open_store()?;
+    let (summary, resolved) = store
+        .record(scope, &mut report.findings, now)
+        .context("cannot record the scan's findings")?;
+    for f in &resolved {
+        report.summary.notes.push(format!(
+            "resolved since the last scan: {} {} ({})",
+            f.rule,
+            f.path.as_deref().unwrap_or("-"),
+            f.id
+        ));
+    }
+    report.summary.extra.insert(
+        "store".into(),
+        serde_json::json!({ "scope": scope, "record": summary }),
+    );
+    if !resolved.is_empty() {
+        report
+            .summary
+            .extra
+            .insert("resolved".into(), serde_json::to_value(&resolved)?);
+    }
+    Ok(())
 }
 
 /// Applies the baseline, verification and baseline writing to `report`. Returns the exit code

@@ -154,11 +154,12 @@ impl Matcher {
                     let mut severity = rule.severity;
                     let mut note = None;
                     match rule.validate {
-                        Some(Validator::AirwallexApiKey) => {
-                            if !is_api_key_shape(&secret) || looks_like_placeholder(&secret) {
-                                continue;
-                            }
+                        Some(Validator::AirwallexApiKey)
+                            if !is_api_key_shape(&secret) || looks_like_placeholder(&secret) =>
+                        {
+                            continue;
                         }
+                        Some(Validator::AirwallexApiKey) => {}
                         Some(Validator::AirwallexJwt) => match airwallex_jwt(&secret) {
                             Some(exp) => {
                                 if let Some(exp) = exp {
@@ -340,7 +341,7 @@ fn find_client_id(data: &[u8], start: usize, end: usize) -> Option<String> {
             let Some(c) = caps.name("cid") else { continue };
             let at = lo + c.start();
             let dist = at.abs_diff(start);
-            if best.as_ref().is_none_or(|(d, _)| dist < *d) {
+            if best.as_ref().map_or(true, |(d, _)| dist < *d) {
                 if let Ok(s) = std::str::from_utf8(c.as_bytes()) {
                     best = Some((dist, s.to_string()));
                 }

@@ -18,6 +18,10 @@ pub enum RulesCommand {
         /// Add the rules in this directory (or file); repeatable.
         #[arg(long = "rules", value_name = "DIR")]
         rules: Vec<PathBuf>,
+        /// Print only the detector regexes, one per line (a pattern file for `rg -f`, e.g. the
+        /// benchmark's ripgrep baseline).
+        #[arg(long)]
+        regexes: bool,
     },
 }
 
@@ -75,6 +79,13 @@ pub fn check_leak_rules(matcher: &Matcher) -> (Vec<ExampleFailure>, usize) {
     (failures, ran)
 }
 
+/// The regex with its named groups made plain groups: ripgrep joins the lines of a pattern file
+/// into one regex, where two `(?P<secret>...)` would clash.
+fn unnamed_groups(re: &str) -> String {
+    let named = regex::Regex::new(r"\(\?P?<[A-Za-z_][A-Za-z0-9_]*>").expect("static regex");
+    named.replace_all(re, "(").into_owned()
+}
+
 pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
     match cmd {
         RulesCommand::Check { rules } => {
@@ -105,8 +116,16 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
                 Ok(1)
             }
         }
-        RulesCommand::List { rules } => {
+        RulesCommand::List { rules, regexes } => {
             let matcher = super::scan::build_matcher(ctx, &rules, &[])?;
+            if regexes {
+                for r in &matcher.rules().rules {
+                    for p in &r.patterns {
+                        println!("{}", unnamed_groups(p.regex.as_str()));
+                    }
+                }
+                return Ok(0);
+            }
             for r in &matcher.rules().rules {
                 println!("{:<32} {:<8} {}", r.id, r.severity.as_str(), r.name);
                 for p in &r.patterns {

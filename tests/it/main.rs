@@ -3,4 +3,5 @@
 //! loopback; no test reaches the internet.
 
 mod common;
+mod rules;
 mod scan;

@@ -256,6 +256,12 @@ dialect!(
     7
 );
 dialect!(
+    dialect_kubernetes_secret_string_data,
+    "k8s/payments.yaml",
+    "apiVersion: v1\nkind: Secret\nmetadata:\n  name: payments\nstringData:\n  API_KEY: \"{k}\"\n",
+    6
+);
+dialect!(
     dialect_jupyter_notebook,
     "notebooks/payouts.ipynb",
     "{\"cells\": [{\"cell_type\": \"code\", \"source\": [\"import os\\n\", \"os.environ[\\\"AIRWALLEX_API_KEY\\\"] = \\\"{k}\\\"\\n\"]}]}\n",
@@ -416,6 +422,19 @@ fn negative_bare_sha384_digests() {
     );
     assert_clean(".env", &format!("AIRWALLEX_SDK_SHA384={h}\n"));
     assert_clean("digest.txt", &format!("{h}\n"));
+}
+
+#[test]
+fn negative_kubernetes_manifests_that_are_not_secrets() {
+    let h = key("configmap");
+    assert_clean(
+        "k8s/configmap.yaml",
+        &format!("apiVersion: v1\nkind: ConfigMap\ndata:\n  BUNDLE: {h}\n"),
+    );
+    assert_clean(
+        "k8s/secret.yaml",
+        &format!("kind: Secret\nstringData:\n  bundle-sha384: {h}\n"),
+    );
 }
 
 #[test]

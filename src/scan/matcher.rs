@@ -193,32 +193,33 @@ impl Matcher {
             return Vec::new();
         }
         let mut out: Vec<Match> = Vec::new();
-        // A pattern's `requires` (context elsewhere in the file) is only looked for once the
-        // pattern has a candidate, and once per file for patterns sharing the same regex.
+        // A pattern's `requires` (context elsewhere in the file) is looked for before its regex
+        // runs (the context regexes have literals to skip ahead on; some patterns have none),
+        // and once per file for patterns sharing the same context.
         let mut requires_met: Vec<(&str, bool)> = Vec::new();
         for (ri, rule) in self.rules.rules.iter().enumerate() {
             if active & (1 << ri.min(63)) == 0 {
                 continue;
             }
             for pattern in &rule.patterns {
+                if let Some(req) = &pattern.requires {
+                    let met = match requires_met.iter().find(|(s, _)| *s == req.as_str()) {
+                        Some(&(_, met)) => met,
+                        None => {
+                            let met = req.is_match(data) || req.is_match(path.as_bytes());
+                            requires_met.push((req.as_str(), met));
+                            met
+                        }
+                    };
+                    if !met {
+                        continue;
+                    }
+                }
                 for caps in pattern.regex.captures_iter(data) {
                     let (Some(whole), Some(sec)) = (caps.get(0), caps.get(pattern.secret_group))
                     else {
                         continue;
                     };
-                    if let Some(req) = &pattern.requires {
-                        let met = match requires_met.iter().find(|(s, _)| *s == req.as_str()) {
-                            Some(&(_, met)) => met,
-                            None => {
-                                let met = req.is_match(data) || req.is_match(path.as_bytes());
-                                requires_met.push((req.as_str(), met));
-                                met
-                            }
-                        };
-                        if !met {
-                            break;
-                        }
-                    }
                     if out.iter().any(|m| m.rule == ri && m.offset == sec.start()) {
                         continue;
                     }

@@ -26,6 +26,10 @@ pub enum RulesCommand {
         /// Add the privilege rules in this directory (or file); repeatable.
         #[arg(long = "privilege-rules", value_name = "DIR")]
         privilege_rules: Vec<PathBuf>,
+        /// Print only the detector regexes, one per line (a pattern file for `rg -f`, e.g. the
+        /// benchmark's ripgrep baseline).
+        #[arg(long)]
+        regexes: bool,
     },
 }
 
@@ -81,6 +85,13 @@ pub fn check_leak_rules(matcher: &Matcher) -> (Vec<ExampleFailure>, usize) {
         }
     }
     (failures, ran)
+}
+
+/// The regex with its named groups made plain groups: ripgrep joins the lines of a pattern file
+/// into one regex, where two `(?P<secret>...)` would clash.
+fn unnamed_groups(re: &str) -> String {
+    let named = regex::Regex::new(r"\(\?P?<[A-Za-z_][A-Za-z0-9_]*>").expect("static regex");
+    named.replace_all(re, "(").into_owned()
 }
 
 pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
@@ -151,8 +162,17 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
         RulesCommand::List {
             rules,
             privilege_rules,
+            regexes,
         } => {
             let matcher = super::scan::build_matcher(ctx, &rules, &[])?;
+            if regexes {
+                for r in &matcher.rules().rules {
+                    for p in &r.patterns {
+                        println!("{}", unnamed_groups(p.regex.as_str()));
+                    }
+                }
+                return Ok(0);
+            }
             for r in &matcher.rules().rules {
                 println!("{:<32} {:<8} {}", r.id, r.severity.as_str(), r.name);
                 for p in &r.patterns {

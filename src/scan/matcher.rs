@@ -15,6 +15,14 @@ pub const ALLOW_MARKER: &[u8] = b"awxguard:allow";
 /// How far around an API key to look for its client ID, in bytes.
 const CLIENT_ID_WINDOW: usize = 2048;
 
+/// How much text the keyword prefilter lower-cases at a time (fits the L2 cache with the text).
+const FOLD_CHUNK: usize = 64 * 1024;
+
+thread_local! {
+    /// The prefilter's lower-cased chunk, reused across files.
+    static FOLDED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// A candidate secret that passed every check of its rule.
 #[derive(Debug, Clone)]
 pub struct Match {
@@ -44,6 +52,12 @@ pub struct Matcher {
     prefilter: AhoCorasick,
     /// Keyword index -> rule index.
     keyword_rule: Vec<usize>,
+    /// Length of the longest keyword: how far folded chunks overlap.
+    max_keyword: usize,
+    /// The keywords, lower-cased (index = keyword index).
+    keywords: Vec<String>,
+    /// The SIMD keyword search, where the CPU has it.
+    teddy: Option<aho_corasick::packed::Searcher>,
     now_unix: i64,
 }
 
@@ -74,15 +88,29 @@ impl Matcher {
                 keyword_rule.push(i);
             }
         }
+        // Keywords are ASCII and compared in any case: the prefilter searches lower-cased text
+        // for lower-cased keywords. (Aho-Corasick's own case-insensitive mode gets no SIMD
+        // prefilter for keywords like these; folding a chunk first keeps its Teddy prefilter.)
+        let max_keyword = keywords.iter().map(String::len).max().unwrap_or(1);
+        let lowered: Vec<String> = keywords.iter().map(|k| k.to_ascii_lowercase()).collect();
         let prefilter = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::LeftmostFirst)
-            .build(&keywords)
+            .match_kind(MatchKind::Standard)
+            .build(&lowered)
             .expect("keywords are plain ASCII strings");
+        // Teddy (SIMD) finds where a keyword may start; None where the CPU lacks it or there
+        // are too many keywords, and then the automaton above does the work.
+        let teddy = aho_corasick::packed::Config::new()
+            .match_kind(aho_corasick::packed::MatchKind::LeftmostFirst)
+            .builder()
+            .extend(&lowered)
+            .build();
         Matcher {
             rules,
             prefilter,
             keyword_rule,
+            max_keyword,
+            keywords: lowered,
+            teddy,
             now_unix,
         }
     }
@@ -95,27 +123,67 @@ impl Matcher {
         &self.rules.rules[index]
     }
 
-    /// Which rules have a keyword in `data` or `path`, as a bit set.
+    /// Which rules have a keyword in `data` or `path`, as a bit set (rules from the 64th on
+    /// share the last bit).
     fn active_rules(&self, path: &str, data: &[u8]) -> u64 {
         let all: u64 = if self.rules.rules.len() >= 64 {
             u64::MAX
         } else {
             (1u64 << self.rules.rules.len()) - 1
         };
-        let mut active = 0u64;
-        for m in self.prefilter.find_iter(path.as_bytes()) {
-            active |= 1 << self.keyword_rule[m.pattern().as_usize()].min(63);
-        }
-        if active == all {
-            return active;
-        }
-        for m in self.prefilter.find_iter(data) {
-            active |= 1 << self.keyword_rule[m.pattern().as_usize()].min(63);
-            if active == all {
-                break;
+        FOLDED.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            let mut active = 0u64;
+            let mut mark = |folded: &[u8]| {
+                match &self.teddy {
+                    Some(teddy) => {
+                        // Every position where a keyword starts: at each hit, test all keywords
+                        // there (hits are rare), then go on from the next byte.
+                        let mut at = 0;
+                        while let Some(m) =
+                            teddy.find_in(folded, aho_corasick::Span::from(at..folded.len()))
+                        {
+                            let rest = &folded[m.start()..];
+                            for (ki, k) in self.keywords.iter().enumerate() {
+                                if rest.starts_with(k.as_bytes()) {
+                                    active |= 1 << self.keyword_rule[ki].min(63);
+                                }
+                            }
+                            if active == all {
+                                return true;
+                            }
+                            at = m.start() + 1;
+                        }
+                    }
+                    None => {
+                        for m in self.prefilter.find_overlapping_iter(folded) {
+                            active |= 1 << self.keyword_rule[m.pattern().as_usize()].min(63);
+                        }
+                    }
+                }
+                active == all
+            };
+            buf.clear();
+            buf.extend(path.bytes().map(|b| b.to_ascii_lowercase()));
+            if mark(&buf) {
+                return active;
             }
-        }
-        active
+            // Fold and search the data a chunk at a time; consecutive chunks overlap by a
+            // keyword's length so a keyword across a boundary is still seen whole.
+            let overlap = self.max_keyword.saturating_sub(1);
+            let mut start = 0;
+            while start < data.len() {
+                let end = (start + FOLD_CHUNK + overlap).min(data.len());
+                let chunk = &data[start..end];
+                buf.clear();
+                buf.extend(chunk.iter().map(u8::to_ascii_lowercase));
+                if mark(&buf) || end == data.len() {
+                    break;
+                }
+                start += FOLD_CHUNK;
+            }
+            active
+        })
     }
 
     /// Every secret in `data`; `path` is used for context (`requires`) and keyword hits.
@@ -125,13 +193,25 @@ impl Matcher {
             return Vec::new();
         }
         let mut out: Vec<Match> = Vec::new();
+        // A pattern's `requires` (context elsewhere in the file) is looked for before its regex
+        // runs (the context regexes have literals to skip ahead on; some patterns have none),
+        // and once per file for patterns sharing the same context.
+        let mut requires_met: Vec<(&str, bool)> = Vec::new();
         for (ri, rule) in self.rules.rules.iter().enumerate() {
             if active & (1 << ri.min(63)) == 0 {
                 continue;
             }
             for pattern in &rule.patterns {
                 if let Some(req) = &pattern.requires {
-                    if !req.is_match(data) && !req.is_match(path.as_bytes()) {
+                    let met = match requires_met.iter().find(|(s, _)| *s == req.as_str()) {
+                        Some(&(_, met)) => met,
+                        None => {
+                            let met = req.is_match(data) || req.is_match(path.as_bytes());
+                            requires_met.push((req.as_str(), met));
+                            met
+                        }
+                    };
+                    if !met {
                         continue;
                     }
                 }
@@ -341,7 +421,7 @@ fn find_client_id(data: &[u8], start: usize, end: usize) -> Option<String> {
             let Some(c) = caps.name("cid") else { continue };
             let at = lo + c.start();
             let dist = at.abs_diff(start);
-            if best.as_ref().is_none_or(|(d, _)| dist < *d) {
+            if best.as_ref().map_or(true, |(d, _)| dist < *d) {
                 if let Ok(s) = std::str::from_utf8(c.as_bytes()) {
                     best = Some((dist, s.to_string()));
                 }
@@ -372,6 +452,46 @@ mod tests {
         );
         assert!(e > 3.6, "{e}");
         assert!(shannon_entropy(b"aaaa") < 0.1);
+    }
+
+    /// A random-looking key made at run time (SHA-384 of a seed), so none sits in the source.
+    fn test_key(seed: &str) -> String {
+        use sha2::Digest;
+        sha2::Sha384::digest(seed.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    #[test]
+    fn keywords_are_found_in_any_case_and_across_fold_chunks() {
+        let m = Matcher::new(LeakRules::builtin(), 0);
+        let k = test_key("chunk");
+        for at in [
+            0,
+            FOLD_CHUNK - 4,
+            FOLD_CHUNK - 1,
+            FOLD_CHUNK,
+            3 * FOLD_CHUNK + 17,
+        ] {
+            let mut data = vec![b'.'; at];
+            data.extend_from_slice(format!("\nAirWallex_Api_Key={k}\n").as_bytes());
+            data.extend(std::iter::repeat(b'-').take(100));
+            let found = m.scan("config.txt", &data);
+            assert_eq!(found.len(), 1, "keyword at {at}");
+            assert_eq!(found[0].secret, k);
+            assert_eq!(found[0].offset, at + 19);
+        }
+    }
+
+    #[test]
+    fn a_keyword_in_the_path_activates_its_rule() {
+        let m = Matcher::new(LeakRules::builtin(), 0);
+        let k = test_key("path");
+        // No keyword in the text; the `requires` of the field pattern is met by the path.
+        let text = format!("api_key: {k}\n");
+        assert_eq!(m.scan("config/airwallex.yaml", text.as_bytes()).len(), 1);
+        assert_eq!(m.scan("config/stripe.yaml", text.as_bytes()).len(), 0);
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod git;
 mod hook;
 mod inventory;
 mod privilege;
+mod rules;
 mod sarif;
 mod scan;
 mod simulator;

@@ -7,7 +7,7 @@ use super::recommend::{self, env_name, list, render, Replacement};
 use super::rules::{tier_scopes, PrivilegeRule, PrivilegeRules};
 use super::{Access, Catalog};
 use crate::airwallex::claims::ADMIN_PERMISSIONS;
-use crate::finding::{Action, Finding, Recommendation};
+use crate::finding::{Action, Finding, Recommendation, Severity, Verification};
 use crate::usage::{host_environment, Evidence, KeyUsage};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
@@ -22,7 +22,21 @@ const EVIDENCE_CHECKS: &[&str] = &[
     "wrong-environment",
 ];
 
-/// What an evaluator concluded.
+/// The checks that apply to a shadow key (found by discovery, declared by nobody): what was
+/// observed about it (where it was found, whether it leaked, what its login says). The other
+/// checks judge declared facts (environment, kind, scopes, owner, whitelist, rotation, usage)
+/// that nobody declared for it, so they stay quiet instead of adding noise. The file it was found
+/// in was inspected, so its mode and git work tree are observed facts too.
+const SHADOW_CHECKS: &[&str] = &[
+    "shadow-key",
+    "key-leaked",
+    "admin-key",
+    "secret-file-readable",
+    "secret-in-git-work-tree",
+];
+
+/// What an evaluator concluded (short-lived: one per rule and key, never stored).
+#[allow(clippy::large_enum_variant)]
 enum Verdict {
     Quiet,
     Fire(Hit),
@@ -37,6 +51,8 @@ struct Hit {
     evidence: Value,
     subject: Option<String>,
     replacement: Option<Replacement>,
+    /// A severity the check chose from the rule's `severity_*` parameters, over the rule's own.
+    severity: Option<Severity>,
 }
 
 impl Hit {
@@ -249,6 +265,10 @@ fn check(ctx: &KeyCtx<'_>, rule: &PrivilegeRule) -> Verdict {
     match rule.check.as_str() {
         "admin-key" => {
             if !ctx.is_admin() {
+                return Verdict::Quiet;
+            }
+            // a shadow key's kind is nobody's declaration: only its token can say it is admin
+            if !f.declared && !ctx.permissions().is_some_and(is_admin_perms) {
                 return Verdict::Quiet;
             }
             let summary = match usage {
@@ -721,10 +741,28 @@ fn check(ctx: &KeyCtx<'_>, rule: &PrivilegeRule) -> Verdict {
             } else {
                 format!("in {}", short_list(&at, 5))
             };
-            Verdict::Fire(
-                Hit::new(json!({"observed": {"declared": false, "found": at}, "expected": "declared as a [[key]]"}))
-                    .var("found_at", found),
-            )
+            let verification = f.login.as_ref().map(|l| l.verification);
+            let login_state = match verification {
+                Some(Verification::Live) => {
+                    "; it logs in live: whoever finds it can move money with it now"
+                }
+                Some(Verification::Revoked) => "; its login answered 401 (revoked or regenerated)",
+                Some(Verification::Forbidden) => {
+                    "; its login answered 403 (it exists, but an IP whitelist or permission refused the call)"
+                }
+                Some(Verification::Unknown) => "; whether it still logs in is unknown",
+                None => "",
+            };
+            let mut hit = Hit::new(json!({
+                "observed": {"declared": false, "found": at, "verification": verification},
+                "expected": "declared as a [[key]]",
+            }))
+            .var("found_at", found)
+            .var("login_state", login_state);
+            if verification == Some(Verification::Live) {
+                hit.severity = rule.severity_param("severity_live");
+            }
+            Verdict::Fire(hit)
         }
         "secret-unresolved" => match &f.secret_problem {
             Some(p) => {
@@ -777,7 +815,8 @@ fn finding(
     }
     let mut out = Finding::new(
         &rule.id,
-        rule.severity_for(f.map(|f| f.environment)),
+        hit.severity
+            .unwrap_or_else(|| rule.severity_for(f.map(|f| f.environment))),
         render(&rule.message, &vars),
         &subject,
     );
@@ -829,6 +868,9 @@ pub fn evaluate(
         let mut not_judged: Vec<(String, String)> = Vec::new();
         let mut unused_key_fired = false;
         for rule in &rules.rules {
+            if !f.declared && !SHADOW_CHECKS.contains(&rule.check.as_str()) {
+                continue;
+            }
             match check(&ctx, rule) {
                 Verdict::Quiet => {}
                 Verdict::NotJudged(reason) => {

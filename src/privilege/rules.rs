@@ -86,6 +86,7 @@ pub const PLACEHOLDERS: &[&str] = &[
     "unknown_routes",
     "reason",
     "not_judged_rules",
+    "login_state",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -326,6 +327,15 @@ impl PrivilegeRule {
             .unwrap_or(0)
     }
 
+    /// A severity parameter (`severity_live = "critical"`), checked at load time to name a
+    /// severity.
+    pub fn severity_param(&self, name: &str) -> Option<Severity> {
+        self.params
+            .get(name)
+            .and_then(|v| v.as_str())
+            .and_then(|s| s.parse().ok())
+    }
+
     /// A boolean parameter.
     pub fn flag(&self, name: &str) -> bool {
         self.params
@@ -541,6 +551,9 @@ fn apply_override(rule: &mut PrivilegeRule, table: &toml::Table) -> Result<(), R
                 "override parameter {k}: must be a positive number"
             )));
         }
+        let mut one = toml::Table::new();
+        one.insert(k.clone(), v.clone());
+        check_severity_params(&one).map_err(&invalid)?;
         rule.params.insert(k.clone(), v.clone());
     }
     Ok(())
@@ -592,6 +605,9 @@ fn parse_file(path: &Path, text: &str) -> Result<Vec<PrivilegeRule>, RuleError> 
                 }
             }
         }
+        if let Err(m) = check_severity_params(&r.params) {
+            return Err(parse_err(format!("rule {}: {m}", r.id)));
+        }
         if r.examples.is_empty() || r.negative_examples.is_empty() {
             return Err(parse_err(format!(
                 "rule {}: give at least one example and one negative example",
@@ -624,6 +640,21 @@ fn parse_file(path: &Path, text: &str) -> Result<Vec<PrivilegeRule>, RuleError> 
         });
     }
     Ok(out)
+}
+
+/// Parameters named `severity_*` must name a severity.
+fn check_severity_params(params: &toml::Table) -> Result<(), String> {
+    for (k, v) in params {
+        if k.starts_with("severity_") {
+            let ok = v.as_str().is_some_and(|s| s.parse::<Severity>().is_ok());
+            if !ok {
+                return Err(format!(
+                    "parameter {k}: expected a severity (info, low, medium, high, critical)"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn valid_id(id: &str) -> bool {

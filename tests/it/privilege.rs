@@ -451,6 +451,79 @@ fn login_outcomes_leaks_and_shadow_keys() {
         .any(|x| x.rule == "privilege.key-revoked" && x.key.as_deref() != Some("old")));
 }
 
+/// Issue 5 review: a shadow key (declared by nobody) is judged on what was observed (where it was
+/// found, leaks, its login), never on declared facts nobody declared (whitelist, owner, usage,
+/// rotation); a shadow key that logs in live is worse than one that does not.
+#[test]
+fn shadow_keys_get_shadow_key_and_observed_findings_only() {
+    let shadow = |fp: &str, login: Option<Verification>| {
+        let mut s = clean(fp, &[]);
+        s.declared = false;
+        s.declared_at = None;
+        s.owner = None;
+        s.purpose = None;
+        s.integration = None;
+        s.created = None;
+        s.ip_whitelist = vec![];
+        s.consumers = vec![];
+        s.storage.plaintext_locations = vec![".env:3".into()];
+        s.login = login.map(|v| LoginFacts {
+            verification: v,
+            detail: String::new(),
+            permissions: None,
+            base_url: "https://api.airwallex.com".into(),
+        });
+        s
+    };
+    let quiet = shadow("sha256:5be0c1d07e3a9f21", None);
+    let live = shadow("sha256:9d3e7a1f0c2b4e68", Some(Verification::Live));
+    let mut leaked = shadow("sha256:1f0e4c7a9b2d3e58", Some(Verification::Revoked));
+    leaked.leaks.push(LeakFact {
+        rule: "leak.airwallex.api-key".into(),
+        path: "src/settings.py".into(),
+        line: Some(12),
+        commit: None,
+        finding_id: "8899aabbccddeeff".into(),
+    });
+    let mut admin = shadow("sha256:6a2c8e0f4b1d7e93", Some(Verification::Live));
+    admin.login.as_mut().unwrap().permissions = Some(vec!["r:awx:*:*".into(), "w:awx:*:*".into()]);
+    // usage evidence covering 90 days in which none of them was used: unused-key would fire on
+    // a declared key
+    let ev = evidence(&reads("someone-else"));
+    let found = judge(&[quiet, live, leaked, admin], Some(&ev));
+    let of = |k: &str| -> Vec<&str> {
+        found
+            .iter()
+            .filter(|f| f.key.as_deref() == Some(k))
+            .map(|f| f.rule.as_str())
+            .collect()
+    };
+    assert_eq!(of("sha256:5be0c1d07e3a9f21"), ["privilege.shadow-key"]);
+    assert_eq!(of("sha256:9d3e7a1f0c2b4e68"), ["privilege.shadow-key"]);
+    let mut leaked_rules = of("sha256:1f0e4c7a9b2d3e58");
+    leaked_rules.sort();
+    assert_eq!(
+        leaked_rules,
+        ["privilege.key-leaked", "privilege.shadow-key"]
+    );
+    let mut admin_rules = of("sha256:6a2c8e0f4b1d7e93");
+    admin_rules.sort();
+    assert_eq!(admin_rules, ["privilege.admin-key", "privilege.shadow-key"]);
+    let shadow_of = |k: &str| {
+        found
+            .iter()
+            .find(|f| f.rule == "privilege.shadow-key" && f.key.as_deref() == Some(k))
+            .unwrap()
+    };
+    let q = shadow_of("sha256:5be0c1d07e3a9f21");
+    assert_eq!(q.severity.as_str(), "high");
+    assert!(!q.message.contains("live"), "{}", q.message);
+    let l = shadow_of("sha256:9d3e7a1f0c2b4e68");
+    assert_eq!(l.severity.as_str(), "critical");
+    assert!(l.message.contains("it logs in live"), "{}", l.message);
+    assert!(shadow_of("sha256:1f0e4c7a9b2d3e58").message.contains("401"));
+}
+
 #[test]
 fn usage_by_an_unknown_key_and_unknown_routes_are_findings() {
     let f = clean("erp", &["transfer:read", "balance:read"]);

@@ -621,6 +621,33 @@ fn check(ctx: &KeyCtx<'_>, rule: &PrivilegeRule) -> Verdict {
                 .var("file_mode", mode),
             )
         }
+        "secret-in-plaintext-file" => {
+            // a shadow key's plain-text places are privilege.shadow-key's to report
+            if !f.declared || f.storage.plaintext_locations.is_empty() {
+                return Verdict::Quiet;
+            }
+            let places = &f.storage.plaintext_locations;
+            let mut hit = Hit::new(json!({
+                "observed": {"plaintext_locations": places},
+                "expected": format!("the key only where {} says it lives", f.declared_at.as_deref().unwrap_or("the config")),
+            }))
+            .var("plaintext_count", places.len().to_string())
+            .var("plaintext_places", short_list(places, 5))
+            .var("plaintext_files", {
+                let mut files: Vec<String> = places
+                    .iter()
+                    .map(|p| match p.rsplit_once(':') {
+                        Some((file, line)) if line.parse::<u64>().is_ok() => file.to_string(),
+                        _ => p.clone(),
+                    })
+                    .collect();
+                let mut seen = HashSet::new();
+                files.retain(|f| seen.insert(f.clone()));
+                list(&files)
+            });
+            hit.subject = Some(places.join(","));
+            Verdict::Fire(hit)
+        }
         "secret-in-git-work-tree" => match &f.storage.in_git_work_tree {
             Some(t) => Verdict::Fire(
                 Hit::new(

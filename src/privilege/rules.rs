@@ -28,6 +28,7 @@ pub const CHECKS: &[&str] = &[
     "secret-literal",
     "secret-file-readable",
     "secret-in-git-work-tree",
+    "secret-in-plaintext-file",
     "missing-owner",
     "wrong-environment",
     "key-revoked",
@@ -87,6 +88,9 @@ pub const PLACEHOLDERS: &[&str] = &[
     "reason",
     "not_judged_rules",
     "login_state",
+    "plaintext_count",
+    "plaintext_places",
+    "plaintext_files",
 ];
 
 #[derive(Debug, Deserialize)]

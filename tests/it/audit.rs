@@ -99,6 +99,53 @@ fn the_secret_never_appears_in_output_logs_database_or_errors() {
     }
 }
 
+/// Issue 5: a declared key that discovery finds in a plain-text file is a storage finding.
+#[test]
+fn audit_discovery_reports_a_declared_key_in_a_plain_text_file() {
+    use crate::inventory::key_table;
+    let dir = tempdir();
+    write(
+        dir.path(),
+        "etc/app/.env",
+        format!("AIRWALLEX_API_KEY={}\n", key("erp")),
+    );
+    write(
+        dir.path(),
+        "awxguard.toml",
+        key_table("erp", "env:ERP_KEY", "production", "read_only", ""),
+    );
+    let out = awxguard(dir.path())
+        .env("ERP_KEY", key("erp"))
+        .args([
+            "audit",
+            "--no-verify",
+            "--no-store",
+            "--discover",
+            "etc",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let r = json(&out);
+    let f = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "privilege.secret-in-plaintext-file")
+        .unwrap_or_else(|| panic!("{r:#}"));
+    assert_eq!(f["key"], "erp");
+    assert_eq!(f["severity"], "high");
+    assert!(
+        f["message"].as_str().unwrap().contains("app/.env:1"),
+        "{f:#}"
+    );
+    assert_eq!(f["recommendation"]["action"], "move-secret");
+    assert_no_secret(&stdout(&out), &key("erp"), "audit stdout");
+    assert_no_secret(&stderr(&out), &key("erp"), "audit stderr");
+}
+
 #[test]
 fn audit_discovery_verifies_shadow_keys_found_with_their_client_id() {
     use crate::inventory::{airwallex_section, key_table, sim_key, spawn};

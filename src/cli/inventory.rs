@@ -185,6 +185,9 @@ pub struct Row {
     /// Why the secret could not be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// Invalid values of the declaration (`file:line: field: what is wrong`), left out above.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub config_problems: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub found_in: Vec<String>,
     /// Where and how the secret is stored (source, file mode, git work tree).
@@ -237,6 +240,7 @@ pub fn rows(g: &Gathered, now: DateTime<Utc>) -> Vec<Row> {
                 login_detail: f.login.as_ref().map(|l| l.detail.clone()),
                 fingerprint: f.fingerprint.clone(),
                 problem: f.secret_problem.clone(),
+                config_problems: f.config_problems.clone(),
                 found_in: f.storage.plaintext_locations.clone(),
                 storage: f.storage.clone(),
                 declared_at: f.declared_at.clone(),
@@ -335,6 +339,9 @@ pub fn render_table(rows: &[Row], evidence: bool, out: &mut dyn Write) -> std::i
     }
     let mut details = Vec::new();
     for r in rows {
+        for p in &r.config_problems {
+            details.push(format!("{}: config problem: {p}", r.name));
+        }
         if let Some(p) = &r.problem {
             details.push(format!("{}: secret not resolvable: {p}", r.name));
         }

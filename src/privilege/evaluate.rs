@@ -492,6 +492,13 @@ fn check(ctx: &KeyCtx<'_>, rule: &PrivilegeRule) -> Verdict {
             if f.environment != super::Environment::Production || !f.ip_whitelist.is_empty() {
                 return Verdict::Quiet;
             }
+            // a whitelist was declared but could not be read: privilege.key-misconfigured says so
+            if f.config_problems
+                .iter()
+                .any(|p| p.contains(": ip_whitelist: "))
+            {
+                return Verdict::Quiet;
+            }
             Verdict::Fire(Hit::new(json!({
                 "observed": {"ip_whitelist": []},
                 "expected": "IPv4 addresses or /24 to /32 ranges the integration calls from",
@@ -789,6 +796,19 @@ fn check(ctx: &KeyCtx<'_>, rule: &PrivilegeRule) -> Verdict {
             if verification == Some(Verification::Live) {
                 hit.severity = rule.severity_param("severity_live");
             }
+            Verdict::Fire(hit)
+        }
+        "key-misconfigured" => {
+            if f.config_problems.is_empty() {
+                return Verdict::Quiet;
+            }
+            let mut hit = Hit::new(json!({
+                "observed": {"config_problems": f.config_problems},
+                "expected": "every value of the [[key]] valid",
+                "judged": "without the invalid values: unknown scopes are ignored, so the other findings are no proof of least privilege",
+            }))
+            .var("config_problems", f.config_problems.join("; "));
+            hit.subject = Some(f.config_problems.join("\n"));
             Verdict::Fire(hit)
         }
         "secret-unresolved" => match &f.secret_problem {

@@ -36,6 +36,7 @@ pub const CHECKS: &[&str] = &[
     "key-leaked",
     "shadow-key",
     "secret-unresolved",
+    "key-misconfigured",
     "unknown-key",
     "unknown-route",
     "not-judged",
@@ -91,6 +92,7 @@ pub const PLACEHOLDERS: &[&str] = &[
     "plaintext_count",
     "plaintext_places",
     "plaintext_files",
+    "config_problems",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -214,6 +216,9 @@ pub struct ExampleKey {
     /// `path:line` places where the scanner found the key.
     #[serde(default)]
     pub leaks: Vec<String>,
+    /// Problems with values of the declaration (`file:line: field: what is wrong`).
+    #[serde(default)]
+    pub config_problems: Vec<String>,
 }
 
 impl ExampleKey {
@@ -280,6 +285,7 @@ impl ExampleKey {
                 })
                 .collect(),
             declared_at: self.declared.then(|| "awxguard.toml:1".to_string()),
+            config_problems: self.config_problems.clone(),
         }
     }
 }

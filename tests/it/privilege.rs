@@ -52,6 +52,7 @@ fn clean(name: &str, scopes: &[&str]) -> KeyFacts {
         }),
         leaks: vec![],
         declared_at: Some("awxguard.toml:4".into()),
+        config_problems: vec![],
     }
 }
 

@@ -126,8 +126,12 @@ impl<'a> KeyCtx<'a> {
         self.f.login.as_ref()?.permissions.as_deref()
     }
 
+    /// Declared admin, or a token with the admin strings on a key not declared read_write
+    /// (a read_write key has read and write on everything; how its token looks is not
+    /// documented, so the same strings prove nothing there: privilege.declared-mismatch says so).
     fn is_admin(&self) -> bool {
-        self.f.kind == KeyKind::Admin || self.permissions().is_some_and(is_admin_perms)
+        self.f.kind == KeyKind::Admin
+            || (self.f.kind != KeyKind::ReadWrite && self.permissions().is_some_and(is_admin_perms))
     }
 
     fn access(&self, scope: &str) -> Option<Access> {
@@ -292,7 +296,9 @@ fn check(ctx: &KeyCtx<'_>, rule: &PrivilegeRule) -> Verdict {
             Verdict::Fire(hit)
         }
         "disguised-admin" => match ctx.permissions() {
-            Some(p) if is_admin_perms(p) && f.kind != KeyKind::Admin => {
+            Some(p)
+                if is_admin_perms(p) && matches!(f.kind, KeyKind::ReadOnly | KeyKind::Custom) =>
+            {
                 let mut hit = Hit::new(json!({
                     "observed": p,
                     "expected": format!("the permissions of a {:?} key", f.kind),
@@ -303,6 +309,22 @@ fn check(ctx: &KeyCtx<'_>, rule: &PrivilegeRule) -> Verdict {
             _ => Verdict::Quiet,
         },
         "declared-mismatch" => match ctx.permissions() {
+            Some(p) if f.kind == KeyKind::ReadWrite && is_admin_perms(p) => {
+                // read and write on everything may well look like this: not a proven admin
+                let mut hit = Hit::new(json!({
+                    "observed": p,
+                    "expected": "the permissions of a read_write key (not documented by Airwallex)",
+                    "note": "only r:awx:*:* + w:awx:*:* is documented, as full access; a read_write key has read and write on every resource, so its token may show the same strings",
+                }))
+                .var(
+                    "mismatch",
+                    "and its login token shows full access; Airwallex does not document how \
+                     read_write tokens look, so whether it is an admin key is not known",
+                );
+                hit.severity = rule.severity_param("severity_full_access");
+                hit.replacement = Some(ctx.replacement.clone());
+                Verdict::Fire(hit)
+            }
             Some(p)
                 if f.kind != KeyKind::Admin
                     && !is_admin_perms(p)
@@ -313,7 +335,11 @@ fn check(ctx: &KeyCtx<'_>, rule: &PrivilegeRule) -> Verdict {
                     "observed": p,
                     "expected": "no write permission",
                     "note": "a permission beginning `w:` is taken to grant write, as the admin ones do (inferred: Airwallex documents only the admin strings)",
-                }));
+                }))
+                .var(
+                    "mismatch",
+                    "without write scopes but its login token grants write access",
+                );
                 hit.replacement = Some(ctx.replacement.clone());
                 Verdict::Fire(hit)
             }

@@ -93,6 +93,7 @@ pub const PLACEHOLDERS: &[&str] = &[
     "plaintext_places",
     "plaintext_files",
     "config_problems",
+    "mismatch",
 ];
 
 #[derive(Debug, Deserialize)]

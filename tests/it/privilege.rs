@@ -191,6 +191,50 @@ fn disguised_admin_and_declared_mismatch_read_the_token() {
     assert!(!fires(&found, "privilege.permissions-unknown"));
 }
 
+/// Issue 5 review: a key declared read_write has read and write on everything, so its token may
+/// show the admin strings; Airwallex documents only those, as full access. That is a low
+/// `declared-mismatch` saying so, not a disguised admin; read_only and custom keys with the admin
+/// strings stay disguised admins.
+#[test]
+fn read_write_key_with_full_access_token_is_a_low_mismatch_not_a_disguised_admin() {
+    let mut f = clean("ledger", &[]);
+    f.kind = KeyKind::ReadWrite;
+    f.declared_scopes = Catalog::builtin().all_ids();
+    f.login.as_mut().unwrap().permissions = Some(vec!["r:awx:*:*".into(), "w:awx:*:*".into()]);
+    let found = judge(std::slice::from_ref(&f), None);
+    assert!(
+        !fires(&found, "privilege.disguised-admin"),
+        "{:?}",
+        rules_of(&found)
+    );
+    assert!(
+        !fires(&found, "privilege.admin-key"),
+        "{:?}",
+        rules_of(&found)
+    );
+    let m = found
+        .iter()
+        .find(|x| x.rule == "privilege.declared-mismatch")
+        .unwrap_or_else(|| panic!("{:?}", rules_of(&found)));
+    assert_eq!(m.severity.as_str(), "low");
+    assert!(
+        m.message
+            .contains("Airwallex does not document how read_write tokens look"),
+        "{}",
+        m.message
+    );
+    // the same token on a read_only key is an admin in disguise, critical in production
+    f.kind = KeyKind::ReadOnly;
+    f.declared_scopes = Catalog::builtin().read_ids();
+    let found = judge(&[f], None);
+    let d = found
+        .iter()
+        .find(|x| x.rule == "privilege.disguised-admin")
+        .unwrap();
+    assert_eq!(d.severity.as_str(), "critical");
+    assert!(!fires(&found, "privilege.declared-mismatch"));
+}
+
 #[test]
 fn write_never_used_fires_on_reads_only_and_not_when_a_write_is_made() {
     let f = clean("erp", &["transfer:read", "transfer:write", "balance:read"]);

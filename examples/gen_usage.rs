@@ -140,6 +140,7 @@ fn facts(keys: usize, catalog: &Catalog) -> Vec<KeyFacts> {
             }),
             leaks: vec![],
             declared_at: None,
+            config_problems: vec![],
         })
         .collect()
 }

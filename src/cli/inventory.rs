@@ -2,8 +2,9 @@
 //! what each is declared to do, what one login says it can do, and when it was last used.
 
 use super::Context;
+use crate::finding::Finding;
 use crate::inventory::{self, DiscoverOutcome, Entry, Inventory, VerifyOptions, VerifyStats};
-use crate::privilege::{Catalog, Environment, KeyKind};
+use crate::privilege::{Catalog, Environment, KeyKind, PrivilegeRules};
 use crate::report::Report;
 use crate::scan::ScanOptions;
 use crate::usage::Evidence;
@@ -184,6 +185,9 @@ pub struct Row {
     /// Why the secret could not be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// Invalid values of the declaration (`file:line: field: what is wrong`), left out above.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub config_problems: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub found_in: Vec<String>,
     /// Where and how the secret is stored (source, file mode, git work tree).
@@ -236,6 +240,7 @@ pub fn rows(g: &Gathered, now: DateTime<Utc>) -> Vec<Row> {
                 login_detail: f.login.as_ref().map(|l| l.detail.clone()),
                 fingerprint: f.fingerprint.clone(),
                 problem: f.secret_problem.clone(),
+                config_problems: f.config_problems.clone(),
                 found_in: f.storage.plaintext_locations.clone(),
                 storage: f.storage.clone(),
                 declared_at: f.declared_at.clone(),
@@ -334,6 +339,9 @@ pub fn render_table(rows: &[Row], evidence: bool, out: &mut dyn Write) -> std::i
     }
     let mut details = Vec::new();
     for r in rows {
+        for p in &r.config_problems {
+            details.push(format!("{}: config problem: {p}", r.name));
+        }
         if let Some(p) = &r.problem {
             details.push(format!("{}: secret not resolvable: {p}", r.name));
         }
@@ -357,11 +365,42 @@ pub fn render_table(rows: &[Row], evidence: bool, out: &mut dyn Write) -> std::i
     Ok(())
 }
 
-/// The listing as a report: JSON carries the rows in `summary.keys`; human output is the table.
-pub fn emit_listing(ctx: &Context, g: &Gathered, command: &str) -> anyhow::Result<u8> {
+/// The checks `inventory discover` reports as findings: what discovery itself establishes.
+const DISCOVERY_CHECKS: &[&str] = &["shadow-key", "secret-in-plaintext-file"];
+
+/// The discovery findings (shadow keys, declared keys found in plain text), judged by the
+/// privilege rules in force (config rule directories, disabled ids and overrides apply).
+fn discovery_findings(ctx: &Context, g: &Gathered) -> anyhow::Result<Vec<Finding>> {
+    let mut rules = PrivilegeRules::load(
+        &ctx.config.audit.rule_dirs,
+        &ctx.config.audit.disable,
+        &ctx.config.audit.params,
+    )
+    .context("cannot load the privilege rules")?;
+    rules
+        .rules
+        .retain(|r| DISCOVERY_CHECKS.contains(&r.check.as_str()));
+    let now = crate::clock::from_env().now();
+    Ok(crate::privilege::evaluate(
+        &g.inventory.facts(),
+        None,
+        &g.catalog,
+        &rules,
+        now,
+    ))
+}
+
+/// The listing as a report: JSON carries the rows in `summary.keys` and `findings` (discovery's
+/// findings; none for the plain listing); human output is the table, then the findings.
+pub fn emit_listing(
+    ctx: &Context,
+    g: &Gathered,
+    command: &str,
+    findings: Vec<Finding>,
+) -> anyhow::Result<u8> {
     let now = crate::clock::from_env().now();
     let rows = rows(g, now);
-    let mut report = Report::new(command, Vec::new());
+    let mut report = Report::new(command, findings);
     report
         .summary
         .extra
@@ -401,8 +440,15 @@ pub fn emit_listing(ctx: &Context, g: &Gathered, command: &str) -> anyhow::Resul
             line.push_str(&format!(" ({shadow} undeclared)"));
         }
         writeln!(buf, "{line}")?;
+        if !report.findings.is_empty() {
+            writeln!(buf)?;
+            crate::report::render(&report, crate::report::Format::Human, ctx.style(), &mut buf)?;
+        }
         write_out(ctx, &buf)?;
-        return Ok(0);
+        return Ok(crate::finding::exit_code(
+            &report.findings,
+            ctx.global.fail_on,
+        ));
     }
     ctx.emit(&report)
 }
@@ -447,11 +493,11 @@ pub fn run(ctx: &Context, args: InventoryArgs) -> anyhow::Result<u8> {
     match args.command {
         None => {
             let g = gather(ctx, false, &Search::default(), &usage)?;
-            emit_listing(ctx, &g, "inventory")
+            emit_listing(ctx, &g, "inventory", Vec::new())
         }
         Some(InventoryCommand::Verify) => {
             let g = gather(ctx, true, &Search::default(), &usage)?;
-            emit_listing(ctx, &g, "inventory verify")
+            emit_listing(ctx, &g, "inventory verify", Vec::new())
         }
         Some(InventoryCommand::Discover { paths }) => {
             let search = Search {
@@ -459,7 +505,8 @@ pub fn run(ctx: &Context, args: InventoryArgs) -> anyhow::Result<u8> {
                 leaks: Vec::new(),
             };
             let g = gather(ctx, false, &search, &usage)?;
-            emit_listing(ctx, &g, "inventory discover")
+            let findings = discovery_findings(ctx, &g)?;
+            emit_listing(ctx, &g, "inventory discover", findings)
         }
     }
 }

@@ -67,6 +67,11 @@ pub struct KeyDecl {
     pub consumers: Vec<String>,
     /// `awxguard.toml:12`
     pub declared_at: String,
+    /// Problems with a value of this key that do not make the whole config untrustworthy
+    /// (unknown or repeated scope ids, bad whitelist entries, bad dates), each as
+    /// `file:line: field: what is wrong`. The key stays in the inventory without the bad values;
+    /// the audit reports them (`privilege.key-misconfigured`) and judges the rest.
+    pub config_problems: Vec<String>,
 }
 
 /// The `[audit]` section as written.
@@ -310,6 +315,9 @@ pub(super) fn validate_keys(
                 message,
             })
         };
+        // Per-key value problems: the key is still audited (see `KeyDecl::config_problems`),
+        // unless it has a problem that makes it unusable, when they join the fatal list.
+        let mut soft: Vec<(usize, &'static str, String)> = Vec::new();
         let at = |s: &std::ops::Range<usize>| line_at(text, s.start);
         let missing = |field: &str, example: &str| format!("missing; add {field} = {example}");
 
@@ -452,53 +460,69 @@ pub(super) fn validate_keys(
                     let hint = suggest_scope(id, catalog)
                         .map(|g| format!("; did you mean {g:?}?"))
                         .unwrap_or_else(|| "; `awxguard rules` lists the scope catalog".into());
-                    push(
+                    soft.push((
                         at(&s.span()),
                         "scopes",
                         format!("unknown scope {id:?}{hint}"),
-                    );
+                    ));
                 } else if scopes.contains(id) {
-                    push(
+                    soft.push((
                         at(&s.span()),
                         "scopes",
                         format!("scope {id:?} is listed twice"),
-                    );
+                    ));
                 } else {
                     scopes.push(id.clone());
                 }
             }
         }
-        let mut date = |v: &Option<Spanned<toml::Value>>, field: &str| match v {
+        let mut date = |v: &Option<Spanned<toml::Value>>, field: &'static str| match v {
             Some(d) => match parse_date(d.get_ref()) {
                 Ok(x) => Some(x),
                 Err(m) => {
-                    push(at(&d.span()), field, m);
+                    soft.push((at(&d.span()), field, m));
                     None
                 }
             },
             None => None,
         };
-        let created = date(&k.created, "created");
-        let rotated = date(&k.rotated, "rotated");
+        let mut created = date(&k.created, "created");
+        let mut rotated = date(&k.rotated, "rotated");
         if let (Some(c), Some(r), Some(rs)) = (created, rotated, &k.rotated) {
             if r < c {
-                push(
+                soft.push((
                     at(&rs.span()),
                     "rotated",
                     format!("{r} is before the key was created ({c})"),
-                );
+                ));
+                // which one is wrong is not known: judge the key's age from neither
+                created = None;
+                rotated = None;
             }
         }
         let mut ip_whitelist = Vec::new();
         for cidr in &k.ip_whitelist {
             match parse_cidr(cidr.get_ref()) {
                 Ok(n) => ip_whitelist.push(n),
-                Err(m) => push(at(&cidr.span()), "ip_whitelist", m),
+                Err(m) => soft.push((at(&cidr.span()), "ip_whitelist", m)),
             }
         }
         if problems.len() != before {
+            // the key is not usable anyway: every problem in the one list
+            for (line, field, message) in soft {
+                problems.push(ConfigProblem {
+                    path: path.to_path_buf(),
+                    line,
+                    field: format!("{label}: {field}"),
+                    message,
+                });
+            }
             continue;
         }
+        let config_problems: Vec<String> = soft
+            .into_iter()
+            .map(|(line, field, message)| format!("{file}:{line}: {field}: {message}"))
+            .collect();
         let (Some(name), Some(client_id), Some(secret), Some(environment), Some(kind)) =
             (name, client_id, secret, environment, kind)
         else {
@@ -519,6 +543,7 @@ pub(super) fn validate_keys(
             ip_whitelist,
             consumers: k.consumers.clone(),
             declared_at: format!("{file}:{table_line}"),
+            config_problems,
         });
     }
     out
@@ -632,16 +657,44 @@ kind = "read_only"
     }
 
     #[test]
-    fn unknown_scope_suggests_the_catalog_id() {
+    fn unknown_scope_is_a_problem_of_that_key_with_a_suggestion() {
         let text = GOOD.replace("\"transfer:write\"", "\"transfers:write\"");
-        let msg = parse(&text).unwrap_err();
-        assert!(
-            msg.contains(
-                "/cfg/awxguard.toml:8: key \"payvy-ap\": scopes: unknown scope \
-                 \"transfers:write\"; did you mean \"transfer:write\"?"
-            ),
-            "{msg}"
+        let c = parse(&text).unwrap();
+        assert_eq!(c.keys.len(), 2, "the key stays in the inventory");
+        let k = &c.keys[0];
+        assert_eq!(
+            k.config_problems,
+            vec![
+                "/cfg/awxguard.toml:8: scopes: unknown scope \"transfers:write\"; did you mean \
+                 \"transfer:write\"?"
+            ]
         );
+        assert_eq!(
+            k.scopes,
+            vec!["beneficiary:read"],
+            "the unknown id is left out"
+        );
+        assert!(c.keys[1].config_problems.is_empty());
+    }
+
+    #[test]
+    fn bad_whitelist_entries_and_dates_are_problems_of_that_key() {
+        let text = GOOD
+            .replace("\"198.51.100.7\"", "\"10.0.0.0/16\"")
+            .replace("created = 2026-01-10", "created = \"10/01/2026\"");
+        let c = parse(&text).unwrap();
+        let k = &c.keys[0];
+        assert_eq!(k.ip_whitelist, vec!["203.0.113.0/24"]);
+        assert_eq!(k.created, None);
+        assert_eq!(k.config_problems.len(), 2, "{:?}", k.config_problems);
+        assert!(k.config_problems[0].starts_with("/cfg/awxguard.toml:10: created: "));
+        assert!(k.config_problems[1]
+            .starts_with("/cfg/awxguard.toml:12: ip_whitelist: 10.0.0.0/16 is wider"));
+        // rotated before created: neither date is trusted
+        let text = GOOD.replace("rotated = \"2026-06-01\"", "rotated = 2025-06-01");
+        let k = &parse(&text).unwrap().keys[0];
+        assert_eq!((k.created, k.rotated), (None, None));
+        assert!(k.config_problems[0].contains("rotated: 2025-06-01 is before the key was created"));
     }
 
     #[test]

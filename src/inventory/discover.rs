@@ -202,6 +202,7 @@ pub fn discover(
                 Vec::new()
             },
             declared_at: None,
+            config_problems: Vec::new(),
         };
         let mut facts = facts;
         if let Some((_, _, Some(abs))) = files.first() {

@@ -157,6 +157,7 @@ impl Inventory {
             login: None,
             leaks: Vec::new(),
             declared_at: Some(k.declared_at.clone()),
+            config_problems: k.config_problems.clone(),
         };
         Entry { facts, secret }
     }
@@ -178,6 +179,12 @@ impl Inventory {
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
         for e in &self.entries {
+            for p in &e.facts.config_problems {
+                out.push(format!(
+                    "key {}: config problem: {p}; the rest of the key is audited",
+                    e.label()
+                ));
+            }
             if let Some(p) = &e.facts.secret_problem {
                 out.push(format!(
                     "key {}: secret not resolvable: {p}; not verified",

@@ -7,7 +7,7 @@ use super::recommend::{self, env_name, list, render, Replacement};
 use super::rules::{tier_scopes, PrivilegeRule, PrivilegeRules};
 use super::{Access, Catalog};
 use crate::airwallex::claims::ADMIN_PERMISSIONS;
-use crate::finding::{Action, Finding, Recommendation};
+use crate::finding::{Action, Finding, Recommendation, Severity, Verification};
 use crate::usage::{host_environment, Evidence, KeyUsage};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
@@ -22,7 +22,21 @@ const EVIDENCE_CHECKS: &[&str] = &[
     "wrong-environment",
 ];
 
-/// What an evaluator concluded.
+/// The checks that apply to a shadow key (found by discovery, declared by nobody): what was
+/// observed about it (where it was found, whether it leaked, what its login says). The other
+/// checks judge declared facts (environment, kind, scopes, owner, whitelist, rotation, usage)
+/// that nobody declared for it, so they stay quiet instead of adding noise. The file it was found
+/// in was inspected, so its mode and git work tree are observed facts too.
+const SHADOW_CHECKS: &[&str] = &[
+    "shadow-key",
+    "key-leaked",
+    "admin-key",
+    "secret-file-readable",
+    "secret-in-git-work-tree",
+];
+
+/// What an evaluator concluded (short-lived: one per rule and key, never stored).
+#[allow(clippy::large_enum_variant)]
 enum Verdict {
     Quiet,
     Fire(Hit),
@@ -37,6 +51,8 @@ struct Hit {
     evidence: Value,
     subject: Option<String>,
     replacement: Option<Replacement>,
+    /// A severity the check chose from the rule's `severity_*` parameters, over the rule's own.
+    severity: Option<Severity>,
 }
 
 impl Hit {
@@ -110,8 +126,12 @@ impl<'a> KeyCtx<'a> {
         self.f.login.as_ref()?.permissions.as_deref()
     }
 
+    /// Declared admin, or a token with the admin strings on a key not declared read_write
+    /// (a read_write key has read and write on everything; how its token looks is not
+    /// documented, so the same strings prove nothing there: privilege.declared-mismatch says so).
     fn is_admin(&self) -> bool {
-        self.f.kind == KeyKind::Admin || self.permissions().is_some_and(is_admin_perms)
+        self.f.kind == KeyKind::Admin
+            || (self.f.kind != KeyKind::ReadWrite && self.permissions().is_some_and(is_admin_perms))
     }
 
     fn access(&self, scope: &str) -> Option<Access> {
@@ -251,6 +271,10 @@ fn check(ctx: &KeyCtx<'_>, rule: &PrivilegeRule) -> Verdict {
             if !ctx.is_admin() {
                 return Verdict::Quiet;
             }
+            // a shadow key's kind is nobody's declaration: only its token can say it is admin
+            if !f.declared && !ctx.permissions().is_some_and(is_admin_perms) {
+                return Verdict::Quiet;
+            }
             let summary = match usage {
                 Some(_) => format!(
                     "its usage evidence shows it needs only {} scope(s): {}",
@@ -272,7 +296,9 @@ fn check(ctx: &KeyCtx<'_>, rule: &PrivilegeRule) -> Verdict {
             Verdict::Fire(hit)
         }
         "disguised-admin" => match ctx.permissions() {
-            Some(p) if is_admin_perms(p) && f.kind != KeyKind::Admin => {
+            Some(p)
+                if is_admin_perms(p) && matches!(f.kind, KeyKind::ReadOnly | KeyKind::Custom) =>
+            {
                 let mut hit = Hit::new(json!({
                     "observed": p,
                     "expected": format!("the permissions of a {:?} key", f.kind),
@@ -283,6 +309,22 @@ fn check(ctx: &KeyCtx<'_>, rule: &PrivilegeRule) -> Verdict {
             _ => Verdict::Quiet,
         },
         "declared-mismatch" => match ctx.permissions() {
+            Some(p) if f.kind == KeyKind::ReadWrite && is_admin_perms(p) => {
+                // read and write on everything may well look like this: not a proven admin
+                let mut hit = Hit::new(json!({
+                    "observed": p,
+                    "expected": "the permissions of a read_write key (not documented by Airwallex)",
+                    "note": "only r:awx:*:* + w:awx:*:* is documented, as full access; a read_write key has read and write on every resource, so its token may show the same strings",
+                }))
+                .var(
+                    "mismatch",
+                    "and its login token shows full access; Airwallex does not document how \
+                     read_write tokens look, so whether it is an admin key is not known",
+                );
+                hit.severity = rule.severity_param("severity_full_access");
+                hit.replacement = Some(ctx.replacement.clone());
+                Verdict::Fire(hit)
+            }
             Some(p)
                 if f.kind != KeyKind::Admin
                     && !is_admin_perms(p)
@@ -293,7 +335,11 @@ fn check(ctx: &KeyCtx<'_>, rule: &PrivilegeRule) -> Verdict {
                     "observed": p,
                     "expected": "no write permission",
                     "note": "a permission beginning `w:` is taken to grant write, as the admin ones do (inferred: Airwallex documents only the admin strings)",
-                }));
+                }))
+                .var(
+                    "mismatch",
+                    "without write scopes but its login token grants write access",
+                );
                 hit.replacement = Some(ctx.replacement.clone());
                 Verdict::Fire(hit)
             }
@@ -472,6 +518,13 @@ fn check(ctx: &KeyCtx<'_>, rule: &PrivilegeRule) -> Verdict {
             if f.environment != super::Environment::Production || !f.ip_whitelist.is_empty() {
                 return Verdict::Quiet;
             }
+            // a whitelist was declared but could not be read: privilege.key-misconfigured says so
+            if f.config_problems
+                .iter()
+                .any(|p| p.contains(": ip_whitelist: "))
+            {
+                return Verdict::Quiet;
+            }
             Verdict::Fire(Hit::new(json!({
                 "observed": {"ip_whitelist": []},
                 "expected": "IPv4 addresses or /24 to /32 ranges the integration calls from",
@@ -601,6 +654,33 @@ fn check(ctx: &KeyCtx<'_>, rule: &PrivilegeRule) -> Verdict {
                 .var("file_mode", mode),
             )
         }
+        "secret-in-plaintext-file" => {
+            // a shadow key's plain-text places are privilege.shadow-key's to report
+            if !f.declared || f.storage.plaintext_locations.is_empty() {
+                return Verdict::Quiet;
+            }
+            let places = &f.storage.plaintext_locations;
+            let mut hit = Hit::new(json!({
+                "observed": {"plaintext_locations": places},
+                "expected": format!("the key only where {} says it lives", f.declared_at.as_deref().unwrap_or("the config")),
+            }))
+            .var("plaintext_count", places.len().to_string())
+            .var("plaintext_places", short_list(places, 5))
+            .var("plaintext_files", {
+                let mut files: Vec<String> = places
+                    .iter()
+                    .map(|p| match p.rsplit_once(':') {
+                        Some((file, line)) if line.parse::<u64>().is_ok() => file.to_string(),
+                        _ => p.clone(),
+                    })
+                    .collect();
+                let mut seen = HashSet::new();
+                files.retain(|f| seen.insert(f.clone()));
+                list(&files)
+            });
+            hit.subject = Some(places.join(","));
+            Verdict::Fire(hit)
+        }
         "secret-in-git-work-tree" => match &f.storage.in_git_work_tree {
             Some(t) => Verdict::Fire(
                 Hit::new(
@@ -721,10 +801,41 @@ fn check(ctx: &KeyCtx<'_>, rule: &PrivilegeRule) -> Verdict {
             } else {
                 format!("in {}", short_list(&at, 5))
             };
-            Verdict::Fire(
-                Hit::new(json!({"observed": {"declared": false, "found": at}, "expected": "declared as a [[key]]"}))
-                    .var("found_at", found),
-            )
+            let verification = f.login.as_ref().map(|l| l.verification);
+            let login_state = match verification {
+                Some(Verification::Live) => {
+                    "; it logs in live: whoever finds it can move money with it now"
+                }
+                Some(Verification::Revoked) => "; its login answered 401 (revoked or regenerated)",
+                Some(Verification::Forbidden) => {
+                    "; its login answered 403 (it exists, but an IP whitelist or permission refused the call)"
+                }
+                Some(Verification::Unknown) => "; whether it still logs in is unknown",
+                None => "",
+            };
+            let mut hit = Hit::new(json!({
+                "observed": {"declared": false, "found": at, "verification": verification},
+                "expected": "declared as a [[key]]",
+            }))
+            .var("found_at", found)
+            .var("login_state", login_state);
+            if verification == Some(Verification::Live) {
+                hit.severity = rule.severity_param("severity_live");
+            }
+            Verdict::Fire(hit)
+        }
+        "key-misconfigured" => {
+            if f.config_problems.is_empty() {
+                return Verdict::Quiet;
+            }
+            let mut hit = Hit::new(json!({
+                "observed": {"config_problems": f.config_problems},
+                "expected": "every value of the [[key]] valid",
+                "judged": "without the invalid values: unknown scopes are ignored, so the other findings are no proof of least privilege",
+            }))
+            .var("config_problems", f.config_problems.join("; "));
+            hit.subject = Some(f.config_problems.join("\n"));
+            Verdict::Fire(hit)
         }
         "secret-unresolved" => match &f.secret_problem {
             Some(p) => {
@@ -777,7 +888,8 @@ fn finding(
     }
     let mut out = Finding::new(
         &rule.id,
-        rule.severity_for(f.map(|f| f.environment)),
+        hit.severity
+            .unwrap_or_else(|| rule.severity_for(f.map(|f| f.environment))),
         render(&rule.message, &vars),
         &subject,
     );
@@ -829,6 +941,9 @@ pub fn evaluate(
         let mut not_judged: Vec<(String, String)> = Vec::new();
         let mut unused_key_fired = false;
         for rule in &rules.rules {
+            if !f.declared && !SHADOW_CHECKS.contains(&rule.check.as_str()) {
+                continue;
+            }
             match check(&ctx, rule) {
                 Verdict::Quiet => {}
                 Verdict::NotJudged(reason) => {

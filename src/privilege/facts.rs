@@ -112,4 +112,9 @@ pub struct KeyFacts {
     pub leaks: Vec<LeakFact>,
     /// Where the key is declared (`awxguard.toml:12`).
     pub declared_at: Option<String>,
+    /// Problems with values of the declaration (unknown scope ids, bad whitelist entries, bad
+    /// dates), each `file:line: field: what is wrong`; the bad values are left out of the facts
+    /// above, so the key is judged on what was declared correctly, never proven least-privilege.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_problems: Vec<String>,
 }

@@ -28,6 +28,7 @@ pub const CHECKS: &[&str] = &[
     "secret-literal",
     "secret-file-readable",
     "secret-in-git-work-tree",
+    "secret-in-plaintext-file",
     "missing-owner",
     "wrong-environment",
     "key-revoked",
@@ -35,6 +36,7 @@ pub const CHECKS: &[&str] = &[
     "key-leaked",
     "shadow-key",
     "secret-unresolved",
+    "key-misconfigured",
     "unknown-key",
     "unknown-route",
     "not-judged",
@@ -86,6 +88,12 @@ pub const PLACEHOLDERS: &[&str] = &[
     "unknown_routes",
     "reason",
     "not_judged_rules",
+    "login_state",
+    "plaintext_count",
+    "plaintext_places",
+    "plaintext_files",
+    "config_problems",
+    "mismatch",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -209,6 +217,9 @@ pub struct ExampleKey {
     /// `path:line` places where the scanner found the key.
     #[serde(default)]
     pub leaks: Vec<String>,
+    /// Problems with values of the declaration (`file:line: field: what is wrong`).
+    #[serde(default)]
+    pub config_problems: Vec<String>,
 }
 
 impl ExampleKey {
@@ -275,6 +286,7 @@ impl ExampleKey {
                 })
                 .collect(),
             declared_at: self.declared.then(|| "awxguard.toml:1".to_string()),
+            config_problems: self.config_problems.clone(),
         }
     }
 }
@@ -324,6 +336,15 @@ impl PrivilegeRule {
             .get(name)
             .and_then(|v| v.as_integer())
             .unwrap_or(0)
+    }
+
+    /// A severity parameter (`severity_live = "critical"`), checked at load time to name a
+    /// severity.
+    pub fn severity_param(&self, name: &str) -> Option<Severity> {
+        self.params
+            .get(name)
+            .and_then(|v| v.as_str())
+            .and_then(|s| s.parse().ok())
     }
 
     /// A boolean parameter.
@@ -541,6 +562,9 @@ fn apply_override(rule: &mut PrivilegeRule, table: &toml::Table) -> Result<(), R
                 "override parameter {k}: must be a positive number"
             )));
         }
+        let mut one = toml::Table::new();
+        one.insert(k.clone(), v.clone());
+        check_severity_params(&one).map_err(&invalid)?;
         rule.params.insert(k.clone(), v.clone());
     }
     Ok(())
@@ -592,6 +616,9 @@ fn parse_file(path: &Path, text: &str) -> Result<Vec<PrivilegeRule>, RuleError> 
                 }
             }
         }
+        if let Err(m) = check_severity_params(&r.params) {
+            return Err(parse_err(format!("rule {}: {m}", r.id)));
+        }
         if r.examples.is_empty() || r.negative_examples.is_empty() {
             return Err(parse_err(format!(
                 "rule {}: give at least one example and one negative example",
@@ -624,6 +651,21 @@ fn parse_file(path: &Path, text: &str) -> Result<Vec<PrivilegeRule>, RuleError> 
         });
     }
     Ok(out)
+}
+
+/// Parameters named `severity_*` must name a severity.
+fn check_severity_params(params: &toml::Table) -> Result<(), String> {
+    for (k, v) in params {
+        if k.starts_with("severity_") {
+            let ok = v.as_str().is_some_and(|s| s.parse::<Severity>().is_ok());
+            if !ok {
+                return Err(format!(
+                    "parameter {k}: expected a severity (info, low, medium, high, critical)"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn valid_id(id: &str) -> bool {

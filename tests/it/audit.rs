@@ -99,6 +99,151 @@ fn the_secret_never_appears_in_output_logs_database_or_errors() {
     }
 }
 
+/// Issue 5: bad input must not stop the audit for other keys. An unknown scope id is a problem
+/// of that key (`privilege.key-misconfigured`, naming the key, the line and the cause); the
+/// other key is audited as usual; `inventory` shows the problem; no secret in any output.
+#[test]
+fn an_unknown_scope_id_is_a_finding_for_that_key_and_the_others_are_audited() {
+    use crate::inventory::key_table;
+    let dir = tempdir();
+    let config = [
+        key_table(
+            "good",
+            "env:GOOD_KEY",
+            "production",
+            "custom",
+            "scopes = [\"transfer:read\"]",
+        ),
+        key_table(
+            "typo",
+            "env:TYPO_KEY",
+            "production",
+            "custom",
+            "scopes = [\"balance:read\", \"transfers:write\"]\nip_whitelist = [\"203.0.113.7\"]",
+        ),
+    ]
+    .concat();
+    write(dir.path(), "awxguard.toml", &config);
+    let line = config
+        .lines()
+        .position(|l| l.contains("transfers:write"))
+        .unwrap()
+        + 1;
+    let cmd = |args: &[&str]| {
+        awxguard(dir.path())
+            .env("GOOD_KEY", key("good"))
+            .env("TYPO_KEY", key("typo"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = cmd(&["audit", "--no-verify", "--no-store", "--format", "json"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let r = json(&out);
+    let findings = r["findings"].as_array().unwrap();
+    let bad = findings
+        .iter()
+        .find(|f| f["rule"] == "privilege.key-misconfigured")
+        .unwrap_or_else(|| panic!("{r:#}"));
+    assert_eq!(bad["key"], "typo");
+    assert_eq!(bad["severity"], "medium");
+    let msg = bad["message"].as_str().unwrap();
+    for want in [
+        format!("awxguard.toml:{line}: scopes: unknown scope \"transfers:write\""),
+        "did you mean \"transfer:write\"?".to_string(),
+    ] {
+        assert!(msg.contains(&want), "{want:?} not in {msg}");
+    }
+    assert!(
+        findings
+            .iter()
+            .filter(|f| f["rule"] == "privilege.key-misconfigured")
+            .count()
+            == 1,
+        "only the bad key is misconfigured"
+    );
+    assert!(
+        findings.iter().any(|f| f["key"] == "good"),
+        "the good key is audited: {r:#}"
+    );
+    // the bad key is judged on the rest of its declaration
+    assert_eq!(
+        row(&r, "typo")["scopes"],
+        serde_json::json!(["balance:read"])
+    );
+    assert!(findings
+        .iter()
+        .any(|f| f["key"] == "typo" && f["rule"] == "privilege.missing-owner"));
+    let notes = r["summary"]["notes"].to_string();
+    assert!(notes.contains("key \\\"typo\\\""), "{notes}");
+    for k in ["good", "typo"] {
+        assert_no_secret(&stdout(&out), &key(k), "audit stdout");
+        assert_no_secret(&stderr(&out), &key(k), "audit stderr");
+    }
+    // `inventory` lists the key with its problem
+    let out = cmd(&["inventory"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!(
+            "typo: config problem: awxguard.toml:{line}: scopes: unknown scope \"transfers:write\""
+        )),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l.starts_with("good ")), "{text}");
+    for k in ["good", "typo"] {
+        assert_no_secret(&text, &key(k), "inventory stdout");
+        assert_no_secret(&stderr(&out), &key(k), "inventory stderr");
+    }
+}
+
+/// Issue 5: a declared key that discovery finds in a plain-text file is a storage finding.
+#[test]
+fn audit_discovery_reports_a_declared_key_in_a_plain_text_file() {
+    use crate::inventory::key_table;
+    let dir = tempdir();
+    write(
+        dir.path(),
+        "etc/app/.env",
+        format!("AIRWALLEX_API_KEY={}\n", key("erp")),
+    );
+    write(
+        dir.path(),
+        "awxguard.toml",
+        key_table("erp", "env:ERP_KEY", "production", "read_only", ""),
+    );
+    let out = awxguard(dir.path())
+        .env("ERP_KEY", key("erp"))
+        .args([
+            "audit",
+            "--no-verify",
+            "--no-store",
+            "--discover",
+            "etc",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let r = json(&out);
+    let f = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "privilege.secret-in-plaintext-file")
+        .unwrap_or_else(|| panic!("{r:#}"));
+    assert_eq!(f["key"], "erp");
+    assert_eq!(f["severity"], "high");
+    assert!(
+        f["message"].as_str().unwrap().contains("app/.env:1"),
+        "{f:#}"
+    );
+    assert_eq!(f["recommendation"]["action"], "move-secret");
+    assert_no_secret(&stdout(&out), &key("erp"), "audit stdout");
+    assert_no_secret(&stderr(&out), &key("erp"), "audit stderr");
+}
+
 #[test]
 fn audit_discovery_verifies_shadow_keys_found_with_their_client_id() {
     use crate::inventory::{airwallex_section, key_table, sim_key, spawn};

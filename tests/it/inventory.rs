@@ -295,8 +295,37 @@ fn discover_matches_declared_keys_and_finds_shadow_keys() {
         .args(["inventory", "discover", "srv", "--format", "json"])
         .output()
         .unwrap();
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // Issue 5: a declared key in a plain-text file and a shadow key are findings: exit 1.
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
     let r = json(&out);
+    let found = |rule: &str, key: &str| {
+        r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["rule"] == rule && f["key"] == key)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {rule} for {key} in {r:#}"))
+    };
+    let plain = found("privilege.secret-in-plaintext-file", "payvy");
+    assert_eq!(plain["severity"], "high");
+    assert!(
+        plain["message"].as_str().unwrap().contains("payvy/.env:2"),
+        "{plain:#}"
+    );
+    assert_eq!(plain["recommendation"]["action"], "move-secret");
+    let steps = plain["recommendation"]["steps"].to_string();
+    assert!(
+        steps.contains("Delete the copies of the key from payvy/.env"),
+        "{steps}"
+    );
+    let shadow_finding = found("privilege.shadow-key", &fingerprint(&key("legacy")));
+    assert!(shadow_finding["message"]
+        .as_str()
+        .unwrap()
+        .contains("legacy/config.env:1"));
+    // only what discovery establishes: no rotation, whitelist or owner findings here
+    assert_eq!(r["findings"].as_array().unwrap().len(), 2, "{r:#}");
     assert_eq!(
         row(&r, "payvy")["found_in"],
         serde_json::json!(["payvy/.env:2"])
@@ -313,6 +342,47 @@ fn discover_matches_declared_keys_and_finds_shadow_keys() {
     for k in ["payvy", "legacy"] {
         assert_no_secret(&stdout(&out), &key(k), "discover stdout");
     }
+}
+
+/// `inventory discover` in human form: the table, then the findings; exit 1.
+#[test]
+fn discover_human_output_lists_the_storage_finding_and_exits_1() {
+    let dir = tempdir();
+    write(
+        dir.path(),
+        "deploy/app.env",
+        format!("AIRWALLEX_API_KEY={}\n", key("erp")),
+    );
+    write(
+        dir.path(),
+        "awxguard.toml",
+        key_table("erp", "env:ERP_KEY", "production", "read_only", ""),
+    );
+    let out = awxguard(dir.path())
+        .env("ERP_KEY", key("erp"))
+        .args(["inventory", "discover", "deploy"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("erp: found in plain text at app.env:1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("privilege.secret-in-plaintext-file  erp was found in plain text"),
+        "{text}"
+    );
+    assert_no_secret(&text, &key("erp"), "discover human stdout");
+    assert_no_secret(&stderr(&out), &key("erp"), "discover stderr");
+    // With nothing found it stays 0.
+    write(dir.path(), "deploy/app.env", "AIRWALLEX_API_KEY=\n");
+    let out = awxguard(dir.path())
+        .env("ERP_KEY", key("erp"))
+        .args(["inventory", "discover", "deploy"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
 }
 
 #[test]
@@ -471,9 +541,16 @@ fn discovery_does_not_count_a_keys_own_secret_file() {
         dir.path(),
         &["inventory", "discover", "secrets", "--format", "json"],
     );
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
     let r = json(&out);
     assert!(row(&r, "payvy").get("found_in").is_none(), "{r:#}");
+    let rules: Vec<&str> = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules, ["privilege.shadow-key"], "{r:#}");
     let problem = row(&r, "erp")["problem"].as_str().unwrap();
     assert!(
         problem.ends_with(

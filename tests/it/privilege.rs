@@ -52,6 +52,7 @@ fn clean(name: &str, scopes: &[&str]) -> KeyFacts {
         }),
         leaks: vec![],
         declared_at: Some("awxguard.toml:4".into()),
+        config_problems: vec![],
     }
 }
 
@@ -188,6 +189,50 @@ fn disguised_admin_and_declared_mismatch_read_the_token() {
     let found = judge(&[f], None);
     assert!(!fires(&found, "privilege.declared-mismatch"));
     assert!(!fires(&found, "privilege.permissions-unknown"));
+}
+
+/// Issue 5 review: a key declared read_write has read and write on everything, so its token may
+/// show the admin strings; Airwallex documents only those, as full access. That is a low
+/// `declared-mismatch` saying so, not a disguised admin; read_only and custom keys with the admin
+/// strings stay disguised admins.
+#[test]
+fn read_write_key_with_full_access_token_is_a_low_mismatch_not_a_disguised_admin() {
+    let mut f = clean("ledger", &[]);
+    f.kind = KeyKind::ReadWrite;
+    f.declared_scopes = Catalog::builtin().all_ids();
+    f.login.as_mut().unwrap().permissions = Some(vec!["r:awx:*:*".into(), "w:awx:*:*".into()]);
+    let found = judge(std::slice::from_ref(&f), None);
+    assert!(
+        !fires(&found, "privilege.disguised-admin"),
+        "{:?}",
+        rules_of(&found)
+    );
+    assert!(
+        !fires(&found, "privilege.admin-key"),
+        "{:?}",
+        rules_of(&found)
+    );
+    let m = found
+        .iter()
+        .find(|x| x.rule == "privilege.declared-mismatch")
+        .unwrap_or_else(|| panic!("{:?}", rules_of(&found)));
+    assert_eq!(m.severity.as_str(), "low");
+    assert!(
+        m.message
+            .contains("Airwallex does not document how read_write tokens look"),
+        "{}",
+        m.message
+    );
+    // the same token on a read_only key is an admin in disguise, critical in production
+    f.kind = KeyKind::ReadOnly;
+    f.declared_scopes = Catalog::builtin().read_ids();
+    let found = judge(&[f], None);
+    let d = found
+        .iter()
+        .find(|x| x.rule == "privilege.disguised-admin")
+        .unwrap();
+    assert_eq!(d.severity.as_str(), "critical");
+    assert!(!fires(&found, "privilege.declared-mismatch"));
 }
 
 #[test]
@@ -449,6 +494,79 @@ fn login_outcomes_leaks_and_shadow_keys() {
     assert!(!found
         .iter()
         .any(|x| x.rule == "privilege.key-revoked" && x.key.as_deref() != Some("old")));
+}
+
+/// Issue 5 review: a shadow key (declared by nobody) is judged on what was observed (where it was
+/// found, leaks, its login), never on declared facts nobody declared (whitelist, owner, usage,
+/// rotation); a shadow key that logs in live is worse than one that does not.
+#[test]
+fn shadow_keys_get_shadow_key_and_observed_findings_only() {
+    let shadow = |fp: &str, login: Option<Verification>| {
+        let mut s = clean(fp, &[]);
+        s.declared = false;
+        s.declared_at = None;
+        s.owner = None;
+        s.purpose = None;
+        s.integration = None;
+        s.created = None;
+        s.ip_whitelist = vec![];
+        s.consumers = vec![];
+        s.storage.plaintext_locations = vec![".env:3".into()];
+        s.login = login.map(|v| LoginFacts {
+            verification: v,
+            detail: String::new(),
+            permissions: None,
+            base_url: "https://api.airwallex.com".into(),
+        });
+        s
+    };
+    let quiet = shadow("sha256:5be0c1d07e3a9f21", None);
+    let live = shadow("sha256:9d3e7a1f0c2b4e68", Some(Verification::Live));
+    let mut leaked = shadow("sha256:1f0e4c7a9b2d3e58", Some(Verification::Revoked));
+    leaked.leaks.push(LeakFact {
+        rule: "leak.airwallex.api-key".into(),
+        path: "src/settings.py".into(),
+        line: Some(12),
+        commit: None,
+        finding_id: "8899aabbccddeeff".into(),
+    });
+    let mut admin = shadow("sha256:6a2c8e0f4b1d7e93", Some(Verification::Live));
+    admin.login.as_mut().unwrap().permissions = Some(vec!["r:awx:*:*".into(), "w:awx:*:*".into()]);
+    // usage evidence covering 90 days in which none of them was used: unused-key would fire on
+    // a declared key
+    let ev = evidence(&reads("someone-else"));
+    let found = judge(&[quiet, live, leaked, admin], Some(&ev));
+    let of = |k: &str| -> Vec<&str> {
+        found
+            .iter()
+            .filter(|f| f.key.as_deref() == Some(k))
+            .map(|f| f.rule.as_str())
+            .collect()
+    };
+    assert_eq!(of("sha256:5be0c1d07e3a9f21"), ["privilege.shadow-key"]);
+    assert_eq!(of("sha256:9d3e7a1f0c2b4e68"), ["privilege.shadow-key"]);
+    let mut leaked_rules = of("sha256:1f0e4c7a9b2d3e58");
+    leaked_rules.sort();
+    assert_eq!(
+        leaked_rules,
+        ["privilege.key-leaked", "privilege.shadow-key"]
+    );
+    let mut admin_rules = of("sha256:6a2c8e0f4b1d7e93");
+    admin_rules.sort();
+    assert_eq!(admin_rules, ["privilege.admin-key", "privilege.shadow-key"]);
+    let shadow_of = |k: &str| {
+        found
+            .iter()
+            .find(|f| f.rule == "privilege.shadow-key" && f.key.as_deref() == Some(k))
+            .unwrap()
+    };
+    let q = shadow_of("sha256:5be0c1d07e3a9f21");
+    assert_eq!(q.severity.as_str(), "high");
+    assert!(!q.message.contains("live"), "{}", q.message);
+    let l = shadow_of("sha256:9d3e7a1f0c2b4e68");
+    assert_eq!(l.severity.as_str(), "critical");
+    assert!(l.message.contains("it logs in live"), "{}", l.message);
+    assert!(shadow_of("sha256:1f0e4c7a9b2d3e58").message.contains("401"));
 }
 
 #[test]

@@ -421,7 +421,7 @@ fn find_client_id(data: &[u8], start: usize, end: usize) -> Option<String> {
             let Some(c) = caps.name("cid") else { continue };
             let at = lo + c.start();
             let dist = at.abs_diff(start);
-            if best.as_ref().map_or(true, |(d, _)| dist < *d) {
+            if best.as_ref().is_none_or(|(d, _)| dist < *d) {
                 if let Ok(s) = std::str::from_utf8(c.as_bytes()) {
                     best = Some((dist, s.to_string()));
                 }
@@ -476,7 +476,7 @@ mod tests {
         ] {
             let mut data = vec![b'.'; at];
             data.extend_from_slice(format!("\nAirWallex_Api_Key={k}\n").as_bytes());
-            data.extend(std::iter::repeat(b'-').take(100));
+            data.extend(std::iter::repeat_n(b'-', 100));
             let found = m.scan("config.txt", &data);
             assert_eq!(found.len(), 1, "keyword at {at}");
             assert_eq!(found[0].secret, k);

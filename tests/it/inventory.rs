@@ -565,52 +565,6 @@ fn discovery_does_not_count_a_keys_own_secret_file() {
     assert_no_secret(&stdout(&out), &key("erp"), "discover stdout");
 }
 
-/// Logins (in flight, most at once, total).
-type Counts = std::sync::Arc<std::sync::Mutex<(usize, usize, usize)>>;
-
-/// A login stand-in that answers 401 after `delay_ms` and counts the logins it is answering at
-/// once. Only counts are asserted, never times.
-fn counting_server(delay_ms: u64) -> (String, Counts) {
-    use std::io::{BufRead, BufReader, Write};
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    let state = std::sync::Arc::new(std::sync::Mutex::new((0usize, 0usize, 0usize)));
-    let shared = state.clone();
-    std::thread::spawn(move || {
-        for stream in l.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let state = shared.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(s.try_clone().unwrap());
-                let mut line = String::new();
-                while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
-                    if line == "\r\n" {
-                        break;
-                    }
-                    line.clear();
-                }
-                {
-                    let mut st = state.lock().unwrap();
-                    st.0 += 1;
-                    st.1 = st.1.max(st.0);
-                    st.2 += 1;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-                state.lock().unwrap().0 -= 1;
-                let body =
-                    r#"{"code":"credentials_invalid","message":"Invalid client id or api key"}"#;
-                let _ = write!(
-                    s,
-                    "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\n\
-                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            });
-        }
-    });
-    (url, state)
-}
-
 #[test]
 fn verify_runs_at_most_eight_logins_at_once() {
     let dir = tempdir();

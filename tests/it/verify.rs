@@ -475,60 +475,10 @@ fn verify_tries_production_then_sandbox_hosts_and_stops_at_the_first_201() {
     assert!(by(&dead_key).detail.contains("401 credentials_invalid"));
 }
 
-/// A login stand-in that answers 401 after `delay_ms` and records how many logins it was
-/// answering at once (thread per connection; only counts, no timing is asserted).
-struct Counting {
-    url: String,
-    max_in_flight: Arc<Mutex<(usize, usize, usize)>>, // (in flight, max, total)
-}
-
-fn counting_server(delay_ms: u64) -> Counting {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    let state = Arc::new(Mutex::new((0usize, 0usize, 0usize)));
-    let shared = state.clone();
-    std::thread::spawn(move || {
-        for stream in l.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let state = shared.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(s.try_clone().unwrap());
-                let mut line = String::new();
-                while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
-                    if line == "\r\n" {
-                        break;
-                    }
-                    line.clear();
-                }
-                {
-                    let mut st = state.lock().unwrap();
-                    st.0 += 1;
-                    st.1 = st.1.max(st.0);
-                    st.2 += 1;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-                state.lock().unwrap().0 -= 1;
-                let body =
-                    r#"{"code":"credentials_invalid","message":"Invalid client id or api key"}"#;
-                let _ = write!(
-                    s,
-                    "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\n\
-                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            });
-        }
-    });
-    Counting {
-        url,
-        max_in_flight: state,
-    }
-}
-
 #[test]
 fn verify_runs_at_most_four_logins_at_once() {
     let d = tempdir();
-    let server = counting_server(200);
+    let (server_url, counts) = counting_server(200);
     let cid = client_id("bounded");
     for i in 0..10 {
         env_file(
@@ -539,14 +489,14 @@ fn verify_runs_at_most_four_logins_at_once() {
         );
     }
     let o = awxguard(d.path())
-        .env("AWXGUARD_AIRWALLEX_URL", &server.url)
+        .env("AWXGUARD_AIRWALLEX_URL", &server_url)
         .args(["scan", "--verify", "--format", "json", "."])
         .output()
         .unwrap();
     assert_eq!(code(&o), 1, "{}", stderr(&o));
     let j = json(&o);
     assert_eq!(j["summary"]["verification"]["outcomes"]["revoked"], 10);
-    let (_, max, total) = *server.max_in_flight.lock().unwrap();
+    let (_, max, total) = *counts.lock().unwrap();
     assert_eq!(total, 10, "one login per pair");
     assert!(
         (1..=awxguard::scan::verify::CONCURRENCY).contains(&max),

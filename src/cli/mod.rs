@@ -91,7 +91,8 @@ pub enum Command {
     /// Inspect and test the detection rules.
     #[command(subcommand)]
     Rules(rules::RulesCommand),
-    /// Run the main job on bundled sample data: no Airwallex account, no network.
+    /// Run the main job on generated sample data and a local Airwallex simulator: no Airwallex
+    /// account, no network.
     Demo(demo::DemoArgs),
     /// Install or remove the git pre-commit hook that runs `awxguard scan --staged`.
     #[command(subcommand)]

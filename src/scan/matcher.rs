@@ -23,8 +23,9 @@ thread_local! {
     static FOLDED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// A candidate secret that passed every check of its rule.
-#[derive(Debug, Clone)]
+/// A candidate secret that passed every check of its rule. Its `Debug` shows the secret's
+/// preview only, so a stray `{:?}` cannot print a key.
+#[derive(Clone)]
 pub struct Match {
     /// Index of the rule in the matcher's rule list.
     pub rule: usize,
@@ -44,6 +45,25 @@ pub struct Match {
     pub severity: Severity,
     /// A remark on the candidate worth showing (e.g. "expired 2025-11-24T10:30:00Z").
     pub note: Option<String>,
+}
+
+impl std::fmt::Debug for Match {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Match")
+            .field("rule", &self.rule)
+            .field("pattern", &self.pattern)
+            .field("secret", &crate::secret::preview(&self.secret))
+            .field("offset", &self.offset)
+            .field("line", &self.line)
+            .field("column", &self.column)
+            .field(
+                "client_id",
+                &self.client_id.as_deref().map(crate::secret::preview),
+            )
+            .field("severity", &self.severity)
+            .field("note", &self.note)
+            .finish()
+    }
 }
 
 /// The compiled detectors.

@@ -3,7 +3,9 @@
 //! (`diff --cached --raw`, in `staged.rs`). Blobs stream out of one `cat-file --batch` and are
 //! scanned in parallel; which commit introduced a blob is worked out only for blobs that matched.
 
-use super::{finding_from_match, is_binary, Match, Matcher, ScanOptions, ScanOutcome, ScanStats};
+use super::{
+    findings_from_matches, is_binary, Match, Matcher, ScanOptions, ScanOutcome, ScanStats,
+};
 use crate::finding::{Commit, Finding};
 use crate::secret::fingerprint;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
@@ -808,7 +810,7 @@ pub(crate) fn build_findings(
             continue;
         }
         attributed.insert(i.oid.as_str());
-        emit(matcher, matches, &i.path, keep_secrets, |m, fp| {
+        findings_from_matches(matcher, matches, &i.path, None, keep_secrets, |m, fp| {
             !new_only
                 || !i.parents.iter().any(|p| {
                     before
@@ -830,7 +832,7 @@ pub(crate) fn build_findings(
             Some(p) if !p.is_empty() => p.to_string(),
             _ => format!("blob {oid}"),
         };
-        emit(matcher, matches, &path, keep_secrets, |_, _| true)
+        findings_from_matches(matcher, matches, &path, None, keep_secrets, |_, _| true)
             .into_iter()
             .for_each(|f| add(f, None));
     }
@@ -850,32 +852,6 @@ pub(crate) fn build_findings(
             f
         })
         .collect())
-}
-
-/// Findings for the matches of one blob at `path`, numbering repeats of a secret as
-/// `scan_bytes` does; `keep(match, fingerprint)` filters. Reported API keys go to `secrets`
-/// (for `--verify`) when given.
-fn emit(
-    matcher: &Matcher,
-    matches: &[Match],
-    path: &str,
-    secrets: Option<&super::verify::Secrets>,
-    keep: impl Fn(&Match, &str) -> bool,
-) -> Vec<Finding> {
-    let mut seen: HashMap<(usize, String), usize> = HashMap::new();
-    let mut out = Vec::new();
-    for m in matches {
-        let fp = fingerprint(m.secret.as_bytes());
-        let n = seen.entry((m.rule, fp.clone())).or_insert(0);
-        *n += 1;
-        if keep(m, &fp) {
-            if let Some(s) = secrets {
-                s.keep(matcher.rule(m.rule), &fp, m);
-            }
-            out.push(finding_from_match(matcher, m, &fp, path, *n, None));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

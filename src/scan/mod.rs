@@ -195,19 +195,41 @@ pub fn scan_bytes_keeping(
     secrets: Option<&verify::Secrets>,
 ) -> Vec<Finding> {
     let matches = matcher.scan(path, data);
+    findings_from_matches(matcher, &matches, path, commit, secrets, |_, _| true)
+}
+
+/// Findings for the matches of one input at `path`, numbering repeats of a secret in it (so each
+/// occurrence keeps its own stable id); `keep(match, fingerprint)` filters which are reported.
+/// Reported API keys go to `secrets` (for `--verify`) when given.
+pub fn findings_from_matches(
+    matcher: &Matcher,
+    matches: &[Match],
+    path: &str,
+    commit: Option<&Commit>,
+    secrets: Option<&verify::Secrets>,
+    keep: impl Fn(&Match, &str) -> bool,
+) -> Vec<Finding> {
     let mut seen: HashMap<(usize, String), usize> = HashMap::new();
-    matches
-        .iter()
-        .map(|m| {
-            let fp = fingerprint(m.secret.as_bytes());
+    let mut out = Vec::new();
+    for m in matches {
+        let fp = fingerprint(m.secret.as_bytes());
+        let n = seen.entry((m.rule, fp.clone())).or_insert(0);
+        *n += 1;
+        if keep(m, &fp) {
             if let Some(s) = secrets {
                 s.keep(matcher.rule(m.rule), &fp, m);
             }
-            let n = seen.entry((m.rule, fp.clone())).or_insert(0);
-            *n += 1;
-            finding_from_match(matcher, m, &fp, path, *n, commit.cloned())
-        })
-        .collect()
+            out.push(finding_from_match(
+                matcher,
+                m,
+                &fp,
+                path,
+                *n,
+                commit.cloned(),
+            ));
+        }
+    }
+    out
 }
 
 /// The finding for one match. `occurrence` counts repeats of the same secret in the same file

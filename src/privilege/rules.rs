@@ -5,10 +5,12 @@
 use super::facts::{Environment, KeyFacts, KeyKind, LeakFact, LoginFacts, SecretSource, Storage};
 use super::Catalog;
 use crate::finding::{Action, Severity, Verification};
-use crate::rules::{line_of, toml_error, toml_files_in, RuleError, BUILTIN_PRIVILEGE_RULES};
+use crate::rules::{
+    line_of, read_rule_files, toml_error, unique_ids, RuleError, BUILTIN_PRIVILEGE_RULES,
+};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The built-in evaluators a rule can name in `check`.
@@ -375,33 +377,12 @@ impl PrivilegeRules {
         for (name, text) in BUILTIN_PRIVILEGE_RULES {
             rules.extend(parse_file(Path::new(name), text)?);
         }
-        for dir in extra_dirs {
-            let files = if dir.is_file() {
-                vec![dir.clone()]
-            } else {
-                toml_files_in(dir)?
-            };
-            for path in files {
-                let text = std::fs::read_to_string(&path).map_err(|source| RuleError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-                if !is_privilege_file(&text) {
-                    continue;
-                }
+        for (path, text) in read_rule_files(extra_dirs)? {
+            if is_privilege_file(&text) {
                 rules.extend(parse_file(&path, &text)?);
             }
         }
-        let mut seen: HashMap<String, PathBuf> = HashMap::new();
-        for r in &rules {
-            if let Some(first) = seen.insert(r.id.clone(), r.source.clone()) {
-                return Err(RuleError::Duplicate {
-                    id: r.id.clone(),
-                    first,
-                    second: r.source.clone(),
-                });
-            }
-        }
+        let seen = unique_ids(rules.iter().map(|r| (r.id.as_str(), r.source.as_path())))?;
         let known = || {
             let mut k: Vec<&str> = seen.keys().map(|s| s.as_str()).collect();
             k.sort();

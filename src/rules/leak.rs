@@ -1,10 +1,9 @@
 //! Leak rules: what an Airwallex credential looks like in text, as data.
 
-use super::{line_of, toml_error, toml_files_in, RuleError, BUILTIN_LEAK_RULES};
+use super::{line_of, read_rule_files, toml_error, unique_ids, RuleError, BUILTIN_LEAK_RULES};
 use crate::finding::Severity;
 use regex::bytes::Regex;
 use serde::Deserialize;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -218,30 +217,10 @@ impl LeakRules {
         for (name, text) in BUILTIN_LEAK_RULES {
             rules.extend(parse_file(Path::new(name), text, true)?);
         }
-        for dir in extra_dirs {
-            let files = if dir.is_file() {
-                vec![dir.clone()]
-            } else {
-                toml_files_in(dir)?
-            };
-            for path in files {
-                let text = std::fs::read_to_string(&path).map_err(|source| RuleError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-                rules.extend(parse_file(&path, &text, false)?);
-            }
+        for (path, text) in read_rule_files(extra_dirs)? {
+            rules.extend(parse_file(&path, &text, false)?);
         }
-        let mut seen: HashMap<String, PathBuf> = HashMap::new();
-        for r in &rules {
-            if let Some(first) = seen.insert(r.id.clone(), r.source.clone()) {
-                return Err(RuleError::Duplicate {
-                    id: r.id.clone(),
-                    first,
-                    second: r.source.clone(),
-                });
-            }
-        }
+        let seen = unique_ids(rules.iter().map(|r| (r.id.as_str(), r.source.as_path())))?;
         for id in disabled {
             if !seen.contains_key(id) {
                 let mut known: Vec<&str> = seen.keys().map(|s| s.as_str()).collect();

@@ -95,3 +95,41 @@ pub fn toml_files_in(dir: &Path) -> Result<Vec<PathBuf>, RuleError> {
     out.sort();
     Ok(out)
 }
+
+/// The rule files named in `extra` (a file, or every `.toml` of a directory) with their text.
+pub fn read_rule_files(extra: &[PathBuf]) -> Result<Vec<(PathBuf, String)>, RuleError> {
+    let mut out = Vec::new();
+    for dir in extra {
+        let files = if dir.is_file() {
+            vec![dir.clone()]
+        } else {
+            toml_files_in(dir)?
+        };
+        for path in files {
+            let text = std::fs::read_to_string(&path).map_err(|source| RuleError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            out.push((path, text));
+        }
+    }
+    Ok(out)
+}
+
+/// Rule ids are never reused: fails on an id defined twice, else returns where each id came
+/// from.
+pub fn unique_ids<'a>(
+    rules: impl IntoIterator<Item = (&'a str, &'a Path)>,
+) -> Result<std::collections::HashMap<String, PathBuf>, RuleError> {
+    let mut seen = std::collections::HashMap::new();
+    for (id, source) in rules {
+        if let Some(first) = seen.insert(id.to_string(), source.to_path_buf()) {
+            return Err(RuleError::Duplicate {
+                id: id.to_string(),
+                first,
+                second: source.to_path_buf(),
+            });
+        }
+    }
+    Ok(seen)
+}

@@ -211,8 +211,14 @@ impl Config {
         if let Some(b) = raw.airwallex.retry_base_ms {
             airwallex.retry_base_ms = b;
         }
-        let catalog = crate::privilege::Catalog::builtin();
-        let keys = keys::validate_keys(path, text, &raw.keys, &catalog, &mut problems);
+        // Scope ids are checked against the catalog, parsed only when keys are declared (a
+        // scan, the pre-commit hook above all, never needs it).
+        let keys = if raw.keys.is_empty() {
+            Vec::new()
+        } else {
+            let catalog = crate::privilege::Catalog::builtin_ref();
+            keys::validate_keys(path, text, &raw.keys, catalog, &mut problems)
+        };
         let audit = keys::validate_audit(path, text, &raw.audit, &mut problems);
         if !problems.is_empty() {
             problems.sort_by_key(|p| p.line);

@@ -180,8 +180,16 @@ fn bucket(method: &str, segments: &[&str]) -> (String, usize, String) {
 impl Catalog {
     /// The built-in catalog.
     pub fn builtin() -> Catalog {
-        Catalog::parse("rules/scopes.toml", BUILTIN_CATALOG)
-            .expect("built-in catalog is valid (tested)")
+        Catalog::builtin_ref().clone()
+    }
+
+    /// The built-in catalog, parsed once per process.
+    pub fn builtin_ref() -> &'static Catalog {
+        static CATALOG: std::sync::OnceLock<Catalog> = std::sync::OnceLock::new();
+        CATALOG.get_or_init(|| {
+            Catalog::parse("rules/scopes.toml", BUILTIN_CATALOG)
+                .expect("built-in catalog is valid (tested)")
+        })
     }
 
     pub fn parse(path: &str, text: &str) -> Result<Catalog, CatalogError> {

@@ -4,7 +4,7 @@
 //! fingerprint, status) so tests can check exactly what awxguard sent, and where.
 
 use super::claims::ADMIN_PERMISSIONS;
-use crate::privilege::{Access, Catalog};
+use super::model::{Access, Catalog};
 use crate::secret::fingerprint;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};

@@ -386,11 +386,11 @@ fn writes_create_beneficiaries_transfers_and_webhooks_that_the_lists_return() {
 
     assert_eq!(
         ids(&s.get("/api/v1/beneficiaries", &[]).unwrap()),
-        [ben_id.clone()]
+        [ben_id.as_str()]
     );
     assert_eq!(
         ids(&s.get("/api/v1/transfers", &[]).unwrap()),
-        [tr_id.clone()]
+        [tr_id.as_str()]
     );
     let hooks = s.get("/api/v1/webhooks", &[]).unwrap();
     assert_eq!(hooks["items"][0]["url"], "https://elsewhere.example.net/b");

@@ -5,6 +5,7 @@ pub mod airwallex;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod finding;
 pub mod inventory;
 pub mod privilege;

@@ -18,5 +18,6 @@ mod sarif;
 mod scan;
 mod simulator;
 mod store;
+mod transport;
 mod usage;
 mod verify;

@@ -2,8 +2,13 @@
 //! validated into `Config`. Every problem names the file, line and field, and all problems are
 //! reported at once.
 
+mod alerts;
 mod keys;
 
+pub use alerts::{
+    check_webhook_url, is_loopback_host, parse_duration, AlertsConfig, CredentialRef, EmailSink,
+    FileSink, RawAlerts, Route, SmtpSecurity, UrlSpec, WebhookSink,
+};
 pub use keys::{is_api_key_shape, AuditConfig, KeyDecl, RawAudit, RawKey, SecretSpec};
 
 use serde::Deserialize;
@@ -60,6 +65,8 @@ pub struct RawConfig {
     pub keys: Vec<Spanned<RawKey>>,
     #[serde(default)]
     pub audit: RawAudit,
+    /// `[alerts]`: absent means no alerts are queued.
+    pub alerts: Option<Spanned<RawAlerts>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -125,6 +132,8 @@ pub struct Config {
     /// The declared keys, in config order.
     pub keys: Vec<KeyDecl>,
     pub audit: AuditConfig,
+    /// `[alerts]`, when configured.
+    pub alerts: Option<AlertsConfig>,
 }
 
 /// Finds the 1-based line of a byte offset.
@@ -220,6 +229,10 @@ impl Config {
             keys::validate_keys(path, text, &raw.keys, catalog, &mut problems)
         };
         let audit = keys::validate_audit(path, text, &raw.audit, &mut problems);
+        let alerts = raw
+            .alerts
+            .as_ref()
+            .map(|a| alerts::validate(path, text, a, &mut problems));
         if !problems.is_empty() {
             problems.sort_by_key(|p| p.line);
             return Err(ConfigError::Invalid(problems));
@@ -230,6 +243,7 @@ impl Config {
             airwallex,
             keys,
             audit,
+            alerts,
         })
     }
 

@@ -157,14 +157,16 @@ impl Context {
         Style { color }
     }
 
-    /// The database: `--db`, `AWXGUARD_DB`, or the default under the XDG data directory.
-    pub fn open_store(&self) -> anyhow::Result<crate::store::Store> {
+    /// The database: `--db`, `AWXGUARD_DB`, `[store] path`, or the default under the XDG data
+    /// directory.
+    pub fn open_store(&self) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
         let path = self
             .global
             .db
             .clone()
+            .or_else(|| self.config.store.path.clone())
             .unwrap_or_else(crate::store::default_path);
-        Ok(crate::store::Store::open(&path)?)
+        Ok(crate::store::open(&path)?)
     }
 
     /// Renders a report where the user asked, and returns the exit code its findings call for.

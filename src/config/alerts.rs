@@ -3,7 +3,7 @@
 //! fallback), and through which sinks (email over SMTP, a webhook, a directory of files).
 //! Credentials are `env:`/`file:` references, never literals.
 
-use super::{line_at, ConfigProblem};
+use super::{ConfigProblem, Source};
 use crate::finding::Severity;
 use crate::secret::Secret;
 use chrono::NaiveTime;
@@ -40,6 +40,24 @@ pub struct RawAlerts {
     pub email: Option<Spanned<RawEmail>>,
     pub webhook: Option<Spanned<RawWebhook>>,
     pub file: Option<Spanned<RawFileSink>>,
+}
+
+impl RawAlerts {
+    fn is_empty(&self) -> bool {
+        self.min_severity.is_none()
+            && self.digest_at.is_none()
+            && self.timezone.is_none()
+            && self.repeat_interval.is_none()
+            && self.resolved_notice.is_none()
+            && self.from.is_none()
+            && self.fallback.is_empty()
+            && self.retry_base.is_none()
+            && self.retry_max.is_none()
+            && self.route.is_empty()
+            && self.email.is_none()
+            && self.webhook.is_none()
+            && self.file.is_none()
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -290,22 +308,20 @@ pub fn check_webhook_url(url: &str) -> Result<(), String> {
 }
 
 /// Validates `[alerts]`, adding every problem to `problems`.
-pub fn validate(
-    path: &Path,
-    text: &str,
+/// An empty `[alerts]` means alerts are not configured (`None`).
+pub(super) fn validate(
+    src: &Source<'_>,
     raw: &Spanned<RawAlerts>,
     problems: &mut Vec<ConfigProblem>,
-) -> AlertsConfig {
+) -> Option<AlertsConfig> {
     let section = raw.span();
     let raw = raw.get_ref();
-    let base = path.parent().unwrap_or(Path::new("."));
+    if raw.is_empty() {
+        return None;
+    }
+    let base = src.base();
     let mut push = |span: std::ops::Range<usize>, field: &str, message: String| {
-        problems.push(ConfigProblem {
-            path: path.to_path_buf(),
-            line: line_at(text, span.start),
-            field: format!("alerts.{field}"),
-            message,
-        })
+        problems.push(src.problem(span, &format!("alerts.{field}"), message))
     };
     let mut cfg = AlertsConfig::with_sinks(None, None, None);
     cfg.fallback.clear();
@@ -569,7 +585,7 @@ pub fn validate(
             "no sink: add [alerts.email], [alerts.webhook] or [alerts.file]".into(),
         );
     }
-    cfg
+    Some(cfg)
 }
 
 #[cfg(test)]

@@ -18,5 +18,6 @@ mod rules;
 mod sarif;
 mod scan;
 mod simulator;
+mod store;
 mod usage;
 mod verify;

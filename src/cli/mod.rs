@@ -3,6 +3,7 @@
 //! outcome to `report`, and returns an exit code (0 clean, 1 findings at or above `--fail-on`,
 //! 2 the tool failed) or an error that `main` prints and maps to 2.
 
+mod alerts;
 mod audit;
 mod demo;
 mod findings;
@@ -101,6 +102,9 @@ pub enum Command {
     /// Stored findings: list them, acknowledge the ones judged acceptable.
     #[command(subcommand)]
     Findings(findings::FindingsCommand),
+    /// Alerts: send a test alert to every configured sink.
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
     /// Serve the local Airwallex simulator (for tests, demos and trying integrations).
     Sandbox(sandbox::SandboxArgs),
 }
@@ -123,6 +127,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Hook(cmd) => hook::run(&ctx, cmd),
         Command::Sandbox(args) => sandbox::run(&ctx, args),
         Command::Findings(cmd) => findings::run(&ctx, cmd),
+        Command::Alerts(cmd) => alerts::run(&ctx, cmd),
     }
 }
 

@@ -15,7 +15,10 @@ mod usage;
 mod watch;
 
 pub use airwallex::{AirwallexConfig, RawAirwallex};
-pub use alerts::{AlertsConfig, RawAlerts};
+pub use alerts::{
+    check_webhook_url, is_loopback_host, parse_duration, AlertsConfig, CredentialRef, EmailSink,
+    FileSink, RawAlerts, Route, SmtpSecurity, UrlSpec, WebhookSink,
+};
 pub use audit::{AuditConfig, RawAudit};
 pub use daemon::{DaemonConfig, RawDaemon};
 pub use keys::{is_api_key_shape, KeyDecl, RawKey, SecretSpec};
@@ -85,8 +88,8 @@ pub struct RawConfig {
     pub proxy: RawProxy,
     #[serde(default)]
     pub watch: RawWatch,
-    #[serde(default)]
-    pub alerts: RawAlerts,
+    /// Absent (or empty) means no alerts are queued.
+    pub alerts: Option<Spanned<RawAlerts>>,
     #[serde(default)]
     pub daemon: RawDaemon,
     /// `[[key]]` tables: the declared Airwallex keys.
@@ -106,7 +109,8 @@ pub struct Config {
     pub usage: UsageConfig,
     pub proxy: ProxyConfig,
     pub watch: WatchConfig,
-    pub alerts: AlertsConfig,
+    /// `[alerts]`, when configured.
+    pub alerts: Option<AlertsConfig>,
     pub daemon: DaemonConfig,
     /// The declared keys, in config order.
     pub keys: Vec<KeyDecl>,
@@ -201,7 +205,10 @@ impl Config {
             usage: usage::validate(&src, &raw.usage, &mut problems),
             proxy: proxy::validate(&src, &raw.proxy, &mut problems),
             watch: watch::validate(&src, &raw.watch, &mut problems),
-            alerts: alerts::validate(&src, &raw.alerts, &mut problems),
+            alerts: raw
+                .alerts
+                .as_ref()
+                .and_then(|a| alerts::validate(&src, a, &mut problems)),
             daemon: daemon::validate(&src, &raw.daemon, &mut problems),
             keys,
         };

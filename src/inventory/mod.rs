@@ -41,7 +41,7 @@ pub struct Inventory {
 }
 
 /// Reads a key's secret. The error names the cause (never the value).
-fn resolve_secret(spec: &SecretSpec) -> Result<Secret<String>, String> {
+pub fn resolve_secret(spec: &SecretSpec) -> Result<Secret<String>, String> {
     let (value, from) = match spec {
         SecretSpec::Literal(s) => return Ok(s.clone()),
         SecretSpec::Env(var) => match std::env::var(var) {

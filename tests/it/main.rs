@@ -3,6 +3,7 @@
 //! loopback; no test reaches the internet.
 
 mod airwallex;
+mod alerts;
 mod audit;
 mod baseline;
 mod common;

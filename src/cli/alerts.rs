@@ -16,13 +16,9 @@ pub fn run(ctx: &Context, cmd: AlertsCommand) -> anyhow::Result<u8> {
              [alerts.webhook] or [alerts.file]) to the config (see examples/awxguard.toml)"
         );
     };
-    let clock = crate::clock::from_env();
     match cmd {
         AlertsCommand::Test => {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let (doc, outcomes) = rt.block_on(crate::alert::send_test(cfg, clock.as_ref()));
+            let (doc, outcomes) = ctx.block_on(crate::alert::send_test(cfg, ctx.clock()));
             println!("test alert {} (Message-ID {})", doc.id, doc.message_id);
             let mut failed = false;
             for o in outcomes {

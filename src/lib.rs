@@ -8,6 +8,7 @@ pub mod config;
 pub mod finding;
 pub mod inventory;
 pub mod privilege;
+pub mod proxy;
 pub mod report;
 pub mod rules;
 pub mod scan;

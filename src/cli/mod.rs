@@ -7,6 +7,7 @@ mod demo;
 mod findings;
 mod hook;
 mod inventory;
+mod proxy;
 mod rules;
 mod sandbox;
 mod scan;
@@ -102,6 +103,9 @@ pub enum Command {
     Findings(findings::FindingsCommand),
     /// Serve the local Airwallex simulator (for tests, demos and trying integrations).
     Sandbox(sandbox::SandboxArgs),
+    /// The recording (and, with --enforce, enforcing) proxy in front of Airwallex: point the
+    /// integration's Airwallex base URL at it.
+    Proxy(proxy::ProxyArgs),
 }
 
 /// Runs the parsed command line and returns the exit code.
@@ -115,6 +119,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Demo(args) => demo::run(&ctx, args),
         Command::Hook(cmd) => hook::run(&ctx, cmd),
         Command::Sandbox(args) => sandbox::run(&ctx, args),
+        Command::Proxy(args) => proxy::run(&ctx, args),
         Command::Findings(cmd) => findings::run(&ctx, cmd),
     }
 }
@@ -152,14 +157,17 @@ impl Context {
         Style { color }
     }
 
-    /// The database: `--db`, `AWXGUARD_DB`, or the default under the XDG data directory.
-    pub fn open_store(&self) -> anyhow::Result<crate::store::Store> {
-        let path = self
-            .global
+    /// The database path: `--db`, `AWXGUARD_DB`, or the default under the XDG data directory.
+    pub fn db_path(&self) -> PathBuf {
+        self.global
             .db
             .clone()
-            .unwrap_or_else(crate::store::default_path);
-        Ok(crate::store::Store::open(&path)?)
+            .unwrap_or_else(crate::store::default_path)
+    }
+
+    /// The database: `--db`, `AWXGUARD_DB`, or the default under the XDG data directory.
+    pub fn open_store(&self) -> anyhow::Result<crate::store::Store> {
+        Ok(crate::store::Store::open(&self.db_path())?)
     }
 
     /// Renders a report where the user asked, and returns the exit code its findings call for.

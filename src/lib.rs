@@ -2,6 +2,7 @@
 //! configured ones, and watches how they are used. The binary is a thin shell over this library.
 
 pub mod airwallex;
+pub mod alert;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -33,7 +33,7 @@ impl ClientSettings {
     }
 
     /// Settings from the `[airwallex]` config for a given base URL.
-    pub fn from_config(base_url: &str, c: &crate::config::AirwallexConfig) -> ClientSettings {
+    pub fn from_config(base_url: &str, c: &super::AirwallexConfig) -> ClientSettings {
         ClientSettings {
             base_url: base_url.trim_end_matches('/').to_string(),
             timeout: Duration::from_millis(c.timeout_ms),

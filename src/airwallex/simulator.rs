@@ -12,8 +12,8 @@
 mod writes;
 
 use super::claims::ADMIN_PERMISSIONS;
+use super::model::{Access, Catalog};
 use crate::clock::{Clock, SystemClock};
-use crate::privilege::{Access, Catalog};
 use crate::secret::fingerprint;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};

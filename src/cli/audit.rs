@@ -67,13 +67,13 @@ pub fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<u8> {
         leaks: args.scan.clone(),
     };
     let mut g = gather(ctx, !args.no_verify, &search, &usage)?;
-    let mut store = if args.no_store {
+    let store = if args.no_store {
         None
     } else {
         Some(ctx.open_store()?)
     };
     if let Some(st) = &store {
-        link_leaks(&mut g.inventory, st, now)?;
+        link_leaks(&mut g.inventory, st.as_ref(), now)?;
     }
     let mut timings = g.timings.clone();
     timings.insert("rules".into(), rules_ms);
@@ -85,12 +85,12 @@ pub fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<u8> {
     let started = std::time::Instant::now();
     let mut resolved = Vec::new();
     let mut store_summary = None;
-    if let Some(store) = store.as_mut() {
-        let (summary, gone) = store
+    if let Some(store) = &store {
+        let recorded = store
             .record("audit", &mut findings, now)
             .context("cannot record the findings")?;
-        store_summary = Some(summary);
-        resolved = gone;
+        store_summary = Some(recorded.summary);
+        resolved = recorded.resolved;
         timings.insert("store".into(), started.elapsed().as_millis() as u64);
     }
     let mut report = Report::new("audit", findings);
@@ -158,7 +158,7 @@ pub fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<u8> {
 /// the inventory key with the same fingerprint.
 fn link_leaks(
     inv: &mut crate::inventory::Inventory,
-    store: &crate::store::Store,
+    store: &dyn crate::store::Store,
     now: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<()> {
     let stored = store

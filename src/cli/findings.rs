@@ -84,7 +84,7 @@ pub fn parse_expiry(s: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>
 
 pub fn run(ctx: &Context, cmd: FindingsCommand) -> anyhow::Result<u8> {
     let now = crate::clock::from_env().now();
-    let mut store = ctx.open_store()?;
+    let store = ctx.open_store()?;
     match cmd {
         FindingsCommand::List { status, scope } => {
             let stored = store.list(scope.as_deref(), now)?;

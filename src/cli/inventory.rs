@@ -249,22 +249,6 @@ pub fn rows(g: &Gathered, now: DateTime<Utc>) -> Vec<Row> {
         .collect()
 }
 
-fn kind_word(k: KeyKind) -> &'static str {
-    match k {
-        KeyKind::Admin => "admin",
-        KeyKind::ReadOnly => "read_only",
-        KeyKind::ReadWrite => "read_write",
-        KeyKind::Custom => "custom",
-    }
-}
-
-fn env_word(e: Environment) -> &'static str {
-    match e {
-        Environment::Production => "production",
-        Environment::Sandbox => "sandbox",
-    }
-}
-
 /// The human table, then one detail line per remark.
 pub fn render_table(rows: &[Row], evidence: bool, out: &mut dyn Write) -> std::io::Result<()> {
     let header = [
@@ -295,7 +279,7 @@ pub fn render_table(rows: &[Row], evidence: bool, out: &mut dyn Write) -> std::i
         } else {
             "(undeclared)".to_string()
         };
-        let kind = if r.declared { kind_word(r.kind) } else { "?" };
+        let kind = if r.declared { r.kind.as_str() } else { "?" };
         let last_used = match (&r.last_used, evidence) {
             (Some(t), _) => t.format("%Y-%m-%d").to_string(),
             (None, true) => "no evidence".into(),
@@ -304,7 +288,7 @@ pub fn render_table(rows: &[Row], evidence: bool, out: &mut dyn Write) -> std::i
         table.push(vec![
             name,
             if r.declared {
-                env_word(r.environment).into()
+                r.environment.as_str().into()
             } else {
                 "?".into()
             },

@@ -2,6 +2,7 @@
 //! code (0 clean, 1 findings at or above `--fail-on`, 2 the tool failed) or an error that
 //! `main` prints and maps to 2.
 
+mod alerts;
 mod audit;
 mod demo;
 mod findings;
@@ -101,6 +102,9 @@ pub enum Command {
     /// Stored findings: list them, acknowledge the ones judged acceptable.
     #[command(subcommand)]
     Findings(findings::FindingsCommand),
+    /// Alerts: send a test alert to every configured sink.
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
     /// Serve the local Airwallex simulator (for tests, demos and trying integrations).
     Sandbox(sandbox::SandboxArgs),
     /// The recording (and, with --enforce, enforcing) proxy in front of Airwallex: point the
@@ -121,6 +125,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Sandbox(args) => sandbox::run(&ctx, args),
         Command::Proxy(args) => proxy::run(&ctx, args),
         Command::Findings(cmd) => findings::run(&ctx, cmd),
+        Command::Alerts(cmd) => alerts::run(&ctx, cmd),
     }
 }
 
@@ -157,17 +162,20 @@ impl Context {
         Style { color }
     }
 
-    /// The database path: `--db`, `AWXGUARD_DB`, or the default under the XDG data directory.
+    /// The database path: `--db`, `AWXGUARD_DB`, `[store] path`, or the default under the XDG
+    /// data directory.
     pub fn db_path(&self) -> PathBuf {
         self.global
             .db
             .clone()
+            .or_else(|| self.config.store.path.clone())
             .unwrap_or_else(crate::store::default_path)
     }
 
-    /// The database: `--db`, `AWXGUARD_DB`, or the default under the XDG data directory.
-    pub fn open_store(&self) -> anyhow::Result<crate::store::Store> {
-        Ok(crate::store::Store::open(&self.db_path())?)
+    /// The database: `--db`, `AWXGUARD_DB`, `[store] path`, or the default under the XDG data
+    /// directory.
+    pub fn open_store(&self) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
+        Ok(crate::store::open(&self.db_path())?)
     }
 
     /// Renders a report where the user asked, and returns the exit code its findings call for.

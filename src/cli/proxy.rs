@@ -7,9 +7,10 @@ use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
-    /// Address to listen on; point the integration's Airwallex base URL at it.
-    #[arg(long, default_value = "127.0.0.1:8788", value_name = "ADDR")]
-    pub listen: String,
+    /// Address to listen on; point the integration's Airwallex base URL at it [default: [proxy]
+    /// listen, else 127.0.0.1:8788].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
     /// Airwallex API to forward to [default: [airwallex] base_url, else https://api.airwallex.com].
     /// HTTPS to a documented Airwallex host or a host in [airwallex] allow_hosts, or loopback.
     #[arg(long, value_name = "URL")]
@@ -41,16 +42,15 @@ pub fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<u8> {
         listen: args.listen,
         upstream: args.upstream,
         enforce: match args.enforce {
-            None => Enforce::Off,
-            Some(v) if v.is_empty() => Enforce::All,
-            Some(v) => Enforce::Keys(v),
+            None => None,
+            Some(v) if v.is_empty() => Some(Enforce::All),
+            Some(v) => Some(Enforce::Keys(v)),
         },
         allowed_clients: args.allowed_clients,
         upstream_ca: args.upstream_ca,
         money_guard_minutes: args.money_guard,
         spill_dir: args.spill_dir,
         db: ctx.db_path(),
-        allow_hosts: Vec::new(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

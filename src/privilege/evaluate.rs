@@ -3,12 +3,13 @@
 //! says it could not judge (and why); the rule's data supplies severity, message and steps.
 
 use super::facts::{KeyFacts, KeyKind, SecretSource};
-use super::recommend::{self, env_name, list, render, Replacement};
-use super::rules::{tier_scopes, PrivilegeRule, PrivilegeRules};
+use super::recommend::{self, list, render, Replacement};
+use super::rules::{PrivilegeRule, PrivilegeRules};
 use super::{Access, Catalog};
 use crate::airwallex::claims::ADMIN_PERMISSIONS;
+use crate::airwallex::{host_environment, tier_scopes};
 use crate::finding::{Action, Finding, Recommendation, Severity, Verification};
-use crate::usage::{host_environment, Evidence, KeyUsage};
+use crate::usage::{Evidence, KeyUsage};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -155,17 +156,8 @@ impl<'a> KeyCtx<'a> {
         let f = self.f;
         let mut v = BTreeMap::new();
         v.insert("key", f.name.clone());
-        v.insert("environment", env_name(f.environment).to_string());
-        v.insert(
-            "kind",
-            match f.kind {
-                KeyKind::Admin => "admin",
-                KeyKind::ReadOnly => "read_only",
-                KeyKind::ReadWrite => "read_write",
-                KeyKind::Custom => "custom",
-            }
-            .to_string(),
-        );
+        v.insert("environment", f.environment.as_str().to_string());
+        v.insert("kind", f.kind.as_str().to_string());
         v.insert(
             "owner",
             f.owner
@@ -706,7 +698,7 @@ fn check(ctx: &KeyCtx<'_>, rule: &PrivilegeRule) -> Verdict {
             )
         }
         "wrong-environment" => {
-            let own = env_name(f.environment);
+            let own = f.environment.as_str();
             let other = if own == "production" {
                 "sandbox"
             } else {

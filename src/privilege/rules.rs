@@ -4,6 +4,7 @@
 
 use super::facts::{Environment, KeyFacts, KeyKind, LeakFact, LoginFacts, SecretSource, Storage};
 use super::Catalog;
+use crate::airwallex::tier_scopes;
 use crate::finding::{Action, Severity, Verification};
 use crate::rules::{
     line_of, read_rule_files, toml_error, unique_ids, RuleError, BUILTIN_PRIVILEGE_RULES,
@@ -290,16 +291,6 @@ impl ExampleKey {
             declared_at: self.declared.then(|| "awxguard.toml:1".to_string()),
             config_problems: self.config_problems.clone(),
         }
-    }
-}
-
-/// The scopes a tier stands for: every scope (admin, read_write), every read scope (read_only),
-/// or the listed ones (custom).
-pub fn tier_scopes(kind: KeyKind, listed: &[String], catalog: &Catalog) -> Vec<String> {
-    match kind {
-        KeyKind::Admin | KeyKind::ReadWrite => catalog.all_ids(),
-        KeyKind::ReadOnly => catalog.read_ids(),
-        KeyKind::Custom => listed.to_vec(),
     }
 }
 

@@ -5,10 +5,10 @@
 use super::policy::{allowed_templates, KeyPolicy, Policy};
 use super::store::{LazySqliteLookup, LazySqliteStore, ProxyLookup};
 use super::{Proxy, ProxyError, ProxySettings, Upstream};
+use crate::airwallex::Catalog;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::inventory::Inventory;
-use crate::privilege::Catalog;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,15 +27,17 @@ pub enum Enforce {
     Keys(Vec<String>),
 }
 
-/// What to run.
-#[derive(Debug, Clone)]
+/// What to run: the command line's choices; what it leaves out comes from `[proxy]`.
+#[derive(Debug, Clone, Default)]
 pub struct ProxyRequest {
-    pub listen: String,
+    /// `None`: `[proxy] listen`, else `127.0.0.1:8788`.
+    pub listen: Option<String>,
     /// `None`: `[airwallex] base_url`, else production.
     pub upstream: Option<String>,
-    pub enforce: Enforce,
-    /// Client addresses or CIDRs allowed to use the proxy (empty: any), checked under
-    /// `--enforce`.
+    /// `None`: `[proxy] enforce`.
+    pub enforce: Option<Enforce>,
+    /// Client addresses or CIDRs allowed to use the proxy, checked under `--enforce` (empty:
+    /// `[proxy] allowed_clients`; both empty: any).
     pub allowed_clients: Vec<String>,
     pub upstream_ca: Vec<PathBuf>,
     /// Hold transfers to beneficiaries created or changed less than this many minutes ago.
@@ -43,8 +45,30 @@ pub struct ProxyRequest {
     /// `None`: `proxy-spill/` beside the database.
     pub spill_dir: Option<PathBuf>,
     pub db: PathBuf,
-    /// Extra hosts the upstream may be (`[airwallex] allow_hosts`).
-    pub allow_hosts: Vec<String>,
+}
+
+/// The request with `[proxy]` filled in where the command line said nothing.
+pub fn resolve(mut req: ProxyRequest, config: &Config) -> ProxyRequest {
+    let c = &config.proxy;
+    req.listen = req
+        .listen
+        .or_else(|| c.listen.clone())
+        .or_else(|| Some("127.0.0.1:8788".to_string()));
+    req.upstream = req.upstream.or_else(|| c.upstream.clone());
+    req.enforce = req.enforce.or_else(|| {
+        Some(match &c.enforce {
+            crate::config::EnforceSetting::Off => Enforce::Off,
+            crate::config::EnforceSetting::All => Enforce::All,
+            crate::config::EnforceSetting::Keys(k) => Enforce::Keys(k.clone()),
+        })
+    });
+    if req.allowed_clients.is_empty() {
+        req.allowed_clients = c.allowed_clients.clone();
+    }
+    req.upstream_ca.extend(c.upstream_ca.iter().cloned());
+    req.money_guard_minutes = req.money_guard_minutes.or(c.money_guard_minutes);
+    req.spill_dir = req.spill_dir.or_else(|| c.spill_dir.clone());
+    req
 }
 
 /// Why the job could not run.
@@ -72,7 +96,8 @@ pub struct ProxyOutcome {
 /// The policy from the declared keys.
 pub fn policy(req: &ProxyRequest, config: &Config, catalog: &Catalog) -> Result<Policy, JobError> {
     let inventory = Inventory::from_config(config, catalog);
-    if let Enforce::Keys(names) = &req.enforce {
+    let enforce = req.enforce.clone().unwrap_or_default();
+    if let Enforce::Keys(names) = &enforce {
         for n in names {
             if !inventory.entries.iter().any(|e| &e.facts.name == n) {
                 let known: Vec<&str> = inventory
@@ -99,7 +124,7 @@ pub fn policy(req: &ProxyRequest, config: &Config, catalog: &Catalog) -> Result<
             name: f.name.clone(),
             fingerprint: fp.clone(),
             allowed: Some(allowed_templates(&f.declared_scopes, catalog)),
-            enforce: match &req.enforce {
+            enforce: match &enforce {
                 Enforce::Off => false,
                 Enforce::All => true,
                 Enforce::Keys(names) => names.contains(&f.name),
@@ -109,7 +134,7 @@ pub fn policy(req: &ProxyRequest, config: &Config, catalog: &Catalog) -> Result<
     }
     Policy::new(
         keys,
-        req.enforce == Enforce::All,
+        enforce == Enforce::All,
         &req.allowed_clients,
         req.money_guard_minutes
             .filter(|m| *m > 0)
@@ -126,13 +151,16 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<ProxyOutcome, JobError> {
+    let req = resolve(req, config);
+    let listen = req.listen.clone().unwrap_or_default();
     let catalog = Catalog::builtin_ref();
     let upstream_url = req
         .upstream
         .clone()
         .or_else(|| config.airwallex.base_url.clone())
         .unwrap_or_else(|| crate::airwallex::PRODUCTION_URL.to_string());
-    let upstream = Upstream::parse(&upstream_url, &req.allow_hosts).map_err(ProxyError::from)?;
+    let upstream =
+        Upstream::parse(&upstream_url, &config.airwallex.allow_hosts).map_err(ProxyError::from)?;
     let policy = policy(&req, config, catalog)?;
     let spill_dir = req.spill_dir.clone().unwrap_or_else(|| {
         req.db
@@ -143,20 +171,23 @@ pub async fn run(
     });
     let mut settings = ProxySettings::new(upstream.clone(), spill_dir.clone());
     settings.upstream_ca = req.upstream_ca.clone();
+    if let Some(q) = config.proxy.queue_capacity {
+        settings.writer.queue_capacity = q;
+    }
     let store = LazySqliteStore::new(&req.db, Duration::from_millis(250), clock.clone());
     let lookup: Arc<dyn ProxyLookup> =
         Arc::new(LazySqliteLookup::new(&req.db, Duration::from_millis(250)));
     let enforcing = policy.enforces_anything();
     let guard = policy.money_guard;
     let proxy = Proxy::new(settings, policy, Box::new(store), Some(lookup), clock)?;
-    let listener = Proxy::bind(&req.listen)
+    let listener = Proxy::bind(&listen)
         .await
         .map_err(|source| JobError::Listen {
-            addr: req.listen.clone(),
+            addr: listen.clone(),
             source,
         })?;
     let addr = listener.local_addr().map_err(|source| JobError::Listen {
-        addr: req.listen.clone(),
+        addr: listen.clone(),
         source,
     })?;
     tracing::info!(
@@ -198,7 +229,7 @@ pub async fn run(
         .serve(listener, shutdown)
         .await
         .map_err(|source| JobError::Listen {
-            addr: req.listen.clone(),
+            addr: listen.clone(),
             source,
         });
     ticker.abort();

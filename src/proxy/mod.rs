@@ -29,8 +29,8 @@ pub use policy::{KeyPolicy, Policy, ProxyRules};
 pub use record::{Counters, UsageEvent, WriterSettings};
 pub use upstream::{Upstream, UpstreamError};
 
+use crate::airwallex::Catalog;
 use crate::clock::Clock;
-use crate::privilege::Catalog;
 use chrono::{DateTime, Utc};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::collections::{HashMap, HashSet};

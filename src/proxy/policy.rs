@@ -3,8 +3,9 @@
 //! `allowed_clients`, a transfer to a beneficiary created moments ago); their text and weight are
 //! data (`rules/proxy/proxy.toml`) with examples that `awxguard rules check` decides.
 
+use crate::airwallex::model::RouteRef;
+use crate::airwallex::{Access, Catalog};
 use crate::finding::{Action, Finding, Recommendation, Severity};
-use crate::privilege::{Access, Catalog, RouteRef};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};

@@ -3,6 +3,7 @@
 //! loopback; no test reaches the internet.
 
 mod airwallex;
+mod alerts;
 mod audit;
 mod baseline;
 mod common;
@@ -18,5 +19,6 @@ mod rules;
 mod sarif;
 mod scan;
 mod simulator;
+mod store;
 mod usage;
 mod verify;

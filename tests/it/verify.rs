@@ -443,6 +443,7 @@ fn verify_tries_production_then_sandbox_hosts_and_stops_at_the_first_201() {
         timeout_ms: 10_000,
         retries: 0,
         retry_base_ms: 1,
+        ..AirwallexConfig::default()
     };
     let pairs = vec![
         pair(&cid, &sandbox_key),

@@ -8,6 +8,7 @@ use crate::rules::leak::Validator;
 use crate::scan::baseline::{self, Baseline};
 use crate::scan::verify::{self, Secrets};
 use crate::scan::{Matcher, ScanOptions};
+use crate::store::Recorded;
 use anyhow::Context as _;
 use clap::Args;
 use std::collections::BTreeSet;
@@ -79,8 +80,8 @@ pub fn finish(
 /// inventory keys by fingerprint.
 fn record(ctx: &Context, scope: &str, report: &mut Report) -> anyhow::Result<()> {
     let now = crate::clock::from_env().now();
-    let mut store = ctx.open_store()?;
-    let (summary, resolved) = store
+    let store = ctx.open_store()?;
+    let Recorded { summary, resolved } = store
         .record(scope, &mut report.findings, now)
         .context("cannot record the scan's findings")?;
     for f in &resolved {

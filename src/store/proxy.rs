@@ -251,7 +251,7 @@ mod tests {
             method: "POST".into(),
             path: "/api/v1/beneficiaries/create".into(),
         };
-        s.append_proxy_events(&[row.clone()], std::slice::from_ref(&obj))
+        s.append_proxy_events(std::slice::from_ref(&row), std::slice::from_ref(&obj))
             .unwrap();
         s.append_proxy_events(&[row], &[obj]).unwrap();
         assert_eq!(s.proxy_events().unwrap().len(), 1);

@@ -115,7 +115,7 @@ pub enum Command {
 /// Runs the parsed command line and returns the exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     let ctx = Context::new(&cli.global)?;
-    match cli.command {
+    let code = match cli.command {
         Command::Scan(args) => scan::run(&ctx, args),
         Command::Inventory(args) => inventory::run(&ctx, args),
         Command::Audit(args) => audit::run(&ctx, args),
@@ -126,13 +126,23 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Proxy(args) => proxy::run(&ctx, args),
         Command::Findings(cmd) => findings::run(&ctx, cmd),
         Command::Alerts(cmd) => alerts::run(&ctx, cmd),
-    }
+    }?;
+    alerts::after_run(&ctx);
+    Ok(code)
 }
 
 /// What every subcommand gets: the global options and the loaded config.
 pub struct Context {
     pub global: GlobalArgs,
     pub config: Config,
+    /// The store this run opened, with the alert planner installed on it when `[alerts]` is
+    /// configured: alerts queued by the run are delivered at its end.
+    alerting: std::cell::RefCell<Option<Alerting>>,
+}
+
+struct Alerting {
+    store: std::sync::Arc<dyn crate::store::Store>,
+    planner: std::sync::Arc<crate::alert::Planner>,
 }
 
 impl Context {
@@ -145,6 +155,7 @@ impl Context {
         Ok(Context {
             global: global.clone(),
             config,
+            alerting: std::cell::RefCell::new(None),
         })
     }
 
@@ -175,7 +186,15 @@ impl Context {
     /// The database: `--db`, `AWXGUARD_DB`, `[store] path`, or the default under the XDG data
     /// directory.
     pub fn open_store(&self) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
-        Ok(crate::store::open(&self.db_path())?)
+        let store = crate::store::open(&self.db_path())?;
+        // Every run recorded through this store queues its alerts when [alerts] is configured.
+        if let Some(planner) = crate::alert::install(store.as_ref(), &self.config) {
+            *self.alerting.borrow_mut() = Some(Alerting {
+                store: store.clone(),
+                planner,
+            });
+        }
+        Ok(store)
     }
 
     /// Renders a report where the user asked, and returns the exit code its findings call for.

@@ -59,6 +59,10 @@ pub fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<u8> {
         req,
         &ctx.config,
         std::sync::Arc::new(crate::clock::SystemClock),
+        ctx.config.alerts.as_ref().map(|c| {
+            std::sync::Arc::new(crate::alert::Planner::new(c.clone()))
+                as std::sync::Arc<dyn crate::store::AlertPlanner>
+        }),
         shutdown_signal(),
         |addr| eprintln!("awxguard proxy: listening on http://{addr}"),
     ))?;

@@ -143,11 +143,14 @@ pub fn policy(req: &ProxyRequest, config: &Config, catalog: &Catalog) -> Result<
     .map_err(JobError::Clients)
 }
 
-/// Runs the proxy until `shutdown`; `ready` gets the bound address once it listens.
+/// Runs the proxy until `shutdown`; `ready` gets the bound address once it listens. Findings it
+/// records queue their alerts through `alerts` (the `[alerts]` planner), for the alert sender
+/// to deliver.
 pub async fn run(
     req: ProxyRequest,
     config: &Config,
     clock: Arc<dyn Clock>,
+    alerts: Option<Arc<dyn crate::store::AlertPlanner>>,
     shutdown: impl Future<Output = ()>,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<ProxyOutcome, JobError> {
@@ -174,7 +177,8 @@ pub async fn run(
     if let Some(q) = config.proxy.queue_capacity {
         settings.writer.queue_capacity = q;
     }
-    let store = LazySqliteStore::new(&req.db, Duration::from_millis(250), clock.clone());
+    let store = LazySqliteStore::new(&req.db, Duration::from_millis(250), clock.clone())
+        .with_alerts(alerts);
     let lookup: Arc<dyn ProxyLookup> =
         Arc::new(LazySqliteLookup::new(&req.db, Duration::from_millis(250)));
     let enforcing = policy.enforces_anything();

@@ -14,7 +14,7 @@
 use super::record::UsageEvent;
 use crate::finding::{Finding, Status};
 use crate::store::proxy::{ObjectSighting, ProxyEventRow};
-use crate::store::{Findings, Lifecycle, ProxyRecords, SqliteStore};
+use crate::store::{Findings, Lifecycle, Outbox, ProxyRecords, SqliteStore};
 use chrono::{DateTime, Utc};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -59,6 +59,8 @@ pub struct LazySqliteStore {
     busy: Duration,
     clock: Arc<dyn crate::clock::Clock>,
     inner: Option<SqliteStore>,
+    /// Queues alerts for the findings the proxy records (`[alerts]`), in the same transaction.
+    planner: Option<Arc<dyn crate::store::AlertPlanner>>,
 }
 
 impl LazySqliteStore {
@@ -72,12 +74,23 @@ impl LazySqliteStore {
             busy,
             clock,
             inner: None,
+            planner: None,
         }
+    }
+
+    /// Findings recorded through this store queue their alerts with `planner`.
+    pub fn with_alerts(mut self, planner: Option<Arc<dyn crate::store::AlertPlanner>>) -> Self {
+        self.planner = planner;
+        self
     }
 
     fn get(&mut self) -> Result<&SqliteStore, String> {
         if self.inner.is_none() {
-            self.inner = Some(open(&self.path, self.busy)?);
+            let s = open(&self.path, self.busy)?;
+            if let Some(p) = &self.planner {
+                s.set_alert_planner(Some(p.clone()));
+            }
+            self.inner = Some(s);
         }
         Ok(self.inner.as_ref().expect("opened"))
     }

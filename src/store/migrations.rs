@@ -23,8 +23,13 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 2,
+        name: "outbox",
+        sql: include_str!("migrations/0002_outbox.sql"),
+    },
+    Migration {
+        version: 3,
         name: "proxy",
-        sql: include_str!("migrations/0002_proxy.sql"),
+        sql: include_str!("migrations/0003_proxy.sql"),
     },
 ];
 

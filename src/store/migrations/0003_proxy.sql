@@ -1,4 +1,4 @@
--- 0002: the recording proxy's area (issue 10). Which key a login token belongs to, by
+-- 0003: the recording proxy's area (issue 10). Which key a login token belongs to, by
 -- fingerprints only (neither the key nor the token is ever stored), kept until the token
 -- expires, so a restarted proxy or a second proxy on this database still attributes calls; and
 -- the objects (beneficiaries, transfers, webhooks) a proxied call created or changed, for the

@@ -115,7 +115,7 @@ pub enum Command {
 /// Runs the parsed command line and returns the exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     let ctx = Context::new(&cli.global)?;
-    let code = match cli.command {
+    let result = match cli.command {
         Command::Scan(args) => scan::run(&ctx, args),
         Command::Inventory(args) => inventory::run(&ctx, args),
         Command::Audit(args) => audit::run(&ctx, args),
@@ -126,9 +126,10 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Proxy(args) => proxy::run(&ctx, args),
         Command::Findings(cmd) => findings::run(&ctx, cmd),
         Command::Alerts(cmd) => alerts::run(&ctx, cmd),
-    }?;
+    };
+    // Whatever the run's outcome, what it queued goes out now.
     alerts::after_run(&ctx);
-    Ok(code)
+    result
 }
 
 /// What every subcommand gets: the global options and the loaded config.

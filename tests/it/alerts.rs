@@ -701,3 +701,52 @@ fn digest_repeat_and_resolved_notice_follow_the_injected_clock() {
         .starts_with("[RESOLVED] awxguard:"));
     assert_eq!(notice["groups"][0]["key"]["name"], "reports");
 }
+
+#[test]
+fn a_recorded_scan_alerts_on_a_leaked_declared_key_by_its_name() {
+    // Every run that records findings queues alerts: here `scan --record`, whose finding names
+    // the key by fingerprint; the alert finds the declared key with that fingerprint.
+    let t = common::tempdir();
+    common::write(
+        t.path(),
+        "awxguard.toml",
+        keys_config(
+            "[alerts]\nfrom = \"awxguard <awxguard@example.test>\"\nfallback = \
+             [\"secops@example.test\"]\n[alerts.file]\ndir = \"out\"\n",
+        ),
+    );
+    common::write(
+        t.path(),
+        "repo/.env",
+        format!("AIRWALLEX_API_KEY={}\n", payvy_key()),
+    );
+    let o = run_at(t.path(), NOW, &["scan", "--record", "repo"]);
+    assert_eq!(common::code(&o), 1, "{}", common::stderr(&o));
+    let docs = file_docs(&t.path().join("out"));
+    assert_eq!(docs.len(), 1, "{}", common::stderr(&o));
+    let subject = docs[0]["subject"].as_str().unwrap();
+    let preview = awxguard::secret::preview(&payvy_key());
+    assert!(
+        subject.ends_with(&format!("- key payvy-prod ({preview}) - production")),
+        "{subject}"
+    );
+    let text = docs[0]["text"].as_str().unwrap();
+    assert!(text.contains("Where: .env:1"), "{text}");
+    assert_no_secret(
+        &std::fs::read_to_string(
+            t.path()
+                .join("out")
+                .join(format!("{}.eml", docs[0]["id"].as_str().unwrap())),
+        )
+        .unwrap(),
+        &payvy_key(),
+        "eml",
+    );
+    // Recorded again: open, no second alert.
+    run_at(
+        t.path(),
+        "2026-11-24T13:00:00Z",
+        &["scan", "--record", "repo"],
+    );
+    assert_eq!(file_docs(&t.path().join("out")).len(), 1);
+}

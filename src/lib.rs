@@ -10,6 +10,7 @@ pub mod demo;
 pub mod finding;
 pub mod inventory;
 pub mod privilege;
+pub mod proxy;
 pub mod report;
 pub mod rules;
 pub mod scan;

@@ -9,6 +9,7 @@ mod demo;
 mod findings;
 mod hook;
 mod inventory;
+mod proxy;
 mod rules;
 mod sandbox;
 mod scan;
@@ -107,18 +108,20 @@ pub enum Command {
     Alerts(alerts::AlertsCommand),
     /// Serve the local Airwallex simulator (for tests, demos and trying integrations).
     Sandbox(sandbox::SandboxArgs),
+    /// The recording (and, with --enforce, enforcing) proxy in front of Airwallex: point the
+    /// integration's Airwallex base URL at it.
+    Proxy(proxy::ProxyArgs),
 }
 
 /// Runs the parsed command line and returns the exit code. The process's one tokio runtime is
 /// built here; library network work runs on it, CPU work on its blocking threads.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     let ctx = Context::new(&cli.global, runtime)?;
-    match cli.command {
+    let result = match cli.command {
         Command::Scan(args) => scan::run(&ctx, args),
         Command::Inventory(args) => inventory::run(&ctx, args),
         Command::Audit(args) => audit::run(&ctx, args),
@@ -126,9 +129,13 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Demo(args) => demo::run(&ctx, args),
         Command::Hook(cmd) => hook::run(&ctx, cmd),
         Command::Sandbox(args) => sandbox::run(&ctx, args),
+        Command::Proxy(args) => proxy::run(&ctx, args),
         Command::Findings(cmd) => findings::run(&ctx, cmd),
         Command::Alerts(cmd) => alerts::run(&ctx, cmd),
-    }
+    };
+    // Whatever the run's outcome, what it queued goes out now.
+    alerts::after_run(&ctx);
+    result
 }
 
 /// What every subcommand gets: the global options, the loaded config, the clock (built once from
@@ -138,6 +145,14 @@ pub struct Context {
     pub config: Config,
     clock: std::sync::Arc<dyn Clock>,
     runtime: tokio::runtime::Runtime,
+    /// The store this run opened, with the alert planner installed on it when `[alerts]` is
+    /// configured: alerts queued by the run are delivered at its end.
+    alerting: std::cell::RefCell<Option<Alerting>>,
+}
+
+struct Alerting {
+    store: std::sync::Arc<dyn crate::store::Store>,
+    planner: std::sync::Arc<crate::alert::Planner>,
 }
 
 impl Context {
@@ -152,6 +167,7 @@ impl Context {
             config,
             clock: crate::clock::from_env(),
             runtime,
+            alerting: std::cell::RefCell::new(None),
         })
     }
 
@@ -179,16 +195,28 @@ impl Context {
         Style { color }
     }
 
-    /// The database: `--db`, `AWXGUARD_DB`, `[store] path`, or the default under the XDG data
-    /// directory.
-    pub fn open_store(&self) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
-        let path = self
-            .global
+    /// The database path: `--db`, `AWXGUARD_DB`, `[store] path`, or the default under the XDG
+    /// data directory.
+    pub fn db_path(&self) -> PathBuf {
+        self.global
             .db
             .clone()
             .or_else(|| self.config.store.path.clone())
-            .unwrap_or_else(crate::store::default_path);
-        Ok(crate::store::open(&path)?)
+            .unwrap_or_else(crate::store::default_path)
+    }
+
+    /// The database: `--db`, `AWXGUARD_DB`, `[store] path`, or the default under the XDG data
+    /// directory.
+    pub fn open_store(&self) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
+        let store = crate::store::open(&self.db_path())?;
+        // Every run recorded through this store queues its alerts when [alerts] is configured.
+        if let Some(planner) = crate::alert::install(store.as_ref(), &self.config) {
+            *self.alerting.borrow_mut() = Some(Alerting {
+                store: store.clone(),
+                planner,
+            });
+        }
+        Ok(store)
     }
 
     /// Renders a report where the user asked, and returns the exit code its findings call for.

@@ -54,6 +54,11 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
             let privilege = PrivilegeRules::load(&privilege_rules, &[], &BTreeMap::new())?;
             let catalog = Catalog::builtin();
             let (p_failures, p_ran) = privilege.check_examples(&catalog);
+            let proxy_rules = crate::proxy::ProxyRules::builtin();
+            let (x_failures, x_ran) = proxy_rules.check_examples(&catalog);
+            for f in &x_failures {
+                println!("FAIL {f}");
+            }
             for f in &p_failures {
                 println!(
                     "FAIL {} {} {} ({}): {}",
@@ -102,7 +107,12 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
                 privilege.rules.len(),
                 verdict(p_failures.len())
             );
-            if failures.is_empty() && p_failures.is_empty() {
+            println!(
+                "rules check: {} proxy rules, {x_ran} examples: {}",
+                proxy_rules.rules.len(),
+                verdict(x_failures.len())
+            );
+            if failures.is_empty() && p_failures.is_empty() && x_failures.is_empty() {
                 Ok(0)
             } else {
                 Ok(1)
@@ -140,6 +150,10 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
                         r.params.iter().map(|(k, v)| format!("{k} = {v}")).collect();
                     println!("    params {}", params.join(", "));
                 }
+            }
+            for r in &crate::proxy::ProxyRules::builtin().rules {
+                let sev = format!("{} ({} when the call writes)", r.severity, r.severity_write);
+                println!("{:<32} {:<8} {}", r.id, sev, r.name);
             }
             Ok(0)
         }

@@ -5,7 +5,8 @@
 //! synchronous and take `&self` (the backend keeps its connection behind a mutex), so a job holds
 //! an `Arc<dyn Store>` and calls it from a blocking thread. One area per file, each a trait with
 //! its SQLite implementation beside it: `findings` (what is stored, looked up by id),
-//! `lifecycle` (recording a run), `acks` (acknowledgements), `runs` (the runs recorded).
+//! `lifecycle` (recording a run), `acks` (acknowledgements), `runs` (the runs recorded),
+//! `outbox` (alerts queued by the recording transaction, their messages and deliveries).
 //!
 //! Adding an area: a file `store/<area>.rs` with a trait and `impl <Trait> for SqliteStore`, its
 //! tables in the next migration (`migrations.rs`), the trait added to `Store`'s supertraits
@@ -19,6 +20,8 @@ pub mod acks;
 pub mod findings;
 pub mod lifecycle;
 pub mod migrations;
+pub mod outbox;
+pub mod proxy;
 pub mod runs;
 pub mod sqlite;
 
@@ -26,6 +29,8 @@ pub use acks::Acknowledgements;
 pub use findings::{Findings, StoredFinding};
 pub use lifecycle::{Lifecycle, RecordSummary, Recorded};
 pub use migrations::SCHEMA_VERSION;
+pub use outbox::{AlertKind, AlertPlanner, Delivery, NewMessage, Outbox, QueueRow, QueuedAlert};
+pub use proxy::ProxyRecords;
 pub use runs::{RunRecord, Runs};
 pub use sqlite::SqliteStore;
 
@@ -34,9 +39,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Every area of the store: what a job may hold (`Arc<dyn Store>`).
-pub trait Store: Findings + Lifecycle + Acknowledgements + Runs + Send + Sync {}
+pub trait Store:
+    Findings + Lifecycle + Acknowledgements + Runs + Outbox + ProxyRecords + Send + Sync
+{
+}
 
-impl<T: Findings + Lifecycle + Acknowledgements + Runs + Send + Sync> Store for T {}
+impl<T: Findings + Lifecycle + Acknowledgements + Runs + Outbox + ProxyRecords + Send + Sync> Store
+    for T
+{
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

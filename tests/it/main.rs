@@ -14,6 +14,7 @@ mod git;
 mod hook;
 mod inventory;
 mod privilege;
+mod proxy;
 mod rules;
 mod sarif;
 mod scan;

@@ -12,6 +12,7 @@ mod rules;
 mod sandbox;
 mod scan;
 mod scan_git;
+mod watch;
 
 use crate::config::Config;
 use crate::finding::Severity;
@@ -106,6 +107,10 @@ pub enum Command {
     Alerts(alerts::AlertsCommand),
     /// Serve the local Airwallex simulator (for tests, demos and trying integrations).
     Sandbox(sandbox::SandboxArgs),
+    /// Watch the account's money movement with a read-only key: new payees paid at once,
+    /// unusual amounts, destinations and bursts, changed webhooks, a falling balance; who made
+    /// each change (a proxied key, or none: from outside).
+    Watch(watch::WatchArgs),
 }
 
 /// Runs the parsed command line and returns the exit code.
@@ -121,6 +126,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Sandbox(args) => sandbox::run(&ctx, args),
         Command::Findings(cmd) => findings::run(&ctx, cmd),
         Command::Alerts(cmd) => alerts::run(&ctx, cmd),
+        Command::Watch(args) => watch::run(&ctx, args),
     }
 }
 

@@ -3,6 +3,7 @@
 use super::Context;
 use crate::privilege::{Catalog, PrivilegeRules};
 use crate::scan::Matcher;
+use crate::watch::WatchRules;
 use clap::Subcommand;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,6 +18,9 @@ pub enum RulesCommand {
         /// Add the privilege rules in this directory (or file); repeatable.
         #[arg(long = "privilege-rules", value_name = "DIR")]
         privilege_rules: Vec<PathBuf>,
+        /// Add the watch rules in this directory (or file); repeatable.
+        #[arg(long = "watch-rules", value_name = "DIR")]
+        watch_rules: Vec<PathBuf>,
     },
     /// List the rules in force.
     List {
@@ -26,6 +30,9 @@ pub enum RulesCommand {
         /// Add the privilege rules in this directory (or file); repeatable.
         #[arg(long = "privilege-rules", value_name = "DIR")]
         privilege_rules: Vec<PathBuf>,
+        /// Add the watch rules in this directory (or file); repeatable.
+        #[arg(long = "watch-rules", value_name = "DIR")]
+        watch_rules: Vec<PathBuf>,
         /// Print only the detector regexes, one per line (a pattern file for `rg -f`, e.g. the
         /// benchmark's ripgrep baseline).
         #[arg(long)]
@@ -99,12 +106,33 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
         RulesCommand::Check {
             rules,
             privilege_rules,
+            watch_rules,
         } => {
             let matcher = super::scan::build_matcher(ctx, &rules, &[])?;
             let (failures, ran) = check_leak_rules(&matcher);
             let privilege = PrivilegeRules::load(&privilege_rules, &[], &BTreeMap::new())?;
             let catalog = Catalog::builtin();
             let (p_failures, p_ran) = privilege.check_examples(&catalog);
+            let watch = WatchRules::load(&watch_rules, &[], &BTreeMap::new())?;
+            let (w_failures, w_ran) = watch.check_examples();
+            for f in &w_failures {
+                println!(
+                    "FAIL {} {} {} ({}): {}",
+                    f.rule,
+                    if f.expected_finding {
+                        "example"
+                    } else {
+                        "negative example"
+                    },
+                    f.index,
+                    if f.expected_finding {
+                        "must fire"
+                    } else {
+                        "must not fire"
+                    },
+                    f.detail
+                );
+            }
             for f in &p_failures {
                 println!(
                     "FAIL {} {} {} ({}): {}",
@@ -153,7 +181,12 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
                 privilege.rules.len(),
                 verdict(p_failures.len())
             );
-            if failures.is_empty() && p_failures.is_empty() {
+            println!(
+                "rules check: {} watch rules, {w_ran} examples: {}",
+                watch.rules.len(),
+                verdict(w_failures.len())
+            );
+            if failures.is_empty() && p_failures.is_empty() && w_failures.is_empty() {
                 Ok(0)
             } else {
                 Ok(1)
@@ -162,6 +195,7 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
         RulesCommand::List {
             rules,
             privilege_rules,
+            watch_rules,
             regexes,
         } => {
             let matcher = super::scan::build_matcher(ctx, &rules, &[])?;
@@ -186,6 +220,14 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
                     _ => r.severity.to_string(),
                 };
                 println!("{:<32} {:<8} {}", r.id, sev, r.name);
+                if !r.params.is_empty() {
+                    let params: Vec<String> =
+                        r.params.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                    println!("    params {}", params.join(", "));
+                }
+            }
+            for r in &WatchRules::load(&watch_rules, &[], &BTreeMap::new())?.rules {
+                println!("{:<32} {:<8} {}", r.id, r.severity.to_string(), r.name);
                 if !r.params.is_empty() {
                     let params: Vec<String> =
                         r.params.iter().map(|(k, v)| format!("{k} = {v}")).collect();

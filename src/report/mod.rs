@@ -4,6 +4,7 @@
 mod human;
 mod json;
 pub mod sarif;
+pub mod watch;
 
 use crate::finding::{count_by_severity, Finding};
 use crate::scan::{Problem, ScanStats};

@@ -15,11 +15,18 @@ pub struct Migration {
 }
 
 /// Every step, in order; `MIGRATIONS[i].version == i + 1`.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("migrations/0001_initial.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "watch",
+        sql: include_str!("migrations/0002_watch.sql"),
+    },
+];
 
 /// The schema version this build writes (`PRAGMA user_version`): the last step's.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

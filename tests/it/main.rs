@@ -21,3 +21,4 @@ mod simulator;
 mod store;
 mod usage;
 mod verify;
+mod watch;

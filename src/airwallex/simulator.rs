@@ -331,51 +331,6 @@ impl Simulator {
         )
         .await
     }
-
-    /// Starts on a loopback port in a background thread with its own runtime; for tests and the
-    /// demo.
-    pub fn spawn(state: SimState) -> std::io::Result<SimHandle> {
-        let sim = Simulator::new(state);
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        std_listener.set_nonblocking(true)?;
-        let addr = std_listener.local_addr()?;
-        let served = sim.clone();
-        std::thread::Builder::new()
-            .name("airwallex-simulator".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("simulator runtime");
-                rt.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(std_listener)
-                        .expect("simulator listener");
-                    let _ = served.serve(listener).await;
-                });
-            })?;
-        Ok(SimHandle { addr, sim })
-    }
-}
-
-/// A simulator running in the background.
-pub struct SimHandle {
-    pub addr: SocketAddr,
-    pub sim: Simulator,
-}
-
-impl SimHandle {
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub fn requests(&self) -> Vec<RequestRecord> {
-        self.sim.requests()
-    }
-
-    /// See [`Simulator::add_activity`].
-    pub fn add_activity(&self, collection: &str, items: Vec<Value>) -> Result<Vec<Value>, String> {
-        self.sim.add_activity(collection, items)
-    }
 }
 
 fn random_id() -> String {

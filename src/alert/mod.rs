@@ -1,13 +1,16 @@
 //! Alerts on-call can act on, once: what an alert is and when it goes out (`model`), what it
 //! says (`render`, contract `alerts.md`), and where it goes (`sink`: email, webhook, files).
 //! The durable outbox in the store holds queued alerts by key and finding ids; this module
-//! plans them, renders them and delivers them.
+//! plans them (`deliver::Planner`, installed on the store), renders them and delivers them
+//! (`deliver_due`, at the end of a recording CLI run and on the daemon's timer).
 
+pub mod deliver;
 pub mod model;
 pub mod render;
 pub mod sink;
 
-pub use model::{plan_repeats, plan_run, recipients, AlertKind, KeyCard, Planned};
+pub use deliver::{deliver_due, install, list, prepare_due, DeliveryReport, Listing, Planner};
+pub use model::{plan_repeats, plan_run, recipients, AlertKind, KeyCard, QueuedAlert};
 pub use render::{AlertDoc, Group, Item, Titles};
 pub use sink::{Receipt, Sink, SinkError};
 

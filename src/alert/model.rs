@@ -7,63 +7,9 @@ use crate::config::{AlertsConfig, KeyDecl};
 use crate::finding::{Finding, Severity, Status};
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
+
+pub use crate::store::{AlertKind, QueuedAlert};
 use sha2::{Digest, Sha256};
-
-/// Why an alert is sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AlertKind {
-    /// New findings at or above `min_severity`: sent as soon as they are recorded.
-    Immediate,
-    /// New findings below `min_severity`: held for the daily digest.
-    Digest,
-    /// Findings still open and not acknowledged after `repeat_interval`.
-    Repeat,
-    /// Alerted findings that a later run no longer sees.
-    Resolved,
-    /// `awxguard alerts test`.
-    Test,
-}
-
-impl AlertKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertKind::Immediate => "immediate",
-            AlertKind::Digest => "digest",
-            AlertKind::Repeat => "repeat",
-            AlertKind::Resolved => "resolved",
-            AlertKind::Test => "test",
-        }
-    }
-}
-
-impl std::str::FromStr for AlertKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "immediate" => AlertKind::Immediate,
-            "digest" => AlertKind::Digest,
-            "repeat" => AlertKind::Repeat,
-            "resolved" => AlertKind::Resolved,
-            "test" => AlertKind::Test,
-            other => return Err(format!("unknown alert kind {other:?}")),
-        })
-    }
-}
-
-/// One key's share of a run, planned for the outbox: ids only, the findings stay in the store.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Planned {
-    pub id: String,
-    pub kind: AlertKind,
-    /// The key's inventory name, else its fingerprint (the findings' grouping key).
-    pub key: String,
-    pub finding_ids: Vec<String>,
-    /// The most severe finding's severity.
-    pub severity: Severity,
-    /// When it may be sent (now, or the next digest time).
-    pub due_at: DateTime<Utc>,
-}
 
 /// The key a finding is about: its inventory name, else the fingerprint of its secret.
 pub fn group_key(f: &Finding) -> String {
@@ -134,7 +80,7 @@ pub fn plan_run(
     recorded: &[Finding],
     resolved_alerted: &[Finding],
     now: DateTime<Utc>,
-) -> Vec<Planned> {
+) -> Vec<QueuedAlert> {
     let mut out = Vec::new();
     let new: Vec<&Finding> = recorded
         .iter()
@@ -176,7 +122,7 @@ pub fn plan_repeats(
     cfg: &AlertsConfig,
     standing: &[(Finding, DateTime<Utc>)],
     now: DateTime<Utc>,
-) -> Vec<Planned> {
+) -> Vec<QueuedAlert> {
     let Some(interval) = cfg.repeat_interval else {
         return Vec::new();
     };
@@ -211,11 +157,11 @@ fn planned(
     severity: Severity,
     now: DateTime<Utc>,
     due_at: DateTime<Utc>,
-) -> Planned {
+) -> QueuedAlert {
     let mut finding_ids: Vec<String> = group.iter().map(|f| f.id.clone()).collect();
     finding_ids.sort();
     finding_ids.dedup();
-    Planned {
+    QueuedAlert {
         id: alert_id(kind, &key, &finding_ids, now),
         kind,
         key,

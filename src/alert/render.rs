@@ -147,10 +147,11 @@ fn window(f: &Finding, tz: chrono_tz::Tz) -> Option<Window> {
 }
 
 fn status_line(f: &Finding, first_seen: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let days = (now - first_seen).num_days().max(0);
     match f.status {
-        Some(Status::New) | None => "new".into(),
-        Some(Status::Open) => {
-            let days = (now - first_seen).num_days().max(0);
+        // `new` is a finding first seen by one run and not looked at again: new for a day.
+        Some(Status::New) | None if days == 0 => "new".into(),
+        Some(Status::New) | None | Some(Status::Open) => {
             format!("open for {days} day{}", if days == 1 { "" } else { "s" })
         }
         Some(Status::Resolved) => "resolved".into(),
@@ -363,6 +364,8 @@ pub fn evidence_lines(v: &Value) -> Vec<(String, String)> {
                     out.push((prefix.to_string(), format!("… and {} more", a.len() - 10)));
                 }
             }
+            // Nothing observed is nothing to show.
+            Value::Null => {}
             other => out.push((prefix.to_string(), cut(scalar(other)))),
         }
     }
@@ -793,8 +796,12 @@ mod tests {
         let items = [f, folded, leak]
             .into_iter()
             .map(|finding| Item {
+                first_seen: if finding.status == Some(Status::Open) {
+                    now - chrono::Duration::days(3)
+                } else {
+                    now
+                },
                 finding,
-                first_seen: now - chrono::Duration::days(3),
                 last_seen: now,
             })
             .collect();

@@ -17,17 +17,11 @@ pub fn run(ctx: &Context, args: WatchArgs) -> anyhow::Result<u8> {
     // Rule files are checked before anything is sent.
     let w = &ctx.config.watch;
     WatchRules::load(&w.rule_dirs, &w.disable, &w.params).context("cannot load the watch rules")?;
-    let clock = crate::clock::from_env();
     let store = ctx.open_store()?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
     let req = WatchRequest {
         key: args.key,
         calls: None,
     };
-    let outcome = rt.block_on(crate::watch::run(&req, &ctx.config, clock.as_ref(), store))?;
-    ctx.emit(&crate::report::watch::report(&outcome))
+    let outcome = ctx.block_on(crate::watch::run(&req, &ctx.config, ctx.clock(), store))?;
+    ctx.emit(&crate::report::Report::from(outcome))
 }

@@ -3,15 +3,18 @@
 //! that nobody declared. It produces the `KeyFacts` the privilege rules judge.
 
 mod discover;
+pub mod facts;
+pub mod job;
 mod storage;
 mod verify;
 
 pub use discover::{discover, DiscoverOutcome, Found, API_KEY_RULE};
+pub use facts::{KeyFacts, LeakFact, LoginFacts, SecretSource, Storage};
+pub use job::{gather, rows, GatherError, GatherRequest, Gathered, KeyRow};
 pub use verify::{effective_access, verify, EffectiveAccess, VerifyOptions, VerifyStats};
 
 use crate::airwallex::{tier_scopes, Catalog};
 use crate::config::{Config, KeyDecl, SecretSpec};
-use crate::privilege::{KeyFacts, SecretSource, Storage};
 use crate::secret::Secret;
 
 /// One key: its facts and, when it could be resolved, its secret.

@@ -183,6 +183,9 @@ impl Lifecycle for SqliteStore {
             }
         }
         summary.resolved = resolved.len();
+        // Alerts for this run's new findings are queued with them, or not at all.
+        super::outbox::queue_in_run(self, &tx, findings, &resolved, now)
+            .map_err(q("queue alerts"))?;
         let run = RunRecord {
             scope: scope.to_string(),
             at: now_s.clone(),

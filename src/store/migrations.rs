@@ -23,8 +23,18 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 2,
+        name: "outbox",
+        sql: include_str!("migrations/0002_outbox.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "proxy",
+        sql: include_str!("migrations/0003_proxy.sql"),
+    },
+    Migration {
+        version: 4,
         name: "watch",
-        sql: include_str!("migrations/0002_watch.sql"),
+        sql: include_str!("migrations/0004_watch.sql"),
     },
 ];
 

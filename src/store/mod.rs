@@ -5,7 +5,9 @@
 //! synchronous and take `&self` (the backend keeps its connection behind a mutex), so a job holds
 //! an `Arc<dyn Store>` and calls it from a blocking thread. One area per file, each a trait with
 //! its SQLite implementation beside it: `findings` (what is stored, looked up by id),
-//! `lifecycle` (recording a run), `acks` (acknowledgements), `runs` (the runs recorded), `watch` (the money-movement watch's cursors and objects).
+//! `lifecycle` (recording a run), `acks` (acknowledgements), `runs` (the runs recorded),
+//! `outbox` (alerts queued by the recording transaction, their messages and deliveries).
+//! `watch` (the money-movement watch's cursors and objects).
 //!
 //! Adding an area: a file `store/<area>.rs` with a trait and `impl <Trait> for SqliteStore`, its
 //! tables in the next migration (`migrations.rs`), the trait added to `Store`'s supertraits
@@ -19,6 +21,8 @@ pub mod acks;
 pub mod findings;
 pub mod lifecycle;
 pub mod migrations;
+pub mod outbox;
+pub mod proxy;
 pub mod runs;
 pub mod sqlite;
 pub mod watch;
@@ -27,6 +31,8 @@ pub use acks::Acknowledgements;
 pub use findings::{Findings, StoredFinding};
 pub use lifecycle::{Lifecycle, RecordSummary, Recorded};
 pub use migrations::SCHEMA_VERSION;
+pub use outbox::{AlertKind, AlertPlanner, Delivery, NewMessage, Outbox, QueueRow, QueuedAlert};
+pub use proxy::ProxyRecords;
 pub use runs::{RunRecord, Runs};
 pub use sqlite::SqliteStore;
 pub use watch::{PendingRead, Seen, StoredObject, WatchCursor, WatchObject, WatchState};
@@ -36,9 +42,24 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Every area of the store: what a job may hold (`Arc<dyn Store>`).
-pub trait Store: Findings + Lifecycle + Acknowledgements + Runs + WatchState + Send + Sync {}
+pub trait Store:
+    Findings + Lifecycle + Acknowledgements + Runs + Outbox + ProxyRecords + WatchState + Send + Sync
+{
+}
 
-impl<T: Findings + Lifecycle + Acknowledgements + Runs + WatchState + Send + Sync> Store for T {}
+impl<
+        T: Findings
+            + Lifecycle
+            + Acknowledgements
+            + Runs
+            + Outbox
+            + ProxyRecords
+            + WatchState
+            + Send
+            + Sync,
+    > Store for T
+{
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

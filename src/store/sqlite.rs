@@ -3,15 +3,18 @@
 //! trait (`findings.rs`, `lifecycle.rs`, `acks.rs`, `runs.rs`).
 
 use super::migrations::{MIGRATIONS, SCHEMA_VERSION};
+use super::outbox::AlertPlanner;
 use super::StoreError;
 use rusqlite::{Connection, TransactionBehavior};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 /// The SQLite store.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// What `record` asks which alerts to queue (`outbox`); none when alerts are off.
+    pub(super) planner: RwLock<Option<Arc<dyn AlertPlanner>>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -36,9 +39,18 @@ impl SqliteStore {
         let store = SqliteStore {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
+            planner: RwLock::new(None),
         };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// The installed alert planner, if any.
+    pub(super) fn alert_planner(&self) -> Option<Arc<dyn AlertPlanner>> {
+        self.planner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The database file.

@@ -68,13 +68,37 @@ impl ProxiedCalls for NoProxy {
     }
 }
 
-/// The proxy's record in the store (usage events with `via: "proxy"` and their `object_ids`).
-/// Until the usage evidence store is on main the store holds none: every change is "no proxied
-/// key", and the job says that no proxy record exists.
+/// The proxy's record in the store: the objects proxied calls created or changed (the store's
+/// proxy area, written beside each usage event with `via: "proxy"` and its `object_ids`).
+pub struct StoreCalls(pub std::sync::Arc<dyn crate::store::Store>);
+
+impl ProxiedCalls for StoreCalls {
+    fn calls(&self, object_id: &str) -> Result<Vec<ProxiedCall>, String> {
+        let rows = self
+            .0
+            .object_sightings(object_id)
+            .map_err(|e| e.to_string())?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ProxiedCall {
+                key: r.key,
+                at: DateTime::parse_from_rfc3339(&r.ts).ok().map(|t| t.to_utc()),
+                method: r.method.to_ascii_uppercase(),
+                path: r.path,
+            })
+            .collect())
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.0.has_object_sightings().unwrap_or(true)
+    }
+}
+
+/// The proxy's record in the store.
 pub fn from_store(
-    _store: &std::sync::Arc<dyn crate::store::Store>,
+    store: &std::sync::Arc<dyn crate::store::Store>,
 ) -> std::sync::Arc<dyn ProxiedCalls> {
-    std::sync::Arc::new(NoProxy)
+    std::sync::Arc::new(StoreCalls(store.clone()))
 }
 
 /// Calls in memory, by object id.
@@ -278,5 +302,43 @@ mod tests {
         // Created through the proxy, changed from outside: the change has no proxied key.
         let c = made_by(&idx, "beneficiary", "ben_1", "changed").unwrap();
         assert_eq!(c.key, None);
+    }
+
+    #[test]
+    fn open_leaks_and_anomalies_are_concerns_resolved_ones_are_not() {
+        use crate::finding::{Finding, SecretRef, Severity, Status};
+        let stored = |rule: &str, key: Option<&str>, status: Status| {
+            let mut f = Finding::new(rule, Severity::High, "m", &[rule]);
+            f.key = key.map(str::to_string);
+            f.status = Some(status);
+            if key.is_none() {
+                f.secret = Some(SecretRef {
+                    preview: "3f9a…c21e".into(),
+                    fingerprint: "sha256:00112233aabbccdd".into(),
+                    client_id: None,
+                });
+            }
+            StoredFinding {
+                finding: f,
+                scope: "x".into(),
+                first_seen: String::new(),
+                last_seen: String::new(),
+                resolved_at: None,
+                times_seen: 1,
+                acknowledgement: None,
+            }
+        };
+        let c = Concerns::from_findings(&[
+            stored("privilege.key-leaked", Some("erp"), Status::Open),
+            stored("leak.airwallex.api-key", None, Status::New),
+            stored("anomaly.rate-spike", Some("payouts"), Status::New),
+            stored("anomaly.new-network", Some("erp"), Status::Resolved),
+            stored("privilege.admin-key", Some("erp"), Status::Open),
+        ]);
+        assert_eq!(c.list.len(), 3);
+        assert_eq!(c.on("erp").len(), 1);
+        assert!(c.on("erp")[0].leak);
+        assert_eq!(c.on("sha256:00112233aabbccdd").len(), 1);
+        assert!(!c.on("payouts")[0].leak);
     }
 }

@@ -177,16 +177,13 @@ pub async fn run(
             name: name.clone(),
             reason,
         })?;
-    // The configured base URL, else Airwallex's host for the key's environment (the host rule).
-    let base_url = match (&config.airwallex.base_url, decl.environment) {
-        (Some(u), _) => u.clone(),
-        (None, crate::airwallex::Environment::Production) => {
-            crate::airwallex::PRODUCTION_URL.to_string()
-        }
-        (None, crate::airwallex::Environment::Sandbox) => {
-            crate::airwallex::SANDBOX_URLS[0].to_string()
-        }
-    };
+    // The configured base URL, else Airwallex's host for the key's environment (the host
+    // rule); `Client::new` refuses a destination the transport rule forbids.
+    let host = crate::airwallex::login::hosts(&config.airwallex, Some(decl.environment))
+        .into_iter()
+        .next()
+        .ok_or_else(|| WatchError::Internal("no Airwallex host for the key".into()))?;
+    let base_url = host.url;
     let client = Client::new(ClientSettings::from_config(&base_url, &config.airwallex))?;
     let token = match client.login(&decl.client_id, &secret).await {
         LoginOutcome::Live(t) => t,
@@ -454,7 +451,30 @@ pub async fn run(
         Some(c) => c.clone(),
         None => super::attribution::from_store(&store),
     };
-    if calls.is_empty() {
+    let stored = on_store(&store, move |s| s.list(None, now)).await?;
+    let concerns = Concerns::from_findings(&stored);
+    let scope = format!("watch:{watcher}");
+    let keep_open = Duration::from_std(wc.keep_open).unwrap_or(Duration::days(7));
+    let (
+        Detection {
+            findings: mut found,
+            problems: lookups,
+        },
+        no_proxy,
+    ) = tokio::task::spawn_blocking(move || {
+        let found = detect(
+            &rules,
+            &data,
+            &Context {
+                calls: calls.as_ref(),
+                concerns: &concerns,
+            },
+        );
+        (found, calls.is_empty())
+    })
+    .await
+    .map_err(|e| WatchError::Internal(format!("detection failed: {e}")))?;
+    if no_proxy {
         notes.push(
             "no proxy record in the store: every change reads \"no proxied key\"; run the \
              integration through `awxguard proxy` on this database to tell its calls from \
@@ -462,25 +482,6 @@ pub async fn run(
                 .into(),
         );
     }
-    let stored = on_store(&store, move |s| s.list(None, now)).await?;
-    let concerns = Concerns::from_findings(&stored);
-    let scope = format!("watch:{watcher}");
-    let keep_open = Duration::from_std(wc.keep_open).unwrap_or(Duration::days(7));
-    let Detection {
-        findings: mut found,
-        problems: lookups,
-    } = tokio::task::spawn_blocking(move || {
-        detect(
-            &rules,
-            &data,
-            &Context {
-                calls: calls.as_ref(),
-                concerns: &concerns,
-            },
-        )
-    })
-    .await
-    .map_err(|e| WatchError::Internal(format!("detection failed: {e}")))?;
     problems.extend(lookups);
 
     // Findings of earlier polls stay open until `keep_open` after their evidence.

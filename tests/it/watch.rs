@@ -44,13 +44,18 @@ fn outsider_key() -> String {
 }
 
 impl Env {
-    fn new(mut state: SimState, watch_toml: &str) -> Env {
+    fn new(state: SimState, watch_toml: &str) -> Env {
+        Env::starting(state, watch_toml, t0())
+    }
+
+    /// With the clocks starting at `start`.
+    fn starting(mut state: SimState, watch_toml: &str, start: DateTime<Utc>) -> Env {
         state = state
             .with_key(&client_id("watcher"), &watcher_key(), Behaviour::Live)
             .with_key(&client_id("outsider"), &outsider_key(), Behaviour::Live);
         let n = state.keys.len();
         state.keys[n - 2].permissions = vec!["r:awx:*:*".into()];
-        let clock = Arc::new(ManualClock::new(t0()));
+        let clock = Arc::new(ManualClock::new(start));
         let sim = Simulator::with_clock(state, clock.clone());
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.set_nonblocking(true).unwrap();
@@ -694,4 +699,167 @@ transfers = [{ id = "t", beneficiary_id = "b", amount = 1.0, currency = "USD", c
         "{}",
         stdout(&o)
     );
+}
+
+/// A running `awxguard proxy` on the watch's database, stopped (and its queue flushed) on
+/// `stop`.
+struct ProxyProcess {
+    child: std::process::Child,
+    url: String,
+    log: Arc<std::sync::Mutex<String>>,
+}
+
+impl ProxyProcess {
+    fn start(env: &Env, secrets: &[(&str, String)]) -> ProxyProcess {
+        use std::io::{BufRead, BufReader};
+        // The proxy runs on the wall clock: it judges the tokens the simulator issues (on the
+        // test's clock, started at the wall clock's time) by their expiry.
+        let mut cmd = awxguard(env.dir.path());
+        cmd.env_remove("AWXGUARD_NOW")
+            .args([
+                "--config",
+                "awxguard.toml",
+                "proxy",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--upstream", &env.url])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in secrets {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start proxy");
+        let log = Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let shared = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(a) = line.strip_prefix("awxguard proxy: listening on ") {
+                    let _ = tx.send(a.to_string());
+                }
+                let mut l = shared.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let url = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("proxy did not start:\n{}", log.lock().unwrap()));
+        ProxyProcess { child, url, log }
+    }
+
+    /// SIGTERM: the proxy drains its queue into the store before it exits.
+    fn stop(mut self) -> String {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().unwrap();
+        let log = self.log.lock().unwrap().clone();
+        assert!(status.success(), "proxy exited {status}:\n{log}");
+        log
+    }
+}
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_same_payee_paid_through_the_proxy_is_attributed_to_the_key_that_made_it() {
+    let payouts_key = key("watch-payouts");
+    let state = SimState::default().with_key(&client_id("payouts"), &payouts_key, Behaviour::Live);
+    let wall = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
+    let env = Env::starting(state, "lookback = \"1d\"\n", wall);
+    // The integration's key, declared so the proxy names it.
+    let cfg = std::fs::read_to_string(env.dir.path().join("awxguard.toml")).unwrap();
+    write(
+        env.dir.path(),
+        "awxguard.toml",
+        format!(
+            "{cfg}\n[[key]]\nname = \"payouts\"\nclient_id = \"{}\"\napi_key = \"env:PAYOUTS_KEY\"\n\
+             environment = \"production\"\nkind = \"custom\"\n\
+             scopes = [\"beneficiary:write\", \"transfer:write\"]\nowner = \"finance\"\n",
+            client_id("payouts")
+        ),
+    );
+    assert!(findings(&env.poll()).is_empty());
+    let proxy = ProxyProcess::start(&env, &[("PAYOUTS_KEY", payouts_key.clone())]);
+    // The integration, through the proxy: a payee, and four minutes later a payment to it.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let post = |path: &str, token: Option<&str>, body: Value| -> Value {
+        rt.block_on(async {
+            let mut r = http.post(format!("{}{path}", proxy.url)).json(&body);
+            r = match token {
+                Some(t) => r.bearer_auth(t),
+                None => r
+                    .header("x-client-id", client_id("payouts"))
+                    .header("x-api-key", &payouts_key),
+            };
+            let r = r.send().await.unwrap();
+            assert!(r.status().is_success(), "{path}: {}", r.status());
+            r.json().await.unwrap()
+        })
+    };
+    env.advance(10);
+    let token = post("/api/v1/authentication/login", None, json!({}));
+    let token = token["token"].as_str().unwrap().to_string();
+    let ben = post(
+        "/api/v1/beneficiaries/create",
+        Some(&token),
+        json!({"beneficiary": {"entity_type": "COMPANY", "company_name": "Northwind Trading",
+               "bank_details": {"account_number": "31926819", "bank_country_code": "GB"}}}),
+    );
+    env.advance(4);
+    let tr = post(
+        "/api/v1/transfers/create",
+        Some(&token),
+        json!({"beneficiary_id": ben["id"], "transfer_amount": 9500, "transfer_currency": "GBP"}),
+    );
+    let log = proxy.stop();
+    env.no_secret(&log, "proxy log");
+    assert_no_secret(&log, &payouts_key, "proxy log");
+    env.advance(1);
+    let r = env.poll();
+    let f = findings(&r);
+    assert_eq!(f.len(), 1, "{r:#}");
+    let f = &f[0];
+    assert_eq!(f["rule"], "watch.new-payee-paid");
+    assert_eq!(
+        f["key"], "payouts",
+        "attributed to the key whose proxied calls made it: {f}"
+    );
+    assert_eq!(f["evidence"]["transfer"]["id"], tr["id"]);
+    assert_eq!(f["evidence"]["beneficiary"]["id"], ben["id"]);
+    let made_by = f["evidence"]["made_by"].as_array().unwrap();
+    assert_eq!(made_by[0]["key"], "payouts");
+    assert_eq!(made_by[0]["call"]["path"], "/api/v1/transfers/create");
+    assert_eq!(made_by[1]["key"], "payouts");
+    assert_eq!(made_by[1]["call"]["path"], "/api/v1/beneficiaries/create");
+    let msg = f["message"].as_str().unwrap();
+    assert!(msg.contains("payouts (proxied POST"), "{msg}");
+    assert!(!msg.contains("no proxied key"), "{msg}");
+    assert!(
+        !r["summary"]["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("no proxy record")),
+        "{r:#}"
+    );
+    env.db_has_no_secret();
+    for name in [".awxguard-test.db", ".awxguard-test.db-wal"] {
+        if let Ok(bytes) = std::fs::read(env.dir.path().join(name)) {
+            assert_no_secret(&String::from_utf8_lossy(&bytes), &payouts_key, name);
+            assert_no_secret(&String::from_utf8_lossy(&bytes), &token, name);
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! What the privilege rules judge about one key. This is the contract between the inventory
-//! (which gathers the facts from config, secret storage, a login and discovery) and the rules.
+//! (which gathers the facts from config, secret storage, a login and discovery) and the rules
+//! (`privilege`), which sit above it.
 
 pub use crate::airwallex::{Environment, KeyKind};
 use crate::finding::Verification;

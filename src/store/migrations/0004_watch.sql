@@ -1,4 +1,4 @@
--- 0002: the money-movement watch's state (issue 11). Per watcher (the inventory name of the key
+-- 0004: the money-movement watch's state (issue 11). Per watcher (the inventory name of the key
 -- the watch reads with) and list: how far the list has been read completely, and the window a
 -- poll was reading when it stopped (429, 5xx, a crash), so the next poll resumes there. And the
 -- objects seen, with the fields the detectors need (never a secret; bank details only as a

@@ -21,7 +21,7 @@ pub use alerts::{
 };
 pub use audit::{AuditConfig, RawAudit};
 pub use daemon::{DaemonConfig, RawDaemon};
-pub use keys::{is_api_key_shape, KeyDecl, RawKey, SecretSpec};
+pub use keys::{is_api_key_shape, KeyDecl, KeyDescription, RawKey, SecretSpec};
 pub use proxy::{EnforceSetting, ProxyConfig, RawProxy};
 pub use scan::{RawScan, ScanConfig};
 pub use store::{RawStore, StoreConfig};

@@ -13,6 +13,7 @@ mod findings;
 mod git;
 mod hook;
 mod inventory;
+mod layers;
 mod privilege;
 mod proxy;
 mod rules;

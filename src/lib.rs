@@ -21,3 +21,4 @@ pub mod scan;
 pub mod secret;
 pub mod store;
 pub mod usage;
+pub mod watch;

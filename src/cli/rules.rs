@@ -70,7 +70,7 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
             let watch = WatchRules::load(&watch_rules, &[], &BTreeMap::new())?;
             let (w_failures, w_ran) = watch.check_examples();
             for f in &w_failures {
-                println!(
+                say!(
                     "FAIL {} {} {} ({}): {}",
                     f.rule,
                     if f.expected_finding {
@@ -140,7 +140,7 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
                 proxy_rules.rules.len(),
                 verdict(x_failures.len())
             );
-            println!(
+            say!(
                 "rules check: {} watch rules, {w_ran} examples: {}",
                 watch.rules.len(),
                 verdict(w_failures.len())
@@ -194,11 +194,11 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
                 say!("{:<32} {:<8} {}", r.id, sev, r.name);
             }
             for r in &WatchRules::load(&watch_rules, &[], &BTreeMap::new())?.rules {
-                println!("{:<32} {:<8} {}", r.id, r.severity.to_string(), r.name);
+                say!("{:<32} {:<8} {}", r.id, r.severity.to_string(), r.name);
                 if !r.params.is_empty() {
                     let params: Vec<String> =
                         r.params.iter().map(|(k, v)| format!("{k} = {v}")).collect();
-                    println!("    params {}", params.join(", "));
+                    say!("    params {}", params.join(", "));
                 }
             }
             Ok(0)

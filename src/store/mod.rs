@@ -139,9 +139,7 @@ impl rusqlite::ToSql for Clean<'_> {
 }
 
 /// `rusqlite::params!` with every value bound through the redaction gate ([`Clean`]).
-#[macro_export]
-#[doc(hidden)]
-macro_rules! store_params {
+macro_rules! params {
     () => {
         &[] as &[&dyn rusqlite::ToSql]
     };
@@ -149,7 +147,7 @@ macro_rules! store_params {
         &[$(&$crate::store::Clean(&$p) as &dyn rusqlite::ToSql),+] as &[&dyn rusqlite::ToSql]
     };
 }
-pub use crate::store_params as params;
+pub(crate) use params;
 
 /// How times are stored: RFC 3339, seconds, `Z`.
 pub(crate) fn ts(t: DateTime<Utc>) -> String {

@@ -460,7 +460,10 @@ fn every_door_goes_through_the_gate() {
             if (l.contains("println!(") || l.contains("print!(")) && !rel.ends_with("redact.rs") {
                 problems.push(format!("src/{rel}:{}: print through say!/tell!", n + 1));
             }
-            if rel.starts_with("store") && l.contains("rusqlite::params") {
+            let names_params = l.contains("rusqlite::params")
+                || (l.starts_with("use rusqlite::{")
+                    && l.split(['{', '}', ',', ' ']).any(|w| w == "params"));
+            if rel.starts_with("store") && names_params {
                 problems.push(format!(
                     "src/{rel}:{}: bind with super::params (the redacting one)",
                     n + 1

@@ -213,6 +213,7 @@ pub(super) async fn handle(
         host: Some(p.upstream.host.clone()),
         via: Some("proxy".to_string()),
         object_ids: Vec::new(),
+        request_id: Some(p.request_id()),
     };
 
     if let Who::UnknownToken(tfp) = &who {

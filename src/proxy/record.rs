@@ -43,6 +43,10 @@ pub struct UsageEvent {
     pub via: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub object_ids: Vec<String>,
+    /// Unique per request (`<proxy run>-<n>`): two requests alike in every other field (same
+    /// microsecond, key, route, status, latency) stay two events under whole-event dedup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// Milliseconds with microsecond precision.
@@ -50,9 +54,9 @@ pub fn millis(d: Duration) -> f64 {
     (d.as_micros() as f64) / 1000.0
 }
 
-/// RFC 3339 in UTC with milliseconds, as events carry it.
+/// RFC 3339 in UTC with microseconds, as events carry it.
 pub fn event_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 /// What the proxy counted since it started.
@@ -682,6 +686,7 @@ mod tests {
             host: None,
             via: Some("proxy".into()),
             object_ids: vec![],
+            request_id: None,
         }
     }
 

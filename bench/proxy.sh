@@ -152,13 +152,15 @@ add_a, add_n = a["p50"] - d["p50"], n["p50"] - d["p50"]
 print(f"added median latency: awxguard {add_a:+.2f} ms, nginx {add_n:+.2f} ms")
 print(f"ratios awxguard/nginx: throughput {a['rps']/n['rps']:.2f}, p99 {a['p99']/n['p99']:.2f}, p50 {a['p50']/n['p50']:.2f}")
 proxied = totals["awxguard"] + 1  # + the login
-print(f"events: {proxied} requests through awxguard, counters {counters['requests']} requests / "
-      f"{counters['stored']} stored / {counters['spilled']} spilled / {counters['dropped']} dropped, {rows} events in the database")
+# wrk counts only the requests it saw answered; the ones in flight when a run stops are answered
+# (or closed: status 499) after it, and recorded too
+print(f"events: wrk saw {proxied} answers through awxguard; the proxy answered {counters['requests']} requests: "
+      f"{counters['stored']} stored, {counters['spilled']} spilled, {counters['dropped']} dropped; {rows} events in the database")
 ok = lambda b: "ok" if b else "MISSED"
 print("targets: zero errors " + ok(a["errors"] == 0 and n["errors"] == 0 and d["errors"] == 0)
       + f"; added median <= nginx's {ok(add_a <= max(add_n, 0))}"
       + f"; p99 <= 1.5x nginx's {ok(a['p99'] <= 1.5 * n['p99'])}"
       + f"; throughput >= nginx's {ok(a['rps'] >= n['rps'])}"
-      + f"; every request recorded {ok(rows == proxied == counters['requests'])}")
+      + f"; every request recorded {ok(rows == counters['requests'] >= proxied and counters['dropped'] == 0)}")
 PY
 grep -iE "warn|error" "$OUT/proxy.log" | head -5 || true

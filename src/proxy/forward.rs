@@ -198,7 +198,7 @@ pub(super) async fn handle(
         str::to_string,
     );
     let client = peer.ip();
-    let mut event = UsageEvent {
+    let mut pending = Pending::new(p.clone(), started, UsageEvent {
         ts: event_time(now),
         key: key_name.clone(),
         method: parts.method.as_str().to_string(),
@@ -214,7 +214,7 @@ pub(super) async fn handle(
         via: Some("proxy".to_string()),
         object_ids: Vec::new(),
         request_id: Some(p.request_id()),
-    };
+    });
 
     if let Who::UnknownToken(tfp) = &who {
         p.counters
@@ -236,7 +236,7 @@ pub(super) async fn handle(
                 json!({
                     "token_fingerprint": tfp,
                     "first_call": {"method": parts.method.as_str(), "path": path, "source_ip": client.to_string(),
-                                   "user_agent": event.user_agent},
+                                   "user_agent": pending.event().user_agent},
                 }),
             );
             tracing::warn!(rule = %f.rule, id = %f.id, "{}", f.message);
@@ -259,7 +259,7 @@ pub(super) async fn handle(
                 ("route", &route_text),
                 ("client", &c),
             ],
-            event,
+            pending.take(),
             started,
             now,
         ));
@@ -281,7 +281,7 @@ pub(super) async fn handle(
                     ("scope", scope),
                     ("client", &client.to_string()),
                 ],
-                event,
+                pending.take(),
                 started,
                 now,
             ));
@@ -319,7 +319,7 @@ pub(super) async fn handle(
                                 ("changed_at", &c),
                                 ("until", &u),
                             ],
-                            event,
+                            pending.take(),
                             started,
                             now,
                         ));
@@ -334,6 +334,7 @@ pub(super) async fn handle(
                 b
             }
             Read::Failed(e) => {
+                let mut event = pending.take();
                 event.status = 400;
                 p.record(event, started);
                 return Ok(answer(
@@ -355,6 +356,7 @@ pub(super) async fn handle(
     parts.uri = match p.upstream.uri(&pq) {
         Ok(u) => u,
         Err(e) => {
+            let mut event = pending.take();
             event.status = 400;
             p.record(event, started);
             return Ok(answer(
@@ -378,6 +380,7 @@ pub(super) async fn handle(
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let reason = error_chain(&e);
             tracing::warn!(upstream = %p.upstream.url, "proxy: upstream failed: {reason}");
+            let mut event = pending.take();
             event.status = 502;
             p.record(event, started);
             return Ok(answer(
@@ -394,6 +397,7 @@ pub(super) async fn handle(
             p.counters
                 .upstream_errors
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut event = pending.take();
             event.status = 504;
             p.record(event, started);
             return Ok(answer(
@@ -409,7 +413,7 @@ pub(super) async fn handle(
     };
     let (mut rparts, rbody) = resp.into_parts();
     strip_hop_by_hop(&mut rparts.headers);
-    event.status = rparts.status.as_u16();
+    pending.event_mut().status = rparts.status.as_u16();
     let ok = rparts.status.is_success();
 
     if ok && is_login {
@@ -421,28 +425,70 @@ pub(super) async fn handle(
                 Body::full(bytes)
             }
             Read::TooLarge(b) => b,
-            Read::Failed(e) => return Ok(p.body_failed(event, started, e)),
+            Read::Failed(e) => return Ok(p.body_failed(pending.take(), started, e)),
         };
-        p.record(event, started);
+        p.record(pending.take(), started);
         return Ok(Response::from_parts(rparts, Recorded::done(out)));
     }
     if ok && template.is_some_and(tracks_objects) {
         let out = match read_limited(rbody, p.read_limit).await {
             Read::Whole(bytes) => {
-                event.object_ids = object_ids(template.unwrap_or(""), &path, &bytes);
-                p.remember_objects(&event.object_ids, template.unwrap_or(""), now);
+                let ids = object_ids(template.unwrap_or(""), &path, &bytes);
+                p.remember_objects(&ids, template.unwrap_or(""), now);
+                pending.event_mut().object_ids = ids;
                 Body::full(bytes)
             }
             Read::TooLarge(b) => b,
-            Read::Failed(e) => return Ok(p.body_failed(event, started, e)),
+            Read::Failed(e) => return Ok(p.body_failed(pending.take(), started, e)),
         };
-        p.record(event, started);
+        p.record(pending.take(), started);
         return Ok(Response::from_parts(rparts, Recorded::done(out)));
     }
     Ok(Response::from_parts(
         rparts,
-        Recorded::new(Body::Stream(rbody), p.recorder.clone(), event, started),
+        Recorded::new(Body::Stream(rbody), p.recorder.clone(), pending.take(), started),
     ))
+}
+
+/// The event of a request in progress. Should the request end before the proxy answers (the
+/// client closed its connection and hyper dropped the request), dropping this records it with
+/// status 499 (nginx's "client closed request"): every request is one event.
+struct Pending {
+    shared: Arc<Shared>,
+    started: Instant,
+    event: Option<UsageEvent>,
+}
+
+impl Pending {
+    fn new(shared: Arc<Shared>, started: Instant, event: UsageEvent) -> Pending {
+        Pending {
+            shared,
+            started,
+            event: Some(event),
+        }
+    }
+
+    fn event(&self) -> &UsageEvent {
+        self.event.as_ref().expect("event not taken yet")
+    }
+
+    fn event_mut(&mut self) -> &mut UsageEvent {
+        self.event.as_mut().expect("event not taken yet")
+    }
+
+    /// The event, for the path that records it.
+    fn take(&mut self) -> UsageEvent {
+        self.event.take().expect("event taken once")
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(mut e) = self.event.take() {
+            e.status = 499;
+            self.shared.record(e, self.started);
+        }
+    }
 }
 
 /// An error with its causes (hyper's client errors say little on their own).

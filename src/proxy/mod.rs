@@ -112,7 +112,7 @@ impl Shared {
         let n = self
             .next_request
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        format!("{}-{n}", self.run_id)
+        format!("{}-{n:012}", self.run_id)
     }
 }
 
@@ -154,7 +154,12 @@ impl Proxy {
             header_timeout: settings.header_timeout,
             reported: Mutex::new(HashSet::new()),
             recent_objects: Mutex::new(HashMap::new()),
-            run_id: format!("{:08x}", rand::random::<u32>()),
+            // start time first: ids sort by run, then by request
+            run_id: format!(
+                "{:010}-{:04x}",
+                Utc::now().timestamp(),
+                rand::random::<u16>()
+            ),
             next_request: std::sync::atomic::AtomicU64::new(1),
         };
         Ok(Proxy {

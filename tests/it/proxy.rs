@@ -934,3 +934,31 @@ fn bodies_stream_through_without_being_buffered() {
     assert_eq!(ev[0]["key"], "unknown");
     proxy.stop();
 }
+
+#[test]
+fn a_client_that_goes_away_mid_request_still_gets_its_event() {
+    let d = tempdir();
+    // an upstream that accepts and never answers
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = format!("http://{}", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming() {
+            held.push(s);
+        }
+    });
+    let proxy = Proxy::start(d.path(), &upstream, &[], &[]);
+    let r = rt().block_on(async {
+        reqwest::Client::builder()
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap()
+            .get(format!("{}/api/v1/transfers", proxy.url))
+            .send()
+            .await
+    });
+    assert!(r.is_err(), "the client gave up");
+    let ev = wait_events(d.path(), 1);
+    assert_eq!(ev[0]["status"], 499, "client closed request");
+    proxy.stop();
+}

@@ -5,9 +5,11 @@
 
 pub mod claims;
 pub mod client;
+pub mod login;
 pub mod model;
 pub mod settings;
 pub mod simulator;
+pub mod transport;
 
 pub use claims::Claims;
 pub use client::{Client, ClientSettings, Error, LoginOutcome, Token};

@@ -331,51 +331,6 @@ impl Simulator {
         )
         .await
     }
-
-    /// Starts on a loopback port in a background thread with its own runtime; for tests and the
-    /// demo.
-    pub fn spawn(state: SimState) -> std::io::Result<SimHandle> {
-        let sim = Simulator::new(state);
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        std_listener.set_nonblocking(true)?;
-        let addr = std_listener.local_addr()?;
-        let served = sim.clone();
-        std::thread::Builder::new()
-            .name("airwallex-simulator".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("simulator runtime");
-                rt.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(std_listener)
-                        .expect("simulator listener");
-                    let _ = served.serve(listener).await;
-                });
-            })?;
-        Ok(SimHandle { addr, sim })
-    }
-}
-
-/// A simulator running in the background.
-pub struct SimHandle {
-    pub addr: SocketAddr,
-    pub sim: Simulator,
-}
-
-impl SimHandle {
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub fn requests(&self) -> Vec<RequestRecord> {
-        self.sim.requests()
-    }
-
-    /// See [`Simulator::add_activity`].
-    pub fn add_activity(&self, collection: &str, items: Vec<Value>) -> Result<Vec<Value>, String> {
-        self.sim.add_activity(collection, items)
-    }
 }
 
 fn random_id() -> String {
@@ -579,7 +534,7 @@ fn bad_request(message: impl Into<String>) -> (StatusCode, Value) {
 fn collection(template: &str) -> Option<(&'static str, &'static str)> {
     Some(match template {
         "GET /api/v1/transfers" | "GET /api/v1/transfers/{id}" => ("transfers", "created_at"),
-        "GET /api/v1/beneficiaries" | "GET /api/v1/beneficiaries/{id}" => {
+        "GET /api/v1/beneficiaries" | "GET /api/v1/beneficiaries/{beneficiary_id}" => {
             ("beneficiaries", "created_at")
         }
         "GET /api/v1/financial_transactions" | "GET /api/v1/financial_transactions/{id}" => {
@@ -690,7 +645,7 @@ fn serve_read(
             items.first().cloned().unwrap_or_else(|| json!({})),
         );
     }
-    if template.ends_with("/{id}") {
+    if template.ends_with("/{id}") || template.ends_with("/{beneficiary_id}") {
         let id = path.rsplit('/').next().unwrap_or("");
         return match items
             .iter()

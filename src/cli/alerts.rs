@@ -22,12 +22,6 @@ pub enum AlertsCommand {
     Deliver,
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?)
-}
-
 pub fn run(ctx: &Context, cmd: AlertsCommand) -> anyhow::Result<u8> {
     let Some(cfg) = ctx.config.alerts.as_ref() else {
         anyhow::bail!(
@@ -35,10 +29,9 @@ pub fn run(ctx: &Context, cmd: AlertsCommand) -> anyhow::Result<u8> {
              [alerts.webhook] or [alerts.file]) to the config (see examples/awxguard.toml)"
         );
     };
-    let clock = crate::clock::from_env();
     match cmd {
         AlertsCommand::Test => {
-            let (doc, outcomes) = runtime()?.block_on(crate::alert::send_test(cfg, clock.as_ref()));
+            let (doc, outcomes) = ctx.block_on(crate::alert::send_test(cfg, ctx.clock()));
             println!("test alert {} (Message-ID {})", doc.id, doc.message_id);
             let mut failed = false;
             for o in outcomes {
@@ -100,11 +93,8 @@ pub fn run(ctx: &Context, cmd: AlertsCommand) -> anyhow::Result<u8> {
         }
         AlertsCommand::Deliver => {
             let store = ctx.open_store()?;
-            let report = runtime()?.block_on(crate::alert::deliver_due(
-                store,
-                &ctx.config,
-                clock.as_ref(),
-            ))?;
+            let report =
+                ctx.block_on(crate::alert::deliver_due(store, &ctx.config, ctx.clock()))?;
             print_report(&report, false);
             Ok(if report.failed.is_empty() { 0 } else { 2 })
         }
@@ -150,15 +140,11 @@ pub fn after_run(ctx: &Context) {
     if !a.planner.recorded() {
         return;
     }
-    let clock = crate::clock::from_env();
-    let result = runtime().and_then(|rt| {
-        rt.block_on(crate::alert::deliver_due(
-            a.store.clone(),
-            &ctx.config,
-            clock.as_ref(),
-        ))
-        .map_err(anyhow::Error::from)
-    });
+    let result = ctx.block_on(crate::alert::deliver_due(
+        a.store.clone(),
+        &ctx.config,
+        ctx.clock(),
+    ));
     match result {
         Ok(r) => {
             print_report(&r, true);

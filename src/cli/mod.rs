@@ -1,6 +1,7 @@
-//! The command line: global options, one file per subcommand. Everything here returns an exit
-//! code (0 clean, 1 findings at or above `--fail-on`, 2 the tool failed) or an error that
-//! `main` prints and maps to 2.
+//! The command line: global options, one file per subcommand. Wiring only: each subcommand turns
+//! its arguments into a request, runs the library job on the one runtime built here, hands the
+//! outcome to `report`, and returns an exit code (0 clean, 1 findings at or above `--fail-on`,
+//! 2 the tool failed) or an error that `main` prints and maps to 2.
 
 mod alerts;
 mod audit;
@@ -12,8 +13,9 @@ mod proxy;
 mod rules;
 mod sandbox;
 mod scan;
-mod scan_git;
+mod watch;
 
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::finding::Severity;
 use crate::report::{Format, Report, Style};
@@ -110,11 +112,20 @@ pub enum Command {
     /// The recording (and, with --enforce, enforcing) proxy in front of Airwallex: point the
     /// integration's Airwallex base URL at it.
     Proxy(proxy::ProxyArgs),
+    /// Watch the account's money movement with a read-only key: new payees paid at once,
+    /// unusual amounts, destinations and bursts, changed webhooks, a falling balance; who made
+    /// each change (a proxied key, or none: from outside).
+    Watch(watch::WatchArgs),
 }
 
-/// Runs the parsed command line and returns the exit code.
+/// Runs the parsed command line and returns the exit code. The process's one tokio runtime is
+/// built here; library network work runs on it, CPU work on its blocking threads.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
-    let ctx = Context::new(&cli.global)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let ctx = Context::new(&cli.global, runtime)?;
     let result = match cli.command {
         Command::Scan(args) => scan::run(&ctx, args),
         Command::Inventory(args) => inventory::run(&ctx, args),
@@ -126,16 +137,20 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Proxy(args) => proxy::run(&ctx, args),
         Command::Findings(cmd) => findings::run(&ctx, cmd),
         Command::Alerts(cmd) => alerts::run(&ctx, cmd),
+        Command::Watch(args) => watch::run(&ctx, args),
     };
     // Whatever the run's outcome, what it queued goes out now.
     alerts::after_run(&ctx);
     result
 }
 
-/// What every subcommand gets: the global options and the loaded config.
+/// What every subcommand gets: the global options, the loaded config, the clock (built once from
+/// the environment: `AWXGUARD_NOW` pins it) and the runtime.
 pub struct Context {
     pub global: GlobalArgs,
     pub config: Config,
+    clock: std::sync::Arc<dyn Clock>,
+    runtime: tokio::runtime::Runtime,
     /// The store this run opened, with the alert planner installed on it when `[alerts]` is
     /// configured: alerts queued by the run are delivered at its end.
     alerting: std::cell::RefCell<Option<Alerting>>,
@@ -147,7 +162,7 @@ struct Alerting {
 }
 
 impl Context {
-    fn new(global: &GlobalArgs) -> anyhow::Result<Context> {
+    fn new(global: &GlobalArgs, runtime: tokio::runtime::Runtime) -> anyhow::Result<Context> {
         let (path, explicit) = match &global.config {
             Some(p) => (p.clone(), true),
             None => (PathBuf::from(crate::config::DEFAULT_PATH), false),
@@ -156,8 +171,20 @@ impl Context {
         Ok(Context {
             global: global.clone(),
             config,
+            clock: crate::clock::from_env(),
+            runtime,
             alerting: std::cell::RefCell::new(None),
         })
+    }
+
+    /// The clock every job of this process reads.
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
+    /// Runs a library job (a future) on the process's runtime.
+    pub fn block_on<F: std::future::Future>(&self, job: F) -> F::Output {
+        self.runtime.block_on(job)
     }
 
     /// Whether human output gets colour: only on a terminal, never with NO_COLOR.

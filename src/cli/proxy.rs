@@ -52,10 +52,7 @@ pub fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<u8> {
         spill_dir: args.spill_dir,
         db: ctx.db_path(),
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let outcome = rt.block_on(job::run(
+    let outcome = ctx.block_on(job::run(
         req,
         &ctx.config,
         std::sync::Arc::new(crate::clock::SystemClock),

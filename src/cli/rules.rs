@@ -1,8 +1,12 @@
 //! `awxguard rules`: list the rules in force and run every rule's examples.
 
 use super::Context;
-use crate::privilege::{Catalog, PrivilegeRules};
+use crate::airwallex::Catalog;
+use crate::privilege::PrivilegeRules;
+use crate::scan::examples::check_leak_rules;
+use crate::scan::job::matcher;
 use crate::scan::Matcher;
+use crate::watch::WatchRules;
 use clap::Subcommand;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,6 +21,9 @@ pub enum RulesCommand {
         /// Add the privilege rules in this directory (or file); repeatable.
         #[arg(long = "privilege-rules", value_name = "DIR")]
         privilege_rules: Vec<PathBuf>,
+        /// Add the watch rules in this directory (or file); repeatable.
+        #[arg(long = "watch-rules", value_name = "DIR")]
+        watch_rules: Vec<PathBuf>,
     },
     /// List the rules in force.
     List {
@@ -26,65 +33,14 @@ pub enum RulesCommand {
         /// Add the privilege rules in this directory (or file); repeatable.
         #[arg(long = "privilege-rules", value_name = "DIR")]
         privilege_rules: Vec<PathBuf>,
+        /// Add the watch rules in this directory (or file); repeatable.
+        #[arg(long = "watch-rules", value_name = "DIR")]
+        watch_rules: Vec<PathBuf>,
         /// Print only the detector regexes, one per line (a pattern file for `rg -f`, e.g. the
         /// benchmark's ripgrep baseline).
         #[arg(long)]
         regexes: bool,
     },
-}
-
-/// One example that did not behave.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExampleFailure {
-    pub rule: String,
-    pub path: String,
-    pub expected_finding: bool,
-    pub detail: String,
-}
-
-/// Runs every example of every leak rule through the matcher; returns the failures and the
-/// number of examples run.
-pub fn check_leak_rules(matcher: &Matcher) -> (Vec<ExampleFailure>, usize) {
-    let mut failures = Vec::new();
-    let mut ran = 0;
-    for (i, rule) in matcher.rules().rules.iter().enumerate() {
-        for ex in &rule.examples {
-            ran += 1;
-            let hits: Vec<_> = matcher
-                .scan(&ex.path, ex.text.as_bytes())
-                .into_iter()
-                .filter(|m| m.rule == i)
-                .collect();
-            if hits.is_empty() {
-                failures.push(ExampleFailure {
-                    rule: rule.id.clone(),
-                    path: ex.path.clone(),
-                    expected_finding: true,
-                    detail: "example not found".into(),
-                });
-            }
-        }
-        for ex in &rule.negative_examples {
-            ran += 1;
-            let hits: Vec<_> = matcher
-                .scan(&ex.path, ex.text.as_bytes())
-                .into_iter()
-                .filter(|m| m.rule == i)
-                .collect();
-            if let Some(m) = hits.first() {
-                failures.push(ExampleFailure {
-                    rule: rule.id.clone(),
-                    path: ex.path.clone(),
-                    expected_finding: false,
-                    detail: format!(
-                        "negative example reported by pattern {} at line {}",
-                        m.pattern, m.line
-                    ),
-                });
-            }
-        }
-    }
-    (failures, ran)
 }
 
 /// The regex with its named groups made plain groups: ripgrep joins the lines of a pattern file
@@ -99,8 +55,9 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
         RulesCommand::Check {
             rules,
             privilege_rules,
+            watch_rules,
         } => {
-            let matcher = super::scan::build_matcher(ctx, &rules, &[])?;
+            let matcher: Matcher = matcher(&ctx.config.scan, &rules, &[], ctx.clock().now())?;
             let (failures, ran) = check_leak_rules(&matcher);
             let privilege = PrivilegeRules::load(&privilege_rules, &[], &BTreeMap::new())?;
             let catalog = Catalog::builtin();
@@ -109,6 +66,26 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
             let (x_failures, x_ran) = proxy_rules.check_examples(&catalog);
             for f in &x_failures {
                 println!("FAIL {f}");
+            }
+            let watch = WatchRules::load(&watch_rules, &[], &BTreeMap::new())?;
+            let (w_failures, w_ran) = watch.check_examples();
+            for f in &w_failures {
+                println!(
+                    "FAIL {} {} {} ({}): {}",
+                    f.rule,
+                    if f.expected_finding {
+                        "example"
+                    } else {
+                        "negative example"
+                    },
+                    f.index,
+                    if f.expected_finding {
+                        "must fire"
+                    } else {
+                        "must not fire"
+                    },
+                    f.detail
+                );
             }
             for f in &p_failures {
                 println!(
@@ -163,7 +140,16 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
                 proxy_rules.rules.len(),
                 verdict(x_failures.len())
             );
-            if failures.is_empty() && p_failures.is_empty() && x_failures.is_empty() {
+            println!(
+                "rules check: {} watch rules, {w_ran} examples: {}",
+                watch.rules.len(),
+                verdict(w_failures.len())
+            );
+            if failures.is_empty()
+                && p_failures.is_empty()
+                && x_failures.is_empty()
+                && w_failures.is_empty()
+            {
                 Ok(0)
             } else {
                 Ok(1)
@@ -172,9 +158,10 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
         RulesCommand::List {
             rules,
             privilege_rules,
+            watch_rules,
             regexes,
         } => {
-            let matcher = super::scan::build_matcher(ctx, &rules, &[])?;
+            let matcher: Matcher = matcher(&ctx.config.scan, &rules, &[], ctx.clock().now())?;
             if regexes {
                 for r in &matcher.rules().rules {
                     for p in &r.patterns {
@@ -205,6 +192,14 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
             for r in &crate::proxy::ProxyRules::builtin().rules {
                 let sev = format!("{} ({} when the call writes)", r.severity, r.severity_write);
                 println!("{:<32} {:<8} {}", r.id, sev, r.name);
+            }
+            for r in &WatchRules::load(&watch_rules, &[], &BTreeMap::new())?.rules {
+                println!("{:<32} {:<8} {}", r.id, r.severity.to_string(), r.name);
+                if !r.params.is_empty() {
+                    let params: Vec<String> =
+                        r.params.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                    println!("    params {}", params.join(", "));
+                }
             }
             Ok(0)
         }

@@ -3,8 +3,8 @@
 //! policy from activity), where the integration keeps its key, and the message and step
 //! templates of the rules filled in.
 
-use super::facts::KeyFacts;
 use super::{Access, Catalog};
+use crate::inventory::KeyFacts;
 use crate::usage::KeyUsage;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};

@@ -34,20 +34,6 @@ pub struct Upstream {
     pub host: String,
 }
 
-fn is_loopback(host: &str) -> bool {
-    let h = host.trim_start_matches('[').trim_end_matches(']');
-    h.eq_ignore_ascii_case("localhost")
-        || h.parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// Documented Airwallex API hosts (FACTS.md).
-const AIRWALLEX_HOSTS: &[&str] = &[
-    "api.airwallex.com",
-    "api-demo.airwallex.com",
-    "api.sandbox.airwallex.com",
-];
-
 impl Upstream {
     /// Parses and checks `url` against the host rule: `https://` to a documented Airwallex host
     /// or a host in `allow_hosts`; `http://` or `https://` to loopback; nothing else, since the
@@ -75,26 +61,9 @@ impl Upstream {
         if uri.query().is_some() {
             return Err(bad("a query string is not allowed".into()));
         }
-        let host = authority.host().to_ascii_lowercase();
-        let loopback = is_loopback(&host);
-        let listed = allow_hosts.iter().any(|h| h.eq_ignore_ascii_case(&host));
-        let documented = AIRWALLEX_HOSTS.contains(&host.as_str());
-        match scheme.as_str() {
-            "https" if documented || listed || loopback => {}
-            "http" if loopback => {}
-            "http" => {
-                return Err(bad(format!(
-                    "plain HTTP to {host} would send keys and tokens in clear; use https:// (plain HTTP only to loopback)"
-                )))
-            }
-            "https" => {
-                return Err(bad(format!(
-                    "{host} is not an Airwallex API host ({}) nor loopback; name it in [airwallex] allow_hosts if it is a gateway you trust",
-                    AIRWALLEX_HOSTS.join(", ")
-                )))
-            }
-            other => return Err(bad(format!("scheme {other} is not http or https"))),
-        }
+        // The one transport and host rule every caller that sends keys obeys.
+        crate::airwallex::transport::check(url.trim_end_matches('/'), allow_hosts)
+            .map_err(|e| bad(e.to_string()))?;
         Ok(Upstream {
             url: url.trim_end_matches('/').to_string(),
             host: authority.as_str().to_string(),

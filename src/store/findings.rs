@@ -19,6 +19,22 @@ pub trait Findings {
     fn resolve_id(&self, prefix: &str) -> Result<String, StoreError>;
 }
 
+/// The stored findings of `scope` (all scopes when `None`) with `status` (any when `None`), their
+/// status as of `now`.
+pub fn select<S: Findings + ?Sized>(
+    store: &S,
+    scope: Option<&str>,
+    status: Option<Status>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Finding>, StoreError> {
+    Ok(store
+        .list(scope, now)?
+        .into_iter()
+        .map(|s| s.finding)
+        .filter(|f| status.is_none_or(|st| f.status == Some(st)))
+        .collect())
+}
+
 /// A finding as the store knows it.
 #[derive(Debug, Clone)]
 pub struct StoredFinding {

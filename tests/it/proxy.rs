@@ -4,7 +4,7 @@
 
 use crate::common::*;
 use crate::inventory::{airwallex_section, key_table};
-use awxguard::airwallex::simulator::{Behaviour, SimHandle, SimState, Simulator};
+use awxguard::airwallex::simulator::{Behaviour, SimState, Simulator};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,8 +1,8 @@
 //! The simulator's read endpoints over real HTTP: paging, date filters, the 7-day limit of
 //! balance history, permission checks by token claims, 401, 403 and 429.
 
-use crate::common::{client_id, key};
-use awxguard::airwallex::simulator::{Behaviour, SimHandle, SimState, Simulator};
+use crate::common::{client_id, key, SimHandle, SpawnSimulator};
+use awxguard::airwallex::simulator::{Behaviour, SimState, Simulator};
 use awxguard::airwallex::{Client, ClientSettings, Error, LoginOutcome};
 use awxguard::secret::Secret;
 use serde_json::{json, Value};

@@ -198,23 +198,27 @@ pub(super) async fn handle(
         str::to_string,
     );
     let client = peer.ip();
-    let mut pending = Pending::new(p.clone(), started, UsageEvent {
-        ts: event_time(now),
-        key: key_name.clone(),
-        method: parts.method.as_str().to_string(),
-        path: path.clone(),
-        status: 0,
-        source_ip: Some(client.to_string()),
-        user_agent: header_str(&parts.headers, "user-agent").map(str::to_string),
-        account_id: header_str(&parts.headers, "x-on-behalf-of")
-            .or_else(|| header_str(&parts.headers, "x-login-as"))
-            .map(str::to_string),
-        latency_ms: None,
-        host: Some(p.upstream.host.clone()),
-        via: Some("proxy".to_string()),
-        object_ids: Vec::new(),
-        request_id: Some(p.request_id()),
-    });
+    let mut pending = Pending::new(
+        p.clone(),
+        started,
+        UsageEvent {
+            ts: event_time(now),
+            key: key_name.clone(),
+            method: parts.method.as_str().to_string(),
+            path: path.clone(),
+            status: 0,
+            source_ip: Some(client.to_string()),
+            user_agent: header_str(&parts.headers, "user-agent").map(str::to_string),
+            account_id: header_str(&parts.headers, "x-on-behalf-of")
+                .or_else(|| header_str(&parts.headers, "x-login-as"))
+                .map(str::to_string),
+            latency_ms: None,
+            host: Some(p.upstream.host.clone()),
+            via: Some("proxy".to_string()),
+            object_ids: Vec::new(),
+            request_id: Some(p.request_id()),
+        },
+    );
 
     if let Who::UnknownToken(tfp) = &who {
         p.counters
@@ -446,7 +450,12 @@ pub(super) async fn handle(
     }
     Ok(Response::from_parts(
         rparts,
-        Recorded::new(Body::Stream(rbody), p.recorder.clone(), pending.take(), started),
+        Recorded::new(
+            Body::Stream(rbody),
+            p.recorder.clone(),
+            pending.take(),
+            started,
+        ),
     ))
 }
 

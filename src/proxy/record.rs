@@ -112,7 +112,8 @@ impl Counters {
 /// What goes to the writer.
 #[derive(Debug)]
 pub(crate) enum Msg {
-    Event(UsageEvent),
+    /// Boxed: the queue's slots stay small (it is allocated whole, at its capacity).
+    Event(Box<UsageEvent>),
     Finding(Box<Finding>),
     Attribution(TokenAttribution),
     /// Write everything queued so far, then answer.
@@ -273,7 +274,7 @@ impl Recorder {
     /// Queues an event; with the queue full, appends it to the spill file at once.
     pub fn event(&self, e: UsageEvent) {
         self.counters.queued.fetch_add(1, Ordering::Relaxed);
-        match self.tx.try_send(Msg::Event(e)) {
+        match self.tx.try_send(Msg::Event(Box::new(e))) {
             Ok(()) => {}
             Err(TrySendError::Full(Msg::Event(e)))
             | Err(TrySendError::Disconnected(Msg::Event(e))) => {
@@ -455,7 +456,7 @@ impl Writer {
         match m {
             Msg::Event(e) => {
                 self.counters.queued.fetch_sub(1, Ordering::Relaxed);
-                events.push(e)
+                events.push(*e)
             }
             Msg::Finding(f) => {
                 if self.seen_findings.len() < 100_000 && self.seen_findings.insert(f.id.clone()) {

@@ -962,3 +962,25 @@ fn a_client_that_goes_away_mid_request_still_gets_its_event() {
     assert_eq!(ev[0]["status"], 499, "client closed request");
     proxy.stop();
 }
+
+#[test]
+fn the_proxy_section_of_the_config_sets_enforcement_and_allowed_clients() {
+    let d = tempdir();
+    let (sim, env) = setup(d.path());
+    let mut config = std::fs::read_to_string(d.path().join("awxguard.toml")).unwrap();
+    config.push_str("\n[proxy]\nenforce = [\"reader\"]\nallowed_clients = [\"127.0.0.1\"]\n");
+    write(d.path(), "awxguard.toml", config);
+    let proxy = Proxy::start(d.path(), &sim.url(), &[], &env);
+    let c = Client::new(&proxy.url);
+    let reader = c.login("reader");
+    let (st, body) = c.call(&reader, "GET", "/api/v1/webhooks", None);
+    assert_eq!((st, body["code"].as_str()), (403, Some("undeclared_scope")));
+    assert_eq!(c.call(&reader, "GET", "/api/v1/transfers", None).0, 200);
+    let admin = c.login("payvy");
+    assert_eq!(
+        c.call(&admin, "GET", "/api/v1/webhooks", None).0,
+        200,
+        "payvy is not enforced"
+    );
+    proxy.stop();
+}

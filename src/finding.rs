@@ -196,6 +196,9 @@ pub struct Finding {
     pub recommendation: Option<Recommendation>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Status>,
+    /// Rule ids of weaker findings (or anomaly signals) this one implies and carries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<String>,
 }
 
 impl Finding {
@@ -225,6 +228,7 @@ impl Finding {
             evidence: None,
             recommendation: None,
             status: None,
+            also: Vec::new(),
         }
     }
 

@@ -3,6 +3,7 @@
 use super::Context;
 use crate::privilege::{Catalog, PrivilegeRules};
 use crate::scan::Matcher;
+use crate::usage::detect::AnomalyRules;
 use clap::Subcommand;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,6 +18,9 @@ pub enum RulesCommand {
         /// Add the privilege rules in this directory (or file); repeatable.
         #[arg(long = "privilege-rules", value_name = "DIR")]
         privilege_rules: Vec<PathBuf>,
+        /// Add the anomaly rules in this directory (or file); repeatable.
+        #[arg(long = "anomaly-rules", value_name = "DIR")]
+        anomaly_rules: Vec<PathBuf>,
     },
     /// List the rules in force.
     List {
@@ -26,6 +30,9 @@ pub enum RulesCommand {
         /// Add the privilege rules in this directory (or file); repeatable.
         #[arg(long = "privilege-rules", value_name = "DIR")]
         privilege_rules: Vec<PathBuf>,
+        /// Add the anomaly rules in this directory (or file); repeatable.
+        #[arg(long = "anomaly-rules", value_name = "DIR")]
+        anomaly_rules: Vec<PathBuf>,
         /// Print only the detector regexes, one per line (a pattern file for `rg -f`, e.g. the
         /// benchmark's ripgrep baseline).
         #[arg(long)]
@@ -99,28 +106,38 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
         RulesCommand::Check {
             rules,
             privilege_rules,
+            anomaly_rules,
         } => {
             let matcher = super::scan::build_matcher(ctx, &rules, &[])?;
             let (failures, ran) = check_leak_rules(&matcher);
             let privilege = PrivilegeRules::load(&privilege_rules, &[], &BTreeMap::new())?;
             let catalog = Catalog::builtin();
             let (p_failures, p_ran) = privilege.check_examples(&catalog);
-            for f in &p_failures {
+            let anomaly = AnomalyRules::load(&anomaly_rules, &[], &BTreeMap::new())?;
+            let (a_failures, a_ran) = anomaly.check_examples(&catalog);
+            let example_failures = p_failures
+                .iter()
+                .map(|f| (&f.rule, f.expected_finding, f.index, &f.detail));
+            let anomaly_failures = a_failures
+                .iter()
+                .map(|f| (&f.rule, f.expected_finding, f.index, &f.detail));
+            for (rule, expected_finding, index, detail) in example_failures.chain(anomaly_failures)
+            {
                 println!(
                     "FAIL {} {} {} ({}): {}",
-                    f.rule,
-                    if f.expected_finding {
+                    rule,
+                    if expected_finding {
                         "example"
                     } else {
                         "negative example"
                     },
-                    f.index,
-                    if f.expected_finding {
+                    index,
+                    if expected_finding {
                         "must fire"
                     } else {
                         "must not fire"
                     },
-                    f.detail
+                    detail
                 );
             }
             for f in &failures {
@@ -153,7 +170,12 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
                 privilege.rules.len(),
                 verdict(p_failures.len())
             );
-            if failures.is_empty() && p_failures.is_empty() {
+            println!(
+                "rules check: {} anomaly rules, {a_ran} examples: {}",
+                anomaly.rules.len(),
+                verdict(a_failures.len())
+            );
+            if failures.is_empty() && p_failures.is_empty() && a_failures.is_empty() {
                 Ok(0)
             } else {
                 Ok(1)
@@ -162,6 +184,7 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
         RulesCommand::List {
             rules,
             privilege_rules,
+            anomaly_rules,
             regexes,
         } => {
             let matcher = super::scan::build_matcher(ctx, &rules, &[])?;
@@ -189,6 +212,15 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
                 if !r.params.is_empty() {
                     let params: Vec<String> =
                         r.params.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                    println!("    params {}", params.join(", "));
+                }
+            }
+            let anomaly = AnomalyRules::load(&anomaly_rules, &[], &BTreeMap::new())?;
+            for r in &anomaly.rules {
+                println!("{:<32} {:<8} {}", r.id, r.severity.to_string(), r.name);
+                let params: Vec<String> =
+                    r.params.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                if !params.is_empty() {
                     println!("    params {}", params.join(", "));
                 }
             }

@@ -1,7 +1,10 @@
 //! `awxguard rules`: list the rules in force and run every rule's examples.
 
 use super::Context;
-use crate::privilege::{Catalog, PrivilegeRules};
+use crate::airwallex::Catalog;
+use crate::privilege::PrivilegeRules;
+use crate::scan::examples::check_leak_rules;
+use crate::scan::job::matcher;
 use crate::scan::Matcher;
 use crate::usage::detect::AnomalyRules;
 use clap::Subcommand;
@@ -40,60 +43,6 @@ pub enum RulesCommand {
     },
 }
 
-/// One example that did not behave.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExampleFailure {
-    pub rule: String,
-    pub path: String,
-    pub expected_finding: bool,
-    pub detail: String,
-}
-
-/// Runs every example of every leak rule through the matcher; returns the failures and the
-/// number of examples run.
-pub fn check_leak_rules(matcher: &Matcher) -> (Vec<ExampleFailure>, usize) {
-    let mut failures = Vec::new();
-    let mut ran = 0;
-    for (i, rule) in matcher.rules().rules.iter().enumerate() {
-        for ex in &rule.examples {
-            ran += 1;
-            let hits: Vec<_> = matcher
-                .scan(&ex.path, ex.text.as_bytes())
-                .into_iter()
-                .filter(|m| m.rule == i)
-                .collect();
-            if hits.is_empty() {
-                failures.push(ExampleFailure {
-                    rule: rule.id.clone(),
-                    path: ex.path.clone(),
-                    expected_finding: true,
-                    detail: "example not found".into(),
-                });
-            }
-        }
-        for ex in &rule.negative_examples {
-            ran += 1;
-            let hits: Vec<_> = matcher
-                .scan(&ex.path, ex.text.as_bytes())
-                .into_iter()
-                .filter(|m| m.rule == i)
-                .collect();
-            if let Some(m) = hits.first() {
-                failures.push(ExampleFailure {
-                    rule: rule.id.clone(),
-                    path: ex.path.clone(),
-                    expected_finding: false,
-                    detail: format!(
-                        "negative example reported by pattern {} at line {}",
-                        m.pattern, m.line
-                    ),
-                });
-            }
-        }
-    }
-    (failures, ran)
-}
-
 /// The regex with its named groups made plain groups: ripgrep joins the lines of a pattern file
 /// into one regex, where two `(?P<secret>...)` would clash.
 fn unnamed_groups(re: &str) -> String {
@@ -108,11 +57,16 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
             privilege_rules,
             anomaly_rules,
         } => {
-            let matcher = super::scan::build_matcher(ctx, &rules, &[])?;
+            let matcher: Matcher = matcher(&ctx.config.scan, &rules, &[], ctx.clock().now())?;
             let (failures, ran) = check_leak_rules(&matcher);
             let privilege = PrivilegeRules::load(&privilege_rules, &[], &BTreeMap::new())?;
             let catalog = Catalog::builtin();
             let (p_failures, p_ran) = privilege.check_examples(&catalog);
+            let proxy_rules = crate::proxy::ProxyRules::builtin();
+            let (x_failures, x_ran) = proxy_rules.check_examples(&catalog);
+            for f in &x_failures {
+                println!("FAIL {f}");
+            }
             let anomaly = AnomalyRules::load(&anomaly_rules, &[], &BTreeMap::new())?;
             let (a_failures, a_ran) = anomaly.check_examples(&catalog);
             let example_failures = p_failures
@@ -171,11 +125,20 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
                 verdict(p_failures.len())
             );
             println!(
+                "rules check: {} proxy rules, {x_ran} examples: {}",
+                proxy_rules.rules.len(),
+                verdict(x_failures.len())
+            );
+            println!(
                 "rules check: {} anomaly rules, {a_ran} examples: {}",
                 anomaly.rules.len(),
                 verdict(a_failures.len())
             );
-            if failures.is_empty() && p_failures.is_empty() && a_failures.is_empty() {
+            if failures.is_empty()
+                && p_failures.is_empty()
+                && x_failures.is_empty()
+                && a_failures.is_empty()
+            {
                 Ok(0)
             } else {
                 Ok(1)
@@ -187,7 +150,7 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
             anomaly_rules,
             regexes,
         } => {
-            let matcher = super::scan::build_matcher(ctx, &rules, &[])?;
+            let matcher: Matcher = matcher(&ctx.config.scan, &rules, &[], ctx.clock().now())?;
             if regexes {
                 for r in &matcher.rules().rules {
                     for p in &r.patterns {
@@ -214,6 +177,10 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
                         r.params.iter().map(|(k, v)| format!("{k} = {v}")).collect();
                     println!("    params {}", params.join(", "));
                 }
+            }
+            for r in &crate::proxy::ProxyRules::builtin().rules {
+                let sev = format!("{} ({} when the call writes)", r.severity, r.severity_write);
+                println!("{:<32} {:<8} {}", r.id, sev, r.name);
             }
             let anomaly = AnomalyRules::load(&anomaly_rules, &[], &BTreeMap::new())?;
             for r in &anomaly.rules {

@@ -3,7 +3,8 @@
 //! gets that location in its storage facts; a key nobody declared becomes a shadow key.
 
 use super::{Entry, Inventory};
-use crate::privilege::{Environment, KeyFacts, KeyKind, LeakFact, SecretSource, Storage};
+use super::{KeyFacts, LeakFact, SecretSource, Storage};
+use crate::airwallex::{Environment, KeyKind};
 use crate::scan::{self, Matcher, Problem, ScanOptions, ScanStats};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};

@@ -2,9 +2,12 @@
 //! id and parameter overrides from config. The logic of each rule is a built-in evaluator named
 //! by its `check`; ids, severities, parameters, messages and remediation templates are data.
 
-use super::facts::{Environment, KeyFacts, KeyKind, LeakFact, LoginFacts, SecretSource, Storage};
+use super::check::Check;
 use super::Catalog;
+use crate::airwallex::tier_scopes;
+use crate::airwallex::{Environment, KeyKind};
 use crate::finding::{Action, Severity, Verification};
+use crate::inventory::{KeyFacts, LeakFact, LoginFacts, SecretSource, Storage};
 use crate::rules::{
     line_of, read_rule_files, toml_error, unique_ids, RuleError, BUILTIN_PRIVILEGE_RULES,
 };
@@ -12,37 +15,6 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-/// The built-in evaluators a rule can name in `check`.
-pub const CHECKS: &[&str] = &[
-    "admin-key",
-    "disguised-admin",
-    "declared-mismatch",
-    "permissions-unknown",
-    "write-never-used",
-    "unused-scope",
-    "unused-key",
-    "rotation-overdue",
-    "no-ip-whitelist",
-    "shared-key",
-    "payee-and-pay",
-    "webhook-write-unneeded",
-    "secret-literal",
-    "secret-file-readable",
-    "secret-in-git-work-tree",
-    "secret-in-plaintext-file",
-    "missing-owner",
-    "wrong-environment",
-    "key-revoked",
-    "key-refused",
-    "key-leaked",
-    "shadow-key",
-    "secret-unresolved",
-    "key-misconfigured",
-    "unknown-key",
-    "unknown-route",
-    "not-judged",
-];
 
 /// Placeholders a message or step may use; anything else is a load error.
 pub const PLACEHOLDERS: &[&str] = &[
@@ -293,22 +265,12 @@ impl ExampleKey {
     }
 }
 
-/// The scopes a tier stands for: every scope (admin, read_write), every read scope (read_only),
-/// or the listed ones (custom).
-pub fn tier_scopes(kind: KeyKind, listed: &[String], catalog: &Catalog) -> Vec<String> {
-    match kind {
-        KeyKind::Admin | KeyKind::ReadWrite => catalog.all_ids(),
-        KeyKind::ReadOnly => catalog.read_ids(),
-        KeyKind::Custom => listed.to_vec(),
-    }
-}
-
 /// One privilege rule in force.
 #[derive(Debug, Clone)]
 pub struct PrivilegeRule {
     pub id: String,
     pub name: String,
-    pub check: String,
+    pub check: Check,
     pub severity: Severity,
     pub severity_production: Option<Severity>,
     pub severity_sandbox: Option<Severity>,
@@ -429,7 +391,7 @@ impl PrivilegeRules {
     }
 
     /// The rules using `check`.
-    pub fn with_check<'a>(&'a self, check: &'a str) -> impl Iterator<Item = &'a PrivilegeRule> {
+    pub fn with_check(&self, check: Check) -> impl Iterator<Item = &PrivilegeRule> {
         self.rules.iter().filter(move |r| r.check == check)
     }
 }
@@ -578,14 +540,14 @@ fn parse_file(path: &Path, text: &str) -> Result<Vec<PrivilegeRule>, RuleError> 
                 r.id
             )));
         }
-        if !CHECKS.contains(&r.check.as_str()) {
+        let Some(check) = Check::from_id(&r.check) else {
             return Err(parse_err(format!(
                 "rule {}: check {:?} is not a built-in evaluator (known: {})",
                 r.id,
                 r.check,
-                CHECKS.join(", ")
+                Check::ids()
             )));
-        }
+        };
         for t in std::iter::once(&r.message).chain(&r.steps) {
             for p in placeholders(t) {
                 if !PLACEHOLDERS.contains(&p) {
@@ -617,7 +579,7 @@ fn parse_file(path: &Path, text: &str) -> Result<Vec<PrivilegeRule>, RuleError> 
         out.push(PrivilegeRule {
             id: r.id,
             name: r.name,
-            check: r.check,
+            check,
             severity: r.severity,
             severity_production: r.severity_production,
             severity_sandbox: r.severity_sandbox,
@@ -676,8 +638,8 @@ mod tests {
     #[test]
     fn every_check_is_used_by_a_builtin_rule() {
         let r = PrivilegeRules::builtin();
-        for c in CHECKS {
-            assert!(r.with_check(c).next().is_some(), "check {c} unused");
+        for c in Check::ALL {
+            assert!(r.with_check(*c).next().is_some(), "check {c} unused");
         }
     }
 

@@ -3,6 +3,7 @@
 //! loopback; no test reaches the internet.
 
 mod airwallex;
+mod alerts;
 mod audit;
 mod baseline;
 mod common;
@@ -13,9 +14,12 @@ mod git;
 mod hook;
 mod inventory;
 mod privilege;
+mod proxy;
 mod rules;
 mod sarif;
 mod scan;
 mod simulator;
+mod store;
+mod transport;
 mod usage;
 mod verify;

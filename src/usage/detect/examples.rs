@@ -6,7 +6,7 @@ use super::rules::{AnomalyExample, AnomalyRules, Background, Burst, ExampleKey};
 use super::series::{classify, Event, Series, DAY, HOUR};
 use super::usage_checks::allowed_routes;
 use super::{detect, DetectOptions, KeyDecl};
-use crate::privilege::Catalog;
+use crate::airwallex::Catalog;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 

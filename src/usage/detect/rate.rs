@@ -27,7 +27,7 @@
 
 use super::rules::AnomalyRule;
 use super::series::{HourBucket, KeySeries, DAY, FINE, HOUR, SUBS};
-use super::stats::{mad, median, CountDist};
+use super::stats::{median, CountDist};
 use super::{human_count, human_window, rfc3339, signal, SampleFilter, Signal};
 use crate::finding::Severity;
 use serde::Serialize;
@@ -425,8 +425,10 @@ pub struct Run {
     pub end: usize,
 }
 
-/// The anomalous runs: weak-or-strong hours in a row holding a strong hour or lasting `persist`.
-pub fn runs(j: &[Judged], persist: usize) -> Vec<Run> {
+/// The anomalous runs: weak-or-strong hours in a row holding a strong hour, lasting
+/// `persist_hours`, or (seasonal hours only) strong taken together: a burst that straddles an
+/// hour boundary is weak in each hour and strong as a whole.
+pub fn runs(j: &[Judged], p: &RateParams) -> Vec<Run> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < j.len() {
@@ -440,11 +442,25 @@ pub fn runs(j: &[Judged], persist: usize) -> Vec<Run> {
             strong |= j[i].level == Level::Strong;
             i += 1;
         }
-        if strong || i - start >= persist {
+        let run = &j[start..i];
+        if strong || run.len() >= p.persist || strong_together(run, p) {
             out.push(Run { start, end: i - 1 });
         }
     }
     out
+}
+
+/// Whether the hours of a run of seasonal hours, summed, are a strong hour.
+fn strong_together(run: &[Judged], p: &RateParams) -> bool {
+    if run.len() < 2 || run.iter().any(|h| h.kind != BaselineKind::Seasonal) {
+        return false;
+    }
+    let x: f64 = run.iter().map(|h| h.observed).sum();
+    let m: f64 = run.iter().map(|h| h.reference).sum();
+    let v: f64 = run.iter().map(|h| h.variance).sum();
+    x >= m * p.min_ratio
+        && x >= m + p.min_excess
+        && CountDist::with_variance(m.max(0.05), v.max(0.05)).upper_tail(x) <= p.alpha
 }
 
 /// One hour of a key's chart: observed count, expected count and band.
@@ -555,7 +571,7 @@ pub fn detect(
             continue;
         }
         let judged = judge(&values, &missing, &p, metric);
-        for run in runs(&judged, p.persist) {
+        for run in runs(&judged, &p) {
             out.push(run_signal(ks, rule, &p, metric, h0, &judged, run));
         }
     }
@@ -713,7 +729,7 @@ fn window(
     let mut start: Option<i64> = None;
     let mut end: Option<i64> = None;
     let mut whole: Option<(i64, i64)> = None;
-    for i in run.start..=run.end {
+    for (i, j) in judged.iter().enumerate().take(run.end + 1).skip(run.start) {
         let hour = h0 + i as i64;
         let Some(b) = ks.hours.get(&hour) else {
             continue;
@@ -733,7 +749,6 @@ fn window(
         if matches!(metric, Metric::Writes | Metric::Errors) {
             continue;
         }
-        let j = &judged[i];
         let threshold = match metric {
             Metric::Burst => (j.reference * p.weak_ratio).max(j.reference + p.min_excess / 2.0),
             _ => {
@@ -800,7 +815,7 @@ mod tests {
         v[spike] += 900.0;
         let missing = vec![false; n];
         let j = judge(&v, &missing, &params(), Metric::Calls);
-        let r = runs(&j, 3);
+        let r = runs(&j, &params());
         // the first Monday batch is judged while learning (first day): flagged as a first
         // burst; every later one is baseline
         assert!(
@@ -826,9 +841,9 @@ mod tests {
         v[4 * WEEK_H + 30] = 8.0; // eight calls: noise for a sparse key
         let missing = vec![false; n];
         let j = judge(&v, &missing, &params(), Metric::Calls);
-        assert!(runs(&j, 3).is_empty());
+        assert!(runs(&j, &params()).is_empty());
         v[4 * WEEK_H + 30] = 60.0;
         let j = judge(&v, &missing, &params(), Metric::Calls);
-        assert_eq!(runs(&j, 3).len(), 1);
+        assert_eq!(runs(&j, &params()).len(), 1);
     }
 }

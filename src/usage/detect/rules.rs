@@ -481,15 +481,14 @@ fn check_param(name: &str, ty: ParamType, v: &toml::Value) -> Result<(), String>
         ));
     }
     match ty {
-        ParamType::Severity => {
+        ParamType::Severity
             if v.as_str()
                 .and_then(|s| s.parse::<Severity>().ok())
-                .is_none()
-            {
-                return Err(format!(
-                    "parameter {name}: expected a severity (info, low, medium, high, critical)"
-                ));
-            }
+                .is_none() =>
+        {
+            return Err(format!(
+                "parameter {name}: expected a severity (info, low, medium, high, critical)"
+            ));
         }
         ParamType::Integer if v.as_integer().is_some_and(|n| n <= 0) => {
             return Err(format!("parameter {name}: must be a positive number"));
@@ -645,7 +644,7 @@ fn valid_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::privilege::Catalog;
+    use crate::airwallex::Catalog;
 
     #[test]
     fn builtin_rules_load_with_unique_ids_and_every_detector_used() {

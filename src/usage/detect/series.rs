@@ -4,7 +4,7 @@
 //! series is the same whatever order the events arrive in, and the store can keep exactly these
 //! aggregates as its long-lived rollups.
 
-use crate::privilege::catalog::{Access as ScopeAccess, Catalog};
+use crate::airwallex::{Access as ScopeAccess, Catalog};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;

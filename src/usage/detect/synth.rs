@@ -8,7 +8,7 @@
 //! Deterministic for a seed on every platform (its own SplitMix64 generator).
 
 use super::series::{classify, Access, Event, EventRef, Series, DAY, HOUR};
-use crate::privilege::Catalog;
+use crate::airwallex::Catalog;
 use std::net::{IpAddr, Ipv4Addr};
 
 /// SplitMix64 with the few distributions the generator needs.
@@ -866,14 +866,11 @@ fn inject(
                 while !p.in_pattern(first) {
                     first += 1;
                 }
-                let day = (first * HOUR).div_euclid(DAY) + g.rng.int(2, 5);
-                let Pattern::Office { start: s, end: e } = p.pattern else {
-                    unreachable!("fresh keys are office keys")
-                };
-                let mut at = day * DAY + g.rng.int(s, e - 1) * HOUR + g.rng.int(0, 30) * 60;
-                while !p.in_pattern(at / HOUR) {
-                    at += DAY;
-                }
+                let day0 = (first * HOUR).div_euclid(DAY) + 2;
+                let hours: Vec<i64> = (day0 * 24..(day0 + 5) * 24)
+                    .filter(|&h| p.in_pattern(h) && (h + 1) * HOUR < p.until)
+                    .collect();
+                let at = *g.rng.pick(&hours) * HOUR + g.rng.int(0, 30) * 60;
                 let n = (p.rate * g.rng.range(15.0, 40.0)).round() as u32;
                 let minutes = g.rng.int(15, 45);
                 g.spread(&p.key, at, minutes, n, &read, 200, ip0, &ua);
@@ -891,8 +888,12 @@ fn inject(
                 let mean = p.mean(h).max(p.rate / 24.0);
                 let (n, minutes, route, status, ip, ua): (u32, i64, Route, u16, IpAddr, String) =
                     match kind {
+                        // far above the key's own noise: at least three times the hour's
+                        // mean and ten of its standard deviations above it
                         Kind::RateSpike => (
-                            (mean * g.rng.range(3.0, 8.0)).max(g.rng.range(80.0, 150.0)) as u32,
+                            (mean * g.rng.range(3.0, 8.0))
+                                .max(10.0 * (mean + p.phi * mean * mean).sqrt())
+                                .max(g.rng.range(80.0, 150.0)) as u32,
                             g.rng.int(10, 60),
                             read.clone(),
                             200,

@@ -4,7 +4,7 @@
 
 use super::synth::{self, Kind, Stream};
 use super::*;
-use crate::privilege::Catalog;
+use crate::airwallex::Catalog;
 use std::collections::BTreeMap;
 
 fn overlaps(a0: i64, a1: i64, b0: i64, b1: i64) -> bool {
@@ -25,8 +25,6 @@ pub struct Outcome {
     pub first_runs: usize,
     /// Cold-start expectations that failed.
     pub cold: Vec<String>,
-    pub findings: usize,
-    pub signals: usize,
 }
 
 fn describe(s: &Signal) -> String {
@@ -34,11 +32,7 @@ fn describe(s: &Signal) -> String {
 }
 
 pub fn judge(stream: &Stream, series: &Series, det: &Detection, rules: &AnomalyRules) -> Outcome {
-    let mut o = Outcome {
-        findings: det.findings.len(),
-        signals: det.signals.len(),
-        ..Outcome::default()
-    };
+    let mut o = Outcome::default();
     for inj in &stream.injections {
         let hit = det.signals.iter().any(|s| {
             s.key == inj.key
@@ -158,22 +152,17 @@ fn sweep_with(
 
 #[test]
 fn injected_anomalies_are_found_and_seasonal_peaks_are_not() {
-    let seeds = 10;
+    // a regression guard over a few seeds (debug build); the rates over hundreds of seeds come
+    // from bench/detect-seeds.sh (README: Usage monitoring)
+    let seeds = 12;
     let (found, peak, fa, cold) = sweep(0..seeds, true);
     for k in Kind::ALL {
         let f = found.get(&k).copied().unwrap_or(0);
-        assert!(
-            f as f64 >= 0.95 * seeds as f64,
-            "{}: found in {f} of {seeds} seeds",
-            k.name()
-        );
+        assert!(f + 1 >= seeds as usize, "{}: found in {f} of {seeds} seeds", k.name());
     }
     assert_eq!(peak, 0, "alarms on seasonal peaks");
     assert_eq!(cold, 0, "cold start");
-    assert!(
-        fa <= seeds as usize / 4,
-        "{fa} false alarms in {seeds} seeds"
-    );
+    assert!(fa <= 2, "{fa} false alarms in {seeds} seeds");
 }
 
 /// `SEEDS=500 cargo test --release -- --ignored many_seeds --nocapture`
@@ -201,82 +190,6 @@ fn many_seeds() {
     }
     let rules = AnomalyRules::load(&[], &[], &overrides).expect("overrides");
     sweep_with(1000..1000 + n, verbose, &rules);
-}
-
-#[test]
-#[ignore]
-fn debug_seed() {
-    let seed: u64 = std::env::var("SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let key = std::env::var("KEY").unwrap_or("webhooks".into());
-    let at: i64 = std::env::var("AT")
-        .ok()
-        .and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok())
-        .map(|t| t.timestamp())
-        .unwrap_or(0);
-    let catalog = Catalog::builtin();
-    let stream = synth::generate(&synth::Config::new(seed), &catalog);
-    for i in &stream.injections {
-        println!(
-            "inj {:?} {} {} {} calls {}",
-            i.kind,
-            i.key,
-            rfc3339(i.start),
-            rfc3339(i.end),
-            i.calls
-        );
-    }
-    let series = stream.series();
-    let ks = &series.keys[&key];
-    let rules = AnomalyRules::builtin();
-    let rule = rules.get("anomaly.rate-spike").unwrap();
-    for metric in [rate::Metric::Calls, rate::Metric::Burst] {
-        let p = rate::RateParams::from_rule(rule);
-        let (h0, v, m) = rate::dense(ks, &series.active_days, metric, ks.last / 3600);
-        let j = rate::judge(&v, &m, &p, metric);
-        for (i, x) in j.iter().enumerate() {
-            let h = (h0 + i as i64) * 3600;
-            if (h - at).abs() <= 3 * 3600 {
-                println!(
-                    "{:?} {} x={} e={:.1} ref={:.1} var={:.1} w={} phi={:.3} {:?} {:?} band={:?}",
-                    metric,
-                    rfc3339(h),
-                    x.observed,
-                    x.expected,
-                    x.reference,
-                    x.variance,
-                    x.weeks,
-                    x.dispersion,
-                    x.kind,
-                    x.level,
-                    x.band(1e-6)
-                );
-            }
-        }
-    }
-}
-
-#[test]
-#[ignore]
-fn timing() {
-    let catalog = Catalog::builtin();
-    let rules = AnomalyRules::builtin();
-    let t = std::time::Instant::now();
-    let (stream, series) = synth::generate_series(&synth::Config::new(1), &catalog);
-    let t1 = t.elapsed();
-    let t2 = t.elapsed();
-    let det = detect(&series, &rules, &DetectOptions::default());
-    let t3 = t.elapsed();
-    println!(
-        "injections {} gen {:?} series {:?} detect {:?} signals {}",
-        stream.injections.len(),
-        t1,
-        t2 - t1,
-        t3 - t2,
-        det.signals.len()
-    );
 }
 
 /// Finding ids and windows, for comparing runs.

@@ -7,7 +7,7 @@
 use super::rules::AnomalyRule;
 use super::series::{network_of, AttrKind, AttrStats, KeySeries, HOUR};
 use super::{human_count, signal, KeyDecl, SampleFilter, Signal};
-use crate::privilege::Catalog;
+use crate::airwallex::Catalog;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 

@@ -1,32 +1,12 @@
 //! What the privilege rules judge about one key. This is the contract between the inventory
-//! (which gathers the facts from config, secret storage, a login and discovery) and the rules.
+//! (which gathers the facts from config, secret storage, a login and discovery) and the rules
+//! (`privilege`), which sit above it.
 
+pub use crate::airwallex::{Environment, KeyKind};
 use crate::finding::Verification;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-
-/// Which Airwallex environment a key belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Environment {
-    Production,
-    Sandbox,
-}
-
-/// The key tiers of the Airwallex guide.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KeyKind {
-    /// Full access to every API of the account or organisation.
-    Admin,
-    /// Read on every resource.
-    ReadOnly,
-    /// Read and write on every resource.
-    ReadWrite,
-    /// A chosen set of scopes (catalog ids).
-    Custom,
-}
 
 /// Where the configuration says the secret lives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

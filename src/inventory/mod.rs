@@ -9,7 +9,7 @@ mod storage;
 mod verify;
 
 pub use discover::{discover, DiscoverOutcome, Found, API_KEY_RULE};
-pub use facts::{KeyFacts, LeakFact, LoginFacts, SecretSource, Storage};
+pub use facts::{KeyDescription, KeyFacts, LeakFact, LoginFacts, SecretSource, Storage};
 pub use job::{gather, rows, GatherError, GatherRequest, Gathered, KeyRow};
 pub use verify::{effective_access, verify, EffectiveAccess, VerifyOptions, VerifyStats};
 
@@ -42,6 +42,13 @@ pub struct Inventory {
 
 /// Reads a key's secret. The error names the cause (never the value).
 pub fn resolve_secret(spec: &SecretSpec) -> Result<Secret<String>, String> {
+    let secret = read_secret(spec)?;
+    // Held by the redaction gate from now on: any window of it is redacted wherever it goes.
+    crate::redact::hold(secret.expose());
+    Ok(secret)
+}
+
+fn read_secret(spec: &SecretSpec) -> Result<Secret<String>, String> {
     let (value, from) = match spec {
         SecretSpec::Literal(s) => return Ok(s.clone()),
         SecretSpec::Env(var) => match std::env::var(var) {
@@ -79,6 +86,8 @@ pub fn resolve_secret(spec: &SecretSpec) -> Result<Secret<String>, String> {
     if value.is_empty() {
         return Err(format!("{from} is empty"));
     }
+    // Whatever it is, it was meant to be secret.
+    crate::redact::hold(&value);
     if !crate::config::is_api_key_shape(&value) {
         // Never echo the value: its length and shape only.
         return Err(format!(
@@ -133,26 +142,14 @@ impl Inventory {
             tracing::info!(key = %k.name, "secret not resolvable: {p}");
         }
         let facts = KeyFacts {
-            name: k.name.clone(),
+            key: k.key.clone(),
             declared: true,
-            client_id: k.client_id.clone(),
             fingerprint: secret.as_ref().map(|s| s.fingerprint()),
-            environment: k.environment,
-            kind: k.kind,
             declared_scopes: tier_scopes(k.kind, &k.scopes, catalog),
-            owner: k.owner.clone(),
-            purpose: k.purpose.clone(),
-            integration: k.integration.clone(),
-            created: k.created,
-            rotated: k.rotated,
-            ip_whitelist: k.ip_whitelist.clone(),
-            consumers: k.consumers.clone(),
             storage,
             secret_problem,
             login: None,
             leaks: Vec::new(),
-            declared_at: Some(k.declared_at.clone()),
-            config_problems: k.config_problems.clone(),
         };
         Entry { facts, secret }
     }

@@ -4,9 +4,10 @@
 //! usage events also land here, in `proxy_usage_events` (created on first use, not part of the
 //! migrations, deduplicated on the whole event).
 
+use super::params;
 use super::{SqliteStore, StoreError};
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::OptionalExtension;
 
 /// A login seen by a proxy: the token's fingerprint names the key's until expiry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +32,9 @@ pub struct ObjectSighting {
 /// One usage event as the proxy stores it until issue 9's store takes events.
 #[derive(Debug, Clone)]
 pub struct ProxyEventRow {
+    /// Unique per request (the proxy's `request_id`): the same event read back from a spill
+    /// file is not stored twice. Increasing within a proxy run, so inserts append.
+    pub id: String,
     pub ts: String,
     pub key: String,
     /// The event as one JSON line of the usage-event contract.
@@ -58,6 +62,11 @@ pub trait ProxyRecords {
     ) -> Result<(), StoreError>;
     /// The stored proxy events (JSON lines), oldest first.
     fn proxy_events(&self) -> Result<Vec<String>, StoreError>;
+    /// Every proxied call that created or changed `object_id`, oldest first (the watch's exact
+    /// join on object ids).
+    fn object_sightings(&self, object_id: &str) -> Result<Vec<ObjectSighting>, StoreError>;
+    /// Whether any proxied call has been recorded with an object id.
+    fn has_object_sightings(&self) -> Result<bool, StoreError>;
 }
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -71,26 +80,22 @@ fn parse(s: &str) -> Option<DateTime<Utc>> {
 }
 
 const EVENTS_TABLE: &str = "CREATE TABLE IF NOT EXISTS proxy_usage_events (
-    hash   TEXT PRIMARY KEY,
+    id     TEXT PRIMARY KEY,
     ts     TEXT NOT NULL,
     key    TEXT NOT NULL,
     event  TEXT NOT NULL
-) STRICT;
-CREATE INDEX IF NOT EXISTS proxy_usage_events_key_ts ON proxy_usage_events (key, ts);";
-
-fn event_hash(line: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let d = Sha256::digest(line.as_bytes());
-    d[..16].iter().map(|b| format!("{b:02x}")).collect()
-}
+) STRICT, WITHOUT ROWID;";
 
 impl SqliteStore {
     /// Sets how long a statement waits for another process's lock before failing (the proxy
-    /// keeps it short and spills instead of waiting).
+    /// keeps it short and spills instead of waiting), and tunes the connection for a writer of
+    /// many small batches: a larger page cache, and WAL syncs at checkpoints only
+    /// (`synchronous = NORMAL`: a power cut may lose the last batches, never corrupt the file).
     pub fn set_busy_timeout(&self, d: std::time::Duration) -> Result<(), StoreError> {
-        self.conn()
-            .busy_timeout(d)
-            .map_err(self.q("set busy timeout"))
+        let c = self.conn();
+        c.busy_timeout(d).map_err(self.q("set busy timeout"))?;
+        c.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -16384;")
+            .map_err(self.q("tune connection"))
     }
 }
 
@@ -171,20 +176,20 @@ impl ProxyRecords for SqliteStore {
         let tx = conn.transaction().map_err(self.q("begin"))?;
         {
             let mut ins = match tx.prepare_cached(
-                "INSERT OR IGNORE INTO proxy_usage_events (hash, ts, key, event) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT OR IGNORE INTO proxy_usage_events (id, ts, key, event) VALUES (?1, ?2, ?3, ?4)",
             ) {
                 Ok(s) => s,
                 Err(_) => {
                     tx.execute_batch(EVENTS_TABLE)
                         .map_err(self.q("create proxy_usage_events"))?;
                     tx.prepare_cached(
-                        "INSERT OR IGNORE INTO proxy_usage_events (hash, ts, key, event) VALUES (?1, ?2, ?3, ?4)",
+                        "INSERT OR IGNORE INTO proxy_usage_events (id, ts, key, event) VALUES (?1, ?2, ?3, ?4)",
                     )
                     .map_err(self.q("prepare event"))?
                 }
             };
             for e in events {
-                ins.execute(params![event_hash(&e.json), e.ts, e.key, e.json])
+                ins.execute(params![e.id, e.ts, e.key, e.json])
                     .map_err(self.q("insert event"))?;
             }
             let mut obj = tx
@@ -199,6 +204,37 @@ impl ProxyRecords for SqliteStore {
             }
         }
         tx.commit().map_err(self.q("commit"))
+    }
+
+    fn object_sightings(&self, object_id: &str) -> Result<Vec<ObjectSighting>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT object_id, ts, key, method, path FROM proxy_objects \
+                 WHERE object_id = ?1 ORDER BY ts",
+            )
+            .map_err(self.q("prepare object sightings"))?;
+        let rows = stmt
+            .query_map([object_id], |r| {
+                Ok(ObjectSighting {
+                    object_id: r.get(0)?,
+                    ts: r.get(1)?,
+                    key: r.get(2)?,
+                    method: r.get(3)?,
+                    path: r.get(4)?,
+                })
+            })
+            .map_err(self.q("list object sightings"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(self.q("list object sightings"))
+    }
+
+    fn has_object_sightings(&self) -> Result<bool, StoreError> {
+        self.conn()
+            .query_row("SELECT EXISTS (SELECT 1 FROM proxy_objects)", [], |r| {
+                r.get(0)
+            })
+            .map_err(self.q("count object sightings"))
     }
 
     fn proxy_events(&self) -> Result<Vec<String>, StoreError> {
@@ -240,6 +276,7 @@ mod tests {
             .is_none());
         assert!(s.token_attribution("sha256:cccc", now).unwrap().is_none());
         let row = ProxyEventRow {
+            id: "r1-000000000001".into(),
             ts: "2026-11-20T10:00:00.000Z".into(),
             key: "payvy".into(),
             json: "{\"ts\":\"2026-11-20T10:00:00.000Z\"}".into(),
@@ -255,6 +292,10 @@ mod tests {
             .unwrap();
         s.append_proxy_events(&[row], &[obj]).unwrap();
         assert_eq!(s.proxy_events().unwrap().len(), 1);
+        let seen = s.object_sightings("ben_1").unwrap();
+        assert_eq!((seen.len(), seen[0].key.as_str()), (1, "payvy"));
+        assert!(s.object_sightings("ben_2").unwrap().is_empty());
+        assert!(s.has_object_sightings().unwrap());
         assert_eq!(
             s.object_changed_at("ben_1").unwrap().unwrap(),
             parse("2026-11-20T10:00:00Z").unwrap()

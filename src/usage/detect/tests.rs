@@ -2,6 +2,8 @@
 //! 95% of seeds, no alarm on a seasonal peak in any seed, cold start as documented, and the same
 //! anomalies whatever order or pieces the events arrive in. More seeds: `bench/detect-seeds.sh`.
 
+// (the whole file is test code: `mod tests` is `#[cfg(test)]` in mod.rs)
+#[cfg(test)]
 use super::synth::{self, Kind, Stream};
 use super::*;
 use crate::airwallex::Catalog;
@@ -158,7 +160,11 @@ fn injected_anomalies_are_found_and_seasonal_peaks_are_not() {
     let (found, peak, fa, cold) = sweep(0..seeds, true);
     for k in Kind::ALL {
         let f = found.get(&k).copied().unwrap_or(0);
-        assert!(f + 1 >= seeds as usize, "{}: found in {f} of {seeds} seeds", k.name());
+        assert!(
+            f + 1 >= seeds as usize,
+            "{}: found in {f} of {seeds} seeds",
+            k.name()
+        );
     }
     assert_eq!(peak, 0, "alarms on seasonal peaks");
     assert_eq!(cold, 0, "cold start");

@@ -63,6 +63,19 @@ impl StatusArg {
 
 /// Parses `2026-12-31`, an RFC 3339 time, or a duration from now (`30d`, `12w`, `48h`).
 pub fn parse_expiry(s: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
+    let t = parse_expiry_unbounded(s, now)?;
+    // The store keeps RFC 3339 times with four-digit years.
+    let last = NaiveDate::from_ymd_opt(9999, 12, 31)
+        .and_then(|d| d.and_hms_opt(23, 59, 59))
+        .expect("a valid date")
+        .and_utc();
+    if t > last {
+        anyhow::bail!("--expires {s:?} is after 9999-12-31; give an earlier date");
+    }
+    Ok(t)
+}
+
+fn parse_expiry_unbounded(s: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
     }
@@ -73,10 +86,11 @@ pub fn parse_expiry(s: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>
     let n: i64 = num.parse().map_err(|_| {
         anyhow::anyhow!("--expires {s:?}: give a date (2026-12-31) or a duration (30d, 12w, 48h)")
     })?;
+    // Saturating: a duration of any size gives a time (then checked against 9999-12-31).
     let d = match unit {
-        "h" => chrono::Duration::hours(n),
-        "d" => chrono::Duration::days(n),
-        "w" => chrono::Duration::weeks(n),
+        "h" => crate::clock::hours(n),
+        "d" => crate::clock::days(n),
+        "w" => crate::clock::days(n.saturating_mul(7)),
         _ => anyhow::bail!("--expires {s:?}: unit must be h, d or w (e.g. 30d)"),
     };
     Ok(now + d)

@@ -147,7 +147,9 @@ pub async fn gather(
     } else {
         let usage = req.usage.clone();
         let cat = catalog.clone();
-        let ev = blocking(move || crate::usage::read_evidence(&usage, &cat))
+        // Events dated beyond now plus the allowed clock skew are rejected.
+        let not_after = now.checked_add_signed(config.usage.max_clock_skew);
+        let ev = blocking(move || crate::usage::read_evidence_until(&usage, &cat, not_after))
             .await?
             .map_err(GatherError::Usage)?;
         lap("evidence", &mut timings);

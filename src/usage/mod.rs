@@ -28,3 +28,13 @@ pub fn read_evidence(
 ) -> Result<Evidence, UsageError> {
     ingest::read(paths, catalog)
 }
+
+/// `read_evidence`, rejecting events dated after `not_after` (now plus `[usage]
+/// max_clock_skew`).
+pub fn read_evidence_until(
+    paths: &[std::path::PathBuf],
+    catalog: &crate::airwallex::Catalog,
+    not_after: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<Evidence, UsageError> {
+    ingest::read_until(paths, catalog, not_after)
+}

@@ -19,7 +19,7 @@ use crate::airwallex::{host_environment, tier_scopes};
 use crate::finding::{Action, Finding, Recommendation, Severity, Verification};
 use crate::inventory::{KeyFacts, SecretSource};
 use crate::usage::{Evidence, KeyUsage};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -209,7 +209,7 @@ impl<'a> KeyCtx<'a> {
     /// The start of a `days` window, when the key existed for all of it and the evidence covers
     /// it; else why it cannot be judged.
     fn window(&self, days: i64) -> Result<DateTime<Utc>, String> {
-        let start = self.now - Duration::days(days);
+        let start = self.now - crate::clock::days(days);
         if let Some(c) = self.f.created {
             if c > start.date_naive() {
                 return Err(format!(

@@ -3,6 +3,7 @@
 
 pub mod examples;
 pub mod git;
+pub mod hook;
 pub mod job;
 pub mod matcher;
 pub mod staged;

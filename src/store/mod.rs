@@ -7,6 +7,7 @@
 //! its SQLite implementation beside it: `findings` (what is stored, looked up by id),
 //! `lifecycle` (recording a run), `acks` (acknowledgements), `runs` (the runs recorded),
 //! `outbox` (alerts queued by the recording transaction, their messages and deliveries).
+//! `watch` (the money-movement watch's cursors and objects).
 //!
 //! Adding an area: a file `store/<area>.rs` with a trait and `impl <Trait> for SqliteStore`, its
 //! tables in the next migration (`migrations.rs`), the trait added to `Store`'s supertraits
@@ -24,6 +25,7 @@ pub mod outbox;
 pub mod proxy;
 pub mod runs;
 pub mod sqlite;
+pub mod watch;
 
 pub use acks::Acknowledgements;
 pub use findings::{Findings, StoredFinding};
@@ -33,6 +35,7 @@ pub use outbox::{AlertKind, AlertPlanner, Delivery, NewMessage, Outbox, QueueRow
 pub use proxy::ProxyRecords;
 pub use runs::{RunRecord, Runs};
 pub use sqlite::SqliteStore;
+pub use watch::{PendingRead, Seen, StoredObject, WatchCursor, WatchObject, WatchState};
 
 use chrono::{DateTime, Utc};
 use std::path::{Path, PathBuf};
@@ -40,12 +43,21 @@ use std::sync::Arc;
 
 /// Every area of the store: what a job may hold (`Arc<dyn Store>`).
 pub trait Store:
-    Findings + Lifecycle + Acknowledgements + Runs + Outbox + ProxyRecords + Send + Sync
+    Findings + Lifecycle + Acknowledgements + Runs + Outbox + ProxyRecords + WatchState + Send + Sync
 {
 }
 
-impl<T: Findings + Lifecycle + Acknowledgements + Runs + Outbox + ProxyRecords + Send + Sync> Store
-    for T
+impl<
+        T: Findings
+            + Lifecycle
+            + Acknowledgements
+            + Runs
+            + Outbox
+            + ProxyRecords
+            + WatchState
+            + Send
+            + Sync,
+    > Store for T
 {
 }
 

@@ -24,3 +24,4 @@ mod store;
 mod transport;
 mod usage;
 mod verify;
+mod watch;

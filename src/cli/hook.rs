@@ -35,9 +35,9 @@ pub fn run(_ctx: &Context, cmd: HookCommand) -> anyhow::Result<u8> {
         HookCommand::Install(a) => {
             let done = hook::install(&a.repo.repo, a.force)?;
             if let Some(b) = &done.backup {
-                println!("kept the previous hook as {}", b.display());
+                say!("kept the previous hook as {}", b.display());
             }
-            println!(
+            say!(
                 "{} {} (runs `awxguard scan --staged`)",
                 done.verb,
                 done.hook.display()
@@ -45,12 +45,12 @@ pub fn run(_ctx: &Context, cmd: HookCommand) -> anyhow::Result<u8> {
         }
         HookCommand::Uninstall(a) => match hook::uninstall(&a.repo)? {
             Uninstalled::Nothing(h) => {
-                println!("no pre-commit hook at {}; nothing to do", h.display())
+                say!("no pre-commit hook at {}; nothing to do", h.display())
             }
             Uninstalled::Removed { hook, restored } => {
-                println!("removed {}", hook.display());
+                say!("removed {}", hook.display());
                 if let Some(b) = restored {
-                    println!("restored the previous hook from {}", b.display());
+                    say!("restored the previous hook from {}", b.display());
                 }
             }
         },

@@ -4,9 +4,10 @@
 //! usage events also land here, in `proxy_usage_events` (created on first use, not part of the
 //! migrations, deduplicated on the whole event).
 
+use super::params;
 use super::{SqliteStore, StoreError};
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::OptionalExtension;
 
 /// A login seen by a proxy: the token's fingerprint names the key's until expiry.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,6 +16,8 @@ const BACKUP: &str = "pre-commit.awxguard-backup";
 pub enum HookError {
     #[error(transparent)]
     Git(#[from] GitError),
+    #[error(transparent)]
+    Write(#[from] crate::files::FileError),
     #[error(
         "{} is a pre-commit hook awxguard did not write; left alone. Call `awxguard scan \
          --staged` from it, or run `awxguard hook install --force` to replace it (it is kept \
@@ -126,7 +128,7 @@ pub fn install(repo: &Path, force: bool) -> Result<Installed, HookError> {
         Err(e) => return Err(io("read", &hook)(e)),
     }
     std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
-    std::fs::write(&hook, script()).map_err(io("write", &hook))?;
+    crate::files::write_atomic(&hook, script().as_bytes(), 0o755)?;
     make_executable(&hook)?;
     Ok(Installed { hook, verb, backup })
 }

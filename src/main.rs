@@ -5,10 +5,12 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = awxguard::cli::Cli::parse();
+    // A daemon says what it does (journald, docker logs) unless told to be quiet.
+    let daemon = matches!(cli.command, awxguard::cli::Command::Daemon(_)) as u8;
     let level = if cli.global.quiet {
         "error"
     } else {
-        match cli.global.verbose {
+        match cli.global.verbose + daemon {
             0 => "warn",
             1 => "info",
             2 => "debug",
@@ -20,6 +22,11 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: journald and docker logs get plain lines.
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none(),
+        )
         .with_target(false)
         .without_time()
         .init();

@@ -8,6 +8,7 @@ mod audit;
 mod baseline;
 mod common;
 mod config;
+mod daemon;
 mod demo;
 mod findings;
 mod git;

@@ -18,3 +18,4 @@ pub mod scan;
 pub mod secret;
 pub mod store;
 pub mod usage;
+pub mod watch;

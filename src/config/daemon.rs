@@ -1,7 +1,7 @@
 //! `[daemon]`: what `awxguard daemon` runs and how it lives. Cron schedules (five fields, or six
 //! with seconds first) evaluated in `timezone` for the audit (`[daemon.audit]`) and the
 //! repository scans (`[[daemon.repo]]`); the loopback address of `/healthz`, `/readyz` and
-//! `/metrics`; how long a stop waits for running jobs; how often queued alerts are delivered;
+//! `/metrics`; the money-movement watch (`[daemon.watch]`); how long a stop waits for running jobs; how often queued alerts are delivered;
 //! whether the recording proxy runs in the same process (`proxy = true`, with `[proxy]`).
 
 use super::{parse_duration, ConfigProblem, Source};
@@ -32,6 +32,16 @@ pub struct RawDaemon {
     pub audit: Option<Spanned<RawAuditJob>>,
     #[serde(default)]
     pub repo: Vec<Spanned<RawRepoJob>>,
+    pub watch: Option<Spanned<RawWatchJob>>,
+}
+
+/// `[daemon.watch]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWatchJob {
+    pub schedule: Option<Spanned<String>>,
+    /// The declared key to read with (default: `[watch] key`).
+    pub key: Option<String>,
 }
 
 /// `[daemon.audit]` as written.
@@ -109,6 +119,7 @@ pub struct DaemonConfig {
     pub proxy: bool,
     pub audit: Option<ScheduledAudit>,
     pub repos: Vec<ScheduledRepo>,
+    pub watch: Option<ScheduledWatch>,
 }
 
 impl Default for DaemonConfig {
@@ -121,6 +132,7 @@ impl Default for DaemonConfig {
             proxy: false,
             audit: None,
             repos: Vec::new(),
+            watch: None,
         }
     }
 }
@@ -130,6 +142,14 @@ impl Default for DaemonConfig {
 pub struct ScheduledAudit {
     pub schedule: Schedule,
     pub verify: bool,
+}
+
+/// The scheduled money-movement watch.
+#[derive(Debug, Clone)]
+pub struct ScheduledWatch {
+    pub schedule: Schedule,
+    /// `None`: `[watch] key`.
+    pub key: Option<String>,
 }
 
 /// A scheduled repository scan.
@@ -145,7 +165,7 @@ pub struct ScheduledRepo {
 impl DaemonConfig {
     /// Whether anything is scheduled or served.
     pub fn has_work(&self) -> bool {
-        self.audit.is_some() || !self.repos.is_empty() || self.proxy
+        self.audit.is_some() || !self.repos.is_empty() || self.watch.is_some() || self.proxy
     }
 }
 
@@ -248,6 +268,20 @@ pub(super) fn validate(
             c.audit = Some(ScheduledAudit {
                 schedule,
                 verify: a.get_ref().verify.unwrap_or(true),
+            });
+        }
+    }
+    if let Some(w) = &raw.watch {
+        if let Some(schedule) = schedule(
+            src,
+            &w.get_ref().schedule,
+            w.span(),
+            "daemon.watch.schedule",
+            problems,
+        ) {
+            c.watch = Some(ScheduledWatch {
+                schedule,
+                key: w.get_ref().key.clone(),
             });
         }
     }
@@ -370,7 +404,7 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("payvy")).unwrap();
         let text = "[daemon]\ntimezone = \"Europe/Zurich\"\nlisten = \"localhost:9100\"\n\
                     proxy = true\nalert_interval = \"5s\"\n[daemon.audit]\nschedule = \
-                    \"0 7 * * *\"\nverify = false\n[[daemon.repo]]\npath = \"payvy\"\n\
+                    \"0 7 * * *\"\nverify = false\n[daemon.watch]\nschedule = \"*/5 * * * *\"\n[[daemon.repo]]\npath = \"payvy\"\n\
                     schedule = \"*/15 * * * *\"\nfetch = true\n";
         let c = Config::parse(&dir.path().join("c.toml"), text)
             .unwrap()
@@ -380,6 +414,7 @@ mod tests {
         assert!(c.proxy && c.has_work());
         assert_eq!(c.alert_interval, Duration::from_secs(5));
         assert!(!c.audit.unwrap().verify);
+        assert_eq!(c.watch.unwrap().schedule.expr, "*/5 * * * *");
         assert_eq!(c.repos[0].name, "payvy");
         assert!(c.repos[0].fetch);
         assert!(Config::parse(Path::new("c.toml"), "[daemon]\n")

@@ -5,7 +5,7 @@ use super::{line_at, ConfigProblem};
 use crate::airwallex::{Catalog, Environment, KeyKind};
 use crate::secret::Secret;
 use chrono::NaiveDate;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
@@ -46,15 +46,20 @@ pub enum SecretSpec {
     Literal(Secret<String>),
 }
 
-/// A validated `[[key]]`.
-#[derive(Debug, Clone)]
-pub struct KeyDecl {
+/// The one description of a key: what its declaration says (for a shadow key, what discovery
+/// observed), everything but the secret. The config's `KeyDecl`, the inventory's `KeyFacts` and
+/// the listing's `KeyRow` each hold one. Serialized as the inventory lists it (the client ID
+/// is left out of reports, as findings show it only redacted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyDescription {
+    /// Inventory name (for a shadow key, its fingerprint).
     pub name: String,
+    #[serde(skip)]
     pub client_id: String,
-    pub secret: SecretSpec,
     pub environment: Environment,
     pub kind: KeyKind,
     /// The listed scopes of a custom key (catalog ids); empty for the other tiers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
     pub owner: Option<String>,
     pub purpose: Option<String>,
@@ -62,15 +67,35 @@ pub struct KeyDecl {
     pub created: Option<NaiveDate>,
     pub rotated: Option<NaiveDate>,
     /// Normalised IPv4 CIDRs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ip_whitelist: Vec<String>,
+    /// Hosts or services that use the key.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub consumers: Vec<String>,
-    /// `awxguard.toml:12`
+    /// `awxguard.toml:12`; empty for a key nobody declared.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub declared_at: String,
     /// Problems with a value of this key that do not make the whole config untrustworthy
     /// (unknown or repeated scope ids, bad whitelist entries, bad dates), each as
     /// `file:line: field: what is wrong`. The key stays in the inventory without the bad values;
-    /// the audit reports them (`privilege.key-misconfigured`) and judges the rest.
+    /// the audit reports them (`privilege.key-misconfigured`) and judges the rest, never proven
+    /// least-privilege.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub config_problems: Vec<String>,
+}
+
+/// A validated `[[key]]`: the key's description and where its secret is read from.
+#[derive(Debug, Clone)]
+pub struct KeyDecl {
+    pub key: KeyDescription,
+    pub secret: SecretSpec,
+}
+
+impl std::ops::Deref for KeyDecl {
+    type Target = KeyDescription;
+    fn deref(&self) -> &KeyDescription {
+        &self.key
+    }
 }
 
 /// Whether `s` is shaped like an Airwallex API key (96 lowercase hex digits).
@@ -497,21 +522,23 @@ pub(super) fn validate_keys(
             continue;
         };
         out.push(KeyDecl {
-            name,
-            client_id,
+            key: KeyDescription {
+                name,
+                client_id,
+                environment,
+                kind,
+                scopes,
+                owner: nonempty(&k.owner),
+                purpose: nonempty(&k.purpose),
+                integration: nonempty(&k.integration),
+                created,
+                rotated,
+                ip_whitelist,
+                consumers: k.consumers.clone(),
+                declared_at: format!("{file}:{table_line}"),
+                config_problems,
+            },
             secret,
-            environment,
-            kind,
-            scopes,
-            owner: nonempty(&k.owner),
-            purpose: nonempty(&k.purpose),
-            integration: nonempty(&k.integration),
-            created,
-            rotated,
-            ip_whitelist,
-            consumers: k.consumers.clone(),
-            declared_at: format!("{file}:{table_line}"),
-            config_problems,
         });
     }
     out

@@ -21,14 +21,15 @@ pub use alerts::{
 };
 pub use audit::{AuditConfig, RawAudit};
 pub use daemon::{
-    parse_listen, DaemonConfig, RawDaemon, Schedule, ScheduledAudit, ScheduledRepo, DEFAULT_LISTEN,
+    parse_listen, DaemonConfig, RawDaemon, Schedule, ScheduledAudit, ScheduledRepo, ScheduledWatch,
+    DEFAULT_LISTEN,
 };
-pub use keys::{is_api_key_shape, KeyDecl, RawKey, SecretSpec};
+pub use keys::{is_api_key_shape, KeyDecl, KeyDescription, RawKey, SecretSpec};
 pub use proxy::{EnforceSetting, ProxyConfig, RawProxy};
 pub use scan::{RawScan, ScanConfig};
 pub use store::{RawStore, StoreConfig};
 pub use usage::{RawUsage, UsageConfig};
-pub use watch::{RawWatch, WatchConfig};
+pub use watch::{RawWatch, WatchConfig, WATCH_LISTS};
 
 use serde::Deserialize;
 use std::fmt;
@@ -198,6 +199,7 @@ impl Config {
             let catalog = crate::airwallex::Catalog::builtin_ref();
             keys::validate_keys(path, text, &raw.keys, catalog, &mut problems)
         };
+        watch::check_key(&src, &raw.watch, &keys, &mut problems);
         let config = Config {
             path: Some(path.to_path_buf()),
             airwallex: airwallex::validate(&src, &raw.airwallex, &mut problems),

@@ -1,6 +1,6 @@
-//! The job registry: which jobs the config schedules (`audit`, `scan:NAME` per repository) and
-//! how each runs. A job is a library job (`privilege::audit::run`, `scan::job::run` through the
-//! incremental repository scan) called with the config, the clock and the store; what it
+//! The job registry: which jobs the config schedules (`audit`, `watch`, `scan:NAME` per
+//! repository) and how each runs. A job is a library job (`privilege::audit::run`,
+//! `watch::run`, `scan::job::run` through the incremental repository scan) called with the config, the clock and the store; what it
 //! reports becomes the counts and the one-line detail of its recorded run.
 
 use super::repo;
@@ -8,6 +8,7 @@ use crate::clock::Clock;
 use crate::config::{Config, Schedule, ScheduledRepo};
 use crate::privilege::audit::{self, AuditRequest};
 use crate::store::{JobCounts, Store};
+use crate::watch::{self, WatchRequest};
 use std::sync::Arc;
 
 /// What a job does.
@@ -17,6 +18,8 @@ pub enum JobKind {
     Audit { verify: bool },
     /// The incremental scan of one repository.
     Repo(Box<ScheduledRepo>),
+    /// One poll of the money-movement watch, with this declared key (`None`: `[watch] key`).
+    Watch { key: Option<String> },
 }
 
 /// A scheduled job.
@@ -44,6 +47,13 @@ pub fn registry(config: &Config) -> Vec<JobSpec> {
             name: "audit".into(),
             schedule: a.schedule.clone(),
             kind: JobKind::Audit { verify: a.verify },
+        });
+    }
+    if let Some(w) = &d.watch {
+        jobs.push(JobSpec {
+            name: "watch".into(),
+            schedule: w.schedule.clone(),
+            kind: JobKind::Watch { key: w.key.clone() },
         });
     }
     for r in &d.repos {
@@ -106,6 +116,43 @@ pub async fn run(
                         String::new()
                     } else {
                         format!(", {} inputs unreadable", r.problems.len())
+                    }
+                ),
+                counts,
+            })
+        }
+        JobKind::Watch { key } => {
+            let req = WatchRequest {
+                key: key.clone(),
+                calls: None,
+            };
+            let w = watch::run(&req, config, clock, store)
+                .await
+                .map_err(|e| chain(&e))?;
+            let record = w.store.clone().unwrap_or_default();
+            let counts = JobCounts {
+                findings: w.findings.len() as u64,
+                new: record.new as u64,
+                resolved: record.resolved as u64,
+                items: w.judged as u64,
+            };
+            Ok(JobDone {
+                detail: format!(
+                    "key {}: {} objects judged in {} API calls, {} findings, {} new{}{}",
+                    w.watcher,
+                    w.judged,
+                    w.api_calls,
+                    counts.findings,
+                    counts.new,
+                    if w.complete {
+                        ""
+                    } else {
+                        ", some lists not read up to now"
+                    },
+                    if w.problems.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; problems: {}", w.problems.join("; "))
                     }
                 ),
                 counts,

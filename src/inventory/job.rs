@@ -3,17 +3,17 @@
 //! `awxguard inventory` lists and what the audit judges. Scanning and reading evidence are CPU
 //! work on blocking threads; logins are async.
 
-use super::Storage;
 use super::{
     discover, verify, DiscoverOutcome, Entry, Found, Inventory, VerifyOptions, VerifyStats,
 };
+use super::{KeyDescription, Storage};
 use crate::airwallex::login::LoginError;
-use crate::airwallex::{Catalog, KeyKind};
+use crate::airwallex::Catalog;
 use crate::config::Config;
 use crate::rules::RuleError;
 use crate::scan::{ScanOptions, DEFAULT_MAX_FILE_SIZE};
 use crate::usage::{Evidence, UsageError};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -164,25 +164,16 @@ pub async fn gather(
     })
 }
 
-/// One key as the inventory lists it: its declaration, what the checks found, and ages derived
+/// One key as the inventory lists it: its description, what the checks found, and ages derived
 /// at the time of the listing. Never the secret: its fingerprint only.
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyRow {
-    pub name: String,
+    #[serde(flatten)]
+    pub key: KeyDescription,
     pub declared: bool,
-    pub environment: crate::airwallex::Environment,
-    pub kind: KeyKind,
-    /// Listed scopes of a custom key.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub scopes: Vec<String>,
     /// How many catalog scopes the declaration grants.
     pub scope_count: usize,
-    pub owner: Option<String>,
-    pub purpose: Option<String>,
-    pub integration: Option<String>,
-    pub created: Option<NaiveDate>,
     pub age_days: Option<i64>,
-    pub rotated: Option<NaiveDate>,
     pub rotated_days_ago: Option<i64>,
     /// Last event in the usage evidence; `None` without evidence for the key.
     pub last_used: Option<DateTime<Utc>>,
@@ -200,15 +191,17 @@ pub struct KeyRow {
     /// Why the secret could not be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
-    /// Invalid values of the declaration (`file:line: field: what is wrong`), left out above.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub config_problems: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub found_in: Vec<String>,
     /// Where and how the secret is stored (source, file mode, git work tree).
     pub storage: Storage,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub declared_at: Option<String>,
+}
+
+impl std::ops::Deref for KeyRow {
+    type Target = KeyDescription;
+    fn deref(&self) -> &KeyDescription {
+        &self.key
+    }
 }
 
 /// The rows of the listing at `now`.
@@ -224,22 +217,10 @@ pub fn rows(g: &Gathered, now: DateTime<Utc>) -> Vec<KeyRow> {
                 .as_ref()
                 .and_then(|ev| ev.for_key(&f.name, f.fingerprint.as_deref()));
             KeyRow {
-                name: f.name.clone(),
+                key: f.key.clone(),
                 declared: f.declared,
-                environment: f.environment,
-                kind: f.kind,
-                scopes: if f.kind == KeyKind::Custom {
-                    f.declared_scopes.clone()
-                } else {
-                    Vec::new()
-                },
                 scope_count: f.declared_scopes.len(),
-                owner: f.owner.clone(),
-                purpose: f.purpose.clone(),
-                integration: f.integration.clone(),
-                created: f.created,
                 age_days: f.created.map(|c| (today - c).num_days()),
-                rotated: f.rotated,
                 rotated_days_ago: f.rotated.map(|r| (today - r).num_days()),
                 last_used: usage.map(|u| u.last_seen),
                 status: f
@@ -256,10 +237,8 @@ pub fn rows(g: &Gathered, now: DateTime<Utc>) -> Vec<KeyRow> {
                 login_detail: f.login.as_ref().map(|l| l.detail.clone()),
                 fingerprint: f.fingerprint.clone(),
                 problem: f.secret_problem.clone(),
-                config_problems: f.config_problems.clone(),
                 found_in: f.storage.plaintext_locations.clone(),
                 storage: f.storage.clone(),
-                declared_at: f.declared_at.clone(),
             }
         })
         .collect()

@@ -9,7 +9,7 @@ mod storage;
 mod verify;
 
 pub use discover::{discover, DiscoverOutcome, Found, API_KEY_RULE};
-pub use facts::{KeyFacts, LeakFact, LoginFacts, SecretSource, Storage};
+pub use facts::{KeyDescription, KeyFacts, LeakFact, LoginFacts, SecretSource, Storage};
 pub use job::{gather, rows, GatherError, GatherRequest, Gathered, KeyRow};
 pub use verify::{effective_access, verify, EffectiveAccess, VerifyOptions, VerifyStats};
 
@@ -133,26 +133,14 @@ impl Inventory {
             tracing::info!(key = %k.name, "secret not resolvable: {p}");
         }
         let facts = KeyFacts {
-            name: k.name.clone(),
+            key: k.key.clone(),
             declared: true,
-            client_id: k.client_id.clone(),
             fingerprint: secret.as_ref().map(|s| s.fingerprint()),
-            environment: k.environment,
-            kind: k.kind,
             declared_scopes: tier_scopes(k.kind, &k.scopes, catalog),
-            owner: k.owner.clone(),
-            purpose: k.purpose.clone(),
-            integration: k.integration.clone(),
-            created: k.created,
-            rotated: k.rotated,
-            ip_whitelist: k.ip_whitelist.clone(),
-            consumers: k.consumers.clone(),
             storage,
             secret_problem,
             login: None,
             leaks: Vec::new(),
-            declared_at: Some(k.declared_at.clone()),
-            config_problems: k.config_problems.clone(),
         };
         Entry { facts, secret }
     }

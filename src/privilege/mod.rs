@@ -9,7 +9,7 @@ pub mod rules;
 
 pub use crate::airwallex::model::{tier_scopes, Access, Catalog, RouteMatch, RouteRef, Scope};
 pub use crate::airwallex::{Environment, KeyKind};
-pub use crate::inventory::{KeyFacts, LeakFact, LoginFacts, SecretSource, Storage};
+pub use crate::inventory::{KeyDescription, KeyFacts, LeakFact, LoginFacts, SecretSource, Storage};
 pub use check::{Check, Needs, Subject};
 pub use recommend::Replacement;
 pub use rules::{Example, ExampleKey, PrivilegeRule, PrivilegeRules};

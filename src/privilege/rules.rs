@@ -7,7 +7,7 @@ use super::Catalog;
 use crate::airwallex::tier_scopes;
 use crate::airwallex::{Environment, KeyKind};
 use crate::finding::{Action, Severity, Verification};
-use crate::inventory::{KeyFacts, LeakFact, LoginFacts, SecretSource, Storage};
+use crate::inventory::{KeyDescription, KeyFacts, LeakFact, LoginFacts, SecretSource, Storage};
 use crate::rules::{
     line_of, read_rule_files, toml_error, unique_ids, RuleError, BUILTIN_PRIVILEGE_RULES,
 };
@@ -209,20 +209,29 @@ impl ExampleKey {
             },
         };
         KeyFacts {
-            name: self.name.clone(),
+            key: KeyDescription {
+                name: self.name.clone(),
+                client_id: "Xq3vT0bKp9LmN2cR5sWy7A".into(),
+                environment: self.environment,
+                kind: self.kind,
+                scopes: self.scopes.clone(),
+                owner: self.owner.clone(),
+                purpose: self.purpose.clone(),
+                integration: self.integration.clone(),
+                created: self.created,
+                rotated: self.rotated,
+                ip_whitelist: self.ip_whitelist.clone(),
+                consumers: self.consumers.clone(),
+                declared_at: if self.declared {
+                    "awxguard.toml:1".to_string()
+                } else {
+                    String::new()
+                },
+                config_problems: self.config_problems.clone(),
+            },
             declared: self.declared,
-            client_id: "Xq3vT0bKp9LmN2cR5sWy7A".into(),
             fingerprint: self.fingerprint.clone(),
-            environment: self.environment,
-            kind: self.kind,
             declared_scopes: tier_scopes(self.kind, &self.scopes, catalog),
-            owner: self.owner.clone(),
-            purpose: self.purpose.clone(),
-            integration: self.integration.clone(),
-            created: self.created,
-            rotated: self.rotated,
-            ip_whitelist: self.ip_whitelist.clone(),
-            consumers: self.consumers.clone(),
             storage: Storage {
                 source,
                 file_mode: self.file_mode,
@@ -259,8 +268,6 @@ impl ExampleKey {
                     }
                 })
                 .collect(),
-            declared_at: self.declared.then(|| "awxguard.toml:1".to_string()),
-            config_problems: self.config_problems.clone(),
         }
     }
 }

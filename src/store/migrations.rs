@@ -33,8 +33,13 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 4,
+        name: "watch",
+        sql: include_str!("migrations/0004_watch.sql"),
+    },
+    Migration {
+        version: 5,
         name: "daemon",
-        sql: include_str!("migrations/0004_daemon.sql"),
+        sql: include_str!("migrations/0005_daemon.sql"),
     },
 ];
 

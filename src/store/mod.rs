@@ -7,8 +7,9 @@
 //! its SQLite implementation beside it: `findings` (what is stored, looked up by id),
 //! `lifecycle` (recording a run), `acks` (acknowledgements), `runs` (the runs recorded),
 //! `outbox` (alerts queued by the recording transaction, their messages and deliveries),
-//! `proxy` (the recording proxy's token attributions and objects), `daemon` (the daemon lock,
-//! job runs, the refs of scanned repositories).
+//! `proxy` (the recording proxy's token attributions and objects), `watch` (the money-movement
+//! watch's cursors and objects), `daemon` (the daemon lock, job runs, the refs of scanned
+//! repositories).
 //!
 //! Adding an area: a file `store/<area>.rs` with a trait and `impl <Trait> for SqliteStore`, its
 //! tables in the next migration (`migrations.rs`), the trait added to `Store`'s supertraits
@@ -27,6 +28,7 @@ pub mod outbox;
 pub mod proxy;
 pub mod runs;
 pub mod sqlite;
+pub mod watch;
 
 pub use acks::Acknowledgements;
 pub use daemon::{
@@ -39,6 +41,7 @@ pub use outbox::{AlertKind, AlertPlanner, Delivery, NewMessage, Outbox, QueueRow
 pub use proxy::ProxyRecords;
 pub use runs::{RunRecord, Runs};
 pub use sqlite::SqliteStore;
+pub use watch::{PendingRead, Seen, StoredObject, WatchCursor, WatchObject, WatchState};
 
 use chrono::{DateTime, Utc};
 use std::path::{Path, PathBuf};
@@ -46,7 +49,16 @@ use std::sync::Arc;
 
 /// Every area of the store: what a job may hold (`Arc<dyn Store>`).
 pub trait Store:
-    Findings + Lifecycle + Acknowledgements + Runs + Outbox + ProxyRecords + DaemonRecords + Send + Sync
+    Findings
+    + Lifecycle
+    + Acknowledgements
+    + Runs
+    + Outbox
+    + ProxyRecords
+    + WatchState
+    + DaemonRecords
+    + Send
+    + Sync
 {
 }
 
@@ -57,6 +69,7 @@ impl<
             + Runs
             + Outbox
             + ProxyRecords
+            + WatchState
             + DaemonRecords
             + Send
             + Sync,

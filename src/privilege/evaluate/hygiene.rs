@@ -66,8 +66,7 @@ pub(super) fn secret_file_readable(ctx: &KeyCtx<'_>, _rule: &PrivilegeRule) -> V
     let path = match &f.storage.source {
         SecretSource::File { path } => path.display().to_string(),
         _ => f
-            .declared_at
-            .as_deref()
+            .declaration()
             .and_then(|d| d.rsplit_once(':').map(|(p, _)| p.to_string()))
             .unwrap_or_else(|| "the config file".into()),
     };
@@ -100,7 +99,7 @@ pub(super) fn secret_in_plaintext_file(ctx: &KeyCtx<'_>, _rule: &PrivilegeRule) 
     let places = &f.storage.plaintext_locations;
     let mut hit = Hit::new(json!({
                 "observed": {"plaintext_locations": places},
-                "expected": format!("the key only where {} says it lives", f.declared_at.as_deref().unwrap_or("the config")),
+                "expected": format!("the key only where {} says it lives", f.declaration().unwrap_or("the config")),
             }))
             .var("plaintext_count", places.len().to_string())
             .var("plaintext_places", short_list(places, 5))

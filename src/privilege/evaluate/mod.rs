@@ -193,9 +193,7 @@ impl<'a> KeyCtx<'a> {
         );
         v.insert(
             "declared_at",
-            f.declared_at
-                .clone()
-                .unwrap_or_else(|| "the config".to_string()),
+            f.declaration().unwrap_or("the config").to_string(),
         );
         if let Some(u) = &self.usage {
             v.insert("coverage_start", day(u.coverage_start));

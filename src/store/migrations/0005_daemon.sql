@@ -1,4 +1,4 @@
--- 0004: the daemon's area (issue 13). daemon_lock: the one daemon working on this database (one
+-- 0005: the daemon's area (issue 13). daemon_lock: the one daemon working on this database (one
 -- row while a daemon runs: who, since when, its last heartbeat). daemon_job_runs: every
 -- scheduled run (start, end, outcome, counts, what went wrong), 'running' while it runs, so a
 -- run cut short by a crash is found and marked 'interrupted' by the next daemon.

@@ -130,7 +130,8 @@ def report(work):
         with open(os.path.join(mail_dir, name), "rb") as f:
             m = email.message_from_binary_file(f, policy=email.policy.default)
         copies += 1
-        received.setdefault(m["X-Awxguard-Alert"], set()).add(m["Message-ID"])
+        # X-Awxguard-Alert: <alert id> <kind> <severity>
+        received.setdefault(m["X-Awxguard-Alert"].split()[0], set()).add(m["Message-ID"])
     lost = msgs - set(received)
     two_ids = [a for a, ids in received.items() if len(ids) > 1]
     check(

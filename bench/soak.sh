@@ -146,7 +146,8 @@ pids+=($!)
 # The SMTP server goes away twice, each time for a minute.
 at() { while [ $(( $(date +%s) - t0 )) -lt "$1" ]; do sleep 1; done; }
 outage() {
-  at "$1"; kill -9 "$smtp_pid"; echo "soak: SMTP server killed at $1 s"
+  at "$1"; { kill -9 "$smtp_pid" && wait "$smtp_pid"; } 2>/dev/null || true
+  echo "soak: SMTP server killed at $1 s"
   at "$2"; start_smtp; echo "soak: SMTP server restarted at $2 s"
 }
 outage $(( secs * 3 / 10 )) $(( secs * 4 / 10 ))

@@ -466,6 +466,33 @@ mod tests {
         assert!(s.daemon_lock_holder().unwrap().is_none());
     }
 
+    /// Regression (found by the soak): with the proxy writing events beside it, recording a run
+    /// (reads, then writes) failed at once with "database is locked". Every transaction now takes
+    /// the write lock when it begins, so another writer waits instead.
+    #[test]
+    fn a_transaction_that_reads_then_writes_survives_another_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.db");
+        let s = SqliteStore::open(&p).unwrap();
+        let other = rusqlite::Connection::open(&p).unwrap();
+        other.busy_timeout(std::time::Duration::ZERO).unwrap();
+        let insert =
+            "INSERT INTO runs (scope, at, findings, new, resolved) VALUES ('x', 't', 0, 0, 0)";
+        let mut c = s.conn();
+        let tx = c.transaction().unwrap();
+        let _: i64 = tx
+            .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
+            .unwrap();
+        assert!(
+            other.execute(insert, []).is_err(),
+            "the other writer waits for this transaction"
+        );
+        tx.execute(insert, []).unwrap();
+        tx.commit().unwrap();
+        drop(c);
+        other.execute(insert, []).unwrap();
+    }
+
     #[test]
     fn job_runs_are_recorded_interrupted_and_pruned() {
         let dir = tempfile::tempdir().unwrap();

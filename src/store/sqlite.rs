@@ -32,10 +32,15 @@ impl SqliteStore {
                 source,
             })?;
         }
-        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+        let mut conn = Connection::open(path).map_err(|source| StoreError::Open {
             path: path.to_path_buf(),
             source,
         })?;
+        // Every transaction takes the write lock when it begins (waiting for it under the busy
+        // timeout). A deferred one that reads first and then writes fails at once with "database
+        // is locked" when another connection (the proxy's writer, a CLI run beside the daemon)
+        // wrote in between: SQLite cannot upgrade a stale read snapshot.
+        conn.set_transaction_behavior(TransactionBehavior::Immediate);
         let store = SqliteStore {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),

@@ -723,3 +723,57 @@ fn the_proxy_runs_in_the_daemon_and_its_counters_are_metrics() {
     let (st, log) = d.stop();
     assert!(st.success(), "{log}");
 }
+
+#[test]
+fn the_audit_and_the_watch_run_on_their_schedules_against_the_simulator() {
+    use awxguard::airwallex::simulator::{Behaviour, SimState, Simulator};
+    let mut state = SimState::default().with_key(
+        &client_id("watcher"),
+        &key("daemon-watcher"),
+        Behaviour::Live,
+    );
+    state.keys[0].permissions = vec!["r:awx:*:*".into()];
+    let sim = Simulator::spawn(state).unwrap();
+    let t = tempdir();
+    config(
+        t.path(),
+        &format!(
+            "[daemon.audit]\nschedule = \"* * * * * *\"\n\n[daemon.watch]\nschedule = \
+             \"* * * * * *\"\n\n[airwallex]\nbase_url = \"{}\"\n\n[watch]\nkey = \"watcher\"\n\n\
+             [[key]]\nname = \"watcher\"\nclient_id = \"{}\"\napi_key = \"env:WATCH_KEY\"\n\
+             environment = \"production\"\nkind = \"read_only\"\nowner = \"finance\"\n",
+            sim.url(),
+            client_id("watcher")
+        ),
+    );
+    let d = Daemon::start_with(t.path(), |c| {
+        c.env("WATCH_KEY", key("daemon-watcher"));
+    });
+    wait_until(&d, 30, "an audit and a watch poll", || {
+        let m = d.metrics();
+        sample(&m, "awxguard_job_runs_total{job=\"audit\",outcome=\"ok\"}") >= 1.0
+            && sample(&m, "awxguard_job_runs_total{job=\"watch\",outcome=\"ok\"}") >= 1.0
+    });
+    let audit = d.runs("audit");
+    let ok = audit
+        .iter()
+        .find(|r| r.outcome == awxguard::store::JobOutcome::Ok)
+        .unwrap();
+    assert!(
+        ok.detail.as_deref().unwrap().starts_with("1 keys, "),
+        "{ok:?}"
+    );
+    let watch = d.runs("watch");
+    let ok = watch
+        .iter()
+        .find(|r| r.outcome == awxguard::store::JobOutcome::Ok)
+        .unwrap();
+    assert!(
+        ok.detail.as_deref().unwrap().starts_with("key watcher: "),
+        "{ok:?}"
+    );
+    assert!(sim.requests().iter().any(|r| r.path.contains("login")));
+    let (st, log) = d.stop();
+    assert!(st.success(), "{log}");
+    assert_no_secret(&log, &key("daemon-watcher"), "daemon log");
+}

@@ -65,12 +65,12 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
             let proxy_rules = crate::proxy::ProxyRules::builtin();
             let (x_failures, x_ran) = proxy_rules.check_examples(&catalog);
             for f in &x_failures {
-                println!("FAIL {f}");
+                say!("FAIL {f}");
             }
             let watch = WatchRules::load(&watch_rules, &[], &BTreeMap::new())?;
             let (w_failures, w_ran) = watch.check_examples();
             for f in &w_failures {
-                println!(
+                say!(
                     "FAIL {} {} {} ({}): {}",
                     f.rule,
                     if f.expected_finding {
@@ -88,7 +88,7 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
                 );
             }
             for f in &p_failures {
-                println!(
+                say!(
                     "FAIL {} {} {} ({}): {}",
                     f.rule,
                     if f.expected_finding {
@@ -106,7 +106,7 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
                 );
             }
             for f in &failures {
-                println!(
+                say!(
                     "FAIL {} {} ({}): {}",
                     f.rule,
                     f.path,
@@ -126,21 +126,21 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
                     format!("{failed} failed")
                 }
             };
-            println!(
+            say!(
                 "rules check: {n} leak rules, {ran} examples: {}",
                 verdict(failures.len())
             );
-            println!(
+            say!(
                 "rules check: {} privilege rules, {p_ran} examples: {}",
                 privilege.rules.len(),
                 verdict(p_failures.len())
             );
-            println!(
+            say!(
                 "rules check: {} proxy rules, {x_ran} examples: {}",
                 proxy_rules.rules.len(),
                 verdict(x_failures.len())
             );
-            println!(
+            say!(
                 "rules check: {} watch rules, {w_ran} examples: {}",
                 watch.rules.len(),
                 verdict(w_failures.len())
@@ -165,15 +165,15 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
             if regexes {
                 for r in &matcher.rules().rules {
                     for p in &r.patterns {
-                        println!("{}", unnamed_groups(p.regex.as_str()));
+                        say!("{}", unnamed_groups(p.regex.as_str()));
                     }
                 }
                 return Ok(0);
             }
             for r in &matcher.rules().rules {
-                println!("{:<32} {:<8} {}", r.id, r.severity.as_str(), r.name);
+                say!("{:<32} {:<8} {}", r.id, r.severity.as_str(), r.name);
                 for p in &r.patterns {
-                    println!("    pattern {}", p.name);
+                    say!("    pattern {}", p.name);
                 }
             }
             let privilege = PrivilegeRules::load(&privilege_rules, &[], &BTreeMap::new())?;
@@ -182,23 +182,23 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
                     Some(p) if p != r.severity => format!("{} ({} in production)", r.severity, p),
                     _ => r.severity.to_string(),
                 };
-                println!("{:<32} {:<8} {}", r.id, sev, r.name);
+                say!("{:<32} {:<8} {}", r.id, sev, r.name);
                 if !r.params.is_empty() {
                     let params: Vec<String> =
                         r.params.iter().map(|(k, v)| format!("{k} = {v}")).collect();
-                    println!("    params {}", params.join(", "));
+                    say!("    params {}", params.join(", "));
                 }
             }
             for r in &crate::proxy::ProxyRules::builtin().rules {
                 let sev = format!("{} ({} when the call writes)", r.severity, r.severity_write);
-                println!("{:<32} {:<8} {}", r.id, sev, r.name);
+                say!("{:<32} {:<8} {}", r.id, sev, r.name);
             }
             for r in &WatchRules::load(&watch_rules, &[], &BTreeMap::new())?.rules {
-                println!("{:<32} {:<8} {}", r.id, r.severity.to_string(), r.name);
+                say!("{:<32} {:<8} {}", r.id, r.severity.to_string(), r.name);
                 if !r.params.is_empty() {
                     let params: Vec<String> =
                         r.params.iter().map(|(k, v)| format!("{k} = {v}")).collect();
-                    println!("    params {}", params.join(", "));
+                    say!("    params {}", params.join(", "));
                 }
             }
             Ok(0)

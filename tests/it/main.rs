@@ -12,6 +12,7 @@ mod daemon;
 mod demo;
 mod findings;
 mod git;
+mod harden;
 mod hook;
 mod inventory;
 mod layers;

@@ -26,7 +26,7 @@ pub fn run(global: &GlobalArgs, args: DaemonArgs) -> anyhow::Result<u8> {
         }
         let now = chrono::Utc::now();
         let tz = config.daemon.timezone;
-        println!(
+        say!(
             "{}: ok; schedules in {tz}; health and metrics on http://{}",
             config_path.display(),
             config.daemon.listen
@@ -41,7 +41,7 @@ pub fn run(global: &GlobalArgs, args: DaemonArgs) -> anyhow::Result<u8> {
                         .to_string()
                 })
                 .collect();
-            println!(
+            say!(
                 "  {:<24} {:<18} next: {}",
                 p.job,
                 p.schedule,
@@ -49,7 +49,7 @@ pub fn run(global: &GlobalArgs, args: DaemonArgs) -> anyhow::Result<u8> {
             );
         }
         if config.daemon.proxy {
-            println!(
+            say!(
                 "  {:<24} listening on {}",
                 "proxy",
                 config.proxy.listen.as_deref().unwrap_or("127.0.0.1:8788")

@@ -150,7 +150,13 @@ async fn readyz(State(s): State<Arc<Shared>>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (code, axum::Json(Readiness { ready, checks })).into_response()
+    let body = serde_json::to_string(&Readiness { ready, checks }).expect("readiness serializes");
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::redact::scrub_string(body),
+    )
+        .into_response()
 }
 
 async fn metrics(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
@@ -173,5 +179,9 @@ async fn metrics(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/openmetrics-text"));
     let (ct, body) = s.metrics.encode(openmetrics);
-    ([(header::CONTENT_TYPE, ct)], body).into_response()
+    (
+        [(header::CONTENT_TYPE, ct)],
+        crate::redact::scrub_string(body),
+    )
+        .into_response()
 }

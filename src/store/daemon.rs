@@ -2,9 +2,9 @@
 //! job run, the commit each ref of a scanned repository was last scanned at, and the counts
 //! `/metrics` shows (findings by severity and status, outbox depth).
 
-use super::{ts, SqliteStore, StoreError};
+use super::{params, ts, SqliteStore, StoreError};
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
 /// Who holds (or wants) the daemon lock.
@@ -183,7 +183,7 @@ impl DaemonRecords for SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(q("begin lock"))?;
         let current = tx
-            .query_row(HOLDER, [], holder_row)
+            .query_row(HOLDER, params![], holder_row)
             .optional()
             .map_err(q("read lock"))?;
         if let Some(h) = &current {
@@ -228,7 +228,7 @@ impl DaemonRecords for SqliteStore {
 
     fn daemon_lock_holder(&self) -> Result<Option<DaemonHolder>, StoreError> {
         self.conn()
-            .query_row(HOLDER, [], holder_row)
+            .query_row(HOLDER, params![], holder_row)
             .optional()
             .map_err(self.q("read lock"))
     }
@@ -332,7 +332,7 @@ impl DaemonRecords for SqliteStore {
             .query_row(
                 "SELECT ended_at FROM daemon_job_runs WHERE job = ?1 AND outcome = 'ok' \
                  ORDER BY id DESC LIMIT 1",
-                [job],
+                params![job],
                 |r| r.get(0),
             )
             .optional()
@@ -349,7 +349,7 @@ impl DaemonRecords for SqliteStore {
             )
             .map_err(self.q("prepare repo refs"))?;
         let rows = stmt
-            .query_map([repo], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_map(params![repo], |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(self.q("read repo refs"))?;
         rows.collect::<Result<_, _>>()
             .map_err(self.q("read repo refs"))
@@ -363,8 +363,11 @@ impl DaemonRecords for SqliteStore {
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(self.q("begin repo refs"))?;
-        tx.execute("DELETE FROM daemon_repo_refs WHERE repo = ?1", [repo])
-            .map_err(self.q("clear repo refs"))?;
+        tx.execute(
+            "DELETE FROM daemon_repo_refs WHERE repo = ?1",
+            params![repo],
+        )
+        .map_err(self.q("clear repo refs"))?;
         {
             let mut ins = tx
                 .prepare_cached(
@@ -395,7 +398,7 @@ impl DaemonRecords for SqliteStore {
             )
             .map_err(self.q("prepare finding counts"))?;
         stats.findings = stmt
-            .query_map([ts(now)], |r| {
+            .query_map(params![ts(now)], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
             })
             .map_err(self.q("count findings"))?
@@ -404,7 +407,7 @@ impl DaemonRecords for SqliteStore {
         stats.alerts_waiting = conn
             .query_row(
                 "SELECT count(*) FROM alert_queue WHERE message_id IS NULL",
-                [],
+                params![],
                 |r| r.get::<_, i64>(0),
             )
             .map_err(self.q("count waiting alerts"))? as u64;
@@ -412,7 +415,7 @@ impl DaemonRecords for SqliteStore {
             .query_row(
                 "SELECT count(*), coalesce(sum(attempts > 0), 0) FROM alert_deliveries \
                  WHERE state = 'pending'",
-                [],
+                params![],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .map_err(self.q("count pending deliveries"))?;

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod files;
 pub mod finding;
 pub mod inventory;
 pub mod privilege;

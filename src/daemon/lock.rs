@@ -4,6 +4,7 @@
 //! its heartbeat is older than `LEASE` (a crashed daemon on another host, or a stopped one whose
 //! pid was reused); then the lock is taken over, with a warning naming the old holder.
 
+use crate::store::outbox::this_host;
 use crate::store::{DaemonHolder, LockOutcome, Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::path::{Path, PathBuf};
@@ -30,16 +31,6 @@ pub enum LockError {
     },
     #[error("{0}: cannot take the daemon lock")]
     Store(PathBuf, #[source] StoreError),
-}
-
-/// This host's name.
-pub fn this_host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
 }
 
 /// This process as a lock holder.

@@ -561,7 +561,7 @@ fn slow_clone(t: &Path, secs: u32) -> PathBuf {
 #[test]
 fn sigterm_drains_a_running_job() {
     let t = tempdir();
-    let clone = slow_clone(t.path(), 2);
+    let clone = slow_clone(t.path(), 3);
     config(
         t.path(),
         &format!("{}fetch = true\n", repo_job("slow", &clone, "* * * * * *")),
@@ -570,6 +570,15 @@ fn sigterm_drains_a_running_job() {
     wait_until(&d, 20, "the slow job to run", || {
         d.sample("awxguard_job_running{job=\"scan:slow\"}") == 1.0
     });
+    // It fires every second but never overlaps itself.
+    wait_until(&d, 10, "a fire skipped while it runs", || {
+        d.sample("awxguard_job_skipped_total{job=\"scan:slow\"}") >= 1.0
+    });
+    assert!(
+        d.log().contains("job scan:slow: still running since"),
+        "{}",
+        d.log()
+    );
     let (st, log) = d.stop();
     assert!(st.success(), "{log}");
     assert!(

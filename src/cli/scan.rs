@@ -89,9 +89,12 @@ pub fn options(ctx: &Context, args: &ScanArgs) -> ScanOptions {
 }
 
 pub fn run(ctx: &Context, args: ScanArgs) -> anyhow::Result<u8> {
+    // A staged scan's `git diff --cached` starts first and runs while the rules load.
+    let git_mode = super::scan_git::start(&args)?;
     let matcher = build_matcher(ctx, &args.rules, &args.disable)?;
     let opts = options(ctx, &args);
-    if let Some((outcome, note)) = super::scan_git::run(&matcher, &args, &opts)? {
+    if let Some(mode) = git_mode {
+        let (outcome, note) = super::scan_git::run(&matcher, mode, &opts)?;
         let mut report = Report::new("scan", outcome.findings);
         report.summary.scan = Some(outcome.stats);
         report.summary.notes.push(note);

@@ -13,8 +13,8 @@
 
 use awxguard::finding::Verification;
 use awxguard::privilege::{
-    evaluate, Catalog, Environment, KeyFacts, KeyKind, LoginFacts, PrivilegeRules, SecretSource,
-    Storage,
+    evaluate, Catalog, Environment, KeyDescription, KeyFacts, KeyKind, LoginFacts, PrivilegeRules,
+    SecretSource, Storage,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -97,12 +97,24 @@ fn facts(keys: usize, catalog: &Catalog) -> Vec<KeyFacts> {
     let _ = catalog;
     (0..keys)
         .map(|i| KeyFacts {
-            name: format!("key-{i:04}"),
+            key: KeyDescription {
+                name: format!("key-{i:04}"),
+                client_id: format!("cid{i:019}"),
+                environment: Environment::Production,
+                kind: KeyKind::Custom,
+                scopes: vec![],
+                owner: Some("payments".into()),
+                purpose: Some("bench".into()),
+                integration: Some(format!("svc-{i}")),
+                created: chrono::NaiveDate::from_ymd_opt(2026, 1, 1),
+                rotated: None,
+                ip_whitelist: vec![],
+                consumers: vec![],
+                declared_at: String::new(),
+                config_problems: vec![],
+            },
             declared: true,
-            client_id: format!("cid{i:019}"),
             fingerprint: None,
-            environment: Environment::Production,
-            kind: KeyKind::Custom,
             declared_scopes: [
                 "transfer:read",
                 "transfer:write",
@@ -114,13 +126,6 @@ fn facts(keys: usize, catalog: &Catalog) -> Vec<KeyFacts> {
             .iter()
             .map(|s| s.to_string())
             .collect(),
-            owner: Some("payments".into()),
-            purpose: Some("bench".into()),
-            integration: Some(format!("svc-{i}")),
-            created: chrono::NaiveDate::from_ymd_opt(2026, 1, 1),
-            rotated: None,
-            ip_whitelist: vec![],
-            consumers: vec![],
             storage: Storage {
                 source: SecretSource::Env {
                     var: format!("KEY_{i}"),
@@ -139,8 +144,6 @@ fn facts(keys: usize, catalog: &Catalog) -> Vec<KeyFacts> {
                 base_url: "http://127.0.0.1".into(),
             }),
             leaks: vec![],
-            declared_at: None,
-            config_problems: vec![],
         })
         .collect()
 }

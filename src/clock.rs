@@ -2,7 +2,7 @@
 //! a manual clock instead of sleeping.
 
 use chrono::{DateTime, Utc};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
@@ -45,15 +45,16 @@ impl Clock for ManualClock {
 
 /// The clock a command runs on: `AWXGUARD_NOW` (RFC 3339) pins it, so snapshot tests and the
 /// demo produce the same ages and windows on every run; otherwise the wall clock.
-pub fn from_env() -> Box<dyn Clock> {
+/// Built once where the process starts and passed down.
+pub fn from_env() -> Arc<dyn Clock> {
     match std::env::var("AWXGUARD_NOW") {
         Ok(v) => match DateTime::parse_from_rfc3339(&v) {
-            Ok(t) => Box::new(ManualClock::new(t.with_timezone(&Utc))),
+            Ok(t) => Arc::new(ManualClock::new(t.with_timezone(&Utc))),
             Err(_) => {
                 tracing::warn!("AWXGUARD_NOW={v:?} is not RFC 3339; using the system clock");
-                Box::new(SystemClock)
+                Arc::new(SystemClock)
             }
         },
-        Err(_) => Box::new(SystemClock),
+        Err(_) => Arc::new(SystemClock),
     }
 }

@@ -196,6 +196,10 @@ pub struct Finding {
     pub recommendation: Option<Recommendation>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Status>,
+    /// Rule ids of weaker findings on the same key that this one implies and carries (folding,
+    /// findings contract): they are not reported on their own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<String>,
 }
 
 impl Finding {
@@ -225,6 +229,7 @@ impl Finding {
             evidence: None,
             recommendation: None,
             status: None,
+            also: Vec::new(),
         }
     }
 

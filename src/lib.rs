@@ -2,12 +2,15 @@
 //! configured ones, and watches how they are used. The binary is a thin shell over this library.
 
 pub mod airwallex;
+pub mod alert;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod finding;
 pub mod inventory;
 pub mod privilege;
+pub mod proxy;
 pub mod report;
 pub mod rules;
 pub mod scan;

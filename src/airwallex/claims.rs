@@ -36,7 +36,7 @@ pub const ADMIN_PERMISSIONS: [&str; 2] = ["r:awx:*:*", "w:awx:*:*"];
 impl Claims {
     /// Decodes the claims of a JWT; `None` when the token is not a readable JWT.
     pub fn decode(token: &str) -> Option<Claims> {
-        let v = crate::scan::matcher::jwt_claims(token)?;
+        let v = super::model::jwt_claims(token)?;
         serde_json::from_value(v).ok()
     }
 
@@ -45,10 +45,5 @@ impl Claims {
         ADMIN_PERMISSIONS
             .iter()
             .all(|p| self.permissions.iter().any(|q| q == p))
-    }
-
-    /// Whether any permission grants write access.
-    pub fn can_write(&self) -> bool {
-        self.permissions.iter().any(|p| p.starts_with("w:"))
     }
 }

@@ -1,8 +1,11 @@
-//! The Airwallex HTTP client: rustls only, timeouts, retries with exponential backoff and jitter
-//! on 429, 5xx and network errors, typed errors. The base URL comes from config (or
-//! `AWXGUARD_AIRWALLEX_URL`) so tests and the demo point it at the local simulator.
+//! The Airwallex HTTP client: rustls only, the transport and host rule (`transport`) checked
+//! before anything is sent, no redirects, bounded timeouts and response sizes, retries with
+//! exponential backoff and jitter on 429, 5xx and network errors, typed errors. The base URL
+//! comes from config (or `AWXGUARD_AIRWALLEX_URL`) so tests and the demo point it at the local
+//! simulator.
 
 use super::claims::Claims;
+use super::transport::{self, Destination, TransportError};
 use super::{parse_timestamp, LOGIN_PATH};
 use crate::secret::Secret;
 use rand::Rng;
@@ -20,7 +23,14 @@ pub struct ClientSettings {
     pub retries: u32,
     /// First backoff delay; doubles each retry (1, 2, 4 ... 16 s by default), with jitter.
     pub retry_base: Duration,
+    /// Hosts beyond Airwallex's and loopback that may receive a key (`[airwallex] allow_hosts`).
+    pub allow_hosts: Vec<String>,
+    /// A larger response body is not read (the answer counts as a network error).
+    pub max_response_bytes: usize,
 }
+
+/// The default bound on a response body: far above any Airwallex page.
+pub const MAX_RESPONSE_BYTES: usize = 8 << 20;
 
 impl ClientSettings {
     pub fn new(base_url: &str) -> ClientSettings {
@@ -29,16 +39,20 @@ impl ClientSettings {
             timeout: Duration::from_secs(10),
             retries: 4,
             retry_base: Duration::from_secs(1),
+            allow_hosts: Vec::new(),
+            max_response_bytes: MAX_RESPONSE_BYTES,
         }
     }
 
     /// Settings from the `[airwallex]` config for a given base URL.
-    pub fn from_config(base_url: &str, c: &crate::config::AirwallexConfig) -> ClientSettings {
+    pub fn from_config(base_url: &str, c: &super::AirwallexConfig) -> ClientSettings {
         ClientSettings {
             base_url: base_url.trim_end_matches('/').to_string(),
             timeout: Duration::from_millis(c.timeout_ms),
             retries: c.retries,
             retry_base: Duration::from_millis(c.retry_base_ms),
+            allow_hosts: c.allow_hosts.clone(),
+            max_response_bytes: MAX_RESPONSE_BYTES,
         }
     }
 }
@@ -46,6 +60,8 @@ impl ClientSettings {
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
     #[error("cannot build HTTP client: {0}")]
     Build(String),
     #[error("{url}: {reason}")]
@@ -128,16 +144,42 @@ struct LoginBody {
 pub struct Client {
     http: reqwest::Client,
     settings: ClientSettings,
+    destination: Destination,
 }
 
-/// Result of one attempt: a final answer, or something worth retrying.
+/// Result of one attempt: a final answer, something worth retrying, or a failure that retrying
+/// would not mend.
 enum Attempt {
     Done(u16, Vec<u8>),
     Retry(String),
+    Fail(String),
+}
+
+enum ReadError {
+    TooLarge(usize),
+    Io(reqwest::Error),
+}
+
+/// The response body, at most `limit` bytes (a longer one is an error, never read whole).
+async fn read_bounded(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, ReadError> {
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(ReadError::TooLarge(limit));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(ReadError::Io)? {
+        if body.len() + chunk.len() > limit {
+            return Err(ReadError::TooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 impl Client {
+    /// A client for `settings.base_url`, which must pass the transport rule (`transport::check`):
+    /// otherwise an error, and no request can be made.
     pub fn new(settings: ClientSettings) -> Result<Client, Error> {
+        let destination = transport::check(&settings.base_url, &settings.allow_hosts)?;
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout)
@@ -145,11 +187,20 @@ impl Client {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::Build(e.to_string()))?;
-        Ok(Client { http, settings })
+        Ok(Client {
+            http,
+            settings,
+            destination,
+        })
     }
 
     pub fn base_url(&self) -> &str {
         &self.settings.base_url
+    }
+
+    /// What the base URL points at (Airwallex, loopback, or a host from `allow_hosts`).
+    pub fn destination(&self) -> &Destination {
+        &self.destination
     }
 
     pub fn settings(&self) -> &ClientSettings {
@@ -169,13 +220,18 @@ impl Client {
         match req.send().await {
             Ok(resp) => {
                 let status = resp.status().as_u16();
-                match resp.bytes().await {
+                match read_bounded(resp, self.settings.max_response_bytes).await {
                     Ok(body) if status == 429 || status >= 500 => {
                         let b: ApiErrorBody = serde_json::from_slice(&body).unwrap_or_default();
                         Attempt::Retry(format!("HTTP {status} {}", b.code).trim().to_string())
                     }
-                    Ok(body) => Attempt::Done(status, body.to_vec()),
-                    Err(e) => Attempt::Retry(format!("reading the response: {}", error_chain(&e))),
+                    Ok(body) => Attempt::Done(status, body),
+                    Err(ReadError::TooLarge(n)) => {
+                        Attempt::Fail(format!("the response is larger than {n} bytes; not read"))
+                    }
+                    Err(ReadError::Io(e)) => {
+                        Attempt::Retry(format!("reading the response: {}", error_chain(&e)))
+                    }
                 }
             }
             Err(e) => Attempt::Retry(error_chain(&e)),
@@ -197,6 +253,12 @@ impl Client {
                 Attempt::Retry(reason) => {
                     tracing::debug!(%url, attempt, %reason, "retrying");
                     last = reason;
+                }
+                Attempt::Fail(reason) => {
+                    return Err(Error::Protocol {
+                        url: url.to_string(),
+                        reason,
+                    })
                 }
             }
         }

@@ -1,21 +1,23 @@
-//! Talking to Airwallex: the HTTP client (base URL from config, timeouts, retries with
-//! exponential backoff and jitter), the login call, token claims, and a local simulator that
-//! speaks the same wire format for tests and the demo.
+//! Talking to Airwallex: the model (scope catalog and route matching, environments, key tiers,
+//! hosts, token claims), the HTTP client (base URL from config, timeouts, retries with
+//! exponential backoff and jitter), the login call, and a local simulator that speaks the same
+//! wire format for tests and the demo.
 
 pub mod claims;
 pub mod client;
+pub mod login;
+pub mod model;
+pub mod settings;
 pub mod simulator;
+pub mod transport;
 
 pub use claims::Claims;
 pub use client::{Client, ClientSettings, Error, LoginOutcome, Token};
-
-/// Production API host.
-pub const PRODUCTION_URL: &str = "https://api.airwallex.com";
-/// Sandbox API hosts (both appear in Airwallex's docs).
-pub const SANDBOX_URLS: &[&str] = &[
-    "https://api-demo.airwallex.com",
-    "https://api.sandbox.airwallex.com",
-];
+pub use model::{
+    host_environment, jwt_claims, tier_scopes, Access, Catalog, Environment, KeyKind,
+    PRODUCTION_URL, SANDBOX_URLS,
+};
+pub use settings::AirwallexConfig;
 /// The login path.
 pub const LOGIN_PATH: &str = "/api/v1/authentication/login";
 

@@ -2,9 +2,18 @@
 //! for the tests and the demo. Keys are seeded from a state file that holds only each key's
 //! fingerprint, never the key; every request is recorded (method, path, client ID, key
 //! fingerprint, status) so tests can check exactly what awxguard sent, and where.
+//!
+//! Reads serve the seeded data with Airwallex's paging; writes (beneficiaries, transfers,
+//! webhooks: `writes`) change it, so lists return what was created; `POST /__sim/activity` adds
+//! objects "from elsewhere" (not through any client under test). Memory stays bounded under load:
+//! the request log keeps the last `request_log_limit` requests (a counter keeps the total), expired
+//! tokens are dropped, each collection holds at most `max_objects` items.
+
+mod writes;
 
 use super::claims::ADMIN_PERMISSIONS;
-use crate::privilege::{Access, Catalog};
+use super::model::{Access, Catalog};
+use crate::clock::{Clock, SystemClock};
 use crate::secret::fingerprint;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -15,7 +24,7 @@ use base64::Engine;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -84,10 +93,24 @@ pub struct SimState {
     /// API calls allowed per key per minute before 429; 0: no limit.
     #[serde(default)]
     pub api_limit_per_minute: u32,
+    /// How many requests the request log keeps (the oldest are dropped; the total is counted).
+    #[serde(default = "default_request_log_limit")]
+    pub request_log_limit: usize,
+    /// Most items a collection holds; a write beyond it answers 400 `resource_limit_exceeded`.
+    #[serde(default = "default_max_objects")]
+    pub max_objects: usize,
 }
 
 fn default_login_limit() -> u32 {
     100
+}
+
+fn default_request_log_limit() -> usize {
+    10_000
+}
+
+fn default_max_objects() -> usize {
+    10_000
 }
 
 impl Default for SimState {
@@ -97,6 +120,8 @@ impl Default for SimState {
             login_limit_per_minute: default_login_limit(),
             data: HashMap::new(),
             api_limit_per_minute: 0,
+            request_log_limit: default_request_log_limit(),
+            max_objects: default_max_objects(),
         }
     }
 }
@@ -176,10 +201,6 @@ impl RequestRecord {
     }
 }
 
-fn now_rfc3339() -> Option<String> {
-    Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-}
-
 struct Issued {
     key: usize,
     expires: i64,
@@ -188,7 +209,10 @@ struct Issued {
 #[derive(Default)]
 struct Inner {
     state: SimState,
-    requests: Vec<RequestRecord>,
+    /// The last `state.request_log_limit` requests.
+    requests: VecDeque<RequestRecord>,
+    /// Every request ever logged.
+    requests_total: u64,
     tokens: HashMap<String, Issued>,
     /// Per key: login times (unix seconds) within the last minute, and failures served.
     logins: HashMap<usize, Vec<i64>>,
@@ -197,40 +221,103 @@ struct Inner {
     api_calls: HashMap<usize, Vec<i64>>,
 }
 
+impl Inner {
+    /// Logs a request, dropping the oldest beyond the limit.
+    fn log(&mut self, r: RequestRecord) {
+        self.requests_total += 1;
+        if self.state.request_log_limit == 0 {
+            return;
+        }
+        while self.requests.len() >= self.state.request_log_limit {
+            self.requests.pop_front();
+        }
+        self.requests.push_back(r);
+    }
+}
+
 /// A running simulator's shared state.
 #[derive(Clone)]
 pub struct Simulator {
     inner: Arc<Mutex<Inner>>,
     catalog: Arc<Catalog>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Simulator {
     pub fn new(state: SimState) -> Simulator {
+        Simulator::with_clock(state, Arc::new(SystemClock))
+    }
+
+    /// A simulator whose times (token issue and expiry, `created_at` of new objects) come from
+    /// `clock`, so a test can expire tokens or age objects without sleeping.
+    pub fn with_clock(state: SimState, clock: Arc<dyn Clock>) -> Simulator {
         Simulator {
             inner: Arc::new(Mutex::new(Inner {
                 state,
                 ..Inner::default()
             })),
             catalog: Arc::new(Catalog::builtin()),
+            clock,
         }
     }
 
-    /// Every request seen so far.
+    /// The requests the log still holds (the last `request_log_limit`), oldest first.
     pub fn requests(&self) -> Vec<RequestRecord> {
-        self.lock().requests.clone()
+        self.lock().requests.iter().cloned().collect()
+    }
+
+    /// How many requests the simulator has answered (logins and API calls), dropped from the log
+    /// or not.
+    pub fn requests_total(&self) -> u64 {
+        self.lock().requests_total
+    }
+
+    /// The items of a collection (`beneficiaries`, `transfers`, `webhooks`, ...), as stored.
+    pub fn items(&self, collection: &str) -> Vec<Value> {
+        self.lock()
+            .state
+            .data
+            .get(collection)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Adds objects "from elsewhere" (as if made in the web app or by a key not under test):
+    /// `id` and `created_at` are filled in when missing. Returns the stored items.
+    pub fn add_activity(&self, collection: &str, items: Vec<Value>) -> Result<Vec<Value>, String> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let limit = inner.state.max_objects;
+        writes::add_items(&mut inner.state.data, collection, items, now, limit)
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now().timestamp()
+    }
+
+    fn now_rfc3339(&self) -> Option<String> {
+        Some(
+            self.clock
+                .now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        )
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().expect("simulator state poisoned")
     }
 
-    /// The router: Airwallex's endpoints plus `/__sim/requests` (the request log) and
-    /// `/__sim/usage` (the same log as usage events, JSON Lines, keys named by fingerprint).
+    /// The router: Airwallex's endpoints plus the control endpoints: `/__sim/requests` (the
+    /// request log), `/__sim/usage` (the same log as usage events, JSON Lines, keys named by
+    /// fingerprint) and `POST /__sim/activity` (objects added from elsewhere:
+    /// `{"beneficiaries": [{...}], "transfers": [...], "webhooks": [...]}`; answers the stored
+    /// items by collection).
     pub fn router(&self) -> Router {
         Router::new()
             .route(super::LOGIN_PATH, post(login))
             .route("/__sim/requests", get(request_log))
             .route("/__sim/usage", get(usage_log))
+            .route("/__sim/activity", post(writes::activity))
             .fallback(api)
             .with_state(self.clone())
     }
@@ -243,46 +330,6 @@ impl Simulator {
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .await
-    }
-
-    /// Starts on a loopback port in a background thread with its own runtime; for tests and the
-    /// demo.
-    pub fn spawn(state: SimState) -> std::io::Result<SimHandle> {
-        let sim = Simulator::new(state);
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        std_listener.set_nonblocking(true)?;
-        let addr = std_listener.local_addr()?;
-        let served = sim.clone();
-        std::thread::Builder::new()
-            .name("airwallex-simulator".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("simulator runtime");
-                rt.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(std_listener)
-                        .expect("simulator listener");
-                    let _ = served.serve(listener).await;
-                });
-            })?;
-        Ok(SimHandle { addr, sim })
-    }
-}
-
-/// A simulator running in the background.
-pub struct SimHandle {
-    pub addr: SocketAddr,
-    pub sim: Simulator,
-}
-
-impl SimHandle {
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub fn requests(&self) -> Vec<RequestRecord> {
-        self.sim.requests()
     }
 }
 
@@ -350,9 +397,11 @@ async fn login(
 ) -> Response {
     let client_id = header(&headers, "x-client-id").map(str::to_string);
     let key_fp = header(&headers, "x-api-key").map(|k| fingerprint(k.as_bytes()));
-    let now = chrono::Utc::now().timestamp();
+    let now = sim.now();
+    let at = sim.now_rfc3339();
     let (response, delay) = {
         let mut inner = sim.lock();
+        inner.tokens.retain(|_, t| t.expires > now);
         let found = inner.state.keys.iter().position(|k| {
             Some(&k.client_id) == client_id.as_ref()
                 && Some(&k.api_key_fingerprint) == key_fp.as_ref()
@@ -419,7 +468,7 @@ async fn login(
         if status != StatusCode::CREATED {
             body["trace_id"] = json!(random_id());
         }
-        inner.requests.push(RequestRecord {
+        inner.log(RequestRecord {
             method: "POST".into(),
             path: super::LOGIN_PATH.into(),
             client_id: client_id.clone(),
@@ -427,7 +476,7 @@ async fn login(
             status: status.as_u16(),
             source_ip: peer.ip().to_string(),
             token_of: None,
-            at: now_rfc3339(),
+            at,
             host: header(&headers, "host").map(str::to_string),
         });
         ((status, Json(body)).into_response(), delay)
@@ -675,8 +724,9 @@ fn serve_read(
 }
 
 /// Every other route: bearer token, rate limit, permission check by token claims (scope from
-/// the catalog), then the read endpoints over the seeded data. Writes the key may make answer
-/// 404 `not simulated`; routes the catalog does not know answer 404.
+/// the catalog), then the read endpoints over the data and the write endpoints that change it
+/// (`writes`). Other writes the key may make answer 404 `not simulated`; routes the catalog does
+/// not know answer 404.
 async fn api(
     State(sim): State<Simulator>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -684,12 +734,14 @@ async fn api(
     uri: Uri,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
+    body: axum::body::Bytes,
 ) -> Response {
     let path = uri.path().to_string();
     let token = header(&headers, "authorization")
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_string);
-    let now = chrono::Utc::now().timestamp();
+    let now = sim.now();
+    let at = sim.now_rfc3339();
     let mut inner = sim.lock();
     let issued = token
         .as_ref()
@@ -706,10 +758,12 @@ async fn api(
             let key = inner.state.keys[k].clone();
             token_key = Some(key.api_key_fingerprint.clone());
             let limit = inner.state.api_limit_per_minute;
-            let recent = inner.api_calls.entry(k).or_default();
-            recent.retain(|t| now - t < 60);
-            recent.push(now);
-            let over = limit > 0 && recent.len() as u32 > limit;
+            let over = limit > 0 && {
+                let recent = inner.api_calls.entry(k).or_default();
+                recent.retain(|t| now - t < 60);
+                recent.push(now);
+                recent.len() as u32 > limit
+            };
             let matched = sim.catalog.route(method.as_str(), &path);
             if over {
                 error(
@@ -745,21 +799,25 @@ async fn api(
                                 "forbidden",
                                 format!("This API key has no permission for {scope}"),
                             )
-                        } else if method != Method::GET {
-                            error(
-                                StatusCode::NOT_FOUND,
-                                "resource_not_found",
-                                format!("{} is not simulated", r.template),
-                            )
-                        } else {
+                        } else if method == Method::GET {
                             serve_read(&r.template, &path, &q, &inner.state.data)
+                        } else {
+                            let limit = inner.state.max_objects;
+                            writes::serve_write(
+                                &r.template,
+                                &path,
+                                &body,
+                                &mut inner.state.data,
+                                sim.clock.now(),
+                                limit,
+                            )
                         }
                     }
                 }
             }
         }
     };
-    inner.requests.push(RequestRecord {
+    inner.log(RequestRecord {
         method: method.to_string(),
         path,
         client_id: None,
@@ -767,7 +825,7 @@ async fn api(
         status: status.as_u16(),
         source_ip: peer.ip().to_string(),
         token_of: token_key,
-        at: now_rfc3339(),
+        at,
         host: header(&headers, "host").map(str::to_string),
     });
     (status, Json(body)).into_response()

@@ -83,16 +83,16 @@ pub fn parse_expiry(s: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>
 }
 
 pub fn run(ctx: &Context, cmd: FindingsCommand) -> anyhow::Result<u8> {
-    let now = crate::clock::from_env().now();
-    let mut store = ctx.open_store()?;
+    let now = ctx.clock().now();
+    let store = ctx.open_store()?;
     match cmd {
         FindingsCommand::List { status, scope } => {
-            let stored = store.list(scope.as_deref(), now)?;
-            let findings = stored
-                .into_iter()
-                .map(|s| s.finding)
-                .filter(|f| status.is_none_or(|st| f.status == Some(st.status())))
-                .collect();
+            let findings = crate::store::findings::select(
+                store.as_ref(),
+                scope.as_deref(),
+                status.map(StatusArg::status),
+                now,
+            )?;
             let report = Report::new("findings", findings);
             ctx.emit(&report)
         }

@@ -1,17 +1,20 @@
-//! The command line: global options, one file per subcommand. Everything here returns an exit
-//! code (0 clean, 1 findings at or above `--fail-on`, 2 the tool failed) or an error that
-//! `main` prints and maps to 2.
+//! The command line: global options, one file per subcommand. Wiring only: each subcommand turns
+//! its arguments into a request, runs the library job on the one runtime built here, hands the
+//! outcome to `report`, and returns an exit code (0 clean, 1 findings at or above `--fail-on`,
+//! 2 the tool failed) or an error that `main` prints and maps to 2.
 
+mod alerts;
 mod audit;
 mod demo;
 mod findings;
 mod hook;
 mod inventory;
+mod proxy;
 mod rules;
 mod sandbox;
 mod scan;
-mod scan_git;
 
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::finding::Severity;
 use crate::report::{Format, Report, Style};
@@ -100,14 +103,25 @@ pub enum Command {
     /// Stored findings: list them, acknowledge the ones judged acceptable.
     #[command(subcommand)]
     Findings(findings::FindingsCommand),
+    /// Alerts: send a test alert to every configured sink.
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
     /// Serve the local Airwallex simulator (for tests, demos and trying integrations).
     Sandbox(sandbox::SandboxArgs),
+    /// The recording (and, with --enforce, enforcing) proxy in front of Airwallex: point the
+    /// integration's Airwallex base URL at it.
+    Proxy(proxy::ProxyArgs),
 }
 
-/// Runs the parsed command line and returns the exit code.
+/// Runs the parsed command line and returns the exit code. The process's one tokio runtime is
+/// built here; library network work runs on it, CPU work on its blocking threads.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
-    let ctx = Context::new(&cli.global)?;
-    match cli.command {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let ctx = Context::new(&cli.global, runtime)?;
+    let result = match cli.command {
         Command::Scan(args) => scan::run(&ctx, args),
         Command::Inventory(args) => inventory::run(&ctx, args),
         Command::Audit(args) => audit::run(&ctx, args),
@@ -115,18 +129,34 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Demo(args) => demo::run(&ctx, args),
         Command::Hook(cmd) => hook::run(&ctx, cmd),
         Command::Sandbox(args) => sandbox::run(&ctx, args),
+        Command::Proxy(args) => proxy::run(&ctx, args),
         Command::Findings(cmd) => findings::run(&ctx, cmd),
-    }
+        Command::Alerts(cmd) => alerts::run(&ctx, cmd),
+    };
+    // Whatever the run's outcome, what it queued goes out now.
+    alerts::after_run(&ctx);
+    result
 }
 
-/// What every subcommand gets: the global options and the loaded config.
+/// What every subcommand gets: the global options, the loaded config, the clock (built once from
+/// the environment: `AWXGUARD_NOW` pins it) and the runtime.
 pub struct Context {
     pub global: GlobalArgs,
     pub config: Config,
+    clock: std::sync::Arc<dyn Clock>,
+    runtime: tokio::runtime::Runtime,
+    /// The store this run opened, with the alert planner installed on it when `[alerts]` is
+    /// configured: alerts queued by the run are delivered at its end.
+    alerting: std::cell::RefCell<Option<Alerting>>,
+}
+
+struct Alerting {
+    store: std::sync::Arc<dyn crate::store::Store>,
+    planner: std::sync::Arc<crate::alert::Planner>,
 }
 
 impl Context {
-    fn new(global: &GlobalArgs) -> anyhow::Result<Context> {
+    fn new(global: &GlobalArgs, runtime: tokio::runtime::Runtime) -> anyhow::Result<Context> {
         let (path, explicit) = match &global.config {
             Some(p) => (p.clone(), true),
             None => (PathBuf::from(crate::config::DEFAULT_PATH), false),
@@ -135,7 +165,20 @@ impl Context {
         Ok(Context {
             global: global.clone(),
             config,
+            clock: crate::clock::from_env(),
+            runtime,
+            alerting: std::cell::RefCell::new(None),
         })
+    }
+
+    /// The clock every job of this process reads.
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
+    /// Runs a library job (a future) on the process's runtime.
+    pub fn block_on<F: std::future::Future>(&self, job: F) -> F::Output {
+        self.runtime.block_on(job)
     }
 
     /// Whether human output gets colour: only on a terminal, never with NO_COLOR.
@@ -152,14 +195,28 @@ impl Context {
         Style { color }
     }
 
-    /// The database: `--db`, `AWXGUARD_DB`, or the default under the XDG data directory.
-    pub fn open_store(&self) -> anyhow::Result<crate::store::Store> {
-        let path = self
-            .global
+    /// The database path: `--db`, `AWXGUARD_DB`, `[store] path`, or the default under the XDG
+    /// data directory.
+    pub fn db_path(&self) -> PathBuf {
+        self.global
             .db
             .clone()
-            .unwrap_or_else(crate::store::default_path);
-        Ok(crate::store::Store::open(&path)?)
+            .or_else(|| self.config.store.path.clone())
+            .unwrap_or_else(crate::store::default_path)
+    }
+
+    /// The database: `--db`, `AWXGUARD_DB`, `[store] path`, or the default under the XDG data
+    /// directory.
+    pub fn open_store(&self) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
+        let store = crate::store::open(&self.db_path())?;
+        // Every run recorded through this store queues its alerts when [alerts] is configured.
+        if let Some(planner) = crate::alert::install(store.as_ref(), &self.config) {
+            *self.alerting.borrow_mut() = Some(Alerting {
+                store: store.clone(),
+                planner,
+            });
+        }
+        Ok(store)
     }
 
     /// Renders a report where the user asked, and returns the exit code its findings call for.

@@ -1,7 +1,10 @@
 //! `awxguard rules`: list the rules in force and run every rule's examples.
 
 use super::Context;
-use crate::privilege::{Catalog, PrivilegeRules};
+use crate::airwallex::Catalog;
+use crate::privilege::PrivilegeRules;
+use crate::scan::examples::check_leak_rules;
+use crate::scan::job::matcher;
 use crate::scan::Matcher;
 use clap::Subcommand;
 use std::collections::BTreeMap;
@@ -33,60 +36,6 @@ pub enum RulesCommand {
     },
 }
 
-/// One example that did not behave.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExampleFailure {
-    pub rule: String,
-    pub path: String,
-    pub expected_finding: bool,
-    pub detail: String,
-}
-
-/// Runs every example of every leak rule through the matcher; returns the failures and the
-/// number of examples run.
-pub fn check_leak_rules(matcher: &Matcher) -> (Vec<ExampleFailure>, usize) {
-    let mut failures = Vec::new();
-    let mut ran = 0;
-    for (i, rule) in matcher.rules().rules.iter().enumerate() {
-        for ex in &rule.examples {
-            ran += 1;
-            let hits: Vec<_> = matcher
-                .scan(&ex.path, ex.text.as_bytes())
-                .into_iter()
-                .filter(|m| m.rule == i)
-                .collect();
-            if hits.is_empty() {
-                failures.push(ExampleFailure {
-                    rule: rule.id.clone(),
-                    path: ex.path.clone(),
-                    expected_finding: true,
-                    detail: "example not found".into(),
-                });
-            }
-        }
-        for ex in &rule.negative_examples {
-            ran += 1;
-            let hits: Vec<_> = matcher
-                .scan(&ex.path, ex.text.as_bytes())
-                .into_iter()
-                .filter(|m| m.rule == i)
-                .collect();
-            if let Some(m) = hits.first() {
-                failures.push(ExampleFailure {
-                    rule: rule.id.clone(),
-                    path: ex.path.clone(),
-                    expected_finding: false,
-                    detail: format!(
-                        "negative example reported by pattern {} at line {}",
-                        m.pattern, m.line
-                    ),
-                });
-            }
-        }
-    }
-    (failures, ran)
-}
-
 /// The regex with its named groups made plain groups: ripgrep joins the lines of a pattern file
 /// into one regex, where two `(?P<secret>...)` would clash.
 fn unnamed_groups(re: &str) -> String {
@@ -100,11 +49,16 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
             rules,
             privilege_rules,
         } => {
-            let matcher = super::scan::build_matcher(ctx, &rules, &[])?;
+            let matcher: Matcher = matcher(&ctx.config.scan, &rules, &[], ctx.clock().now())?;
             let (failures, ran) = check_leak_rules(&matcher);
             let privilege = PrivilegeRules::load(&privilege_rules, &[], &BTreeMap::new())?;
             let catalog = Catalog::builtin();
             let (p_failures, p_ran) = privilege.check_examples(&catalog);
+            let proxy_rules = crate::proxy::ProxyRules::builtin();
+            let (x_failures, x_ran) = proxy_rules.check_examples(&catalog);
+            for f in &x_failures {
+                println!("FAIL {f}");
+            }
             for f in &p_failures {
                 println!(
                     "FAIL {} {} {} ({}): {}",
@@ -153,7 +107,12 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
                 privilege.rules.len(),
                 verdict(p_failures.len())
             );
-            if failures.is_empty() && p_failures.is_empty() {
+            println!(
+                "rules check: {} proxy rules, {x_ran} examples: {}",
+                proxy_rules.rules.len(),
+                verdict(x_failures.len())
+            );
+            if failures.is_empty() && p_failures.is_empty() && x_failures.is_empty() {
                 Ok(0)
             } else {
                 Ok(1)
@@ -164,7 +123,7 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
             privilege_rules,
             regexes,
         } => {
-            let matcher = super::scan::build_matcher(ctx, &rules, &[])?;
+            let matcher: Matcher = matcher(&ctx.config.scan, &rules, &[], ctx.clock().now())?;
             if regexes {
                 for r in &matcher.rules().rules {
                     for p in &r.patterns {
@@ -191,6 +150,10 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
                         r.params.iter().map(|(k, v)| format!("{k} = {v}")).collect();
                     println!("    params {}", params.join(", "));
                 }
+            }
+            for r in &crate::proxy::ProxyRules::builtin().rules {
+                let sev = format!("{} ({} when the call writes)", r.severity, r.severity_write);
+                println!("{:<32} {:<8} {}", r.id, sev, r.name);
             }
             Ok(0)
         }

@@ -1,5 +1,5 @@
 //! `awxguard sandbox`: the local Airwallex simulator as a server, for trying awxguard (and its
-//! integrations) without an Airwallex account.
+//! integrations) without an Airwallex account. It serves on the process's runtime.
 
 use super::Context;
 use crate::airwallex::simulator::{SimState, Simulator};
@@ -18,16 +18,12 @@ pub struct SandboxArgs {
     pub state: Option<PathBuf>,
 }
 
-pub fn run(_ctx: &Context, args: SandboxArgs) -> anyhow::Result<u8> {
+pub fn run(ctx: &Context, args: SandboxArgs) -> anyhow::Result<u8> {
     let state = match &args.state {
         Some(p) => SimState::load(p).map_err(anyhow::Error::msg)?,
         None => SimState::default(),
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
+    ctx.block_on(async {
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -1,12 +1,12 @@
-//! `awxguard scan`: leaked Airwallex credentials in files, directories and standard input.
+//! `awxguard scan`: leaked Airwallex credentials in files, directories, standard input, git
+//! history or the index. Arguments become a `scan::job::ScanRequest`; the job does the rest.
 
 mod checks;
 
 use super::Context;
 use crate::report::Report;
-use crate::rules::LeakRules;
-use crate::scan::{self, Matcher, ScanOptions};
-use anyhow::Context as _;
+use crate::scan::git::Selection;
+use crate::scan::job::{self, Input, ScanRequest};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -60,92 +60,54 @@ pub struct ScanArgs {
     pub checks: checks::CheckArgs,
 }
 
-/// The matcher for the rules the config and command line put in force.
-pub fn build_matcher(
-    ctx: &Context,
-    extra: &[PathBuf],
-    disable: &[String],
-) -> anyhow::Result<Matcher> {
-    let mut dirs = ctx.config.scan.rule_dirs.clone();
-    dirs.extend_from_slice(extra);
-    let mut off = ctx.config.scan.disable.clone();
-    off.extend_from_slice(disable);
-    let rules = LeakRules::load(&dirs, &off)?;
-    let now = crate::clock::from_env().now().timestamp();
-    Ok(Matcher::new(rules, now))
-}
-
-pub fn options(ctx: &Context, args: &ScanArgs) -> ScanOptions {
-    let defaults = ScanOptions::default();
-    ScanOptions {
-        respect_ignore: !args.no_ignore,
-        follow_symlinks: !args.no_follow && ctx.config.scan.follow_symlinks.unwrap_or(true),
-        max_file_size: args
-            .max_file_size
-            .or(ctx.config.scan.max_file_size)
-            .unwrap_or(defaults.max_file_size),
-        keep_secrets: args.checks.verify.then(Default::default),
+/// What the command line asks to scan.
+fn input(args: &ScanArgs) -> anyhow::Result<Input> {
+    let selection = match (&args.since, &args.range) {
+        (Some(rev), _) => Some(Selection::Range(format!("{rev}..HEAD"))),
+        (None, Some(range)) => Some(Selection::Range(range.clone())),
+        (None, None) if args.git => Some(Selection::All),
+        (None, None) => None,
+    };
+    let stdin = |p: &PathBuf| p.as_os_str() == "-";
+    if selection.is_some() || args.staged {
+        let repo = match args.paths.as_slice() {
+            [] => PathBuf::from("."),
+            [one] if !stdin(one) => one.clone(),
+            _ => anyhow::bail!("--git, --staged, --since and --range take one repository path"),
+        };
+        return Ok(match selection {
+            Some(selection) => Input::History { repo, selection },
+            None => Input::Staged { repo },
+        });
     }
+    if args.paths.len() == 1 && stdin(&args.paths[0]) {
+        return Ok(Input::Stdin);
+    }
+    if args.paths.iter().any(stdin) {
+        anyhow::bail!("`-` (standard input) cannot be combined with other paths");
+    }
+    Ok(Input::Paths(args.paths.clone()))
 }
 
 pub fn run(ctx: &Context, args: ScanArgs) -> anyhow::Result<u8> {
-    // A staged scan's `git diff --cached` starts first and runs while the rules load.
-    let git_mode = super::scan_git::start(&args)?;
-    let matcher = build_matcher(ctx, &args.rules, &args.disable)?;
-    let opts = options(ctx, &args);
-    if let Some(mode) = git_mode {
-        let (outcome, note) = super::scan_git::run(&matcher, mode, &opts)?;
-        let mut report = Report::new("scan", outcome.findings);
-        report.summary.scan = Some(outcome.stats);
-        report.summary.notes.push(note);
-        let scope = record_scope(&args);
-        return checks::finish(ctx, &args.checks, &matcher, &opts, report, scope.as_deref());
-    }
-    let outcome = if args.paths.len() == 1 && args.paths[0].as_os_str() == "-" {
-        scan::scan_reader(&matcher, std::io::stdin().lock(), &opts)
-            .context("cannot read standard input")?
-    } else {
-        for p in &args.paths {
-            if p.as_os_str() == "-" {
-                anyhow::bail!("`-` (standard input) cannot be combined with other paths");
-            }
-            // A root that does not exist is a mistake in the command, not a skipped file.
-            std::fs::symlink_metadata(p).with_context(|| format!("cannot scan {}", p.display()))?;
-        }
-        scan::scan_paths(&matcher, &args.paths, &opts)
+    let req = ScanRequest {
+        input: input(&args)?,
+        no_ignore: args.no_ignore,
+        no_follow: args.no_follow,
+        max_file_size: args.max_file_size,
+        rules: args.rules,
+        disable: args.disable,
+        verify: args.checks.verify,
+        baseline: args.checks.baseline,
+        write_baseline: args.checks.write_baseline,
+        record: args.record,
     };
-    let mut report = Report::new("scan", outcome.findings);
-    report.summary.scan = Some(outcome.stats);
-    report.summary.problems = outcome.problems;
-    report.summary.problems.sort_by(|a, b| a.path.cmp(&b.path));
-    // After the scan: baseline, verification, baseline writing, recording, render (checks.rs).
-    let scope = record_scope(&args);
-    checks::finish(ctx, &args.checks, &matcher, &opts, report, scope.as_deref())
-}
-
-/// The store scope of a scan: what was scanned, so that only a later scan of the same target can
-/// resolve its findings (`scan:tree:/srv/app`, `scan:git:/srv/app`, `scan:git:/srv/app:main..HEAD`).
-/// Only with `--record`; staged and standard-input scans are transient and never recorded.
-fn record_scope(args: &ScanArgs) -> Option<String> {
-    if !args.record || args.staged || args.paths.iter().any(|p| p.as_os_str() == "-") {
-        return None;
-    }
-    let targets: Vec<String> = args
-        .paths
-        .iter()
-        .map(|p| {
-            std::fs::canonicalize(p)
-                .unwrap_or_else(|_| p.clone())
-                .display()
-                .to_string()
-        })
-        .collect();
-    let targets = targets.join(",");
-    let git = args.git || args.since.is_some() || args.range.is_some();
-    Some(match (git, &args.since, &args.range) {
-        (false, _, _) => format!("scan:tree:{targets}"),
-        (true, Some(rev), _) => format!("scan:git:{targets}:{rev}..HEAD"),
-        (true, None, Some(range)) => format!("scan:git:{targets}:{range}"),
-        (true, None, None) => format!("scan:git:{targets}"),
-    })
+    let store = match req.record_scope() {
+        Some(_) => Some(ctx.open_store()?),
+        None => None,
+    };
+    let outcome = ctx.block_on(job::run(req, &ctx.config, ctx.clock(), store))?;
+    let decided = outcome.exit;
+    let code = ctx.emit(&Report::from(outcome))?;
+    Ok(decided.unwrap_or(code))
 }

@@ -1,13 +1,12 @@
-//! The `[[key]]` tables (the declared Airwallex keys) and the `[audit]` section: raw forms that
-//! reject unknown fields, validated into `KeyDecl` and `AuditConfig` with every problem named by
-//! file, line, key and field.
+//! The `[[key]]` tables (the declared Airwallex keys): raw forms that reject unknown fields,
+//! validated into `KeyDecl` with every problem named by file, line, key and field.
 
 use super::{line_at, ConfigProblem};
-use crate::privilege::{Catalog, Environment, KeyKind};
+use crate::airwallex::{Catalog, Environment, KeyKind};
 use crate::secret::Secret;
 use chrono::NaiveDate;
-use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
@@ -47,15 +46,20 @@ pub enum SecretSpec {
     Literal(Secret<String>),
 }
 
-/// A validated `[[key]]`.
-#[derive(Debug, Clone)]
-pub struct KeyDecl {
+/// The one description of a key: what its declaration says (for a shadow key, what discovery
+/// observed), everything but the secret. The config's `KeyDecl`, the inventory's `KeyFacts` and
+/// the listing's `KeyRow` each hold one. Serialized as the inventory lists it (the client ID
+/// is left out of reports, as findings show it only redacted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyDescription {
+    /// Inventory name (for a shadow key, its fingerprint).
     pub name: String,
+    #[serde(skip)]
     pub client_id: String,
-    pub secret: SecretSpec,
     pub environment: Environment,
     pub kind: KeyKind,
     /// The listed scopes of a custom key (catalog ids); empty for the other tiers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
     pub owner: Option<String>,
     pub purpose: Option<String>,
@@ -63,46 +67,35 @@ pub struct KeyDecl {
     pub created: Option<NaiveDate>,
     pub rotated: Option<NaiveDate>,
     /// Normalised IPv4 CIDRs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ip_whitelist: Vec<String>,
+    /// Hosts or services that use the key.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub consumers: Vec<String>,
-    /// `awxguard.toml:12`
+    /// `awxguard.toml:12`; empty for a key nobody declared.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub declared_at: String,
     /// Problems with a value of this key that do not make the whole config untrustworthy
     /// (unknown or repeated scope ids, bad whitelist entries, bad dates), each as
     /// `file:line: field: what is wrong`. The key stays in the inventory without the bad values;
-    /// the audit reports them (`privilege.key-misconfigured`) and judges the rest.
+    /// the audit reports them (`privilege.key-misconfigured`) and judges the rest, never proven
+    /// least-privilege.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub config_problems: Vec<String>,
 }
 
-/// The `[audit]` section as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawAudit {
-    /// Usage-event files or directories, relative to the config file.
-    #[serde(default)]
-    pub usage: Vec<Spanned<String>>,
-    /// Extra privilege rule directories, relative to the config file.
-    #[serde(default)]
-    pub rules: Vec<Spanned<String>>,
-    /// Privilege rule ids to disable.
-    #[serde(default)]
-    pub disable: Vec<Spanned<String>>,
-    /// Parameter overrides by rule id: `[audit.params."privilege.unused-scope"] days = 60`.
-    #[serde(default)]
-    pub params: BTreeMap<String, toml::Table>,
-    /// Paths `awxguard audit` runs discovery over (config directories, env files).
-    #[serde(default)]
-    pub discover: Vec<Spanned<String>>,
+/// A validated `[[key]]`: the key's description and where its secret is read from.
+#[derive(Debug, Clone)]
+pub struct KeyDecl {
+    pub key: KeyDescription,
+    pub secret: SecretSpec,
 }
 
-/// The validated `[audit]` section.
-#[derive(Debug, Clone, Default)]
-pub struct AuditConfig {
-    pub usage: Vec<PathBuf>,
-    pub rule_dirs: Vec<PathBuf>,
-    pub disable: Vec<String>,
-    pub params: BTreeMap<String, toml::Table>,
-    pub discover: Vec<PathBuf>,
+impl std::ops::Deref for KeyDecl {
+    type Target = KeyDescription;
+    fn deref(&self) -> &KeyDescription {
+        &self.key
+    }
 }
 
 /// Whether `s` is shaped like an Airwallex API key (96 lowercase hex digits).
@@ -448,7 +441,7 @@ pub(super) fn validate_keys(
                 format!(
                     "only a custom key lists scopes; this key is {}, which implies its scopes \
                      (set kind = \"custom\" to list them)",
-                    kind_word(*other)
+                    other.as_str()
                 ),
             ),
             _ => {}
@@ -529,21 +522,23 @@ pub(super) fn validate_keys(
             continue;
         };
         out.push(KeyDecl {
-            name,
-            client_id,
+            key: KeyDescription {
+                name,
+                client_id,
+                environment,
+                kind,
+                scopes,
+                owner: nonempty(&k.owner),
+                purpose: nonempty(&k.purpose),
+                integration: nonempty(&k.integration),
+                created,
+                rotated,
+                ip_whitelist,
+                consumers: k.consumers.clone(),
+                declared_at: format!("{file}:{table_line}"),
+                config_problems,
+            },
             secret,
-            environment,
-            kind,
-            scopes,
-            owner: nonempty(&k.owner),
-            purpose: nonempty(&k.purpose),
-            integration: nonempty(&k.integration),
-            created,
-            rotated,
-            ip_whitelist,
-            consumers: k.consumers.clone(),
-            declared_at: format!("{file}:{table_line}"),
-            config_problems,
         });
     }
     out
@@ -553,60 +548,6 @@ fn nonempty(s: &Option<String>) -> Option<String> {
     s.as_ref()
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty())
-}
-
-fn kind_word(k: KeyKind) -> &'static str {
-    match k {
-        KeyKind::Admin => "admin",
-        KeyKind::ReadOnly => "read_only",
-        KeyKind::ReadWrite => "read_write",
-        KeyKind::Custom => "custom",
-    }
-}
-
-/// Validates `[audit]`.
-pub(super) fn validate_audit(
-    path: &Path,
-    text: &str,
-    raw: &RawAudit,
-    problems: &mut Vec<ConfigProblem>,
-) -> AuditConfig {
-    let base = path.parent().unwrap_or(Path::new("."));
-    let mut out = AuditConfig::default();
-    let mut check = |list: &[Spanned<String>], field: &str, what: &str| -> Vec<PathBuf> {
-        list.iter()
-            .map(|p| {
-                let full = base.join(p.get_ref());
-                if !full.exists() {
-                    problems.push(ConfigProblem {
-                        path: path.to_path_buf(),
-                        line: line_at(text, p.span().start),
-                        field: field.into(),
-                        message: format!("{} does not exist; give {what}", full.display()),
-                    });
-                }
-                full
-            })
-            .collect()
-    };
-    out.usage = check(
-        &raw.usage,
-        "audit.usage",
-        "a JSON Lines file or a directory of them",
-    );
-    out.rule_dirs = check(
-        &raw.rules,
-        "audit.rules",
-        "a directory of privilege rule files",
-    );
-    out.discover = check(
-        &raw.discover,
-        "audit.discover",
-        "a directory or file to search for keys",
-    );
-    out.disable = raw.disable.iter().map(|d| d.get_ref().clone()).collect();
-    out.params = raw.params.clone();
-    out
 }
 
 #[cfg(test)]
@@ -783,21 +724,5 @@ scopes = ["transfer:read"]
             .unwrap_err()
             .contains("/24 to /32"));
         assert!(parse_cidr("hello").is_err());
-    }
-
-    #[test]
-    fn audit_section() {
-        let text = "[audit]\ndisable = [\"privilege.shared-key\"]\n[audit.params.\"privilege.unused-scope\"]\ndays = 60\n";
-        let c = parse(text).unwrap();
-        assert_eq!(c.audit.disable, vec!["privilege.shared-key"]);
-        assert_eq!(
-            c.audit.params["privilege.unused-scope"]["days"].as_integer(),
-            Some(60)
-        );
-        let msg = parse("[audit]\nusage = [\"nope\"]\n").unwrap_err();
-        assert!(
-            msg.contains("awxguard.toml:2: audit.usage: /cfg/nope does not exist"),
-            "{msg}"
-        );
     }
 }

@@ -1,10 +1,32 @@
-//! Configuration: `awxguard.toml` read into a raw form that rejects unknown fields, then
-//! validated into `Config`. Every problem names the file, line and field, and all problems are
-//! reported at once.
+//! Configuration: `awxguard.toml` read into a raw form that rejects unknown sections and fields,
+//! then validated into `Config`. Every problem names the file, line and field, and all problems
+//! are reported at once. One file per section: `[airwallex]`, `[scan]`, `[audit]`, `[store]`,
+//! `[usage]`, `[proxy]`, `[watch]`, `[alerts]`, `[daemon]`, and the `[[key]]` tables.
 
+mod airwallex;
+mod alerts;
+mod audit;
+mod daemon;
 mod keys;
+mod proxy;
+mod scan;
+mod store;
+mod usage;
+mod watch;
 
-pub use keys::{is_api_key_shape, AuditConfig, KeyDecl, RawAudit, RawKey, SecretSpec};
+pub use airwallex::{AirwallexConfig, RawAirwallex};
+pub use alerts::{
+    check_webhook_url, is_loopback_host, parse_duration, AlertsConfig, CredentialRef, EmailSink,
+    FileSink, RawAlerts, Route, SmtpSecurity, UrlSpec, WebhookSink,
+};
+pub use audit::{AuditConfig, RawAudit};
+pub use daemon::{DaemonConfig, RawDaemon};
+pub use keys::{is_api_key_shape, KeyDecl, KeyDescription, RawKey, SecretSpec};
+pub use proxy::{EnforceSetting, ProxyConfig, RawProxy};
+pub use scan::{RawScan, ScanConfig};
+pub use store::{RawStore, StoreConfig};
+pub use usage::{RawUsage, UsageConfig};
+pub use watch::{RawWatch, WatchConfig};
 
 use serde::Deserialize;
 use std::fmt;
@@ -48,71 +70,31 @@ pub enum ConfigError {
     Invalid(Vec<ConfigProblem>),
 }
 
+/// The whole file as written: the known sections, nothing else.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     #[serde(default)]
+    pub airwallex: RawAirwallex,
+    #[serde(default)]
     pub scan: RawScan,
     #[serde(default)]
-    pub airwallex: RawAirwallex,
+    pub audit: RawAudit,
+    #[serde(default)]
+    pub store: RawStore,
+    #[serde(default)]
+    pub usage: RawUsage,
+    #[serde(default)]
+    pub proxy: RawProxy,
+    #[serde(default)]
+    pub watch: RawWatch,
+    /// Absent (or empty) means no alerts are queued.
+    pub alerts: Option<Spanned<RawAlerts>>,
+    #[serde(default)]
+    pub daemon: RawDaemon,
     /// `[[key]]` tables: the declared Airwallex keys.
     #[serde(default, rename = "key")]
     pub keys: Vec<Spanned<RawKey>>,
-    #[serde(default)]
-    pub audit: RawAudit,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawScan {
-    /// Extra rule directories (or files), relative to the config file.
-    #[serde(default)]
-    pub rules: Vec<Spanned<String>>,
-    /// Built-in rule ids to disable.
-    #[serde(default)]
-    pub disable: Vec<Spanned<String>>,
-    /// Skip files larger than this many bytes.
-    pub max_file_size: Option<Spanned<u64>>,
-    pub follow_symlinks: Option<bool>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawAirwallex {
-    pub base_url: Option<Spanned<String>>,
-    pub timeout_ms: Option<u64>,
-    pub retries: Option<u32>,
-    pub retry_base_ms: Option<u64>,
-}
-
-/// Settings of the scanner.
-#[derive(Debug, Clone, Default)]
-pub struct ScanConfig {
-    pub rule_dirs: Vec<PathBuf>,
-    pub disable: Vec<String>,
-    pub max_file_size: Option<u64>,
-    pub follow_symlinks: Option<bool>,
-}
-
-/// How to reach Airwallex.
-#[derive(Debug, Clone)]
-pub struct AirwallexConfig {
-    /// Set by config or `AWXGUARD_AIRWALLEX_URL`; `None` means the documented hosts.
-    pub base_url: Option<String>,
-    pub timeout_ms: u64,
-    pub retries: u32,
-    pub retry_base_ms: u64,
-}
-
-impl Default for AirwallexConfig {
-    fn default() -> Self {
-        AirwallexConfig {
-            base_url: None,
-            timeout_ms: 10_000,
-            retries: 4,
-            retry_base_ms: 1_000,
-        }
-    }
 }
 
 /// The validated configuration.
@@ -120,11 +102,65 @@ impl Default for AirwallexConfig {
 pub struct Config {
     /// The file it came from, if any.
     pub path: Option<PathBuf>,
-    pub scan: ScanConfig,
     pub airwallex: AirwallexConfig,
+    pub scan: ScanConfig,
+    pub audit: AuditConfig,
+    pub store: StoreConfig,
+    pub usage: UsageConfig,
+    pub proxy: ProxyConfig,
+    pub watch: WatchConfig,
+    /// `[alerts]`, when configured.
+    pub alerts: Option<AlertsConfig>,
+    pub daemon: DaemonConfig,
     /// The declared keys, in config order.
     pub keys: Vec<KeyDecl>,
-    pub audit: AuditConfig,
+}
+
+/// The config text being validated: where problems point and relative paths start.
+pub(crate) struct Source<'a> {
+    pub path: &'a Path,
+    pub text: &'a str,
+}
+
+impl Source<'_> {
+    /// A problem at `span` of the text.
+    pub fn problem(
+        &self,
+        span: std::ops::Range<usize>,
+        field: &str,
+        message: String,
+    ) -> ConfigProblem {
+        ConfigProblem {
+            path: self.path.to_path_buf(),
+            line: line_at(self.text, span.start),
+            field: field.to_string(),
+            message,
+        }
+    }
+
+    /// The directory relative paths are resolved against: the config file's.
+    pub fn base(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    /// A path relative to the config file that must exist; a problem when it does not.
+    pub fn existing_path(
+        &self,
+        p: &Spanned<String>,
+        field: &str,
+        what: &str,
+        problems: &mut Vec<ConfigProblem>,
+    ) -> PathBuf {
+        let full = self.base().join(p.get_ref());
+        if !full.exists() {
+            problems.push(self.problem(
+                p.span(),
+                field,
+                format!("{} does not exist; give {what}", full.display()),
+            ));
+        }
+        full
+    }
 }
 
 /// Finds the 1-based line of a byte offset.
@@ -151,86 +187,36 @@ impl Config {
         let raw: RawConfig = toml::from_str(text)
             .map_err(|e| ConfigError::Invalid(vec![toml_problem(path, text, &e)]))?;
         let mut problems = Vec::new();
-        let base = path.parent().unwrap_or(Path::new("."));
-        let problem = |span: std::ops::Range<usize>, field: &str, message: String| ConfigProblem {
-            path: path.to_path_buf(),
-            line: line_at(text, span.start),
-            field: field.to_string(),
-            message,
-        };
-        let mut scan = ScanConfig::default();
-        for r in &raw.scan.rules {
-            let p = base.join(r.get_ref());
-            if !p.exists() {
-                problems.push(problem(
-                    r.span(),
-                    "scan.rules",
-                    format!(
-                        "rule directory {} does not exist; give a directory of .toml rule files",
-                        p.display()
-                    ),
-                ));
-            }
-            scan.rule_dirs.push(p);
-        }
-        scan.disable = raw
-            .scan
-            .disable
-            .iter()
-            .map(|d| d.get_ref().clone())
-            .collect();
-        if let Some(m) = &raw.scan.max_file_size {
-            if *m.get_ref() == 0 {
-                problems.push(problem(
-                    m.span(),
-                    "scan.max_file_size",
-                    "must be a positive number of bytes, e.g. 26214400 for 25 MiB".into(),
-                ));
-            }
-            scan.max_file_size = Some(*m.get_ref());
-        }
-        scan.follow_symlinks = raw.scan.follow_symlinks;
-        let mut airwallex = AirwallexConfig::default();
-        if let Some(u) = &raw.airwallex.base_url {
-            let s = u.get_ref().trim_end_matches('/').to_string();
-            if !(s.starts_with("https://") || s.starts_with("http://")) {
-                problems.push(problem(
-                    u.span(),
-                    "airwallex.base_url",
-                    format!("{s:?} is not an http(s) URL; e.g. https://api.airwallex.com"),
-                ));
-            }
-            airwallex.base_url = Some(s);
-        }
-        if let Some(t) = raw.airwallex.timeout_ms {
-            airwallex.timeout_ms = t;
-        }
-        if let Some(r) = raw.airwallex.retries {
-            airwallex.retries = r;
-        }
-        if let Some(b) = raw.airwallex.retry_base_ms {
-            airwallex.retry_base_ms = b;
-        }
+        let src = Source { path, text };
         // Scope ids are checked against the catalog, parsed only when keys are declared (a
         // scan, the pre-commit hook above all, never needs it).
         let keys = if raw.keys.is_empty() {
             Vec::new()
         } else {
-            let catalog = crate::privilege::Catalog::builtin_ref();
+            let catalog = crate::airwallex::Catalog::builtin_ref();
             keys::validate_keys(path, text, &raw.keys, catalog, &mut problems)
         };
-        let audit = keys::validate_audit(path, text, &raw.audit, &mut problems);
+        let config = Config {
+            path: Some(path.to_path_buf()),
+            airwallex: airwallex::validate(&src, &raw.airwallex, &mut problems),
+            scan: scan::validate(&src, &raw.scan, &mut problems),
+            audit: audit::validate(&src, &raw.audit, &mut problems),
+            store: store::validate(&src, &raw.store, &mut problems),
+            usage: usage::validate(&src, &raw.usage, &mut problems),
+            proxy: proxy::validate(&src, &raw.proxy, &mut problems),
+            watch: watch::validate(&src, &raw.watch, &mut problems),
+            alerts: raw
+                .alerts
+                .as_ref()
+                .and_then(|a| alerts::validate(&src, a, &mut problems)),
+            daemon: daemon::validate(&src, &raw.daemon, &mut problems),
+            keys,
+        };
         if !problems.is_empty() {
             problems.sort_by_key(|p| p.line);
             return Err(ConfigError::Invalid(problems));
         }
-        Ok(Config {
-            path: Some(path.to_path_buf()),
-            scan,
-            airwallex,
-            keys,
-            audit,
-        })
+        Ok(config)
     }
 
     /// Applies environment overrides (`AWXGUARD_AIRWALLEX_URL`).
@@ -292,5 +278,51 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("c.toml:2: airwallex.base_url:"), "{msg}");
+    }
+
+    #[test]
+    fn every_section_is_accepted_and_unknown_ones_are_errors() {
+        let text = "[airwallex]\n[scan]\n[audit]\n[store]\n[usage]\n[proxy]\n[watch]\n\
+                    [alerts]\n[daemon]\n";
+        Config::parse(Path::new("c.toml"), text).unwrap();
+        let msg = Config::parse(Path::new("c.toml"), "[scan]\n[dashboard]\nport = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with("c.toml:2: dashboard: unknown field"),
+            "{msg}"
+        );
+        // A section without fields yet still rejects fields.
+        let msg = Config::parse(Path::new("c.toml"), "[usage]\n\nretention = 30\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with("c.toml:3: retention: unknown field"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn store_path_and_allowed_hosts() {
+        let text = "[store]\npath = \"db/awx.db\"\n[airwallex]\nallow_hosts = \
+                    [\"Gateway.Example.com:8443\"]\n";
+        let c = Config::parse(Path::new("/etc/awxguard/awxguard.toml"), text).unwrap();
+        assert_eq!(
+            c.store.path.as_deref(),
+            Some(Path::new("/etc/awxguard/db/awx.db"))
+        );
+        assert_eq!(c.airwallex.allow_hosts, ["gateway.example.com:8443"]);
+        let msg = Config::parse(
+            Path::new("c.toml"),
+            "[airwallex]\nallow_hosts = [\"https://gw.example.com/\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            msg.starts_with(
+                "c.toml:2: airwallex.allow_hosts: \"https://gw.example.com/\" is not a host"
+            ),
+            "{msg}"
+        );
     }
 }

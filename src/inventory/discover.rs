@@ -3,7 +3,8 @@
 //! gets that location in its storage facts; a key nobody declared becomes a shadow key.
 
 use super::{Entry, Inventory};
-use crate::privilege::{Environment, KeyFacts, KeyKind, LeakFact, SecretSource, Storage};
+use super::{KeyDescription, KeyFacts, LeakFact, SecretSource, Storage};
+use crate::airwallex::{Environment, KeyKind};
 use crate::scan::{self, Matcher, Problem, ScanOptions, ScanStats};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -116,8 +117,7 @@ pub fn discover(
                 SecretSource::File { path } => Some(canonical(path)),
                 SecretSource::Literal => entry
                     .facts
-                    .declared_at
-                    .as_deref()
+                    .declaration()
                     .and_then(|d| d.rsplit_once(':'))
                     .map(|(p, _)| canonical(Path::new(p))),
                 SecretSource::Env { .. } => None,
@@ -159,21 +159,26 @@ pub fn discover(
             .unwrap_or_default();
         tracing::info!(fingerprint = %fp, at = %first, "undeclared key found");
         let facts = KeyFacts {
-            name: fp.clone(),
+            key: KeyDescription {
+                name: fp.clone(),
+                client_id,
+                // Unknown; assume the worse case until someone declares it.
+                environment: Environment::Production,
+                kind: KeyKind::Custom,
+                scopes: Vec::new(),
+                owner: None,
+                purpose: None,
+                integration: None,
+                created: None,
+                rotated: None,
+                ip_whitelist: Vec::new(),
+                consumers: Vec::new(),
+                declared_at: String::new(),
+                config_problems: Vec::new(),
+            },
             declared: false,
-            client_id,
             fingerprint: Some(fp.clone()),
-            // Unknown; assume the worse case until someone declares it.
-            environment: Environment::Production,
-            kind: KeyKind::Custom,
             declared_scopes: Vec::new(),
-            owner: None,
-            purpose: None,
-            integration: None,
-            created: None,
-            rotated: None,
-            ip_whitelist: Vec::new(),
-            consumers: Vec::new(),
             storage: Storage {
                 // Where discovery found it first: a plain-text file.
                 source: SecretSource::File {
@@ -201,8 +206,6 @@ pub fn discover(
             } else {
                 Vec::new()
             },
-            declared_at: None,
-            config_problems: Vec::new(),
         };
         let mut facts = facts;
         if let Some((_, _, Some(abs))) = files.first() {

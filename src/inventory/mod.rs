@@ -3,14 +3,18 @@
 //! that nobody declared. It produces the `KeyFacts` the privilege rules judge.
 
 mod discover;
+pub mod facts;
+pub mod job;
 mod storage;
 mod verify;
 
 pub use discover::{discover, DiscoverOutcome, Found, API_KEY_RULE};
+pub use facts::{KeyDescription, KeyFacts, LeakFact, LoginFacts, SecretSource, Storage};
+pub use job::{gather, rows, GatherError, GatherRequest, Gathered, KeyRow};
 pub use verify::{effective_access, verify, EffectiveAccess, VerifyOptions, VerifyStats};
 
+use crate::airwallex::{tier_scopes, Catalog};
 use crate::config::{Config, KeyDecl, SecretSpec};
-use crate::privilege::{Catalog, KeyFacts, KeyKind, SecretSource, Storage};
 use crate::secret::Secret;
 
 /// One key: its facts and, when it could be resolved, its secret.
@@ -36,17 +40,8 @@ pub struct Inventory {
     pub entries: Vec<Entry>,
 }
 
-/// The catalog scopes a declared tier stands for.
-pub fn declared_scopes(kind: KeyKind, listed: &[String], catalog: &Catalog) -> Vec<String> {
-    match kind {
-        KeyKind::Admin | KeyKind::ReadWrite => catalog.all_ids(),
-        KeyKind::ReadOnly => catalog.read_ids(),
-        KeyKind::Custom => listed.to_vec(),
-    }
-}
-
 /// Reads a key's secret. The error names the cause (never the value).
-fn resolve_secret(spec: &SecretSpec) -> Result<Secret<String>, String> {
+pub fn resolve_secret(spec: &SecretSpec) -> Result<Secret<String>, String> {
     let (value, from) = match spec {
         SecretSpec::Literal(s) => return Ok(s.clone()),
         SecretSpec::Env(var) => match std::env::var(var) {
@@ -138,26 +133,14 @@ impl Inventory {
             tracing::info!(key = %k.name, "secret not resolvable: {p}");
         }
         let facts = KeyFacts {
-            name: k.name.clone(),
+            key: k.key.clone(),
             declared: true,
-            client_id: k.client_id.clone(),
             fingerprint: secret.as_ref().map(|s| s.fingerprint()),
-            environment: k.environment,
-            kind: k.kind,
-            declared_scopes: declared_scopes(k.kind, &k.scopes, catalog),
-            owner: k.owner.clone(),
-            purpose: k.purpose.clone(),
-            integration: k.integration.clone(),
-            created: k.created,
-            rotated: k.rotated,
-            ip_whitelist: k.ip_whitelist.clone(),
-            consumers: k.consumers.clone(),
+            declared_scopes: tier_scopes(k.kind, &k.scopes, catalog),
             storage,
             secret_problem,
             login: None,
             leaks: Vec::new(),
-            declared_at: Some(k.declared_at.clone()),
-            config_problems: k.config_problems.clone(),
         };
         Entry { facts, secret }
     }

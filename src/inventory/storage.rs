@@ -1,7 +1,7 @@
 //! How a secret is stored: the file's mode (world or group readable) and whether it sits inside
 //! a git work tree, where one `git add .` publishes it.
 
-use crate::privilege::Storage;
+use super::Storage;
 use std::path::{Path, PathBuf};
 
 /// The top of the git work tree `path` is in: the nearest ancestor directory holding `.git`
@@ -47,7 +47,7 @@ pub fn inspect(path: &Path, storage: &mut Storage) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::privilege::SecretSource;
+    use crate::inventory::SecretSource;
 
     #[test]
     fn mode_and_work_tree() {

@@ -1,14 +1,14 @@
-//! One login per key, concurrently but within Airwallex's login rate limit, and what the token's
-//! `permissions` claim says the key can really do.
+//! One login per key, concurrently but within Airwallex's login rate limit, through the one
+//! login path (`airwallex::login`), and what the token's `permissions` claim says the key can
+//! really do.
 
 use super::Inventory;
-use crate::airwallex::{Client, ClientSettings, LoginOutcome, PRODUCTION_URL, SANDBOX_URLS};
-use crate::config::AirwallexConfig;
-use crate::finding::Verification;
-use crate::privilege::{Environment, LoginFacts};
+use super::LoginFacts;
+use crate::airwallex::login::{self, LoginError, Logins, Pair};
+use crate::airwallex::{AirwallexConfig, LoginOutcome};
 use crate::secret::Secret;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// How verification runs.
@@ -35,6 +35,9 @@ pub struct VerifyStats {
     /// Outcomes by verification word.
     pub outcomes: BTreeMap<String, usize>,
     pub elapsed_ms: u64,
+    /// Hosts from `[airwallex] allow_hosts` keys were sent to (neither Airwallex nor loopback).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allowed_hosts: Vec<String>,
 }
 
 /// What a token's `permissions` claim means, as far as Airwallex documents it.
@@ -87,17 +90,6 @@ impl EffectiveAccess {
     }
 }
 
-/// The base URL a key logs in at: the configured one, else Airwallex's host for its environment.
-pub fn base_url_for(config: &AirwallexConfig, env: Environment) -> String {
-    match &config.base_url {
-        Some(u) => u.clone(),
-        None => match env {
-            Environment::Production => PRODUCTION_URL.to_string(),
-            Environment::Sandbox => SANDBOX_URLS[0].to_string(),
-        },
-    }
-}
-
 fn login_facts(outcome: &LoginOutcome, base_url: &str) -> LoginFacts {
     let (detail, permissions) = match outcome {
         LoginOutcome::Live(token) => match &token.claims {
@@ -139,12 +131,16 @@ fn login_facts(outcome: &LoginOutcome, base_url: &str) -> LoginFacts {
 type Credential = (String, String, String);
 
 /// Logs every key with a secret in once (a credential declared twice logs in once) and records
-/// the outcome in its facts.
-pub fn verify(inv: &mut Inventory, config: &AirwallexConfig, opts: &VerifyOptions) -> VerifyStats {
+/// the outcome in its facts. A base URL the transport rule refuses is an error before any login.
+pub async fn verify(
+    inv: &mut Inventory,
+    config: &AirwallexConfig,
+    opts: &VerifyOptions,
+) -> Result<VerifyStats, LoginError> {
     let started = std::time::Instant::now();
     let mut stats = VerifyStats::default();
     // Distinct credentials: (base URL, client ID, fingerprint) -> entry indexes.
-    let mut jobs: BTreeMap<Credential, (Secret<String>, Vec<usize>)> = BTreeMap::new();
+    let mut jobs: BTreeMap<Credential, (Secret<String>, login::Host, Vec<usize>)> = BTreeMap::new();
     for (i, e) in inv.entries.iter().enumerate() {
         let (Some(secret), Some(fp)) = (&e.secret, &e.facts.fingerprint) else {
             stats.skipped += 1;
@@ -154,65 +150,31 @@ pub fn verify(inv: &mut Inventory, config: &AirwallexConfig, opts: &VerifyOption
             stats.skipped += 1;
             continue;
         }
-        let url = base_url_for(config, e.facts.environment);
-        jobs.entry((url, e.facts.client_id.clone(), fp.clone()))
-            .or_insert_with(|| (secret.clone(), Vec::new()))
-            .1
+        let host = login::hosts(config, Some(e.facts.environment)).remove(0);
+        jobs.entry((host.url.clone(), e.facts.client_id.clone(), fp.clone()))
+            .or_insert_with(|| (secret.clone(), host, Vec::new()))
+            .2
             .push(i);
     }
     if jobs.is_empty() {
-        return stats;
+        return Ok(stats);
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            for (_, (_, idx)) in jobs {
-                for i in idx {
-                    inv.entries[i].facts.login = Some(LoginFacts {
-                        verification: Verification::Unknown,
-                        detail: format!("cannot start the HTTP runtime: {e}"),
-                        permissions: None,
-                        base_url: String::new(),
-                    });
-                }
-            }
-            return stats;
-        }
-    };
-    let mut clients: HashMap<String, Result<Client, String>> = HashMap::new();
-    for (url, _, _) in jobs.keys() {
-        clients.entry(url.clone()).or_insert_with(|| {
-            Client::new(ClientSettings::from_config(url, config)).map_err(|e| e.to_string())
-        });
+    let hosts: Vec<login::Host> = jobs.values().map(|(_, h, _)| h.clone()).collect();
+    let logins = Arc::new(Logins::new(&hosts, config)?);
+    let mut targets = Vec::new();
+    let mut work = Vec::new();
+    for ((_, client_id, fingerprint), (key, host, idx)) in jobs {
+        let pair = Pair {
+            fingerprint,
+            client_id,
+            key,
+        };
+        work.push((pair, vec![host]));
+        targets.push(idx);
     }
-    let results: Vec<(Vec<usize>, LoginFacts)> = rt.block_on(async {
-        let sem = Arc::new(tokio::sync::Semaphore::new(opts.concurrency.max(1)));
-        let mut set = tokio::task::JoinSet::new();
-        for ((url, client_id, _), (secret, idx)) in jobs {
-            let client = clients[&url].clone();
-            let sem = sem.clone();
-            set.spawn(async move {
-                let _permit = sem.acquire_owned().await.expect("semaphore open");
-                let outcome = match &client {
-                    Ok(c) => c.login(&client_id, &secret).await,
-                    Err(e) => LoginOutcome::Unknown { reason: e.clone() },
-                };
-                (idx, login_facts(&outcome, &url))
-            });
-        }
-        let mut out = Vec::new();
-        while let Some(r) = set.join_next().await {
-            if let Ok(r) = r {
-                out.push(r);
-            }
-        }
-        out
-    });
-    for (idx, facts) in results {
+    let results = logins.login_all(work, opts.concurrency).await;
+    for (idx, r) in targets.into_iter().zip(results) {
+        let facts = login_facts(&r.outcome, &r.host.url);
         stats.logins += 1;
         *stats
             .outcomes
@@ -224,8 +186,9 @@ pub fn verify(inv: &mut Inventory, config: &AirwallexConfig, opts: &VerifyOption
             inv.entries[i].facts.login = Some(facts.clone());
         }
     }
+    stats.allowed_hosts = logins.allowed_hosts();
     stats.elapsed_ms = started.elapsed().as_millis() as u64;
-    stats
+    Ok(stats)
 }
 
 #[cfg(test)]
@@ -234,24 +197,6 @@ mod tests {
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
-    }
-
-    #[test]
-    fn base_url_by_environment_unless_configured() {
-        let mut c = AirwallexConfig::default();
-        assert_eq!(
-            base_url_for(&c, Environment::Production),
-            "https://api.airwallex.com"
-        );
-        assert_eq!(
-            base_url_for(&c, Environment::Sandbox),
-            "https://api-demo.airwallex.com"
-        );
-        c.base_url = Some("http://127.0.0.1:8787".into());
-        assert_eq!(
-            base_url_for(&c, Environment::Production),
-            "http://127.0.0.1:8787"
-        );
     }
 
     #[test]

@@ -1,16 +1,18 @@
 //! Least-privilege evaluation: the facts gathered about each key (inventory, login, storage,
 //! leaks) and the usage evidence, judged by the privilege rules in `rules/privilege/`.
 
-pub mod catalog;
+pub mod audit;
+pub mod check;
 pub mod evaluate;
-pub mod facts;
 pub mod recommend;
 pub mod rules;
 
-pub use catalog::{Access, Catalog, RouteMatch, RouteRef, Scope};
-pub use facts::{Environment, KeyFacts, KeyKind, LeakFact, LoginFacts, SecretSource, Storage};
+pub use crate::airwallex::model::{tier_scopes, Access, Catalog, RouteMatch, RouteRef, Scope};
+pub use crate::airwallex::{Environment, KeyKind};
+pub use crate::inventory::{KeyDescription, KeyFacts, LeakFact, LoginFacts, SecretSource, Storage};
+pub use check::{Check, Needs, Subject};
 pub use recommend::Replacement;
-pub use rules::{tier_scopes, Example, ExampleKey, PrivilegeRule, PrivilegeRules};
+pub use rules::{Example, ExampleKey, PrivilegeRule, PrivilegeRules};
 
 use crate::finding::Finding;
 use crate::usage::Evidence;

@@ -3,8 +3,8 @@
 //! policy from activity), where the integration keeps its key, and the message and step
 //! templates of the rules filled in.
 
-use super::facts::{Environment, KeyFacts};
 use super::{Access, Catalog};
+use crate::inventory::KeyFacts;
 use crate::usage::KeyUsage;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,13 +26,6 @@ pub struct Replacement {
     /// Routes used that the catalog does not know: their scopes are not in `scopes`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unknown_routes: Vec<String>,
-}
-
-pub fn env_name(e: Environment) -> &'static str {
-    match e {
-        Environment::Production => "production",
-        Environment::Sandbox => "sandbox",
-    }
 }
 
 /// The minimal scope set for what `usage` shows: each used route's narrowest scope, dropping a
@@ -148,7 +141,7 @@ pub fn replacement(facts: &KeyFacts, usage: Option<&KeyUsage>, catalog: &Catalog
         name: format!("{}-scoped", facts.name),
         scopes,
         ip_whitelist: ips,
-        environment: env_name(facts.environment).to_string(),
+        environment: facts.environment.as_str().to_string(),
         basis,
         unknown_routes: unknown,
     }

@@ -2,9 +2,12 @@
 //! id and parameter overrides from config. The logic of each rule is a built-in evaluator named
 //! by its `check`; ids, severities, parameters, messages and remediation templates are data.
 
-use super::facts::{Environment, KeyFacts, KeyKind, LeakFact, LoginFacts, SecretSource, Storage};
+use super::check::Check;
 use super::Catalog;
+use crate::airwallex::tier_scopes;
+use crate::airwallex::{Environment, KeyKind};
 use crate::finding::{Action, Severity, Verification};
+use crate::inventory::{KeyDescription, KeyFacts, LeakFact, LoginFacts, SecretSource, Storage};
 use crate::rules::{
     line_of, read_rule_files, toml_error, unique_ids, RuleError, BUILTIN_PRIVILEGE_RULES,
 };
@@ -12,37 +15,6 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-/// The built-in evaluators a rule can name in `check`.
-pub const CHECKS: &[&str] = &[
-    "admin-key",
-    "disguised-admin",
-    "declared-mismatch",
-    "permissions-unknown",
-    "write-never-used",
-    "unused-scope",
-    "unused-key",
-    "rotation-overdue",
-    "no-ip-whitelist",
-    "shared-key",
-    "payee-and-pay",
-    "webhook-write-unneeded",
-    "secret-literal",
-    "secret-file-readable",
-    "secret-in-git-work-tree",
-    "secret-in-plaintext-file",
-    "missing-owner",
-    "wrong-environment",
-    "key-revoked",
-    "key-refused",
-    "key-leaked",
-    "shadow-key",
-    "secret-unresolved",
-    "key-misconfigured",
-    "unknown-key",
-    "unknown-route",
-    "not-judged",
-];
 
 /// Placeholders a message or step may use; anything else is a load error.
 pub const PLACEHOLDERS: &[&str] = &[
@@ -237,20 +209,29 @@ impl ExampleKey {
             },
         };
         KeyFacts {
-            name: self.name.clone(),
+            key: KeyDescription {
+                name: self.name.clone(),
+                client_id: "Xq3vT0bKp9LmN2cR5sWy7A".into(),
+                environment: self.environment,
+                kind: self.kind,
+                scopes: self.scopes.clone(),
+                owner: self.owner.clone(),
+                purpose: self.purpose.clone(),
+                integration: self.integration.clone(),
+                created: self.created,
+                rotated: self.rotated,
+                ip_whitelist: self.ip_whitelist.clone(),
+                consumers: self.consumers.clone(),
+                declared_at: if self.declared {
+                    "awxguard.toml:1".to_string()
+                } else {
+                    String::new()
+                },
+                config_problems: self.config_problems.clone(),
+            },
             declared: self.declared,
-            client_id: "Xq3vT0bKp9LmN2cR5sWy7A".into(),
             fingerprint: self.fingerprint.clone(),
-            environment: self.environment,
-            kind: self.kind,
             declared_scopes: tier_scopes(self.kind, &self.scopes, catalog),
-            owner: self.owner.clone(),
-            purpose: self.purpose.clone(),
-            integration: self.integration.clone(),
-            created: self.created,
-            rotated: self.rotated,
-            ip_whitelist: self.ip_whitelist.clone(),
-            consumers: self.consumers.clone(),
             storage: Storage {
                 source,
                 file_mode: self.file_mode,
@@ -287,19 +268,7 @@ impl ExampleKey {
                     }
                 })
                 .collect(),
-            declared_at: self.declared.then(|| "awxguard.toml:1".to_string()),
-            config_problems: self.config_problems.clone(),
         }
-    }
-}
-
-/// The scopes a tier stands for: every scope (admin, read_write), every read scope (read_only),
-/// or the listed ones (custom).
-pub fn tier_scopes(kind: KeyKind, listed: &[String], catalog: &Catalog) -> Vec<String> {
-    match kind {
-        KeyKind::Admin | KeyKind::ReadWrite => catalog.all_ids(),
-        KeyKind::ReadOnly => catalog.read_ids(),
-        KeyKind::Custom => listed.to_vec(),
     }
 }
 
@@ -308,7 +277,7 @@ pub fn tier_scopes(kind: KeyKind, listed: &[String], catalog: &Catalog) -> Vec<S
 pub struct PrivilegeRule {
     pub id: String,
     pub name: String,
-    pub check: String,
+    pub check: Check,
     pub severity: Severity,
     pub severity_production: Option<Severity>,
     pub severity_sandbox: Option<Severity>,
@@ -429,7 +398,7 @@ impl PrivilegeRules {
     }
 
     /// The rules using `check`.
-    pub fn with_check<'a>(&'a self, check: &'a str) -> impl Iterator<Item = &'a PrivilegeRule> {
+    pub fn with_check(&self, check: Check) -> impl Iterator<Item = &PrivilegeRule> {
         self.rules.iter().filter(move |r| r.check == check)
     }
 }
@@ -578,14 +547,14 @@ fn parse_file(path: &Path, text: &str) -> Result<Vec<PrivilegeRule>, RuleError> 
                 r.id
             )));
         }
-        if !CHECKS.contains(&r.check.as_str()) {
+        let Some(check) = Check::from_id(&r.check) else {
             return Err(parse_err(format!(
                 "rule {}: check {:?} is not a built-in evaluator (known: {})",
                 r.id,
                 r.check,
-                CHECKS.join(", ")
+                Check::ids()
             )));
-        }
+        };
         for t in std::iter::once(&r.message).chain(&r.steps) {
             for p in placeholders(t) {
                 if !PLACEHOLDERS.contains(&p) {
@@ -617,7 +586,7 @@ fn parse_file(path: &Path, text: &str) -> Result<Vec<PrivilegeRule>, RuleError> 
         out.push(PrivilegeRule {
             id: r.id,
             name: r.name,
-            check: r.check,
+            check,
             severity: r.severity,
             severity_production: r.severity_production,
             severity_sandbox: r.severity_sandbox,
@@ -676,8 +645,8 @@ mod tests {
     #[test]
     fn every_check_is_used_by_a_builtin_rule() {
         let r = PrivilegeRules::builtin();
-        for c in CHECKS {
-            assert!(r.with_check(c).next().is_some(), "check {c} unused");
+        for c in Check::ALL {
+            assert!(r.with_check(*c).next().is_some(), "check {c} unused");
         }
     }
 

@@ -1,13 +1,22 @@
-//! One render entry point: a `Report` (the findings contract's JSON report) rendered in the
-//! format the user asked for.
+//! The contract's report document and its one render entry point: a job's typed outcome becomes
+//! a `Report` (`jobs.rs`: scan, audit, inventory), rendered in the format the user asked for
+//! (human, with the inventory's key table; JSON; SARIF).
 
 mod human;
+mod jobs;
 mod json;
 pub mod sarif;
+mod table;
 
 use crate::finding::{count_by_severity, Finding};
+use crate::inventory::{DiscoverOutcome, KeyRow, VerifyStats};
+use crate::privilege::audit::AuditSummary;
+pub use crate::rules::RuleInfo;
+use crate::scan::baseline::BaselineSummary;
+use crate::scan::job::StoreSection;
+use crate::scan::verify::VerificationSummary;
 use crate::scan::{Problem, ScanStats};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::io::Write;
 
 /// Output formats for reports.
@@ -22,7 +31,7 @@ pub enum Format {
 }
 
 /// The serialized report: `{"version": 1, "tool": "awxguard", "summary": {...}, "findings": [...]}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub version: u32,
     pub tool: String,
@@ -32,19 +41,29 @@ pub struct Report {
     /// part of the JSON report.
     #[serde(skip)]
     pub rules: Vec<RuleInfo>,
+    /// How the human format lays the report out. Not part of the JSON report.
+    #[serde(skip)]
+    pub layout: Layout,
 }
 
-/// A rule as a report describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleInfo {
-    pub id: String,
-    pub name: String,
-    pub description: String,
-    pub severity: crate::finding::Severity,
+/// How the human format lays a report out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// Findings grouped by file or key, then the summary line.
+    #[default]
+    Findings,
+    /// The inventory's key table (`summary.keys`), its remarks, then any findings.
+    KeyTable {
+        /// Usage evidence was given: a key without events is "no evidence", not "-".
+        evidence: bool,
+        /// The evidence's own remarks, which the table does not show per key.
+        notes: Vec<String>,
+    },
 }
 
-/// What a run covered. Sections appear for the capability that ran.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// What a run covered. Sections appear for the capability that ran; each is typed, and
+/// serializes under the same key the findings contract's readers know.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
     /// The command that produced the report (`scan`, `audit`, ...).
     pub command: String,
@@ -59,9 +78,35 @@ pub struct Summary {
     /// Other remarks worth a reader's attention (stale allowances, unverifiable keys, ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
-    /// Sections added by other capabilities (baseline, verification, audit, ...).
-    #[serde(flatten)]
-    pub extra: serde_json::Map<String, serde_json::Value>,
+    /// `audit`: what the audit covered (keys, logins, discovery, evidence, store, timings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditSummary>,
+    /// `scan --baseline`: the baseline applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineSummary>,
+    /// `inventory discover`: what discovery covered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<DiscoverOutcome>,
+    /// `inventory`, `audit`: every key as the inventory lists it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<Vec<KeyRow>>,
+    /// Findings the store resolved in this run (`scan --record`, `audit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<Vec<Finding>>,
+    /// `scan --record`: the store scope and what recording did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreSection>,
+    /// `scan --verify`, `inventory verify`: what the logins said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<VerificationSection>,
+}
+
+/// The `verification` section: a scan's pairs, or the inventory's logins.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum VerificationSection {
+    Scan(VerificationSummary),
+    Inventory(VerifyStats),
 }
 
 impl Report {
@@ -87,6 +132,7 @@ impl Report {
             },
             findings,
             rules: Vec::new(),
+            layout: Layout::Findings,
         }
     }
 
@@ -114,7 +160,12 @@ pub fn render(
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     match format {
-        Format::Human => human::render(report, style, out),
+        Format::Human => match &report.layout {
+            Layout::Findings => human::render(report, style, out),
+            Layout::KeyTable { evidence, notes } => {
+                table::render(report, *evidence, notes, style, out)
+            }
+        },
         Format::Json => json::render(report, out),
         Format::Sarif => sarif::render(report, out),
     }

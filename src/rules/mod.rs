@@ -6,6 +6,15 @@ pub mod leak;
 
 pub use leak::{LeakRule, LeakRules, Pattern, RuleExample};
 
+/// A rule as a report describes it (SARIF rule metadata).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleInfo {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub severity: crate::finding::Severity,
+}
+
 use std::path::{Path, PathBuf};
 
 /// The built-in leak rule files, embedded at build time.

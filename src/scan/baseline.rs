@@ -5,7 +5,7 @@
 
 use crate::finding::Finding;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -195,13 +195,23 @@ impl Baseline {
 }
 
 /// The summary's `baseline` section.
-pub fn summary_section(path: &Path, baseline: &Baseline, applied: &Applied) -> Value {
-    json!({
-        "file": path.display().to_string(),
-        "entries": baseline.entries.len(),
-        "suppressed": applied.suppressed,
-        "stale": applied.stale,
-    })
+pub fn summary_section(path: &Path, baseline: &Baseline, applied: &Applied) -> BaselineSummary {
+    BaselineSummary {
+        file: path.display().to_string(),
+        entries: baseline.entries.len(),
+        suppressed: applied.suppressed,
+        stale: applied.stale.clone(),
+    }
+}
+
+/// The summary's `baseline` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BaselineSummary {
+    pub file: String,
+    pub entries: usize,
+    pub suppressed: usize,
+    /// Entries that matched nothing.
+    pub stale: Vec<Entry>,
 }
 
 /// The notes a person reads under the human report.

@@ -3,6 +3,7 @@
 //! decides whether its patterns run; and each candidate secret passes its rule's checks (deny
 //! and near context, decoding, validator, entropy, allowlist, allow comment).
 
+use crate::airwallex::jwt_claims;
 use crate::finding::Severity;
 use crate::rules::leak::{Encoding, LeakRule, LeakRules, Validator};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
@@ -421,18 +422,6 @@ pub fn airwallex_jwt(token: &str) -> Option<Option<i64>> {
     let data_centre = has("data_center_region") || has("dc") || has("issdc");
     let account = has("account_id") || has("permissions");
     (data_centre && account).then(|| obj.get("exp").and_then(|v| v.as_i64()))
-}
-
-/// The claims of an HS256 JWT, without checking its signature.
-pub fn jwt_claims(token: &str) -> Option<serde_json::Value> {
-    let mut parts = token.split('.');
-    let (h, p, _s) = (parts.next()?, parts.next()?, parts.next()?);
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let header: serde_json::Value = serde_json::from_slice(&b64.decode(h).ok()?).ok()?;
-    if header.get("alg")?.as_str()? != "HS256" {
-        return None;
-    }
-    serde_json::from_slice(&b64.decode(p).ok()?).ok()
 }
 
 fn format_unix(t: i64) -> String {

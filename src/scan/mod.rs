@@ -1,7 +1,9 @@
-//! Leak scanning: inputs (working trees, standard input, and later git blobs) go through one
-//! matcher and come out as findings.
+//! Leak scanning: inputs (working trees, standard input, git blobs, the index) go through one
+//! matcher and come out as findings; `job` is the whole scan with its post-processing.
 
+pub mod examples;
 pub mod git;
+pub mod job;
 pub mod matcher;
 pub mod staged;
 pub mod text;
@@ -170,18 +172,8 @@ pub fn scan_reader(
     Ok(outcome)
 }
 
-/// Scans one buffer and turns its matches into findings.
-pub fn scan_bytes(
-    matcher: &Matcher,
-    path: &str,
-    data: &[u8],
-    commit: Option<&Commit>,
-) -> Vec<Finding> {
-    scan_bytes_keeping(matcher, path, data, commit, None)
-}
-
-/// `scan_bytes`, also handing each API key (with the client ID found next to it) to `secrets`
-/// when given, for `--verify`.
+/// Scans one buffer and turns its matches into findings, also handing each API key (with the
+/// client ID found next to it) to `secrets` when given, for `--verify`.
 pub fn scan_bytes_keeping(
     matcher: &Matcher,
     path: &str,

@@ -1,15 +1,17 @@
 //! `scan --verify`: one login per distinct client-ID-plus-key pair tells a live key (an
 //! emergency) from a revoked one (history). Keys stay in memory, wrapped in `Secret`, and go only
 //! to the configured Airwallex base URL or, when none is configured, to Airwallex's documented
-//! hosts (production, then the sandbox hosts, stopping at the first 201).
+//! hosts (production, then the sandbox hosts, stopping at the first 201), through the one login
+//! path (`airwallex::login`), which refuses any other destination before a key is sent.
 
-use crate::airwallex::{self, Client, ClientSettings, LoginOutcome};
-use crate::config::AirwallexConfig;
+use crate::airwallex::login::{self, rank, LoginError, Logins};
+pub use crate::airwallex::login::{Host, Pair};
+use crate::airwallex::AirwallexConfig;
 use crate::finding::{Finding, Severity, Verification};
 use crate::rules::leak::{LeakRule, Validator};
 use crate::scan::Match;
 use crate::secret::{preview, Secret};
-use serde_json::{json, Value};
+use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
@@ -19,22 +21,11 @@ pub const CONCURRENCY: usize = 4;
 /// Why a key found was not verified.
 pub const NO_CLIENT_ID: &str = "not verified: no client ID next to the key";
 
-/// Why verification could not run at all.
+/// Why verification could not run at all: a destination the transport rule refuses (nothing
+/// was sent).
 #[derive(Debug, thiserror::Error)]
-pub enum VerifyError {
-    #[error("cannot start the verification runtime: {0}")]
-    Runtime(#[from] std::io::Error),
-    #[error(
-        "refusing to send API keys over plain HTTP to {url}: use an https:// base URL (plain \
-         http is accepted only for a test server on loopback)"
-    )]
-    PlainHttp { url: String },
-    #[error("cannot build the Airwallex client for {url}: {source}")]
-    Client {
-        url: String,
-        source: airwallex::Error,
-    },
-}
+#[error(transparent)]
+pub struct VerifyError(#[from] LoginError);
 
 /// One API key found by a scan, with every client ID found next to it. In memory only.
 #[derive(Clone)]
@@ -97,69 +88,10 @@ impl Secrets {
     }
 }
 
-/// Where logins go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Host {
-    pub url: String,
-    /// `production`, `sandbox`, or `configured`.
-    pub kind: &'static str,
-}
-
-impl Host {
-    /// How a message names the host.
-    pub fn phrase(&self) -> String {
-        match self.kind {
-            "configured" => "the configured Airwallex URL".to_string(),
-            kind => format!("Airwallex {kind}"),
-        }
-    }
-}
-
-/// The hosts a key may be sent to: the configured base URL alone, else Airwallex production and
-/// then the sandbox hosts. Nothing else, ever.
+/// The hosts a found key may be sent to: the configured base URL alone, else Airwallex
+/// production and then the sandbox hosts.
 pub fn hosts(config: &AirwallexConfig) -> Vec<Host> {
-    match &config.base_url {
-        Some(url) => vec![Host {
-            url: url.clone(),
-            kind: "configured",
-        }],
-        None => std::iter::once(Host {
-            url: airwallex::PRODUCTION_URL.to_string(),
-            kind: "production",
-        })
-        .chain(airwallex::SANDBOX_URLS.iter().map(|u| Host {
-            url: u.to_string(),
-            kind: "sandbox",
-        }))
-        .collect(),
-    }
-}
-
-/// Plain HTTP would put the key on the wire in clear: only loopback test servers may use it.
-pub fn check_transport(hosts: &[Host]) -> Result<(), VerifyError> {
-    for h in hosts {
-        let url = reqwest::Url::parse(&h.url)
-            .map_err(|_| VerifyError::PlainHttp { url: h.url.clone() })?;
-        let host = url.host_str().unwrap_or("");
-        let loopback = host.eq_ignore_ascii_case("localhost")
-            || host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        if url.scheme() != "https" && !loopback {
-            return Err(VerifyError::PlainHttp { url: h.url.clone() });
-        }
-    }
-    Ok(())
-}
-
-/// One client-ID-plus-key pair to log in with.
-#[derive(Debug, Clone)]
-pub struct Pair {
-    pub fingerprint: String,
-    pub client_id: String,
-    pub key: Secret<String>,
+    login::hosts(config, None)
 }
 
 /// A key that was not verified, and why.
@@ -182,18 +114,6 @@ pub struct PairResult {
     pub host: Host,
     /// Each host's answer, in the order asked (`201`, `401 credentials_invalid`, ...).
     pub detail: String,
-}
-
-/// How strongly an answer speaks for the key being usable: a 201 anywhere wins; a 403 proves
-/// the key exists; an unknown answer (network, 429, 5xx) outranks a 401, since it leaves open
-/// that the key works where we could not ask.
-fn rank(v: Verification) -> u8 {
-    match v {
-        Verification::Live => 3,
-        Verification::Forbidden => 2,
-        Verification::Unknown => 1,
-        Verification::Revoked => 0,
-    }
 }
 
 /// Why a key of an API-key rule has no kept secret: the input kind does not hand keys over yet.
@@ -247,43 +167,6 @@ pub fn pairs_for(
     (pairs, skipped)
 }
 
-fn answer(outcome: &LoginOutcome) -> String {
-    match outcome {
-        LoginOutcome::Live(_) => "201".into(),
-        LoginOutcome::Revoked { code, .. } => format!("401 {code}").trim().to_string(),
-        LoginOutcome::Forbidden { code, .. } => format!("403 {code}").trim().to_string(),
-        LoginOutcome::Unknown { reason } => format!("unknown ({reason})"),
-    }
-}
-
-/// Logs in with one pair at each host in turn, stopping at the first 201. Returns the best
-/// answer by `rank` and every host's answer.
-pub async fn verify_pair(
-    clients: &[(Host, Client)],
-    client_id: &str,
-    key: &Secret<String>,
-) -> (Verification, Host, String) {
-    let mut best: Option<(Verification, Host)> = None;
-    let mut answers = Vec::new();
-    for (host, client) in clients {
-        let outcome = client.login(client_id, key).await;
-        let v = outcome.verification();
-        answers.push(if clients.len() > 1 {
-            format!("{}: {}", host.url, answer(&outcome))
-        } else {
-            answer(&outcome)
-        });
-        if best.as_ref().is_none_or(|(b, _)| rank(v) > rank(*b)) {
-            best = Some((v, host.clone()));
-        }
-        if v == Verification::Live {
-            break;
-        }
-    }
-    let (v, host) = best.expect("at least one host");
-    (v, host, answers.join("; "))
-}
-
 /// Verifies `pairs` against `hosts`, at most `concurrency` at once. Results come back sorted by
 /// fingerprint and client ID.
 pub async fn verify_pairs(
@@ -292,50 +175,42 @@ pub async fn verify_pairs(
     config: &AirwallexConfig,
     concurrency: usize,
 ) -> Result<Vec<PairResult>, VerifyError> {
-    let mut clients = Vec::new();
-    for h in hosts {
-        let c = Client::new(ClientSettings::from_config(&h.url, config)).map_err(|source| {
-            VerifyError::Client {
-                url: h.url.clone(),
-                source,
-            }
-        })?;
-        clients.push((h.clone(), c));
-    }
-    let clients = Arc::new(clients);
-    let limit = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    for pair in pairs {
-        let clients = clients.clone();
-        let limit = limit.clone();
-        tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await.expect("semaphore open");
-            let (verification, host, detail) =
-                verify_pair(&clients, &pair.client_id, &pair.key).await;
+    let logins = Arc::new(Logins::new(hosts, config)?);
+    Ok(verify_with(&logins, pairs, hosts, concurrency).await)
+}
+
+async fn verify_with(
+    logins: &Arc<Logins>,
+    pairs: Vec<Pair>,
+    hosts: &[Host],
+    concurrency: usize,
+) -> Vec<PairResult> {
+    let jobs = pairs.into_iter().map(|p| (p, hosts.to_vec())).collect();
+    let mut out: Vec<PairResult> = logins
+        .login_all(jobs, concurrency)
+        .await
+        .into_iter()
+        .map(|r| {
             tracing::debug!(
-                key = %pair.key.preview(),
-                fingerprint = %pair.fingerprint,
-                client_id = %preview(&pair.client_id),
-                %verification,
-                %detail,
+                key = %r.pair.key.preview(),
+                fingerprint = %r.pair.fingerprint,
+                client_id = %preview(&r.pair.client_id),
+                verification = %r.verification,
+                detail = %r.detail,
                 "verified"
             );
             PairResult {
-                preview: pair.key.preview(),
-                fingerprint: pair.fingerprint,
-                client_id: preview(&pair.client_id),
-                verification,
-                host,
-                detail,
+                preview: r.pair.key.preview(),
+                fingerprint: r.pair.fingerprint,
+                client_id: preview(&r.pair.client_id),
+                verification: r.verification,
+                host: r.host,
+                detail: r.detail,
             }
-        });
-    }
-    let mut out = Vec::new();
-    while let Some(r) = tasks.join_next().await {
-        out.push(r.expect("verification task panicked"));
-    }
+        })
+        .collect();
     out.sort_by(|a, b| (&a.fingerprint, &a.client_id).cmp(&(&b.fingerprint, &b.client_id)));
-    Ok(out)
+    out
 }
 
 /// Writes the outcome onto every finding of each verified key: the `verification` field, and
@@ -385,33 +260,79 @@ pub fn apply(findings: &mut [Finding], results: &[PairResult], skipped: &[NotVer
     }
 }
 
+/// The summary's `verification` section of a scan.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct VerificationSummary {
+    /// The hosts keys could be sent to, in the order asked.
+    pub hosts: Vec<String>,
+    /// Of those, the hosts `[airwallex] allow_hosts` let keys go to (neither Airwallex nor
+    /// loopback).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allowed_hosts: Vec<String>,
+    pub pairs: usize,
+    /// Pairs per outcome: `live`, `revoked`, `forbidden`, `unknown`.
+    pub outcomes: BTreeMap<&'static str, usize>,
+    pub results: Vec<PairSummary>,
+    pub not_verified: Vec<NotVerifiedSummary>,
+}
+
+/// One pair's outcome in the summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PairSummary {
+    pub fingerprint: String,
+    pub preview: String,
+    pub client_id: String,
+    pub verification: Verification,
+    pub host: String,
+    pub detail: String,
+}
+
+/// A key not verified, in the summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NotVerifiedSummary {
+    pub fingerprint: String,
+    pub preview: String,
+    pub reason: String,
+}
+
 /// The summary's `verification` section.
-pub fn summary_section(hosts: &[Host], results: &[PairResult], skipped: &[NotVerified]) -> Value {
-    let mut counts = BTreeMap::new();
+pub fn summary_section(
+    hosts: &[Host],
+    results: &[PairResult],
+    skipped: &[NotVerified],
+) -> VerificationSummary {
+    let mut outcomes = BTreeMap::new();
     for v in ["live", "revoked", "forbidden", "unknown"] {
-        counts.insert(v, 0usize);
+        outcomes.insert(v, 0usize);
     }
     for r in results {
-        *counts.entry(r.verification.as_str()).or_insert(0) += 1;
+        *outcomes.entry(r.verification.as_str()).or_insert(0) += 1;
     }
-    json!({
-        "hosts": hosts.iter().map(|h| h.url.clone()).collect::<Vec<_>>(),
-        "pairs": results.len(),
-        "outcomes": counts,
-        "results": results.iter().map(|r| json!({
-            "fingerprint": r.fingerprint,
-            "preview": r.preview,
-            "client_id": r.client_id,
-            "verification": r.verification,
-            "host": r.host.url,
-            "detail": r.detail,
-        })).collect::<Vec<_>>(),
-        "not_verified": skipped.iter().map(|s| json!({
-            "fingerprint": s.fingerprint,
-            "preview": s.preview,
-            "reason": s.reason,
-        })).collect::<Vec<_>>(),
-    })
+    VerificationSummary {
+        hosts: hosts.iter().map(|h| h.url.clone()).collect(),
+        allowed_hosts: Vec::new(),
+        pairs: results.len(),
+        outcomes,
+        results: results
+            .iter()
+            .map(|r| PairSummary {
+                fingerprint: r.fingerprint.clone(),
+                preview: r.preview.clone(),
+                client_id: r.client_id.clone(),
+                verification: r.verification,
+                host: r.host.url.clone(),
+                detail: r.detail.clone(),
+            })
+            .collect(),
+        not_verified: skipped
+            .iter()
+            .map(|s| NotVerifiedSummary {
+                fingerprint: s.fingerprint.clone(),
+                preview: s.preview.clone(),
+                reason: s.reason.clone(),
+            })
+            .collect(),
+    }
 }
 
 /// The notes a person reads under the human report.
@@ -446,15 +367,15 @@ pub fn notes(results: &[PairResult], skipped: &[NotVerified]) -> Vec<String> {
 }
 
 /// Verifies the keys behind `findings` and writes the outcome onto them; returns the summary
-/// section and notes. Runs its own runtime: call it from synchronous code.
-pub fn verify_findings(
+/// section and notes. A destination the transport rule refuses is an error before any login.
+pub async fn verify_findings(
     findings: &mut [Finding],
     secrets: &Secrets,
     key_rules: &BTreeSet<String>,
     config: &AirwallexConfig,
-) -> Result<(Value, Vec<String>), VerifyError> {
+) -> Result<(VerificationSummary, Vec<String>), VerifyError> {
     let hosts = hosts(config);
-    check_transport(&hosts)?;
+    let logins = Arc::new(Logins::new(&hosts, config)?);
     let (pairs, skipped) = pairs_for(findings, secrets, key_rules);
     tracing::info!(
         pairs = pairs.len(),
@@ -464,16 +385,21 @@ pub fn verify_findings(
     let results = if pairs.is_empty() {
         Vec::new()
     } else {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        rt.block_on(verify_pairs(pairs, &hosts, config, CONCURRENCY))?
+        verify_with(&logins, pairs, &hosts, CONCURRENCY).await
     };
     apply(findings, &results, &skipped);
-    Ok((
-        summary_section(&hosts, &results, &skipped),
-        notes(&results, &skipped),
-    ))
+    let mut section = summary_section(&hosts, &results, &skipped);
+    let mut notes = notes(&results, &skipped);
+    if !results.is_empty() {
+        section.allowed_hosts = logins.allowed_hosts();
+        for h in &section.allowed_hosts {
+            notes.push(format!(
+                "keys were sent to {h}, a host [airwallex] allow_hosts lets keys go to (not \
+                 Airwallex's own)"
+            ));
+        }
+    }
+    Ok((section, notes))
 }
 
 #[cfg(test)]
@@ -509,31 +435,6 @@ mod tests {
                 kind: "configured"
             }]
         );
-    }
-
-    #[test]
-    fn keys_go_over_plain_http_only_to_loopback() {
-        let h = |u: &str| {
-            vec![Host {
-                url: u.into(),
-                kind: "configured",
-            }]
-        };
-        assert!(check_transport(&h("https://api.airwallex.com")).is_ok());
-        assert!(check_transport(&h("http://127.0.0.1:8080")).is_ok());
-        assert!(check_transport(&h("http://localhost:8080")).is_ok());
-        assert!(check_transport(&h("http://[::1]:8080")).is_ok());
-        assert!(check_transport(&h("http://api.airwallex.com")).is_err());
-        assert!(check_transport(&h("http://10.0.0.5")).is_err());
-        assert!(check_transport(&hosts(&AirwallexConfig::default())).is_ok());
-    }
-
-    #[test]
-    fn answers_rank_live_forbidden_unknown_revoked() {
-        use Verification::*;
-        assert!(rank(Live) > rank(Forbidden));
-        assert!(rank(Forbidden) > rank(Unknown));
-        assert!(rank(Unknown) > rank(Revoked));
     }
 
     #[test]

@@ -57,38 +57,6 @@ pub struct KeyUsage {
     pub account_ids: BTreeMap<String, u64>,
 }
 
-impl KeyUsage {
-    /// The environments of the hosts this key called (hosts that name neither are left out).
-    pub fn environments(&self) -> BTreeMap<&'static str, u64> {
-        let mut out = BTreeMap::new();
-        for (h, n) in &self.hosts {
-            if let Some(env) = host_environment(h) {
-                *out.entry(env).or_insert(0) += n;
-            }
-        }
-        out
-    }
-}
-
-/// `production` or `sandbox` for an Airwallex API host (with or without scheme and port);
-/// `None` for any other host (a proxy, the local simulator).
-pub fn host_environment(host: &str) -> Option<&'static str> {
-    let h = host
-        .trim()
-        .trim_start_matches("https://")
-        .trim_start_matches("http://");
-    let h = h
-        .split(['/', ':'])
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    match h.as_str() {
-        "api.airwallex.com" => Some("production"),
-        "api-demo.airwallex.com" | "api.sandbox.airwallex.com" => Some("sandbox"),
-        _ => None,
-    }
-}
-
 /// Evidence from every source, by key.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evidence {
@@ -169,25 +137,5 @@ impl KeyUsage {
             *u.statuses.entry(*s).or_insert(0) += n;
         }
         u
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hosts_tell_the_environment() {
-        assert_eq!(host_environment("api.airwallex.com"), Some("production"));
-        assert_eq!(
-            host_environment("https://API-DEMO.airwallex.com/api/v1"),
-            Some("sandbox")
-        );
-        assert_eq!(
-            host_environment("api.sandbox.airwallex.com:443"),
-            Some("sandbox")
-        );
-        assert_eq!(host_environment("127.0.0.1:8080"), None);
-        assert_eq!(host_environment("api.airwallex.com.evil.example"), None);
     }
 }

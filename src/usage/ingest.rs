@@ -11,7 +11,7 @@
 
 use super::evidence::{Evidence, KeyUsage, RouteUsage, SourceSpan};
 use super::UsageError;
-use crate::privilege::Catalog;
+use crate::airwallex::Catalog;
 use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 use serde::de::{self, Deserializer, Visitor};
@@ -32,7 +32,7 @@ pub const MAX_PROBLEMS: usize = 100;
 
 const SHARDS: usize = 64;
 
-use crate::privilege::catalog::FxBuild;
+use crate::airwallex::model::catalog::FxBuild;
 
 type FxMap<K, V> = HashMap<K, V, FxBuild>;
 

@@ -5,7 +5,7 @@
 pub mod evidence;
 pub mod ingest;
 
-pub use evidence::{host_environment, Evidence, KeyUsage, RouteUsage, SourceSpan};
+pub use evidence::{Evidence, KeyUsage, RouteUsage, SourceSpan};
 
 /// Why usage evidence could not be read at all (a bad line is not this: it is counted in
 /// `Evidence::rejected` and reported, and the rest is kept).
@@ -23,7 +23,7 @@ pub enum UsageError {
 /// Directories give every `*.jsonl`, `*.ndjson`, `*.json` and `*.log` file below them.
 pub fn read_evidence(
     paths: &[std::path::PathBuf],
-    catalog: &crate::privilege::Catalog,
+    catalog: &crate::airwallex::Catalog,
 ) -> Result<Evidence, UsageError> {
     ingest::read(paths, catalog)
 }

@@ -431,7 +431,7 @@ fn rules_fixture(dir: &std::path::Path) -> std::process::Command {
     write(dir, "usage/events.jsonl", lines.join("\n") + "\n");
     // A leak the scanner recorded earlier.
     let db = dir.join(".awxguard-test.db");
-    let mut store = awxguard::store::Store::open(&db).unwrap();
+    let store = awxguard::store::open(&db).unwrap();
     let fp = fingerprint(&key("leaked"));
     let mut f = awxguard::finding::Finding::new(
         "leak.airwallex.api-key",

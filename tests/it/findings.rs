@@ -3,7 +3,6 @@
 
 use crate::common::*;
 use awxguard::finding::{Finding, Severity};
-use awxguard::store::Store;
 
 fn seed(dir: &std::path::Path) -> Vec<Finding> {
     let mut findings = vec![
@@ -20,7 +19,7 @@ fn seed(dir: &std::path::Path) -> Vec<Finding> {
             &["reports"],
         ),
     ];
-    let mut store = Store::open(&dir.join(".awxguard-test.db")).unwrap();
+    let store = awxguard::store::open(&dir.join(".awxguard-test.db")).unwrap();
     store
         .record("audit", &mut findings, chrono::Utc::now())
         .unwrap();

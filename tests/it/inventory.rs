@@ -2,7 +2,7 @@
 //! simulator over real HTTP.
 
 use crate::common::*;
-use awxguard::airwallex::simulator::{Behaviour, SimHandle, SimKey, SimState, Simulator};
+use awxguard::airwallex::simulator::{Behaviour, SimKey, SimState, Simulator};
 use serde_json::Value;
 use std::path::Path;
 

@@ -3,6 +3,7 @@
 //! loopback; no test reaches the internet.
 
 mod airwallex;
+mod alerts;
 mod audit;
 mod baseline;
 mod common;
@@ -12,10 +13,14 @@ mod findings;
 mod git;
 mod hook;
 mod inventory;
+mod layers;
 mod privilege;
+mod proxy;
 mod rules;
 mod sarif;
 mod scan;
 mod simulator;
+mod store;
+mod transport;
 mod usage;
 mod verify;

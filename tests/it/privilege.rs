@@ -5,8 +5,8 @@
 use crate::common::{self, fingerprint, key, run, tempdir, write};
 use awxguard::finding::{Finding, Verification};
 use awxguard::privilege::{
-    evaluate, Catalog, Environment, KeyFacts, KeyKind, LeakFact, LoginFacts, PrivilegeRules,
-    SecretSource, Storage,
+    evaluate, Catalog, Environment, KeyDescription, KeyFacts, KeyKind, LeakFact, LoginFacts,
+    PrivilegeRules, SecretSource, Storage,
 };
 use awxguard::usage::{read_evidence, Evidence};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -19,20 +19,25 @@ fn now() -> DateTime<Utc> {
 /// A well-kept production key: owner, purpose, recent rotation, whitelist, env secret, live.
 fn clean(name: &str, scopes: &[&str]) -> KeyFacts {
     KeyFacts {
-        name: name.to_string(),
+        key: KeyDescription {
+            name: name.to_string(),
+            client_id: common::client_id(name),
+            environment: Environment::Production,
+            kind: KeyKind::Custom,
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            owner: Some("finance-eng".into()),
+            purpose: Some("reconciliation".into()),
+            integration: Some("ERP sync".into()),
+            created: Some(NaiveDate::from_ymd_opt(2026, 6, 1).unwrap()),
+            rotated: None,
+            ip_whitelist: vec!["203.0.113.7/32".into()],
+            consumers: vec!["erp-sync".into()],
+            declared_at: "awxguard.toml:4".into(),
+            config_problems: vec![],
+        },
         declared: true,
-        client_id: common::client_id(name),
         fingerprint: Some(fingerprint(&key(name))),
-        environment: Environment::Production,
-        kind: KeyKind::Custom,
         declared_scopes: scopes.iter().map(|s| s.to_string()).collect(),
-        owner: Some("finance-eng".into()),
-        purpose: Some("reconciliation".into()),
-        integration: Some("ERP sync".into()),
-        created: Some(NaiveDate::from_ymd_opt(2026, 6, 1).unwrap()),
-        rotated: None,
-        ip_whitelist: vec!["203.0.113.7/32".into()],
-        consumers: vec!["erp-sync".into()],
         storage: Storage {
             source: SecretSource::Env {
                 var: "ERP_AIRWALLEX_API_KEY".into(),
@@ -51,8 +56,6 @@ fn clean(name: &str, scopes: &[&str]) -> KeyFacts {
             base_url: "https://api.airwallex.com".into(),
         }),
         leaks: vec![],
-        declared_at: Some("awxguard.toml:4".into()),
-        config_problems: vec![],
     }
 }
 
@@ -504,7 +507,7 @@ fn shadow_keys_get_shadow_key_and_observed_findings_only() {
     let shadow = |fp: &str, login: Option<Verification>| {
         let mut s = clean(fp, &[]);
         s.declared = false;
-        s.declared_at = None;
+        s.declared_at = String::new();
         s.owner = None;
         s.purpose = None;
         s.integration = None;

@@ -3,7 +3,7 @@
 //! baseline file.
 
 use crate::common::*;
-use awxguard::airwallex::simulator::{Behaviour, SimHandle, SimState, Simulator};
+use awxguard::airwallex::simulator::{Behaviour, SimState, Simulator};
 use awxguard::finding::{Commit, Finding, SecretRef, Severity};
 use awxguard::report::{render, Format, Report, Style};
 use serde_json::Value;

@@ -1,8 +1,8 @@
 //! The simulator's read endpoints over real HTTP: paging, date filters, the 7-day limit of
 //! balance history, permission checks by token claims, 401, 403 and 429.
 
-use crate::common::{client_id, key};
-use awxguard::airwallex::simulator::{Behaviour, SimHandle, SimState, Simulator};
+use crate::common::{client_id, key, SimHandle, SpawnSimulator};
+use awxguard::airwallex::simulator::{Behaviour, SimState, Simulator};
 use awxguard::airwallex::{Client, ClientSettings, Error, LoginOutcome};
 use awxguard::secret::Secret;
 use serde_json::{json, Value};
@@ -310,4 +310,248 @@ fn the_simulator_log_is_usage_evidence_the_reader_accepts() {
         unknown[0].key.as_deref(),
         Some(crate::common::fingerprint(&key("admin")).as_str())
     );
+}
+
+impl Session {
+    /// `POST path` with a JSON body and the session's token: (status, body).
+    fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let url = format!("{}{}", self.client.base_url(), path);
+        self.rt.block_on(async {
+            let r = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(self.token.expose())
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        })
+    }
+}
+
+fn ids(list: &Value) -> Vec<String> {
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn writes_create_beneficiaries_transfers_and_webhooks_that_the_lists_return() {
+    let sim = Simulator::spawn(SimState::default().with_key(
+        &client_id("admin"),
+        &key("admin"),
+        Behaviour::Live,
+    ))
+    .unwrap();
+    let s = Session::new(&sim, "admin");
+    let (st, ben) = s.post(
+        "/api/v1/beneficiaries/create",
+        json!({"beneficiary": {"entity_type": "COMPANY", "company_name": "Acme"}, "nickname": "acme"}),
+    );
+    assert_eq!(st, 201, "{ben}");
+    let ben_id = ben["beneficiary_id"].as_str().unwrap().to_string();
+    assert_eq!(ben["id"], ben_id);
+    assert!(awxguard::airwallex::parse_timestamp(ben["created_at"].as_str().unwrap()).is_some());
+    let (st, tr) = s.post(
+        "/api/v1/transfers/create",
+        json!({"beneficiary_id": ben_id, "transfer_amount": 250, "transfer_currency": "USD", "request_id": "r-1"}),
+    );
+    assert_eq!(st, 201, "{tr}");
+    let tr_id = tr["id"].as_str().unwrap().to_string();
+    let (st, e) = s.post(
+        "/api/v1/transfers/create",
+        json!({"beneficiary_id": "nobody", "transfer_amount": 1, "transfer_currency": "USD"}),
+    );
+    assert_eq!(
+        (st, e["code"].as_str()),
+        (400, Some("beneficiary_not_found"))
+    );
+    let (st, hook) = s.post(
+        "/api/v1/webhooks/create",
+        json!({"url": "https://hooks.example.com/a", "events": ["payout.transfer.*"]}),
+    );
+    assert_eq!(st, 201, "{hook}");
+    let hook_id = hook["id"].as_str().unwrap().to_string();
+    let (st, changed) = s.post(
+        &format!("/api/v1/webhooks/{hook_id}/update"),
+        json!({"url": "https://elsewhere.example.net/b"}),
+    );
+    assert_eq!(st, 200);
+    assert_eq!(changed["url"], "https://elsewhere.example.net/b");
+    assert_eq!(changed["id"], hook_id.as_str());
+
+    assert_eq!(
+        ids(&s.get("/api/v1/beneficiaries", &[]).unwrap()),
+        [ben_id.as_str()]
+    );
+    assert_eq!(
+        ids(&s.get("/api/v1/transfers", &[]).unwrap()),
+        [tr_id.as_str()]
+    );
+    let hooks = s.get("/api/v1/webhooks", &[]).unwrap();
+    assert_eq!(hooks["items"][0]["url"], "https://elsewhere.example.net/b");
+    assert_eq!(
+        s.get(&format!("/api/v1/transfers/{tr_id}"), &[]).unwrap()["transfer_amount"],
+        250
+    );
+    let (st, cancelled) = s.post(&format!("/api/v1/transfers/{tr_id}/cancel"), json!({}));
+    assert_eq!((st, cancelled["status"].as_str()), (200, Some("CANCELLED")));
+
+    let (st, _) = s.post(&format!("/api/v1/webhooks/{hook_id}/delete"), json!({}));
+    assert_eq!(st, 200);
+    assert!(ids(&s.get("/api/v1/webhooks", &[]).unwrap()).is_empty());
+    let (st, _) = s.post(&format!("/api/v1/webhooks/{hook_id}/delete"), json!({}));
+    assert_eq!(st, 404);
+    let (st, _) = s.post(&format!("/api/v1/beneficiaries/delete/{ben_id}"), json!({}));
+    assert_eq!(st, 200);
+    let (st, _) = s.post("/api/v1/fx/conversions/create", json!({}));
+    assert_eq!(st, 404, "writes the simulator does not model answer 404");
+}
+
+#[test]
+fn writes_need_the_write_scope_in_the_token() {
+    let mut state = SimState::default()
+        .with_key(&client_id("payer"), &key("payer"), Behaviour::Live)
+        .with_key(&client_id("reader"), &key("reader"), Behaviour::Live);
+    state.keys[0].permissions = vec!["beneficiary:write".into()];
+    state.keys[1].permissions = vec!["beneficiary:read".into(), "webhook:read".into()];
+    let sim = Simulator::spawn(state).unwrap();
+    let payer = Session::new(&sim, "payer");
+    let (st, ben) = payer.post(
+        "/api/v1/beneficiaries/create",
+        json!({"beneficiary": {"entity_type": "PERSONAL"}}),
+    );
+    assert_eq!(st, 201);
+    // beneficiary:write grants its reads, not transfers
+    assert!(payer.get("/api/v1/beneficiaries", &[]).is_ok());
+    let (st, e) = payer.post(
+        "/api/v1/transfers/create",
+        json!({"beneficiary_id": ben["id"], "transfer_amount": 1, "transfer_currency": "USD"}),
+    );
+    assert_eq!(st, 403);
+    assert_eq!(e["code"], "forbidden");
+    assert!(
+        e["message"].as_str().unwrap().contains("transfer:write"),
+        "{e}"
+    );
+    assert!(e["trace_id"].is_string());
+    let reader = Session::new(&sim, "reader");
+    assert!(reader.get("/api/v1/beneficiaries", &[]).is_ok());
+    let (st, _) = reader.post(
+        "/api/v1/webhooks/create",
+        json!({"url": "https://hooks.example.com/x"}),
+    );
+    assert_eq!(st, 403);
+    assert!(sim.sim.items("webhooks").is_empty());
+}
+
+#[test]
+fn activity_from_elsewhere_shows_in_the_lists_and_not_in_the_request_log() {
+    let sim = Simulator::spawn(SimState::default().with_key(
+        &client_id("admin"),
+        &key("admin"),
+        Behaviour::Live,
+    ))
+    .unwrap();
+    let s = Session::new(&sim, "admin");
+    let before = sim.requests().len();
+    let (status, added): (u16, Value) = s.rt.block_on(async {
+        let r = reqwest::Client::new()
+            .post(format!("{}/__sim/activity", sim.url()))
+            .json(&json!({
+                "beneficiaries": [{"id": "ben_evil", "beneficiary": {"entity_type": "PERSONAL"}}],
+                "transfers": {"beneficiary_id": "ben_evil", "transfer_amount": 9000, "transfer_currency": "USD",
+                              "created_at": "2026-11-20T10:00:00+0000"},
+            }))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    });
+    assert_eq!(status, 201, "{added}");
+    assert_eq!(added["beneficiaries"][0]["beneficiary_id"], "ben_evil");
+    let tr_id = added["transfers"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        ids(&s.get("/api/v1/beneficiaries", &[]).unwrap()),
+        ["ben_evil"]
+    );
+    let trs = s.get("/api/v1/transfers", &[]).unwrap();
+    assert_eq!(ids(&trs), [tr_id]);
+    assert_eq!(trs["items"][0]["created_at"], "2026-11-20T10:00:00+0000");
+    // the control call is not Airwallex traffic: only the two list calls were logged
+    assert_eq!(sim.requests().len(), before + 2);
+    // a bad collection adds nothing
+    let err = sim.add_activity("accounts", vec![json!({})]).unwrap_err();
+    assert!(err.contains("not a collection"), "{err}");
+    sim.add_activity("webhooks", vec![json!({"url": "https://x.example"})])
+        .unwrap();
+    assert_eq!(sim.sim.items("webhooks").len(), 1);
+}
+
+#[test]
+fn the_request_log_and_the_collections_stay_bounded() {
+    let mut state =
+        SimState::default().with_key(&client_id("admin"), &key("admin"), Behaviour::Live);
+    state.request_log_limit = 5;
+    state.max_objects = 2;
+    let sim = Simulator::spawn(state).unwrap();
+    let s = Session::new(&sim, "admin");
+    for _ in 0..9 {
+        s.get("/api/v1/transfers", &[]).unwrap();
+    }
+    assert_eq!(sim.requests().len(), 5);
+    assert_eq!(sim.sim.requests_total(), 10);
+    for i in 0..2 {
+        let (st, _) = s.post(
+            "/api/v1/webhooks/create",
+            json!({"url": format!("https://h{i}.example.com")}),
+        );
+        assert_eq!(st, 201);
+    }
+    let (st, e) = s.post(
+        "/api/v1/webhooks/create",
+        json!({"url": "https://h3.example.com"}),
+    );
+    assert_eq!(
+        (st, e["code"].as_str()),
+        (400, Some("resource_limit_exceeded"))
+    );
+}
+
+#[test]
+fn tokens_expire_on_the_simulator_clock() {
+    let clock = std::sync::Arc::new(awxguard::clock::ManualClock::new(chrono::Utc::now()));
+    let sim = Simulator::with_clock(
+        SimState::default().with_key(&client_id("admin"), &key("admin"), Behaviour::Live),
+        clock.clone(),
+    );
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let served = sim.clone();
+    std::thread::spawn(move || {
+        rt().block_on(async move {
+            let l = tokio::net::TcpListener::from_std(l).unwrap();
+            served.serve(l).await
+        })
+    });
+    let rt = rt();
+    let c = client(&url);
+    let LoginOutcome::Live(t) =
+        rt.block_on(c.login(&client_id("admin"), &Secret::new(key("admin"))))
+    else {
+        panic!("login")
+    };
+    assert!(rt
+        .block_on(c.get_json(&t.token, "/api/v1/transfers", &[]))
+        .is_ok());
+    clock.advance(chrono::Duration::minutes(31));
+    let e = rt
+        .block_on(c.get_json(&t.token, "/api/v1/transfers", &[]))
+        .unwrap_err();
+    assert_eq!(e.status(), Some(401));
 }

@@ -9,9 +9,8 @@ use awxguard::finding::Verification;
 use awxguard::scan::verify::{verify_pairs, Host, Pair};
 use awxguard::secret::Secret;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 /// `[airwallex]` config pointing at `url`, with millisecond retries.
 fn config(dir: &Path, url: &str, timeout_ms: u64, retries: u32) {
@@ -46,7 +45,7 @@ fn findings_of<'a>(report: &'a Value, key: &str) -> Vec<&'a Value> {
 }
 
 /// Logins the simulator saw for `key`.
-fn logins(sim: &awxguard::airwallex::simulator::SimHandle, key: &str) -> usize {
+fn logins(sim: &crate::common::SimHandle, key: &str) -> usize {
     let fp = fingerprint(key);
     sim.requests()
         .iter()
@@ -290,42 +289,6 @@ fn verify_is_opt_in() {
     assert!(sim.requests().is_empty(), "no login without --verify");
 }
 
-/// A stand-in HTTP proxy on loopback that forwards nothing: it records the request line of every
-/// connection it gets and answers 502. With `HTTP(S)_PROXY`/`ALL_PROXY` pointing at it and only
-/// the simulator in `NO_PROXY`, any request to another host lands here instead of the network.
-struct Tripwire {
-    url: String,
-    seen: Arc<Mutex<Vec<String>>>,
-}
-
-fn tripwire() -> Tripwire {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    std::thread::spawn(move || {
-        for stream in l.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let mut line = String::new();
-            let _ = BufReader::new(&s).read_line(&mut line);
-            log.lock().unwrap().push(line.trim().to_string());
-            let _ = s.write_all(
-                b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-            );
-        }
-    });
-    Tripwire { url, seen }
-}
-
-fn behind_tripwire(dir: &Path, wire: &Tripwire) -> std::process::Command {
-    let mut c = awxguard(dir);
-    for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"] {
-        c.env(var, &wire.url).env(var.to_lowercase(), &wire.url);
-    }
-    c.env("NO_PROXY", "127.0.0.1").env("no_proxy", "127.0.0.1");
-    c
-}
-
 #[test]
 fn verify_sends_keys_to_the_configured_server_and_nowhere_else() {
     let d = tempdir();
@@ -339,7 +302,12 @@ fn verify_sends_keys_to_the_configured_server_and_nowhere_else() {
     .unwrap();
     env_file(d.path(), "a/.env", &cid, &k1);
     env_file(d.path(), "b/.env", &cid, &k2);
-    write(d.path(), "awxguard.toml", "[airwallex]\nretries = 0\n");
+    // airwallex.invalid stands in for a gateway the config allows keys to go to.
+    write(
+        d.path(),
+        "awxguard.toml",
+        "[airwallex]\nretries = 0\nallow_hosts = [\"airwallex.invalid\"]\n",
+    );
     let wire = tripwire();
 
     // Control: the binary does route other hosts through the proxy variables, so the tripwire
@@ -443,6 +411,7 @@ fn verify_tries_production_then_sandbox_hosts_and_stops_at_the_first_201() {
         timeout_ms: 10_000,
         retries: 0,
         retry_base_ms: 1,
+        ..AirwallexConfig::default()
     };
     let pairs = vec![
         pair(&cid, &sandbox_key),

@@ -154,3 +154,96 @@ pub fn counting_server(delay_ms: u64) -> (String, Counts) {
     });
     (url, state)
 }
+
+/// A simulator serving in the background for a test: its own thread and runtime (the library's
+/// `Simulator::serve` runs on the caller's runtime; tests that need one in the background make
+/// it here).
+pub struct SimHandle {
+    pub addr: std::net::SocketAddr,
+    pub sim: awxguard::airwallex::simulator::Simulator,
+}
+
+impl SimHandle {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn requests(&self) -> Vec<awxguard::airwallex::simulator::RequestRecord> {
+        self.sim.requests()
+    }
+
+    /// See `Simulator::add_activity`.
+    pub fn add_activity(
+        &self,
+        collection: &str,
+        items: Vec<serde_json::Value>,
+    ) -> Result<Vec<serde_json::Value>, String> {
+        self.sim.add_activity(collection, items)
+    }
+}
+
+/// `Simulator::spawn(state)`: a simulator on a loopback port, in the background.
+pub trait SpawnSimulator {
+    fn spawn(state: awxguard::airwallex::simulator::SimState) -> std::io::Result<SimHandle>;
+}
+
+impl SpawnSimulator for awxguard::airwallex::simulator::Simulator {
+    fn spawn(state: awxguard::airwallex::simulator::SimState) -> std::io::Result<SimHandle> {
+        let sim = Self::new(state);
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
+        let served = sim.clone();
+        std::thread::Builder::new()
+            .name("airwallex-simulator".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("simulator runtime");
+                rt.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(std_listener)
+                        .expect("simulator listener");
+                    let _ = served.serve(listener).await;
+                });
+            })?;
+        Ok(SimHandle { addr, sim })
+    }
+}
+
+/// A stand-in HTTP proxy on loopback that forwards nothing: it records the request line of every
+/// connection it gets and answers 502. With `HTTP(S)_PROXY`/`ALL_PROXY` pointing at it and only
+/// the simulator in `NO_PROXY`, any request to another host lands here instead of the network.
+pub struct Tripwire {
+    pub url: String,
+    pub seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+pub fn tripwire() -> Tripwire {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    use std::io::{BufRead, BufReader, Write};
+    std::thread::spawn(move || {
+        for stream in l.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut line = String::new();
+            let _ = BufReader::new(&s).read_line(&mut line);
+            log.lock().unwrap().push(line.trim().to_string());
+            let _ = s.write_all(
+                b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            );
+        }
+    });
+    Tripwire { url, seen }
+}
+
+pub fn behind_tripwire(dir: &Path, wire: &Tripwire) -> std::process::Command {
+    let mut c = awxguard(dir);
+    for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"] {
+        c.env(var, &wire.url).env(var.to_lowercase(), &wire.url);
+    }
+    c.env("NO_PROXY", "127.0.0.1").env("no_proxy", "127.0.0.1");
+    c
+}

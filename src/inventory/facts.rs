@@ -1,32 +1,12 @@
 //! What the privilege rules judge about one key. This is the contract between the inventory
-//! (which gathers the facts from config, secret storage, a login and discovery) and the rules.
+//! (which gathers the facts from config, secret storage, a login and discovery) and the rules
+//! (`privilege`), which sit above it.
 
+pub use crate::airwallex::{Environment, KeyKind};
+pub use crate::config::KeyDescription;
 use crate::finding::Verification;
-use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-
-/// Which Airwallex environment a key belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Environment {
-    Production,
-    Sandbox,
-}
-
-/// The key tiers of the Airwallex guide.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KeyKind {
-    /// Full access to every API of the account or organisation.
-    Admin,
-    /// Read on every resource.
-    ReadOnly,
-    /// Read and write on every resource.
-    ReadWrite,
-    /// A chosen set of scopes (catalog ids).
-    Custom,
-}
 
 /// Where the configuration says the secret lives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,30 +59,19 @@ pub struct LeakFact {
     pub finding_id: String,
 }
 
-/// Everything the privilege rules may look at for one key.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Everything the privilege rules may look at for one key: its description (as declared, or as
+/// observed for a shadow key) and what the inventory found out. Reads of the description's fields
+/// go through (`facts.owner`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct KeyFacts {
-    /// Inventory name (for a shadow key, its fingerprint).
-    pub name: String,
+    pub key: KeyDescription,
     /// Declared in the config; `false` for a shadow key that discovery found and nobody declared.
     pub declared: bool,
-    pub client_id: String,
     /// Fingerprint of the API key; `None` when the secret could not be resolved.
     pub fingerprint: Option<String>,
-    pub environment: Environment,
-    pub kind: KeyKind,
     /// Scope catalog ids: as listed for a custom key; for the other tiers, the catalog's
     /// expansion of the tier (every scope, or every read scope).
     pub declared_scopes: Vec<String>,
-    pub owner: Option<String>,
-    pub purpose: Option<String>,
-    pub integration: Option<String>,
-    pub created: Option<NaiveDate>,
-    pub rotated: Option<NaiveDate>,
-    /// IPv4 CIDRs.
-    pub ip_whitelist: Vec<String>,
-    /// Hosts or services that use the key.
-    pub consumers: Vec<String>,
     pub storage: Storage,
     /// Why the secret could not be read (missing env var, unreadable file), if it could not.
     pub secret_problem: Option<String>,
@@ -110,11 +79,24 @@ pub struct KeyFacts {
     pub login: Option<LoginFacts>,
     /// Where the scanner found this key.
     pub leaks: Vec<LeakFact>,
-    /// Where the key is declared (`awxguard.toml:12`).
-    pub declared_at: Option<String>,
-    /// Problems with values of the declaration (unknown scope ids, bad whitelist entries, bad
-    /// dates), each `file:line: field: what is wrong`; the bad values are left out of the facts
-    /// above, so the key is judged on what was declared correctly, never proven least-privilege.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub config_problems: Vec<String>,
+}
+
+impl KeyFacts {
+    /// Where the key is declared (`awxguard.toml:12`); `None` for a shadow key.
+    pub fn declaration(&self) -> Option<&str> {
+        Some(self.key.declared_at.as_str()).filter(|d| self.declared && !d.is_empty())
+    }
+}
+
+impl std::ops::Deref for KeyFacts {
+    type Target = KeyDescription;
+    fn deref(&self) -> &KeyDescription {
+        &self.key
+    }
+}
+
+impl std::ops::DerefMut for KeyFacts {
+    fn deref_mut(&mut self) -> &mut KeyDescription {
+        &mut self.key
+    }
 }

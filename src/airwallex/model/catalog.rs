@@ -6,7 +6,7 @@ use serde::Deserialize;
 use std::collections::HashMap;
 
 /// The embedded catalog.
-pub const BUILTIN_CATALOG: &str = include_str!("../../rules/scopes.toml");
+pub const BUILTIN_CATALOG: &str = include_str!("../../../rules/scopes.toml");
 
 #[derive(Debug, Deserialize)]
 struct RawCatalog {
@@ -57,11 +57,6 @@ impl Scope {
     /// The resource part of the id: `transfer` for `transfer:write`.
     pub fn resource(&self) -> &str {
         self.id.split(':').next().unwrap_or(&self.id)
-    }
-
-    /// Where to tick this scope in the web app.
-    pub fn label_or_id(&self) -> String {
-        self.label.clone().unwrap_or_else(|| self.id.clone())
     }
 }
 

@@ -1,6 +1,6 @@
--- awxguard's database: findings with their lifecycle, acknowledgements, and the runs that
--- judged them. Findings never hold a secret (only previews and fingerprints), so neither does
--- this file. The schema version is PRAGMA user_version (see src/store/mod.rs).
+-- 0001: findings with their lifecycle, acknowledgements, and the runs that judged them: the
+-- schema every database made before ordered migrations has (user_version 1). Findings never hold
+-- a secret (only previews and fingerprints), so neither does the database.
 
 CREATE TABLE IF NOT EXISTS findings (
     id           TEXT PRIMARY KEY,

@@ -1,0 +1,196 @@
+//! Layers point down: a module of `src/` may use `crate::X` only for an X of a strictly lower
+//! rank (or itself). This reads every `crate::` path (and every `super::` that climbs to the
+//! crate root) in `src/` and fails on an import from a higher or equal-rank sibling; every top
+//! module must have a rank, and the README's architecture table must say the same.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The ranks (the README's architecture section lists them, one line per module).
+const RANKS: &[(&str, u8)] = &[
+    ("finding", 0),
+    ("secret", 0),
+    ("clock", 0),
+    ("redact", 0),
+    ("airwallex", 1),
+    ("rules", 1),
+    ("config", 2),
+    ("store", 2),
+    ("scan", 3),
+    ("usage", 3),
+    ("inventory", 4),
+    ("privilege", 5),
+    ("proxy", 6),
+    ("watch", 6),
+    ("alert", 6),
+    ("report", 7),
+    ("daemon", 8),
+    ("demo", 8),
+    ("cli", 9),
+];
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// The module path of a file: `src/scan/job.rs` is `scan::job`, `src/scan/mod.rs` is `scan`.
+fn module_path(rel: &Path) -> Vec<String> {
+    let mut parts: Vec<String> = rel
+        .iter()
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect();
+    let last = parts.pop().unwrap();
+    let stem = last.trim_end_matches(".rs");
+    if stem != "mod" {
+        parts.push(stem.to_string());
+    }
+    parts
+}
+
+/// The top-level modules a file's code names: `crate::x`, `crate::{x, y}`, and `super::`
+/// chains that reach the crate root. Line comments are left out.
+fn named_modules(text: &str, depth: usize) -> Vec<(usize, String)> {
+    let word = |s: &str| -> String {
+        s.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let code = line.trim_start();
+        if code.starts_with("//") {
+            continue;
+        }
+        let mut rest = code;
+        while let Some(at) = rest.find("crate::") {
+            let after = &rest[at + "crate::".len()..];
+            if let Some(group) = after.strip_prefix('{') {
+                let inner = &group[..group.find('}').unwrap_or(group.len())];
+                for item in inner.split(',') {
+                    let w = word(item.trim());
+                    if !w.is_empty() {
+                        out.push((i + 1, w));
+                    }
+                }
+            } else {
+                out.push((i + 1, word(after)));
+            }
+            rest = after;
+        }
+        // `super::super::x` from a file `depth` modules deep names the top module `x`.
+        let mut rest = code;
+        while let Some(at) = rest.find("super::") {
+            let mut chain = &rest[at..];
+            let mut supers = 0;
+            while let Some(r) = chain.strip_prefix("super::") {
+                supers += 1;
+                chain = r;
+            }
+            if supers >= depth && depth > 0 {
+                out.push((i + 1, word(chain)));
+            }
+            rest = &rest[at + "super::".len() * supers..];
+        }
+    }
+    out
+}
+
+#[test]
+fn no_module_imports_from_a_layer_at_or_above_its_own() {
+    let ranks: BTreeMap<&str, u8> = RANKS.iter().copied().collect();
+    let root = src();
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    files.sort();
+    let mut problems = Vec::new();
+    for file in &files {
+        let rel = file.strip_prefix(&root).unwrap();
+        let path = module_path(rel);
+        let top = path[0].as_str();
+        if top == "lib" || top == "main" {
+            continue;
+        }
+        let Some(&own) = ranks.get(top) else {
+            problems.push(format!(
+                "src/{}: module `{top}` has no rank: add it to RANKS here and to the README's \
+                 architecture section",
+                rel.display()
+            ));
+            continue;
+        };
+        let text = std::fs::read_to_string(file).unwrap();
+        for (line, name) in named_modules(&text, path.len()) {
+            if name == top || name.is_empty() {
+                continue;
+            }
+            match ranks.get(name.as_str()) {
+                Some(&r) if r < own => {}
+                Some(&r) => problems.push(format!(
+                    "src/{}:{line}: `{top}` (rank {own}) uses crate::{name} (rank {r}): layers \
+                     point down; move what both need below them",
+                    rel.display()
+                )),
+                None => problems.push(format!(
+                    "src/{}:{line}: crate::{name} is not a module with a rank",
+                    rel.display()
+                )),
+            }
+        }
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
+
+#[test]
+fn every_top_module_has_a_rank_and_the_readme_lists_the_same() {
+    let root = src();
+    let lib = std::fs::read_to_string(root.join("lib.rs")).unwrap();
+    let ranks: BTreeMap<&str, u8> = RANKS.iter().copied().collect();
+    for line in lib.lines() {
+        if let Some(m) = line.trim().strip_prefix("pub mod ") {
+            let m = m.trim_end_matches(';');
+            assert!(ranks.contains_key(m), "module {m} has no rank");
+        }
+    }
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split("## Architecture")
+        .nth(1)
+        .expect("README has an Architecture section");
+    let mut listed = BTreeMap::new();
+    for line in section.lines().take_while(|l| !l.starts_with("## ")) {
+        // | rank | `module` | what it is |
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() < 4 {
+            continue;
+        }
+        let (Ok(rank), Some(module)) = (
+            cells[1].parse::<u8>(),
+            cells[2].strip_prefix('`').and_then(|c| c.strip_suffix('`')),
+        ) else {
+            continue;
+        };
+        listed.insert(module.to_string(), rank);
+    }
+    let expected: BTreeMap<String, u8> = RANKS.iter().map(|(m, r)| (m.to_string(), *r)).collect();
+    assert_eq!(listed, expected, "README architecture table vs RANKS");
+}
+
+#[test]
+fn the_checker_sees_upward_imports() {
+    let text = "use crate::finding::Finding;\nuse crate::{report, scan::Matcher};\n\
+                // crate::cli in a comment\nlet x = super::super::cli::run();\n";
+    let names: Vec<String> = named_modules(text, 2).into_iter().map(|(_, n)| n).collect();
+    assert_eq!(names, ["finding", "report", "scan", "cli"]);
+}

@@ -101,6 +101,12 @@ impl ScanRequest {
         }
     }
 
+    /// Whether the request can run without the async runtime (`run_local`): it verifies
+    /// nothing.
+    pub fn is_local(&self) -> bool {
+        !self.verify
+    }
+
     /// The scanner's options from the request and `[scan]`.
     pub fn options(&self, config: &ScanConfig) -> ScanOptions {
         ScanOptions {
@@ -140,6 +146,8 @@ pub enum ScanError {
     Store(#[source] StoreError),
     #[error("the scan stopped: {0}")]
     Panicked(String),
+    #[error("verification logs in over the network: run the scan with scan::job::run")]
+    NeedsAsync,
 }
 
 /// The summary's `store` section of a recorded scan.
@@ -209,6 +217,27 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ScanError::Panicked(e.to_string()))?
 }
 
+/// `run` for a request that verifies nothing (`ScanRequest::is_local`: no network, nothing
+/// async), on the calling thread: what the pre-commit hook runs, with no runtime and no thread
+/// to start.
+pub fn run_local(
+    req: ScanRequest,
+    config: &Config,
+    clock: &dyn Clock,
+    store: Option<Arc<dyn Store>>,
+) -> Result<ScanReport, ScanError> {
+    if !req.is_local() {
+        return Err(ScanError::NeedsAsync);
+    }
+    let now = clock.now();
+    let scope = req.record_scope();
+    if scope.is_some() && store.is_none() {
+        return Err(ScanError::NoStore);
+    }
+    let (report, _, _, all, previous, req) = scan_and_baseline(req, &config.scan, now)?;
+    finish(report, &req, &all, previous.as_ref(), scope, store, now)
+}
+
 /// Scans as `req` says, then applies the baseline, verifies, writes the baseline and records,
 /// in that order. `store` is needed when `req.record_scope()` is `Some`.
 pub async fn run(
@@ -237,29 +266,39 @@ pub async fn run(
         report.verification = Some(section);
         report.notes.extend(notes);
     }
-    blocking(move || {
-        if let Some(path) = &req.write_baseline {
-            let b = Baseline::from_findings(
-                &all,
-                previous.as_ref(),
-                &now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            );
-            b.write(path)?;
-            report.notes.push(format!(
-                "wrote baseline {} with {} entries; later scans with --baseline {} leave these \
-                 findings out",
-                path.display(),
-                b.entries.len(),
-                path.display()
-            ));
-            report.exit = Some(0);
-        }
-        if let (Some(scope), Some(store)) = (scope, store) {
-            record(store.as_ref(), &scope, &mut report, now)?;
-        }
-        Ok(report)
-    })
-    .await
+    blocking(move || finish(report, &req, &all, previous.as_ref(), scope, store, now)).await
+}
+
+/// After the scan, baseline and verification: writes the baseline and records, in that order.
+fn finish(
+    mut report: ScanReport,
+    req: &ScanRequest,
+    all: &[Finding],
+    previous: Option<&Baseline>,
+    scope: Option<String>,
+    store: Option<Arc<dyn Store>>,
+    now: DateTime<Utc>,
+) -> Result<ScanReport, ScanError> {
+    if let Some(path) = &req.write_baseline {
+        let b = Baseline::from_findings(
+            all,
+            previous,
+            &now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        );
+        b.write(path)?;
+        report.notes.push(format!(
+            "wrote baseline {} with {} entries; later scans with --baseline {} leave these \
+             findings out",
+            path.display(),
+            b.entries.len(),
+            path.display()
+        ));
+        report.exit = Some(0);
+    }
+    if let (Some(scope), Some(store)) = (scope, store) {
+        record(store.as_ref(), &scope, &mut report, now)?;
+    }
+    Ok(report)
 }
 
 /// What the blocking first half hands to the rest: the report so far, the keys kept for

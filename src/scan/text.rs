@@ -127,7 +127,8 @@ mod tests {
         let s = "Windows Registry Editor Version 5.00\r\n\r\n[HKEY_CURRENT_USER\\Environment]\r\n\"AIRWALLEX_API_KEY\"=\"x\"\r\nnaïve €\r\n";
         for little in [true, false] {
             for bom in [true, false] {
-                let t = text_of(&utf16(s, little, bom)).expect("text");
+                let data = utf16(s, little, bom);
+                let t = text_of(&data).expect("text");
                 assert_eq!(std::str::from_utf8(&t).unwrap(), s, "{little} {bom}");
             }
         }

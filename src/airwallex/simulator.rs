@@ -534,7 +534,7 @@ fn bad_request(message: impl Into<String>) -> (StatusCode, Value) {
 fn collection(template: &str) -> Option<(&'static str, &'static str)> {
     Some(match template {
         "GET /api/v1/transfers" | "GET /api/v1/transfers/{id}" => ("transfers", "created_at"),
-        "GET /api/v1/beneficiaries" | "GET /api/v1/beneficiaries/{id}" => {
+        "GET /api/v1/beneficiaries" | "GET /api/v1/beneficiaries/{beneficiary_id}" => {
             ("beneficiaries", "created_at")
         }
         "GET /api/v1/financial_transactions" | "GET /api/v1/financial_transactions/{id}" => {
@@ -645,7 +645,7 @@ fn serve_read(
             items.first().cloned().unwrap_or_else(|| json!({})),
         );
     }
-    if template.ends_with("/{id}") {
+    if template.ends_with("/{id}") || template.ends_with("/{beneficiary_id}") {
         let id = path.rsplit('/').next().unwrap_or("");
         return match items
             .iter()

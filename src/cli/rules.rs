@@ -6,6 +6,7 @@ use crate::privilege::PrivilegeRules;
 use crate::scan::examples::check_leak_rules;
 use crate::scan::job::matcher;
 use crate::scan::Matcher;
+use crate::watch::WatchRules;
 use clap::Subcommand;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,6 +21,9 @@ pub enum RulesCommand {
         /// Add the privilege rules in this directory (or file); repeatable.
         #[arg(long = "privilege-rules", value_name = "DIR")]
         privilege_rules: Vec<PathBuf>,
+        /// Add the watch rules in this directory (or file); repeatable.
+        #[arg(long = "watch-rules", value_name = "DIR")]
+        watch_rules: Vec<PathBuf>,
     },
     /// List the rules in force.
     List {
@@ -29,6 +33,9 @@ pub enum RulesCommand {
         /// Add the privilege rules in this directory (or file); repeatable.
         #[arg(long = "privilege-rules", value_name = "DIR")]
         privilege_rules: Vec<PathBuf>,
+        /// Add the watch rules in this directory (or file); repeatable.
+        #[arg(long = "watch-rules", value_name = "DIR")]
+        watch_rules: Vec<PathBuf>,
         /// Print only the detector regexes, one per line (a pattern file for `rg -f`, e.g. the
         /// benchmark's ripgrep baseline).
         #[arg(long)]
@@ -48,6 +55,7 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
         RulesCommand::Check {
             rules,
             privilege_rules,
+            watch_rules,
         } => {
             let matcher: Matcher = matcher(&ctx.config.scan, &rules, &[], ctx.clock().now())?;
             let (failures, ran) = check_leak_rules(&matcher);
@@ -57,10 +65,30 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
             let proxy_rules = crate::proxy::ProxyRules::builtin();
             let (x_failures, x_ran) = proxy_rules.check_examples(&catalog);
             for f in &x_failures {
-                println!("FAIL {f}");
+                say!("FAIL {f}");
+            }
+            let watch = WatchRules::load(&watch_rules, &[], &BTreeMap::new())?;
+            let (w_failures, w_ran) = watch.check_examples();
+            for f in &w_failures {
+                say!(
+                    "FAIL {} {} {} ({}): {}",
+                    f.rule,
+                    if f.expected_finding {
+                        "example"
+                    } else {
+                        "negative example"
+                    },
+                    f.index,
+                    if f.expected_finding {
+                        "must fire"
+                    } else {
+                        "must not fire"
+                    },
+                    f.detail
+                );
             }
             for f in &p_failures {
-                println!(
+                say!(
                     "FAIL {} {} {} ({}): {}",
                     f.rule,
                     if f.expected_finding {
@@ -78,7 +106,7 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
                 );
             }
             for f in &failures {
-                println!(
+                say!(
                     "FAIL {} {} ({}): {}",
                     f.rule,
                     f.path,
@@ -98,21 +126,30 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
                     format!("{failed} failed")
                 }
             };
-            println!(
+            say!(
                 "rules check: {n} leak rules, {ran} examples: {}",
                 verdict(failures.len())
             );
-            println!(
+            say!(
                 "rules check: {} privilege rules, {p_ran} examples: {}",
                 privilege.rules.len(),
                 verdict(p_failures.len())
             );
-            println!(
+            say!(
                 "rules check: {} proxy rules, {x_ran} examples: {}",
                 proxy_rules.rules.len(),
                 verdict(x_failures.len())
             );
-            if failures.is_empty() && p_failures.is_empty() && x_failures.is_empty() {
+            say!(
+                "rules check: {} watch rules, {w_ran} examples: {}",
+                watch.rules.len(),
+                verdict(w_failures.len())
+            );
+            if failures.is_empty()
+                && p_failures.is_empty()
+                && x_failures.is_empty()
+                && w_failures.is_empty()
+            {
                 Ok(0)
             } else {
                 Ok(1)
@@ -121,21 +158,22 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
         RulesCommand::List {
             rules,
             privilege_rules,
+            watch_rules,
             regexes,
         } => {
             let matcher: Matcher = matcher(&ctx.config.scan, &rules, &[], ctx.clock().now())?;
             if regexes {
                 for r in &matcher.rules().rules {
                     for p in &r.patterns {
-                        println!("{}", unnamed_groups(p.regex.as_str()));
+                        say!("{}", unnamed_groups(p.regex.as_str()));
                     }
                 }
                 return Ok(0);
             }
             for r in &matcher.rules().rules {
-                println!("{:<32} {:<8} {}", r.id, r.severity.as_str(), r.name);
+                say!("{:<32} {:<8} {}", r.id, r.severity.as_str(), r.name);
                 for p in &r.patterns {
-                    println!("    pattern {}", p.name);
+                    say!("    pattern {}", p.name);
                 }
             }
             let privilege = PrivilegeRules::load(&privilege_rules, &[], &BTreeMap::new())?;
@@ -144,16 +182,24 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
                     Some(p) if p != r.severity => format!("{} ({} in production)", r.severity, p),
                     _ => r.severity.to_string(),
                 };
-                println!("{:<32} {:<8} {}", r.id, sev, r.name);
+                say!("{:<32} {:<8} {}", r.id, sev, r.name);
                 if !r.params.is_empty() {
                     let params: Vec<String> =
                         r.params.iter().map(|(k, v)| format!("{k} = {v}")).collect();
-                    println!("    params {}", params.join(", "));
+                    say!("    params {}", params.join(", "));
                 }
             }
             for r in &crate::proxy::ProxyRules::builtin().rules {
                 let sev = format!("{} ({} when the call writes)", r.severity, r.severity_write);
-                println!("{:<32} {:<8} {}", r.id, sev, r.name);
+                say!("{:<32} {:<8} {}", r.id, sev, r.name);
+            }
+            for r in &WatchRules::load(&watch_rules, &[], &BTreeMap::new())?.rules {
+                say!("{:<32} {:<8} {}", r.id, r.severity.to_string(), r.name);
+                if !r.params.is_empty() {
+                    let params: Vec<String> =
+                        r.params.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                    say!("    params {}", params.join(", "));
+                }
             }
             Ok(0)
         }

@@ -26,7 +26,7 @@ pub use proxy::{EnforceSetting, ProxyConfig, RawProxy};
 pub use scan::{RawScan, ScanConfig};
 pub use store::{RawStore, StoreConfig};
 pub use usage::{RawUsage, UsageConfig};
-pub use watch::{RawWatch, WatchConfig};
+pub use watch::{RawWatch, WatchConfig, WATCH_LISTS};
 
 use serde::Deserialize;
 use std::fmt;
@@ -196,6 +196,7 @@ impl Config {
             let catalog = crate::airwallex::Catalog::builtin_ref();
             keys::validate_keys(path, text, &raw.keys, catalog, &mut problems)
         };
+        watch::check_key(&src, &raw.watch, &keys, &mut problems);
         let config = Config {
             path: Some(path.to_path_buf()),
             airwallex: airwallex::validate(&src, &raw.airwallex, &mut problems),

@@ -42,6 +42,13 @@ pub struct Inventory {
 
 /// Reads a key's secret. The error names the cause (never the value).
 pub fn resolve_secret(spec: &SecretSpec) -> Result<Secret<String>, String> {
+    let secret = read_secret(spec)?;
+    // Held by the redaction gate from now on: any window of it is redacted wherever it goes.
+    crate::redact::hold(secret.expose());
+    Ok(secret)
+}
+
+fn read_secret(spec: &SecretSpec) -> Result<Secret<String>, String> {
     let (value, from) = match spec {
         SecretSpec::Literal(s) => return Ok(s.clone()),
         SecretSpec::Env(var) => match std::env::var(var) {
@@ -79,6 +86,8 @@ pub fn resolve_secret(spec: &SecretSpec) -> Result<Secret<String>, String> {
     if value.is_empty() {
         return Err(format!("{from} is empty"));
     }
+    // Whatever it is, it was meant to be secret.
+    crate::redact::hold(&value);
     if !crate::config::is_api_key_shape(&value) {
         // Never echo the value: its length and shape only.
         return Err(format!(

@@ -164,6 +164,8 @@ impl Spill {
             serde_json::to_writer(&mut buf, e).expect("events serialize");
             buf.push(b'\n');
         }
+        // Through the redaction gate: a spill file is as private as the store it stands in for.
+        let buf = crate::redact::scrub_bytes(&buf);
         let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
             *guard = Some(self.open()?);

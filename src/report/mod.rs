@@ -1,5 +1,5 @@
 //! The contract's report document and its one render entry point: a job's typed outcome becomes
-//! a `Report` (`jobs.rs`: scan, audit, inventory), rendered in the format the user asked for
+//! a `Report` (`jobs.rs`: scan, audit, inventory; `watch.rs`), rendered in the format the user asked for
 //! (human, with the inventory's key table; JSON; SARIF).
 
 mod human;
@@ -7,6 +7,7 @@ mod jobs;
 mod json;
 pub mod sarif;
 mod table;
+pub mod watch;
 
 use crate::finding::{count_by_severity, Finding};
 use crate::inventory::{DiscoverOutcome, KeyRow, VerifyStats};
@@ -99,6 +100,9 @@ pub struct Summary {
     /// `scan --verify`, `inventory verify`: what the logins said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<VerificationSection>,
+    /// `watch`: what each list read, where it stopped, what stays open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<crate::watch::WatchOutcome>,
 }
 
 /// The `verification` section: a scan's pairs, or the inventory's logins.
@@ -152,8 +156,26 @@ pub struct Style {
     pub color: bool,
 }
 
-/// Renders `report` to `out`.
+/// Renders `report` to `out` through the redaction gate: the whole rendering is scrubbed
+/// (`redact::scrub`) before a byte of it is written, and human output shows control characters
+/// escaped (only its own colour codes pass). Every format, every field, one place.
 pub fn render(
+    report: &Report,
+    format: Format,
+    style: Style,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(16 << 10);
+    render_raw(report, format, style, &mut buf)?;
+    let mut gate = match format {
+        Format::Human => crate::redact::Scrubbing::for_terminal(out, style.color),
+        Format::Json | Format::Sarif => crate::redact::Scrubbing::new(out),
+    };
+    gate.write_all(&buf)
+}
+
+/// Renders without the gate (only `render` calls it).
+fn render_raw(
     report: &Report,
     format: Format,
     style: Style,

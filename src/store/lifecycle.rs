@@ -3,11 +3,12 @@
 //! unexpired acknowledgement) and resolves what the same scope reported before and no longer
 //! does, all in one transaction with the run itself.
 
+use super::params;
 use super::runs::{self, RunRecord};
 use super::{ts, SqliteStore, StoreError};
 use crate::finding::{Finding, Status};
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::OptionalExtension;
 
 /// What recording a run did.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]

@@ -31,6 +31,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "proxy",
         sql: include_str!("migrations/0003_proxy.sql"),
     },
+    Migration {
+        version: 4,
+        name: "watch",
+        sql: include_str!("migrations/0004_watch.sql"),
+    },
 ];
 
 /// The schema version this build writes (`PRAGMA user_version`): the last step's.

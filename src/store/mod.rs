@@ -7,6 +7,7 @@
 //! its SQLite implementation beside it: `findings` (what is stored, looked up by id),
 //! `lifecycle` (recording a run), `acks` (acknowledgements), `runs` (the runs recorded),
 //! `outbox` (alerts queued by the recording transaction, their messages and deliveries).
+//! `watch` (the money-movement watch's cursors and objects).
 //!
 //! Adding an area: a file `store/<area>.rs` with a trait and `impl <Trait> for SqliteStore`, its
 //! tables in the next migration (`migrations.rs`), the trait added to `Store`'s supertraits
@@ -24,6 +25,7 @@ pub mod outbox;
 pub mod proxy;
 pub mod runs;
 pub mod sqlite;
+pub mod watch;
 
 pub use acks::Acknowledgements;
 pub use findings::{Findings, StoredFinding};
@@ -33,6 +35,7 @@ pub use outbox::{AlertKind, AlertPlanner, Delivery, NewMessage, Outbox, QueueRow
 pub use proxy::ProxyRecords;
 pub use runs::{RunRecord, Runs};
 pub use sqlite::SqliteStore;
+pub use watch::{PendingRead, Seen, StoredObject, WatchCursor, WatchObject, WatchState};
 
 use chrono::{DateTime, Utc};
 use std::path::{Path, PathBuf};
@@ -40,12 +43,21 @@ use std::sync::Arc;
 
 /// Every area of the store: what a job may hold (`Arc<dyn Store>`).
 pub trait Store:
-    Findings + Lifecycle + Acknowledgements + Runs + Outbox + ProxyRecords + Send + Sync
+    Findings + Lifecycle + Acknowledgements + Runs + Outbox + ProxyRecords + WatchState + Send + Sync
 {
 }
 
-impl<T: Findings + Lifecycle + Acknowledgements + Runs + Outbox + ProxyRecords + Send + Sync> Store
-    for T
+impl<
+        T: Findings
+            + Lifecycle
+            + Acknowledgements
+            + Runs
+            + Outbox
+            + ProxyRecords
+            + WatchState
+            + Send
+            + Sync,
+    > Store for T
 {
 }
 
@@ -102,6 +114,40 @@ pub fn default_path() -> PathBuf {
 pub fn open(path: &Path) -> Result<Arc<dyn Store>, StoreError> {
     Ok(Arc::new(SqliteStore::open(path)?))
 }
+
+/// A value bound to a statement, its text passed through the redaction gate on the way in: no
+/// row, and so no page of the database or its WAL, ever holds a key in clear. Bind with this
+/// module's [`params!`] (every store area imports `super::params`, never `rusqlite::params`; a
+/// test checks).
+pub struct Clean<'a>(pub &'a dyn rusqlite::ToSql);
+
+impl rusqlite::ToSql for Clean<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+        use std::borrow::Cow;
+        let out = self.0.to_sql()?;
+        let text = match &out {
+            ToSqlOutput::Borrowed(ValueRef::Text(b)) => std::str::from_utf8(b).ok(),
+            ToSqlOutput::Owned(Value::Text(s)) => Some(s.as_str()),
+            _ => None,
+        };
+        if let Some(Cow::Owned(clean)) = text.map(crate::redact::scrub) {
+            return Ok(ToSqlOutput::Owned(Value::Text(clean)));
+        }
+        Ok(out)
+    }
+}
+
+/// `rusqlite::params!` with every value bound through the redaction gate ([`Clean`]).
+macro_rules! params {
+    () => {
+        &[] as &[&dyn rusqlite::ToSql]
+    };
+    ($($p:expr),+ $(,)?) => {
+        &[$(&$crate::store::Clean(&$p) as &dyn rusqlite::ToSql),+] as &[&dyn rusqlite::ToSql]
+    };
+}
+pub(crate) use params;
 
 /// How times are stored: RFC 3339, seconds, `Z`.
 pub(crate) fn ts(t: DateTime<Utc>) -> String {

@@ -4,9 +4,10 @@
 //! usage events also land here, in `proxy_usage_events` (created on first use, not part of the
 //! migrations, deduplicated on the whole event).
 
+use super::params;
 use super::{SqliteStore, StoreError};
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::OptionalExtension;
 
 /// A login seen by a proxy: the token's fingerprint names the key's until expiry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +59,11 @@ pub trait ProxyRecords {
     ) -> Result<(), StoreError>;
     /// The stored proxy events (JSON lines), oldest first.
     fn proxy_events(&self) -> Result<Vec<String>, StoreError>;
+    /// Every proxied call that created or changed `object_id`, oldest first (the watch's exact
+    /// join on object ids).
+    fn object_sightings(&self, object_id: &str) -> Result<Vec<ObjectSighting>, StoreError>;
+    /// Whether any proxied call has been recorded with an object id.
+    fn has_object_sightings(&self) -> Result<bool, StoreError>;
 }
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -201,6 +207,37 @@ impl ProxyRecords for SqliteStore {
         tx.commit().map_err(self.q("commit"))
     }
 
+    fn object_sightings(&self, object_id: &str) -> Result<Vec<ObjectSighting>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT object_id, ts, key, method, path FROM proxy_objects \
+                 WHERE object_id = ?1 ORDER BY ts",
+            )
+            .map_err(self.q("prepare object sightings"))?;
+        let rows = stmt
+            .query_map([object_id], |r| {
+                Ok(ObjectSighting {
+                    object_id: r.get(0)?,
+                    ts: r.get(1)?,
+                    key: r.get(2)?,
+                    method: r.get(3)?,
+                    path: r.get(4)?,
+                })
+            })
+            .map_err(self.q("list object sightings"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(self.q("list object sightings"))
+    }
+
+    fn has_object_sightings(&self) -> Result<bool, StoreError> {
+        self.conn()
+            .query_row("SELECT EXISTS (SELECT 1 FROM proxy_objects)", [], |r| {
+                r.get(0)
+            })
+            .map_err(self.q("count object sightings"))
+    }
+
     fn proxy_events(&self) -> Result<Vec<String>, StoreError> {
         let conn = self.conn();
         let Ok(mut s) = conn.prepare_cached("SELECT event FROM proxy_usage_events ORDER BY ts")
@@ -255,6 +292,10 @@ mod tests {
             .unwrap();
         s.append_proxy_events(&[row], &[obj]).unwrap();
         assert_eq!(s.proxy_events().unwrap().len(), 1);
+        let seen = s.object_sightings("ben_1").unwrap();
+        assert_eq!((seen.len(), seen[0].key.as_str()), (1, "payvy"));
+        assert!(s.object_sightings("ben_2").unwrap().is_empty());
+        assert!(s.has_object_sightings().unwrap());
         assert_eq!(
             s.object_changed_at("ben_1").unwrap().unwrap(),
             parse("2026-11-20T10:00:00Z").unwrap()

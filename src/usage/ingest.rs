@@ -169,8 +169,11 @@ pub fn looks_like_raw_key(s: &str) -> bool {
     s.len() == 96 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Replaces every run of 32 or more hex digits in a message, so an error never echoes a key.
+/// A message about a line, through the redaction gate (and runs of 32 or more hex digits, which
+/// a usage file has no business holding, shown as `<redacted>` as before), so a rejection never
+/// echoes a key.
 fn redact_hex_runs(msg: &str) -> String {
+    let msg = crate::redact::scrub(msg);
     let b = msg.as_bytes();
     let mut out = String::with_capacity(msg.len());
     let mut i = 0;
@@ -608,12 +611,14 @@ fn ingest_event<'c>(
     method_buf: &mut String,
 ) {
     let key = ev.key.as_str();
-    if looks_like_raw_key(key) {
+    // A key in any form (whole, `Bearer `-prefixed, split, wrapped, a token): rejected, never
+    // echoed.
+    if looks_like_raw_key(key) || crate::redact::holds_key(key) {
         partial.reject(
             line_no,
-            "field `key` holds what looks like a raw API key (96 hex digits); usage events must \
-             name the key by its inventory name or fingerprint (sha256:...), never carry the key \
-             (the value is not shown). Revoke that key if the file was shared"
+            "field `key` holds what looks like an API key or token; usage events must name the \
+             key by its inventory name or fingerprint (sha256:...), never carry the key (the \
+             value is not shown). Revoke that key if the file was shared"
                 .to_string(),
         );
         return;
@@ -994,7 +999,9 @@ mod tests {
         let k = "ab".repeat(48);
         let m = redact_hex_runs(&format!("invalid type: string \"{k}\", expected u16"));
         assert!(!m.contains(&k[..32]));
-        assert!(m.contains("<redacted>"));
+        assert!(m.contains("[redacted abab…abab sha256:"), "{m}");
+        let m = redact_hex_runs(&format!("got {}", &k[..36]));
+        assert_eq!(m, "got <redacted>");
         assert_eq!(redact_hex_runs("line 12 column 3"), "line 12 column 3");
     }
 }

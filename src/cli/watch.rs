@@ -1,0 +1,27 @@
+//! `awxguard watch`: one poll of the money-movement watch with a read-only key: the lists read
+//! since the last poll, the findings recorded under `watch:<key>`.
+
+use super::Context;
+use crate::watch::{WatchRequest, WatchRules};
+use anyhow::Context as _;
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The declared key to read with (default: `[watch] key`); a key that can only read.
+    #[arg(long, value_name = "NAME")]
+    pub key: Option<String>,
+}
+
+pub fn run(ctx: &Context, args: WatchArgs) -> anyhow::Result<u8> {
+    // Rule files are checked before anything is sent.
+    let w = &ctx.config.watch;
+    WatchRules::load(&w.rule_dirs, &w.disable, &w.params).context("cannot load the watch rules")?;
+    let store = ctx.open_store()?;
+    let req = WatchRequest {
+        key: args.key,
+        calls: None,
+    };
+    let outcome = ctx.block_on(crate::watch::run(&req, &ctx.config, ctx.clock(), store))?;
+    ctx.emit(&crate::report::Report::from(outcome))
+}

@@ -7,7 +7,8 @@
 //! its SQLite implementation beside it: `findings` (what is stored, looked up by id),
 //! `lifecycle` (recording a run), `acks` (acknowledgements), `runs` (the runs recorded),
 //! `outbox` (alerts queued by the recording transaction, their messages and deliveries).
-//! `watch` (the money-movement watch's cursors and objects).
+//! `watch` (the money-movement watch's cursors and objects), `keys` (the keys as the last audit
+//! saw them, for the report).
 //!
 //! Adding an area: a file `store/<area>.rs` with a trait and `impl <Trait> for SqliteStore`, its
 //! tables in the next migration (`migrations.rs`), the trait added to `Store`'s supertraits
@@ -19,6 +20,7 @@
 
 pub mod acks;
 pub mod findings;
+pub mod keys;
 pub mod lifecycle;
 pub mod migrations;
 pub mod outbox;
@@ -29,6 +31,7 @@ pub mod watch;
 
 pub use acks::Acknowledgements;
 pub use findings::{Findings, StoredFinding};
+pub use keys::{KeyRecord, KeyRecords};
 pub use lifecycle::{Lifecycle, RecordSummary, Recorded};
 pub use migrations::SCHEMA_VERSION;
 pub use outbox::{AlertKind, AlertPlanner, Delivery, NewMessage, Outbox, QueueRow, QueuedAlert};
@@ -43,7 +46,16 @@ use std::sync::Arc;
 
 /// Every area of the store: what a job may hold (`Arc<dyn Store>`).
 pub trait Store:
-    Findings + Lifecycle + Acknowledgements + Runs + Outbox + ProxyRecords + WatchState + Send + Sync
+    Findings
+    + Lifecycle
+    + Acknowledgements
+    + Runs
+    + Outbox
+    + ProxyRecords
+    + WatchState
+    + KeyRecords
+    + Send
+    + Sync
 {
 }
 
@@ -55,6 +67,7 @@ impl<
             + Outbox
             + ProxyRecords
             + WatchState
+            + KeyRecords
             + Send
             + Sync,
     > Store for T

@@ -197,7 +197,8 @@ pub struct Finding {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Status>,
     /// Rule ids of weaker findings on the same key that this one implies and carries (folding,
-    /// findings contract): they are not reported on their own.
+    /// findings contract): they are not reported on their own; for an anomaly, the rules of the
+    /// other signals of the same incident.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub also: Vec<String>,
 }

@@ -6,6 +6,7 @@ use crate::privilege::PrivilegeRules;
 use crate::scan::examples::check_leak_rules;
 use crate::scan::job::matcher;
 use crate::scan::Matcher;
+use crate::usage::detect::AnomalyRules;
 use crate::watch::WatchRules;
 use clap::Subcommand;
 use std::collections::BTreeMap;
@@ -24,6 +25,9 @@ pub enum RulesCommand {
         /// Add the watch rules in this directory (or file); repeatable.
         #[arg(long = "watch-rules", value_name = "DIR")]
         watch_rules: Vec<PathBuf>,
+        /// Add the anomaly rules in this directory (or file); repeatable.
+        #[arg(long = "anomaly-rules", value_name = "DIR")]
+        anomaly_rules: Vec<PathBuf>,
     },
     /// List the rules in force.
     List {
@@ -36,6 +40,9 @@ pub enum RulesCommand {
         /// Add the watch rules in this directory (or file); repeatable.
         #[arg(long = "watch-rules", value_name = "DIR")]
         watch_rules: Vec<PathBuf>,
+        /// Add the anomaly rules in this directory (or file); repeatable.
+        #[arg(long = "anomaly-rules", value_name = "DIR")]
+        anomaly_rules: Vec<PathBuf>,
         /// Print only the detector regexes, one per line (a pattern file for `rg -f`, e.g. the
         /// benchmark's ripgrep baseline).
         #[arg(long)]
@@ -56,6 +63,7 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
             rules,
             privilege_rules,
             watch_rules,
+            anomaly_rules,
         } => {
             let matcher: Matcher = matcher(&ctx.config.scan, &rules, &[], ctx.clock().now())?;
             let (failures, ran) = check_leak_rules(&matcher);
@@ -87,22 +95,31 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
                     f.detail
                 );
             }
-            for f in &p_failures {
+            let anomaly = AnomalyRules::load(&anomaly_rules, &[], &BTreeMap::new())?;
+            let (a_failures, a_ran) = anomaly.check_examples(&catalog);
+            let example_failures = p_failures
+                .iter()
+                .map(|f| (&f.rule, f.expected_finding, f.index, &f.detail));
+            let anomaly_failures = a_failures
+                .iter()
+                .map(|f| (&f.rule, f.expected_finding, f.index, &f.detail));
+            for (rule, expected_finding, index, detail) in example_failures.chain(anomaly_failures)
+            {
                 say!(
                     "FAIL {} {} {} ({}): {}",
-                    f.rule,
-                    if f.expected_finding {
+                    rule,
+                    if expected_finding {
                         "example"
                     } else {
                         "negative example"
                     },
-                    f.index,
-                    if f.expected_finding {
+                    index,
+                    if expected_finding {
                         "must fire"
                     } else {
                         "must not fire"
                     },
-                    f.detail
+                    detail
                 );
             }
             for f in &failures {
@@ -145,10 +162,16 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
                 watch.rules.len(),
                 verdict(w_failures.len())
             );
+            say!(
+                "rules check: {} anomaly rules, {a_ran} examples: {}",
+                anomaly.rules.len(),
+                verdict(a_failures.len())
+            );
             if failures.is_empty()
                 && p_failures.is_empty()
                 && x_failures.is_empty()
                 && w_failures.is_empty()
+                && a_failures.is_empty()
             {
                 Ok(0)
             } else {
@@ -159,6 +182,7 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
             rules,
             privilege_rules,
             watch_rules,
+            anomaly_rules,
             regexes,
         } => {
             let matcher: Matcher = matcher(&ctx.config.scan, &rules, &[], ctx.clock().now())?;
@@ -198,6 +222,14 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
                 if !r.params.is_empty() {
                     let params: Vec<String> =
                         r.params.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                    say!("    params {}", params.join(", "));
+                }
+            }
+            for r in &AnomalyRules::load(&anomaly_rules, &[], &BTreeMap::new())?.rules {
+                say!("{:<32} {:<8} {}", r.id, r.severity.to_string(), r.name);
+                let params: Vec<String> =
+                    r.params.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                if !params.is_empty() {
                     say!("    params {}", params.join(", "));
                 }
             }

@@ -37,7 +37,7 @@ pub use migrations::SCHEMA_VERSION;
 pub use outbox::{AlertKind, AlertPlanner, Delivery, NewMessage, Outbox, QueueRow, QueuedAlert};
 pub use proxy::ProxyRecords;
 pub use runs::{RunRecord, Runs};
-pub use sqlite::SqliteStore;
+pub use sqlite::{OpenOptions, SqliteStore};
 pub use watch::{PendingRead, Seen, StoredObject, WatchCursor, WatchObject, WatchState};
 
 use chrono::{DateTime, Utc};
@@ -81,6 +81,11 @@ pub enum StoreError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    #[error(
+        "{path}: the directory for the database does not exist; create it, or choose another \
+         --db / AWXGUARD_DB"
+    )]
+    NoDir { path: PathBuf },
     #[error("{path}: cannot create the database directory: {source}")]
     Dir {
         path: PathBuf,
@@ -107,6 +112,14 @@ pub enum StoreError {
         what: &'static str,
         source: rusqlite::Error,
     },
+    #[error(
+        "{path}: database schema version {found} is older than this awxguard's \
+         ({SCHEMA_VERSION}); a read-only command does not upgrade it: run a recording command \
+         (`awxguard audit`, `awxguard scan --record`) once"
+    )]
+    TooOld { path: PathBuf, found: i64 },
+    #[error("{path}: not an awxguard database: {why}; point --db / AWXGUARD_DB at another file")]
+    NotADatabase { path: PathBuf, why: String },
     #[error("no finding with id {0:?} in the database (see `awxguard findings list`)")]
     UnknownFinding(String),
     #[error("finding id prefix {0:?} is ambiguous: {1}")]
@@ -126,6 +139,23 @@ pub fn default_path() -> PathBuf {
 /// Opens the database at `path` (the SQLite backend), schema brought up to date.
 pub fn open(path: &Path) -> Result<Arc<dyn Store>, StoreError> {
     Ok(Arc::new(SqliteStore::open(path)?))
+}
+
+/// A database opened with options, and what the run should say about it (a database readable
+/// by other users).
+pub struct Opened {
+    pub store: Arc<dyn Store>,
+    pub notes: Vec<String>,
+}
+
+/// Opens the database at `path` as `opts` say (read-only; creating the default directory).
+pub fn open_with(path: &Path, opts: OpenOptions) -> Result<Opened, StoreError> {
+    let s = SqliteStore::open_with(path, opts)?;
+    let notes = s.notes();
+    Ok(Opened {
+        store: Arc::new(s),
+        notes,
+    })
 }
 
 /// A value bound to a statement, its text passed through the redaction gate on the way in: no

@@ -90,6 +90,8 @@ struct RawEvent<'a> {
     latency_ms: Option<f64>,
     #[serde(default, borrow)]
     host: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    via: Option<Str<'a>>,
 }
 
 /// Where events come from.
@@ -126,6 +128,17 @@ pub fn inputs(paths: &[PathBuf]) -> Result<Vec<Input>, UsageError> {
             walk(p, &mut files)?;
             files.sort();
             out.extend(files.into_iter().map(Input::File));
+        } else if !meta.is_file() {
+            return Err(UsageError::Read {
+                path: p.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "is {}, not a regular file; not read (give - to read standard input)",
+                        crate::files::kind_of(&meta)
+                    ),
+                ),
+            });
         } else {
             out.push(Input::File(p.clone()));
         }
@@ -426,6 +439,7 @@ struct Normalized<'a> {
     account_id: Option<&'a str>,
     latency_bits: Option<u64>,
     host: Option<&'a str>,
+    via: Option<&'a str>,
 }
 
 fn read_source<'c>(
@@ -449,7 +463,18 @@ fn read_source<'c>(
             read_lines(lock, &mut partial, catalog, seen).map_err(read_err)?;
         }
         Input::File(p) => {
-            let f = std::fs::File::open(p).map_err(read_err)?;
+            // A regular file only (checked on the open descriptor): a FIFO, a device or a socket,
+            // even one swapped in after the listing, is refused, never read.
+            let (f, _) = crate::files::open_regular(p).map_err(|e| match e {
+                crate::files::FileError::NotRegular { kind, .. } => read_err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "is {kind}, not a regular file; not read (give - to read standard input)"
+                    ),
+                )),
+                crate::files::FileError::Io { source, .. } => read_err(source),
+                e => read_err(e.into_io()),
+            })?;
             read_lines(f, &mut partial, catalog, seen).map_err(read_err)?;
         }
     }
@@ -458,6 +483,10 @@ fn read_source<'c>(
 
 /// Bytes read at a time; a block is cut at its last newline and its lines parsed in parallel.
 const BLOCK: usize = 8 << 20;
+
+/// A line longer than this is rejected and skipped without being kept (a file without line
+/// breaks, a sparse giant, costs a block of memory, not its size).
+pub const MAX_LINE: usize = 1 << 20;
 
 /// Under this size a block is parsed on one thread.
 const MIN_CHUNK: usize = 256 << 10;
@@ -481,6 +510,8 @@ fn read_blocks<'c, R: Read>(
     let mut buf: Vec<u8> = Vec::new();
     let mut carry: Vec<u8> = Vec::new();
     let mut line_base: u64 = 0;
+    // Inside a line over `MAX_LINE`: its bytes are dropped up to its end.
+    let mut skipping = false;
     loop {
         buf.clear();
         buf.append(&mut carry);
@@ -488,6 +519,33 @@ fn read_blocks<'c, R: Read>(
         let want = target.saturating_sub(buf.len()) as u64;
         let n = (&mut r).take(want).read_to_end(&mut buf)?;
         let eof = (n as u64) < want;
+        if skipping {
+            match memchr::memchr(b'\n', &buf) {
+                None if eof => return Ok(()),
+                None => continue,
+                Some(i) => {
+                    skipping = false;
+                    line_base += 1;
+                    carry.extend_from_slice(&buf[i + 1..]);
+                    if eof && carry.is_empty() {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            }
+        }
+        let long_line = |buf: &[u8]| buf.len() > MAX_LINE && memchr::memchr(b'\n', buf).is_none();
+        if long_line(&buf) {
+            partial.reject(
+                line_base + 1,
+                format!("the line is longer than {MAX_LINE} bytes; skipped"),
+            );
+            if eof {
+                return Ok(());
+            }
+            skipping = true;
+            continue;
+        }
         let end = if eof {
             buf.len()
         } else {
@@ -569,6 +627,13 @@ fn read_chunk<'c>(
         if line.is_empty() {
             continue;
         }
+        if line.len() > MAX_LINE {
+            partial.reject(
+                line_no,
+                format!("the line is longer than {MAX_LINE} bytes; skipped"),
+            );
+            continue;
+        }
         let ev: RawEvent<'_> = match serde_json::from_slice(line) {
             Ok(ev) => ev,
             Err(e) => {
@@ -602,6 +667,116 @@ fn trim_ascii(b: &[u8]) -> &[u8] {
     b.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(b)
 }
 
+/// A line that passed the contract's checks: time in UTC, method upper case (in the buffer
+/// given), path without query string.
+struct Checked<'a> {
+    ts: DateTime<Utc>,
+    path: &'a str,
+}
+
+/// The contract's checks on one parsed line; `method_buf` receives the upper-case method.
+fn check<'a>(ev: &'a RawEvent<'_>, method_buf: &mut String) -> Result<Checked<'a>, String> {
+    let key = ev.key.as_str();
+    // A key in any form (whole, `Bearer `-prefixed, split, wrapped, a token): rejected, never
+    // echoed.
+    if looks_like_raw_key(key) || crate::redact::holds_key(key) {
+        return Err(
+            "field `key` holds what looks like an API key or token; usage events must name the \
+             key by its inventory name or fingerprint (sha256:...), never carry the key (the \
+             value is not shown). Revoke that key if the file was shared"
+                .to_string(),
+        );
+    }
+    if key.trim().is_empty() {
+        return Err("field `key` is empty".to_string());
+    }
+    let Some(ts) = parse_ts(ev.ts.as_str()) else {
+        return Err(format!(
+            "field `ts` {:?} is not an RFC 3339 time (e.g. 2026-11-20T10:15:00Z)",
+            redact_hex_runs(ev.ts.as_str())
+        ));
+    };
+    if !(100..=599).contains(&ev.status) {
+        return Err(format!(
+            "field `status` {} is not an HTTP status",
+            ev.status
+        ));
+    }
+    let m = ev.method.as_str().trim();
+    if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(format!(
+            "field `method` {:?} is not an HTTP method",
+            redact_hex_runs(m)
+        ));
+    }
+    method_buf.clear();
+    method_buf.push_str(m);
+    method_buf.make_ascii_uppercase();
+    let raw_path = ev.path.as_str();
+    let path = raw_path.split(['?', '#']).next().unwrap_or("");
+    if !path.starts_with('/') {
+        return Err(format!(
+            "field `path` {:?} is not a request path (it must start with /)",
+            redact_hex_runs(path)
+        ));
+    }
+    Ok(Checked { ts, path })
+}
+
+/// One usage event read from a contract line and normalized: time in UTC, method upper case,
+/// path without its query string.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageEvent {
+    pub ts: DateTime<Utc>,
+    pub key: String,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub account_id: Option<String>,
+    pub latency_ms: Option<f64>,
+    pub host: Option<String>,
+    /// `proxy` when awxguard's proxy recorded it.
+    pub via: Option<String>,
+}
+
+impl UsageEvent {
+    /// Recorded by awxguard's proxy (`source_ip` is then an internal client address).
+    pub fn via_proxy(&self) -> bool {
+        self.via.as_deref() == Some("proxy")
+    }
+}
+
+/// Parses and checks one line of the contract, with the reader's messages (without the
+/// `file:line: ` prefix).
+pub fn parse_line(line: &[u8]) -> Result<UsageEvent, String> {
+    let line = trim_ascii(line);
+    let ev: RawEvent<'_> = serde_json::from_slice(line).map_err(|e| {
+        let what = match e.classify() {
+            serde_json::error::Category::Data => "not a usage event",
+            _ => "not valid JSON",
+        };
+        redact_hex_runs(&format!("{what}: {e}"))
+    })?;
+    let mut method = String::new();
+    let c = check(&ev, &mut method)?;
+    let own = |s: &Option<Str<'_>>| s.as_ref().map(|s| s.as_str().to_string());
+    Ok(UsageEvent {
+        ts: c.ts,
+        key: ev.key.as_str().to_string(),
+        method,
+        path: c.path.to_string(),
+        status: ev.status,
+        source_ip: own(&ev.source_ip),
+        user_agent: own(&ev.user_agent),
+        account_id: own(&ev.account_id),
+        latency_ms: ev.latency_ms,
+        host: own(&ev.host),
+        via: own(&ev.via),
+    })
+}
+
 fn ingest_event<'c>(
     ev: &RawEvent<'_>,
     line_no: u64,
@@ -611,66 +786,14 @@ fn ingest_event<'c>(
     method_buf: &mut String,
 ) {
     let key = ev.key.as_str();
-    // A key in any form (whole, `Bearer `-prefixed, split, wrapped, a token): rejected, never
-    // echoed.
-    if looks_like_raw_key(key) || crate::redact::holds_key(key) {
-        partial.reject(
-            line_no,
-            "field `key` holds what looks like an API key or token; usage events must name the \
-             key by its inventory name or fingerprint (sha256:...), never carry the key (the \
-             value is not shown). Revoke that key if the file was shared"
-                .to_string(),
-        );
-        return;
-    }
-    if key.trim().is_empty() {
-        partial.reject(line_no, "field `key` is empty".to_string());
-        return;
-    }
-    let Some(ts) = parse_ts(ev.ts.as_str()) else {
-        partial.reject(
-            line_no,
-            format!(
-                "field `ts` {:?} is not an RFC 3339 time (e.g. 2026-11-20T10:15:00Z)",
-                redact_hex_runs(ev.ts.as_str())
-            ),
-        );
-        return;
+    let Checked { ts, path } = match check(ev, method_buf) {
+        Ok(c) => c,
+        Err(msg) => {
+            partial.reject(line_no, msg);
+            return;
+        }
     };
-    if !(100..=599).contains(&ev.status) {
-        partial.reject(
-            line_no,
-            format!("field `status` {} is not an HTTP status", ev.status),
-        );
-        return;
-    }
-    let m = ev.method.as_str().trim();
-    if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic()) {
-        partial.reject(
-            line_no,
-            format!(
-                "field `method` {:?} is not an HTTP method",
-                redact_hex_runs(m)
-            ),
-        );
-        return;
-    }
-    method_buf.clear();
-    method_buf.push_str(m);
-    method_buf.make_ascii_uppercase();
     let method = method_buf.as_str();
-    let raw_path = ev.path.as_str();
-    let path = raw_path.split(['?', '#']).next().unwrap_or("");
-    if !path.starts_with('/') {
-        partial.reject(
-            line_no,
-            format!(
-                "field `path` {:?} is not a request path (it must start with /)",
-                redact_hex_runs(path)
-            ),
-        );
-        return;
-    }
     let norm = Normalized {
         ts: ts.timestamp(),
         ts_nanos: ts.timestamp_subsec_nanos(),
@@ -683,6 +806,7 @@ fn ingest_event<'c>(
         account_id: opt(&ev.account_id),
         latency_bits: ev.latency_ms.map(f64::to_bits),
         host: opt(&ev.host),
+        via: opt(&ev.via),
     };
     partial.valid += 1;
     partial.first = min_t(partial.first, ts);

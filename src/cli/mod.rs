@@ -255,12 +255,6 @@ impl Context {
         self.open_store_with(true)
     }
 
-    /// The database for a command that only reads it (`report`): no alert planner is installed
-    /// (nothing is recorded).
-    pub fn open_store_read_only(&self) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
-        Ok(crate::store::open(&self.db_path())?)
-    }
-
     /// The database: `--db`, `AWXGUARD_DB`, `[store] path`, or the default under the XDG data
     /// directory.
     pub fn open_store(&self) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {

@@ -582,8 +582,8 @@ fn since_and_unknown_keys_and_every_format_without_a_key() {
     write(e.path(), "awxguard.toml", "");
     let o = report(e.path(), &["--format", "json"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    // The report only reads: it never creates the database... (read-only open comes with
-    // the hardening work) and it never records a run.
+    // The report only reads: no database is created for it, and it records no run.
+    assert!(!e.path().join(".awxguard-test.db").exists());
     let store = awxguard::store::open(&d.path().join(".awxguard-test.db")).unwrap();
     let runs = store.runs(None).unwrap().len();
     report(d.path(), &["--format", "json"]);

@@ -972,30 +972,21 @@ pub fn parse_since(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String>
 }
 
 /// Renders `report` into the file at `path` through the redaction gate: written beside it and
-/// renamed into place, so a failure leaves the previous report whole.
+/// renamed into place (owner-only when new), so a failure leaves the previous report whole.
 pub fn write_file(
     report: &StateReport,
     format: super::Format,
     style: super::Style,
     paper: html::Paper,
     path: &std::path::Path,
-) -> std::io::Result<()> {
-    use std::io::Write;
+) -> Result<(), crate::files::FileError> {
     let mut buf = Vec::with_capacity(64 << 10);
-    super::render_state(report, format, style, paper, &mut buf)?;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "report".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&buf)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
+    super::render_state(report, format, style, paper, &mut buf).map_err(|source| {
+        crate::files::FileError::Write {
+            path: path.to_path_buf(),
+            existed: path.exists(),
+            source,
+        }
+    })?;
+    crate::files::write_atomic(path, &buf, 0o600)
 }

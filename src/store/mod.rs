@@ -6,9 +6,10 @@
 //! an `Arc<dyn Store>` and calls it from a blocking thread. One area per file, each a trait with
 //! its SQLite implementation beside it: `findings` (what is stored, looked up by id),
 //! `lifecycle` (recording a run), `acks` (acknowledgements), `runs` (the runs recorded),
-//! `outbox` (alerts queued by the recording transaction, their messages and deliveries).
-//! `watch` (the money-movement watch's cursors and objects), `keys` (the keys as the last audit
-//! saw them, for the report).
+//! `outbox` (alerts queued by the recording transaction, their messages and deliveries),
+//! `proxy` (the recording proxy's token attributions and objects), `watch` (the money-movement
+//! watch's cursors and objects), `daemon` (the daemon lock, job runs, the refs of scanned
+//! repositories), `keys` (the keys as the last audit saw them, for the report).
 //!
 //! Adding an area: a file `store/<area>.rs` with a trait and `impl <Trait> for SqliteStore`, its
 //! tables in the next migration (`migrations.rs`), the trait added to `Store`'s supertraits
@@ -19,6 +20,7 @@
 //! statements cached.
 
 pub mod acks;
+pub mod daemon;
 pub mod findings;
 pub mod keys;
 pub mod lifecycle;
@@ -30,6 +32,9 @@ pub mod sqlite;
 pub mod watch;
 
 pub use acks::Acknowledgements;
+pub use daemon::{
+    DaemonHolder, DaemonRecords, JobCounts, JobOutcome, JobRun, LockOutcome, StoreStats,
+};
 pub use findings::{Findings, StoredFinding};
 pub use keys::{KeyRecord, KeyRecords};
 pub use lifecycle::{Lifecycle, RecordSummary, Recorded};
@@ -53,6 +58,7 @@ pub trait Store:
     + Outbox
     + ProxyRecords
     + WatchState
+    + DaemonRecords
     + KeyRecords
     + Send
     + Sync
@@ -67,6 +73,7 @@ impl<
             + Outbox
             + ProxyRecords
             + WatchState
+            + DaemonRecords
             + KeyRecords
             + Send
             + Sync,

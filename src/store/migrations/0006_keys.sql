@@ -1,4 +1,4 @@
--- 0005: the keys as the last audit saw them (issue 14). The report is read-only and never logs
+-- 0006: the keys as the last audit saw them (issue 14). The report is read-only and never logs
 -- in, so what a login observed (the token's effective permissions, live or revoked), where the
 -- secret is stored and when the key was last used are kept here by the audit that observed
 -- them: one row per key, replaced by each audit. Never the secret: the row is the inventory's

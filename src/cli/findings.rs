@@ -84,17 +84,18 @@ pub fn parse_expiry(s: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>
 
 pub fn run(ctx: &Context, cmd: FindingsCommand) -> anyhow::Result<u8> {
     let now = ctx.clock().now();
-    let store = ctx.open_store()?;
+    // Every subcommand works on findings already recorded: a database that does not exist is a
+    // mistyped path, never a reason to create an empty one.
+    let store = ctx.open_existing_store()?;
     match cmd {
         FindingsCommand::List { status, scope } => {
-            let findings = crate::store::findings::select(
+            let listing = crate::store::findings::listing(
                 store.as_ref(),
                 scope.as_deref(),
                 status.map(StatusArg::status),
                 now,
             )?;
-            let report = Report::new("findings", findings);
-            ctx.emit(&report)
+            ctx.emit(&Report::from(listing))
         }
         FindingsCommand::Ack {
             id,

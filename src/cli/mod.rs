@@ -225,6 +225,12 @@ impl Context {
         Ok(store)
     }
 
+    /// The database for a command that reads what was recorded (`findings`, reports): a path
+    /// where no database exists is refused (`store::open_existing`).
+    pub fn open_existing_store(&self) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
+        Ok(crate::store::open_existing(&self.db_path())?)
+    }
+
     /// Renders a report where the user asked, and returns the exit code its findings call for.
     pub fn emit(&self, report: &Report) -> anyhow::Result<u8> {
         let code = crate::finding::exit_code(&report.findings, self.global.fail_on);

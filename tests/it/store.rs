@@ -158,7 +158,9 @@ fn the_binary_reads_an_upgraded_database_and_an_empty_file() {
 
 #[test]
 fn store_path_comes_from_the_config_unless_db_is_given() {
+    // (a recording run creates the database; since issue 16 `findings list` only reads one)
     let d = tempdir();
+    std::fs::create_dir_all(d.path().join("empty")).unwrap();
     write(
         d.path(),
         "awxguard.toml",
@@ -166,16 +168,57 @@ fn store_path_comes_from_the_config_unless_db_is_given() {
     );
     let o = awxguard(d.path())
         .env_remove("AWXGUARD_DB")
-        .args(["findings", "list"])
+        .args(["scan", "--record", "empty"])
         .output()
         .unwrap();
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(d.path().join("state/findings.db").exists());
     let o = awxguard(d.path())
-        .args(["--db", "other.db", "findings", "list"])
+        .env_remove("AWXGUARD_DB")
+        .args(["findings", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = awxguard(d.path())
+        .args(["--db", "other.db", "scan", "--record", "empty"])
         .env_remove("AWXGUARD_DB")
         .output()
         .unwrap();
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(d.path().join("other.db").exists());
+}
+
+/// Issue 16: a read-only command refuses a database path where there is none (a mistyped
+/// `--db`) instead of creating an empty database there and saying "no findings".
+#[test]
+fn a_mistyped_db_for_a_read_only_command_is_refused() {
+    let d = tempdir();
+    std::fs::create_dir_all(d.path().join("empty")).unwrap();
+    let o = awxguard(d.path())
+        .args(["--db", "findings.db", "scan", "--record", "empty"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    for args in [
+        &["findings", "list"][..],
+        &["findings", "ack", "0011", "--reason", "x"],
+        &["findings", "unack", "0011"],
+    ] {
+        let o = awxguard(d.path())
+            .args(["--db", "findngs.db"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(code(&o), 2, "{args:?}: {}", stdout(&o));
+        let err = stderr(&o);
+        assert!(err.contains("findngs.db: no database there"), "{err}");
+        assert!(err.contains("--db"), "{err}");
+        assert!(!d.path().join("findngs.db").exists(), "{args:?} created it");
+    }
+    // the right path still lists
+    let o = awxguard(d.path())
+        .args(["--db", "findings.db", "findings", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
 }

@@ -244,7 +244,8 @@ pub struct Finding {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution: Option<Resolution>,
     /// Rule ids of weaker findings on the same key that this one implies and carries (folding,
-    /// findings contract): they are not reported on their own.
+    /// findings contract): they are not reported on their own; for an anomaly, the rules of the
+    /// other signals of the same incident.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub also: Vec<String>,
     /// The inputs that observed it (`scan:tree:/srv/app`, `secret:env:PAYVY_KEY`,

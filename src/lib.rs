@@ -1,6 +1,10 @@
 //! awxguard keeps Airwallex API keys safe: it finds leaked keys, inventories and audits the
 //! configured ones, and watches how they are used. The binary is a thin shell over this library.
 
+// First: its `say!` / `tell!` macros are used by the modules below.
+#[macro_use]
+pub mod redact;
+
 pub mod airwallex;
 pub mod alert;
 pub mod cli;

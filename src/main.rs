@@ -17,16 +17,20 @@ fn main() -> ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("AWXGUARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("awxguard={level}")));
+    // Every log line goes through the redaction gate, control characters shown escaped.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(move || awxguard::redact::Scrubbing::for_terminal(std::io::stderr(), colour))
+        .with_ansi(colour)
         .with_target(false)
         .without_time()
         .init();
     match awxguard::cli::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            awxguard::tell!("error: {err:#}");
             ExitCode::from(2)
         }
     }

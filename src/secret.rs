@@ -9,10 +9,12 @@ use std::fmt;
 /// usage event meet on it.
 pub fn fingerprint(text: &[u8]) -> String {
     let digest = Sha256::digest(text);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(23);
     out.push_str("sha256:");
     for b in &digest[..8] {
-        out.push_str(&format!("{b:02x}"));
+        out.push(HEX[(b >> 4) as usize] as char);
+        out.push(HEX[(b & 15) as usize] as char);
     }
     out
 }

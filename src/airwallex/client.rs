@@ -274,6 +274,7 @@ impl Client {
     /// `POST /api/v1/authentication/login` with `x-client-id` and `x-api-key`. Exactly one login
     /// unless the answer is 429, 5xx or a network error, which are retried with backoff.
     pub async fn login(&self, client_id: &str, api_key: &Secret<String>) -> LoginOutcome {
+        crate::redact::hold(api_key.expose());
         let url = format!("{}{}", self.settings.base_url, LOGIN_PATH);
         let result = self
             .send(&url, || {
@@ -329,9 +330,13 @@ fn classify_login(status: u16, body: &[u8]) -> LoginOutcome {
     match status {
         200 | 201 => match serde_json::from_slice::<LoginBody>(body) {
             Ok(b) => LoginOutcome::Live(Box::new(Token {
+                // A bearer credential: held by the redaction gate from here on.
+                token: {
+                    crate::redact::hold(&b.token);
+                    Secret::new(b.token.clone())
+                },
                 claims: Claims::decode(&b.token),
                 expires_at: b.expires_at.as_deref().and_then(parse_timestamp),
-                token: Secret::new(b.token),
             })),
             Err(e) => LoginOutcome::Unknown {
                 reason: format!("login answered {status} without a token: {e}"),

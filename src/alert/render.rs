@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::LazyLock;
 
 /// Version of the alert document (the JSON of the webhook and file sinks).
 pub const DOC_VERSION: u32 = 1;
@@ -311,25 +310,25 @@ pub fn build(
         text: String::new(),
     };
     doc.text = scrub(&text(&doc, tz));
-    doc
+    scrubbed(doc)
 }
 
-/// The last line of defence against a key or token in an alert: findings never hold one, but
-/// whatever looks like an API key (96 hex digits) is shown as its preview and a JWT as
-/// `[token]`.
+/// The last line of defence against a key or token in an alert: the one redaction gate
+/// (`redact::scrub`). Findings never hold a key, but whatever has a key's or token's shape is
+/// shown as its preview and fingerprint.
 pub fn scrub(s: &str) -> String {
-    static KEY: LazyLock<regex::Regex> =
-        LazyLock::new(|| regex::Regex::new(r"[0-9a-fA-F]{96}").expect("valid regex"));
-    static JWT: LazyLock<regex::Regex> = LazyLock::new(|| {
-        regex::Regex::new(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
-            .expect("valid regex")
-    });
-    let s = KEY.replace_all(s, |c: &regex::Captures| crate::secret::preview(&c[0]));
-    JWT.replace_all(&s, "[token]").into_owned()
+    crate::redact::scrub(s).into_owned()
 }
 
-/// Evidence as `name: value` lines: nested objects by dotted name, lists of values joined, lists
-/// of records (sample events) one compact line each, at most ten; long values cut.
+/// The document with every string in it through the gate (subject, text, findings, evidence).
+fn scrubbed(doc: AlertDoc) -> AlertDoc {
+    let Ok(mut v) = serde_json::to_value(&doc) else {
+        return doc;
+    };
+    crate::redact::scrub_json(&mut v);
+    serde_json::from_value(v).unwrap_or(doc)
+}
+
 pub fn evidence_lines(v: &Value) -> Vec<(String, String)> {
     fn cut(s: String) -> String {
         if s.chars().count() > 300 {
@@ -873,7 +872,8 @@ mod tests {
         let s = scrub(&format!(
             "key {key} token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NSJ9.abc"
         ));
-        assert_eq!(s, "key abab…abab token [token]");
+        assert!(s.starts_with("key [redacted abab…abab sha256:"), "{s}");
+        assert!(!s.contains(&key[..41]) && !s.contains("eyJzdWIi"), "{s}");
     }
 
     #[test]

@@ -32,14 +32,14 @@ pub fn run(ctx: &Context, cmd: AlertsCommand) -> anyhow::Result<u8> {
     match cmd {
         AlertsCommand::Test => {
             let (doc, outcomes) = ctx.block_on(crate::alert::send_test(cfg, ctx.clock()));
-            println!("test alert {} (Message-ID {})", doc.id, doc.message_id);
+            say!("test alert {} (Message-ID {})", doc.id, doc.message_id);
             let mut failed = false;
             for o in outcomes {
                 match o.result {
-                    Ok(r) => println!("{:<8} {}: accepted: {}", o.sink, o.target, r.reply),
+                    Ok(r) => say!("{:<8} {}: accepted: {}", o.sink, o.target, r.reply),
                     Err(e) => {
                         failed = true;
-                        println!("{:<8} {}: FAILED: {e}", o.sink, o.target);
+                        say!("{:<8} {}: FAILED: {e}", o.sink, o.target);
                     }
                 }
             }
@@ -49,13 +49,13 @@ pub fn run(ctx: &Context, cmd: AlertsCommand) -> anyhow::Result<u8> {
             let store = ctx.open_store()?;
             let listing = crate::alert::list(store.as_ref(), limit)?;
             if ctx.global.format == Format::Json {
-                println!("{}", serde_json::to_string_pretty(&listing)?);
+                say!("{}", serde_json::to_string_pretty(&listing)?);
                 return Ok(0);
             }
-            println!("waiting: {}", listing.waiting.len());
+            say!("waiting: {}", listing.waiting.len());
             for w in &listing.waiting {
                 let a = &w.alert;
-                println!(
+                say!(
                     "  {:<9} key {}  {} finding{} ({})  due {}",
                     a.kind.as_str(),
                     a.key,
@@ -65,22 +65,22 @@ pub fn run(ctx: &Context, cmd: AlertsCommand) -> anyhow::Result<u8> {
                     a.due_at.format("%Y-%m-%d %H:%M UTC"),
                 );
             }
-            println!("deliveries: {}", listing.deliveries.len());
+            say!("deliveries: {}", listing.deliveries.len());
             for d in &listing.deliveries {
                 let state = match (d.state.as_str(), d.attempts) {
                     ("sent", _) => "sent",
                     (_, 0) => "queued",
                     _ => "failing",
                 };
-                println!("  {state:<8} {:<8} {}  {}", d.sink, d.message_id, d.subject);
+                say!("  {state:<8} {:<8} {}  {}", d.sink, d.message_id, d.subject);
                 match state {
-                    "sent" => println!(
+                    "sent" => say!(
                         "           sent {} after {} attempt(s): {}",
                         d.sent_at.as_deref().unwrap_or("-"),
                         d.attempts,
                         d.reply.as_deref().unwrap_or("")
                     ),
-                    "failing" => println!(
+                    "failing" => say!(
                         "           {} attempt(s), next at {}: {}",
                         d.attempts,
                         d.next_attempt_at,
@@ -104,9 +104,9 @@ pub fn run(ctx: &Context, cmd: AlertsCommand) -> anyhow::Result<u8> {
 fn print_report(r: &DeliveryReport, to_stderr: bool) {
     let out = |line: String| {
         if to_stderr {
-            eprintln!("{line}");
+            tell!("{line}");
         } else {
-            println!("{line}");
+            say!("{line}");
         }
     };
     for s in &r.sent {
@@ -149,9 +149,9 @@ pub fn after_run(ctx: &Context) {
         Ok(r) => {
             print_report(&r, true);
             if !r.failed.is_empty() {
-                eprintln!("alerts stay in the outbox and are retried: see `awxguard alerts list`");
+                tell!("alerts stay in the outbox and are retried: see `awxguard alerts list`");
             }
         }
-        Err(e) => eprintln!("warning: alert delivery: {e:#}"),
+        Err(e) => tell!("warning: alert delivery: {e:#}"),
     }
 }

@@ -117,11 +117,11 @@ pub fn run(ctx: &Context, cmd: FindingsCommand) -> anyhow::Result<u8> {
                 .acknowledge(&id, &reason, by.as_deref(), expires_at, now)
                 .context("cannot acknowledge")?;
             match expires_at {
-                Some(e) => eprintln!(
+                Some(e) => tell!(
                     "acknowledged {full} until {}",
                     e.format("%Y-%m-%d %H:%M UTC")
                 ),
-                None => eprintln!(
+                None => tell!(
                     "acknowledged {full} with no expiry (consider --expires so it gets reviewed)"
                 ),
             }
@@ -129,9 +129,9 @@ pub fn run(ctx: &Context, cmd: FindingsCommand) -> anyhow::Result<u8> {
         }
         FindingsCommand::Unack { id } => {
             if store.unacknowledge(&id)? {
-                eprintln!("acknowledgement of {id} removed");
+                tell!("acknowledgement of {id} removed");
             } else {
-                eprintln!("{id} was not acknowledged");
+                tell!("{id} was not acknowledged");
             }
             Ok(0)
         }

@@ -103,7 +103,7 @@ fn install(repo: &Path, force: bool) -> anyhow::Result<u8> {
             let backup = dir.join(BACKUP);
             std::fs::rename(&hook, &backup)
                 .with_context(|| format!("cannot move {} aside", hook.display()))?;
-            println!("kept the previous hook as {}", backup.display());
+            say!("kept the previous hook as {}", backup.display());
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", hook.display())),
@@ -111,7 +111,7 @@ fn install(repo: &Path, force: bool) -> anyhow::Result<u8> {
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     std::fs::write(&hook, script()).with_context(|| format!("cannot write {}", hook.display()))?;
     make_executable(&hook)?;
-    println!("{verb} {} (runs `awxguard scan --staged`)", hook.display());
+    say!("{verb} {} (runs `awxguard scan --staged`)", hook.display());
     Ok(0)
 }
 
@@ -120,7 +120,7 @@ fn uninstall(repo: &Path) -> anyhow::Result<u8> {
     let hook = dir.join("pre-commit");
     match std::fs::read(&hook) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            println!("no pre-commit hook at {}; nothing to do", hook.display());
+            say!("no pre-commit hook at {}; nothing to do", hook.display());
             return Ok(0);
         }
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", hook.display())),
@@ -131,12 +131,12 @@ fn uninstall(repo: &Path) -> anyhow::Result<u8> {
         Ok(_) => {}
     }
     std::fs::remove_file(&hook).with_context(|| format!("cannot remove {}", hook.display()))?;
-    println!("removed {}", hook.display());
+    say!("removed {}", hook.display());
     let backup = dir.join(BACKUP);
     if backup.is_file() {
         std::fs::rename(&backup, &hook)
             .with_context(|| format!("cannot restore {}", backup.display()))?;
-        println!("restored the previous hook from {}", backup.display());
+        say!("restored the previous hook from {}", backup.display());
     }
     Ok(0)
 }

@@ -61,9 +61,9 @@ pub fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<u8> {
                 as std::sync::Arc<dyn crate::store::AlertPlanner>
         }),
         shutdown_signal(),
-        |addr| eprintln!("awxguard proxy: listening on http://{addr}"),
+        |addr| tell!("awxguard proxy: listening on http://{addr}"),
     ))?;
-    eprintln!("awxguard proxy: stopped; {}", outcome.counters);
+    tell!("awxguard proxy: stopped; {}", outcome.counters);
     Ok(0)
 }
 

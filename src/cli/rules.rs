@@ -6,6 +6,7 @@ use crate::privilege::PrivilegeRules;
 use crate::scan::examples::check_leak_rules;
 use crate::scan::job::matcher;
 use crate::scan::Matcher;
+use crate::usage::detect::AnomalyRules;
 use crate::watch::WatchRules;
 use clap::Subcommand;
 use std::collections::BTreeMap;
@@ -24,6 +25,9 @@ pub enum RulesCommand {
         /// Add the watch rules in this directory (or file); repeatable.
         #[arg(long = "watch-rules", value_name = "DIR")]
         watch_rules: Vec<PathBuf>,
+        /// Add the anomaly rules in this directory (or file); repeatable.
+        #[arg(long = "anomaly-rules", value_name = "DIR")]
+        anomaly_rules: Vec<PathBuf>,
     },
     /// List the rules in force.
     List {
@@ -36,6 +40,9 @@ pub enum RulesCommand {
         /// Add the watch rules in this directory (or file); repeatable.
         #[arg(long = "watch-rules", value_name = "DIR")]
         watch_rules: Vec<PathBuf>,
+        /// Add the anomaly rules in this directory (or file); repeatable.
+        #[arg(long = "anomaly-rules", value_name = "DIR")]
+        anomaly_rules: Vec<PathBuf>,
         /// Print only the detector regexes, one per line (a pattern file for `rg -f`, e.g. the
         /// benchmark's ripgrep baseline).
         #[arg(long)]
@@ -56,6 +63,7 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
             rules,
             privilege_rules,
             watch_rules,
+            anomaly_rules,
         } => {
             let matcher: Matcher = matcher(&ctx.config.scan, &rules, &[], ctx.clock().now())?;
             let (failures, ran) = check_leak_rules(&matcher);
@@ -65,12 +73,12 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
             let proxy_rules = crate::proxy::ProxyRules::builtin();
             let (x_failures, x_ran) = proxy_rules.check_examples(&catalog);
             for f in &x_failures {
-                println!("FAIL {f}");
+                say!("FAIL {f}");
             }
             let watch = WatchRules::load(&watch_rules, &[], &BTreeMap::new())?;
             let (w_failures, w_ran) = watch.check_examples();
             for f in &w_failures {
-                println!(
+                say!(
                     "FAIL {} {} {} ({}): {}",
                     f.rule,
                     if f.expected_finding {
@@ -87,26 +95,35 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
                     f.detail
                 );
             }
-            for f in &p_failures {
-                println!(
+            let anomaly = AnomalyRules::load(&anomaly_rules, &[], &BTreeMap::new())?;
+            let (a_failures, a_ran) = anomaly.check_examples(&catalog);
+            let example_failures = p_failures
+                .iter()
+                .map(|f| (&f.rule, f.expected_finding, f.index, &f.detail));
+            let anomaly_failures = a_failures
+                .iter()
+                .map(|f| (&f.rule, f.expected_finding, f.index, &f.detail));
+            for (rule, expected_finding, index, detail) in example_failures.chain(anomaly_failures)
+            {
+                say!(
                     "FAIL {} {} {} ({}): {}",
-                    f.rule,
-                    if f.expected_finding {
+                    rule,
+                    if expected_finding {
                         "example"
                     } else {
                         "negative example"
                     },
-                    f.index,
-                    if f.expected_finding {
+                    index,
+                    if expected_finding {
                         "must fire"
                     } else {
                         "must not fire"
                     },
-                    f.detail
+                    detail
                 );
             }
             for f in &failures {
-                println!(
+                say!(
                     "FAIL {} {} ({}): {}",
                     f.rule,
                     f.path,
@@ -126,29 +143,35 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
                     format!("{failed} failed")
                 }
             };
-            println!(
+            say!(
                 "rules check: {n} leak rules, {ran} examples: {}",
                 verdict(failures.len())
             );
-            println!(
+            say!(
                 "rules check: {} privilege rules, {p_ran} examples: {}",
                 privilege.rules.len(),
                 verdict(p_failures.len())
             );
-            println!(
+            say!(
                 "rules check: {} proxy rules, {x_ran} examples: {}",
                 proxy_rules.rules.len(),
                 verdict(x_failures.len())
             );
-            println!(
+            say!(
                 "rules check: {} watch rules, {w_ran} examples: {}",
                 watch.rules.len(),
                 verdict(w_failures.len())
+            );
+            say!(
+                "rules check: {} anomaly rules, {a_ran} examples: {}",
+                anomaly.rules.len(),
+                verdict(a_failures.len())
             );
             if failures.is_empty()
                 && p_failures.is_empty()
                 && x_failures.is_empty()
                 && w_failures.is_empty()
+                && a_failures.is_empty()
             {
                 Ok(0)
             } else {
@@ -159,21 +182,22 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
             rules,
             privilege_rules,
             watch_rules,
+            anomaly_rules,
             regexes,
         } => {
             let matcher: Matcher = matcher(&ctx.config.scan, &rules, &[], ctx.clock().now())?;
             if regexes {
                 for r in &matcher.rules().rules {
                     for p in &r.patterns {
-                        println!("{}", unnamed_groups(p.regex.as_str()));
+                        say!("{}", unnamed_groups(p.regex.as_str()));
                     }
                 }
                 return Ok(0);
             }
             for r in &matcher.rules().rules {
-                println!("{:<32} {:<8} {}", r.id, r.severity.as_str(), r.name);
+                say!("{:<32} {:<8} {}", r.id, r.severity.as_str(), r.name);
                 for p in &r.patterns {
-                    println!("    pattern {}", p.name);
+                    say!("    pattern {}", p.name);
                 }
             }
             let privilege = PrivilegeRules::load(&privilege_rules, &[], &BTreeMap::new())?;
@@ -182,23 +206,31 @@ pub fn run(ctx: &Context, cmd: RulesCommand) -> anyhow::Result<u8> {
                     Some(p) if p != r.severity => format!("{} ({} in production)", r.severity, p),
                     _ => r.severity.to_string(),
                 };
-                println!("{:<32} {:<8} {}", r.id, sev, r.name);
+                say!("{:<32} {:<8} {}", r.id, sev, r.name);
                 if !r.params.is_empty() {
                     let params: Vec<String> =
                         r.params.iter().map(|(k, v)| format!("{k} = {v}")).collect();
-                    println!("    params {}", params.join(", "));
+                    say!("    params {}", params.join(", "));
                 }
             }
             for r in &crate::proxy::ProxyRules::builtin().rules {
                 let sev = format!("{} ({} when the call writes)", r.severity, r.severity_write);
-                println!("{:<32} {:<8} {}", r.id, sev, r.name);
+                say!("{:<32} {:<8} {}", r.id, sev, r.name);
             }
             for r in &WatchRules::load(&watch_rules, &[], &BTreeMap::new())?.rules {
-                println!("{:<32} {:<8} {}", r.id, r.severity.to_string(), r.name);
+                say!("{:<32} {:<8} {}", r.id, r.severity.to_string(), r.name);
                 if !r.params.is_empty() {
                     let params: Vec<String> =
                         r.params.iter().map(|(k, v)| format!("{k} = {v}")).collect();
-                    println!("    params {}", params.join(", "));
+                    say!("    params {}", params.join(", "));
+                }
+            }
+            for r in &AnomalyRules::load(&anomaly_rules, &[], &BTreeMap::new())?.rules {
+                say!("{:<32} {:<8} {}", r.id, r.severity.to_string(), r.name);
+                let params: Vec<String> =
+                    r.params.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                if !params.is_empty() {
+                    say!("    params {}", params.join(", "));
                 }
             }
             Ok(0)

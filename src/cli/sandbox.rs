@@ -28,10 +28,10 @@ pub fn run(ctx: &Context, args: SandboxArgs) -> anyhow::Result<u8> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
-        eprintln!("awxguard sandbox: Airwallex simulator listening on http://{addr}");
+        tell!("awxguard sandbox: Airwallex simulator listening on http://{addr}");
         tokio::select! {
             r = Simulator::new(state).serve(listener) => r.context("simulator stopped")?,
-            _ = tokio::signal::ctrl_c() => eprintln!("awxguard sandbox: stopping"),
+            _ = tokio::signal::ctrl_c() => tell!("awxguard sandbox: stopping"),
         }
         Ok::<(), anyhow::Error>(())
     })?;

@@ -124,6 +124,7 @@ impl CredentialRef {
         if value.is_empty() {
             return Err(format!("{self} is empty"));
         }
+        crate::redact::hold(&value);
         Ok(Secret::new(value))
     }
 }

@@ -381,7 +381,7 @@ fn write_usage(ops: &Path, now: chrono::DateTime<chrono::Utc>) -> std::io::Resul
 }
 
 fn section(title: &str) {
-    eprintln!("\n=== {title} ===");
+    tell!("\n=== {title} ===");
 }
 
 /// Runs this same binary with `args` on a blocking thread, its output going straight to the
@@ -391,7 +391,7 @@ async fn run_child(args: &[&str], envs: &[(&str, &str)], cwd: &Path) -> Result<i
         what: "the awxguard binary".into(),
         source,
     })?;
-    eprintln!("$ awxguard {}", args.join(" "));
+    tell!("$ awxguard {}", args.join(" "));
     let mut cmd = Command::new(exe);
     cmd.args(args).envs(envs.iter().copied()).current_dir(cwd);
     let status = tokio::task::spawn_blocking(move || cmd.status())
@@ -486,7 +486,7 @@ pub async fn run(req: DemoRequest, clock: &dyn Clock) -> Result<(), DemoError> {
     ];
     let format = req.format;
 
-    eprintln!(
+    tell!(
         "awxguard demo: sample data in {} (keys made up on the spot), a local Airwallex simulator at {url}",
         dir.display()
     );
@@ -519,7 +519,7 @@ pub async fn run(req: DemoRequest, clock: &dyn Clock) -> Result<(), DemoError> {
     ];
     run_child(&audit_args, &envs, &ops).await?;
     server.abort();
-    eprintln!(
+    tell!(
         "\nawxguard demo: done. The docs placeholder, the env lookups, the SHA-384 digest, the \
          allow-listed line, the ignored node_modules/ and the binary logo were rightly left alone. \
          A real `awxguard scan` exits {c1} on findings like these; the demo itself exits 0."

@@ -44,6 +44,13 @@ pub struct Inventory {
 
 /// Reads a key's secret. The error names the cause (never the value).
 pub fn resolve_secret(spec: &SecretSpec) -> Result<Secret<String>, String> {
+    let secret = read_secret(spec)?;
+    // Held by the redaction gate from now on: any window of it is redacted wherever it goes.
+    crate::redact::hold(secret.expose());
+    Ok(secret)
+}
+
+fn read_secret(spec: &SecretSpec) -> Result<Secret<String>, String> {
     let (value, from) = match spec {
         SecretSpec::Literal { key, .. } => return Ok(key.clone()),
         SecretSpec::Env(var) => match std::env::var(var) {
@@ -81,6 +88,8 @@ pub fn resolve_secret(spec: &SecretSpec) -> Result<Secret<String>, String> {
     if value.is_empty() {
         return Err(format!("{from} is empty"));
     }
+    // Whatever it is, it was meant to be secret.
+    crate::redact::hold(&value);
     if !crate::config::is_api_key_shape(&value) {
         // Never echo the value: its length and shape only.
         return Err(format!(
@@ -116,12 +125,15 @@ pub fn screen(facts: &[KeyFacts], anomalies: &[AnomalyWindow], catalog: &Catalog
             _ if f.declared_scopes.is_empty() => None,
             _ => Some(f.declared_scopes.iter().cloned().collect()),
         };
-        let allowed_routes = scopes
-            .iter()
-            .flatten()
-            .filter_map(|s| catalog.scope(s))
-            .flat_map(|s| s.endpoints.iter().chain(&s.endpoints_unverified).cloned())
-            .collect();
+        let allowed_routes = match &scopes {
+            Some(s) => crate::usage::detect::usage_checks::allowed_routes(
+                catalog,
+                &s.iter().cloned().collect(),
+            )
+            .into_iter()
+            .collect(),
+            None => HashSet::new(),
+        };
         let mut names: Vec<&str> = vec![f.name.as_str()];
         names.extend(f.fingerprint.as_deref());
         let declared = Declared {

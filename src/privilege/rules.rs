@@ -711,6 +711,26 @@ mod tests {
         assert_eq!(ids.len(), n, "rule ids must be unique");
     }
 
+    /// The audit reports screened calls under the usage detectors' ids (issue 9's definitions,
+    /// rules/anomaly/usage.toml): with their words too, so one finding reads the same whoever
+    /// records it.
+    #[test]
+    fn screened_call_rules_say_what_the_usage_detectors_say() {
+        let ours = PrivilegeRules::builtin();
+        let theirs = crate::usage::detect::AnomalyRules::builtin();
+        for id in ["usage.outside-whitelist", "usage.undeclared-scope"] {
+            let (a, b) = (ours.get(id).unwrap(), theirs.get(id).unwrap());
+            assert_eq!(a.message, b.message, "{id}");
+            assert_eq!(a.steps, b.steps, "{id}");
+            assert_eq!(a.severity, b.severity, "{id}");
+            assert_eq!(
+                a.severity_param("severity_write"),
+                Some(b.severity_param("severity_write")),
+                "{id}"
+            );
+        }
+    }
+
     #[test]
     fn every_check_is_used_by_a_builtin_rule() {
         let r = PrivilegeRules::builtin();

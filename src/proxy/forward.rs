@@ -198,22 +198,27 @@ pub(super) async fn handle(
         str::to_string,
     );
     let client = peer.ip();
-    let mut event = UsageEvent {
-        ts: event_time(now),
-        key: key_name.clone(),
-        method: parts.method.as_str().to_string(),
-        path: path.clone(),
-        status: 0,
-        source_ip: Some(client.to_string()),
-        user_agent: header_str(&parts.headers, "user-agent").map(str::to_string),
-        account_id: header_str(&parts.headers, "x-on-behalf-of")
-            .or_else(|| header_str(&parts.headers, "x-login-as"))
-            .map(str::to_string),
-        latency_ms: None,
-        host: Some(p.upstream.host.clone()),
-        via: Some("proxy".to_string()),
-        object_ids: Vec::new(),
-    };
+    let mut pending = Pending::new(
+        p.clone(),
+        started,
+        UsageEvent {
+            ts: event_time(now),
+            key: key_name.clone(),
+            method: parts.method.as_str().to_string(),
+            path: path.clone(),
+            status: 0,
+            source_ip: Some(client.to_string()),
+            user_agent: header_str(&parts.headers, "user-agent").map(str::to_string),
+            account_id: header_str(&parts.headers, "x-on-behalf-of")
+                .or_else(|| header_str(&parts.headers, "x-login-as"))
+                .map(str::to_string),
+            latency_ms: None,
+            host: Some(p.upstream.host.clone()),
+            via: Some("proxy".to_string()),
+            object_ids: Vec::new(),
+            request_id: Some(p.request_id()),
+        },
+    );
 
     if let Who::UnknownToken(tfp) = &who {
         p.counters
@@ -235,7 +240,7 @@ pub(super) async fn handle(
                 json!({
                     "token_fingerprint": tfp,
                     "first_call": {"method": parts.method.as_str(), "path": path, "source_ip": client.to_string(),
-                                   "user_agent": event.user_agent},
+                                   "user_agent": pending.event().user_agent},
                 }),
             );
             tracing::warn!(rule = %f.rule, id = %f.id, "{}", f.message);
@@ -258,7 +263,7 @@ pub(super) async fn handle(
                 ("route", &route_text),
                 ("client", &c),
             ],
-            event,
+            pending.take(),
             started,
             now,
         ));
@@ -280,7 +285,7 @@ pub(super) async fn handle(
                     ("scope", scope),
                     ("client", &client.to_string()),
                 ],
-                event,
+                pending.take(),
                 started,
                 now,
             ));
@@ -318,7 +323,7 @@ pub(super) async fn handle(
                                 ("changed_at", &c),
                                 ("until", &u),
                             ],
-                            event,
+                            pending.take(),
                             started,
                             now,
                         ));
@@ -333,6 +338,7 @@ pub(super) async fn handle(
                 b
             }
             Read::Failed(e) => {
+                let mut event = pending.take();
                 event.status = 400;
                 p.record(event, started);
                 return Ok(answer(
@@ -354,6 +360,7 @@ pub(super) async fn handle(
     parts.uri = match p.upstream.uri(&pq) {
         Ok(u) => u,
         Err(e) => {
+            let mut event = pending.take();
             event.status = 400;
             p.record(event, started);
             return Ok(answer(
@@ -377,6 +384,7 @@ pub(super) async fn handle(
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let reason = error_chain(&e);
             tracing::warn!(upstream = %p.upstream.url, "proxy: upstream failed: {reason}");
+            let mut event = pending.take();
             event.status = 502;
             p.record(event, started);
             return Ok(answer(
@@ -393,6 +401,7 @@ pub(super) async fn handle(
             p.counters
                 .upstream_errors
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut event = pending.take();
             event.status = 504;
             p.record(event, started);
             return Ok(answer(
@@ -408,7 +417,7 @@ pub(super) async fn handle(
     };
     let (mut rparts, rbody) = resp.into_parts();
     strip_hop_by_hop(&mut rparts.headers);
-    event.status = rparts.status.as_u16();
+    pending.event_mut().status = rparts.status.as_u16();
     let ok = rparts.status.is_success();
 
     if ok && is_login {
@@ -420,28 +429,75 @@ pub(super) async fn handle(
                 Body::full(bytes)
             }
             Read::TooLarge(b) => b,
-            Read::Failed(e) => return Ok(p.body_failed(event, started, e)),
+            Read::Failed(e) => return Ok(p.body_failed(pending.take(), started, e)),
         };
-        p.record(event, started);
+        p.record(pending.take(), started);
         return Ok(Response::from_parts(rparts, Recorded::done(out)));
     }
     if ok && template.is_some_and(tracks_objects) {
         let out = match read_limited(rbody, p.read_limit).await {
             Read::Whole(bytes) => {
-                event.object_ids = object_ids(template.unwrap_or(""), &path, &bytes);
-                p.remember_objects(&event.object_ids, template.unwrap_or(""), now);
+                let ids = object_ids(template.unwrap_or(""), &path, &bytes);
+                p.remember_objects(&ids, template.unwrap_or(""), now);
+                pending.event_mut().object_ids = ids;
                 Body::full(bytes)
             }
             Read::TooLarge(b) => b,
-            Read::Failed(e) => return Ok(p.body_failed(event, started, e)),
+            Read::Failed(e) => return Ok(p.body_failed(pending.take(), started, e)),
         };
-        p.record(event, started);
+        p.record(pending.take(), started);
         return Ok(Response::from_parts(rparts, Recorded::done(out)));
     }
     Ok(Response::from_parts(
         rparts,
-        Recorded::new(Body::Stream(rbody), p.recorder.clone(), event, started),
+        Recorded::new(
+            Body::Stream(rbody),
+            p.recorder.clone(),
+            pending.take(),
+            started,
+        ),
     ))
+}
+
+/// The event of a request in progress. Should the request end before the proxy answers (the
+/// client closed its connection and hyper dropped the request), dropping this records it with
+/// status 499 (nginx's "client closed request"): every request is one event.
+struct Pending {
+    shared: Arc<Shared>,
+    started: Instant,
+    event: Option<UsageEvent>,
+}
+
+impl Pending {
+    fn new(shared: Arc<Shared>, started: Instant, event: UsageEvent) -> Pending {
+        Pending {
+            shared,
+            started,
+            event: Some(event),
+        }
+    }
+
+    fn event(&self) -> &UsageEvent {
+        self.event.as_ref().expect("event not taken yet")
+    }
+
+    fn event_mut(&mut self) -> &mut UsageEvent {
+        self.event.as_mut().expect("event not taken yet")
+    }
+
+    /// The event, for the path that records it.
+    fn take(&mut self) -> UsageEvent {
+        self.event.take().expect("event taken once")
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(mut e) = self.event.take() {
+            e.status = 499;
+            self.shared.record(e, self.started);
+        }
+    }
 }
 
 /// An error with its causes (hyper's client errors say little on their own).

@@ -102,6 +102,18 @@ pub(crate) struct Shared {
     reported: Mutex<HashSet<String>>,
     /// Beneficiaries created or changed through this proxy (for the money guard).
     recent_objects: Mutex<HashMap<String, DateTime<Utc>>>,
+    /// This run's id (random) and request counter, for `request_id`.
+    run_id: String,
+    next_request: std::sync::atomic::AtomicU64,
+}
+
+impl Shared {
+    fn request_id(&self) -> String {
+        let n = self
+            .next_request
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{}-{n:012}", self.run_id)
+    }
 }
 
 /// A proxy ready to serve.
@@ -142,6 +154,13 @@ impl Proxy {
             header_timeout: settings.header_timeout,
             reported: Mutex::new(HashSet::new()),
             recent_objects: Mutex::new(HashMap::new()),
+            // start time first: ids sort by run, then by request
+            run_id: format!(
+                "{:010}-{:04x}",
+                Utc::now().timestamp(),
+                rand::random::<u16>()
+            ),
+            next_request: std::sync::atomic::AtomicU64::new(1),
         };
         Ok(Proxy {
             shared: Arc::new(shared),

@@ -43,6 +43,10 @@ pub struct UsageEvent {
     pub via: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub object_ids: Vec<String>,
+    /// Unique per request (`<proxy run>-<n>`): two requests alike in every other field (same
+    /// microsecond, key, route, status, latency) stay two events under whole-event dedup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// Milliseconds with microsecond precision.
@@ -50,9 +54,9 @@ pub fn millis(d: Duration) -> f64 {
     (d.as_micros() as f64) / 1000.0
 }
 
-/// RFC 3339 in UTC with milliseconds, as events carry it.
+/// RFC 3339 in UTC with microseconds, as events carry it.
 pub fn event_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 /// What the proxy counted since it started.
@@ -108,7 +112,8 @@ impl Counters {
 /// What goes to the writer.
 #[derive(Debug)]
 pub(crate) enum Msg {
-    Event(UsageEvent),
+    /// Boxed: the queue's slots stay small (it is allocated whole, at its capacity).
+    Event(Box<UsageEvent>),
     Finding(Box<Finding>),
     Attribution(TokenAttribution),
     /// Write everything queued so far, then answer.
@@ -164,6 +169,8 @@ impl Spill {
             serde_json::to_writer(&mut buf, e).expect("events serialize");
             buf.push(b'\n');
         }
+        // Through the redaction gate: a spill file is as private as the store it stands in for.
+        let buf = crate::redact::scrub_bytes(&buf);
         let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
             *guard = Some(self.open()?);
@@ -269,7 +276,7 @@ impl Recorder {
     /// Queues an event; with the queue full, appends it to the spill file at once.
     pub fn event(&self, e: UsageEvent) {
         self.counters.queued.fetch_add(1, Ordering::Relaxed);
-        match self.tx.try_send(Msg::Event(e)) {
+        match self.tx.try_send(Msg::Event(Box::new(e))) {
             Ok(()) => {}
             Err(TrySendError::Full(Msg::Event(e)))
             | Err(TrySendError::Disconnected(Msg::Event(e))) => {
@@ -451,7 +458,7 @@ impl Writer {
         match m {
             Msg::Event(e) => {
                 self.counters.queued.fetch_sub(1, Ordering::Relaxed);
-                events.push(e)
+                events.push(*e)
             }
             Msg::Finding(f) => {
                 if self.seen_findings.len() < 100_000 && self.seen_findings.insert(f.id.clone()) {
@@ -682,6 +689,7 @@ mod tests {
             host: None,
             via: Some("proxy".into()),
             object_ids: vec![],
+            request_id: None,
         }
     }
 

@@ -107,10 +107,15 @@ impl ProxyStore for LazySqliteStore {
         let mut rows = Vec::with_capacity(events.len());
         let mut objects = Vec::new();
         for e in events {
+            let json = serde_json::to_string(e).expect("events serialize");
             rows.push(ProxyEventRow {
+                // an event without a request id (not the proxy's) is identified by its content
+                id: e.request_id.clone().unwrap_or_else(|| {
+                    format!("sha256:{}", crate::secret::fingerprint(json.as_bytes()))
+                }),
                 ts: e.ts.clone(),
                 key: e.key.clone(),
-                json: serde_json::to_string(e).expect("events serialize"),
+                json,
             });
             for id in &e.object_ids {
                 objects.push(ObjectSighting {

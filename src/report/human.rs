@@ -25,23 +25,32 @@ fn severity_code(s: Severity) -> &'static str {
 /// The group a finding is listed under: its file, else its key, else the rule.
 fn group_of(f: &Finding) -> String {
     if let Some(p) = &f.path {
-        p.clone()
+        t(p).into_owned()
     } else if let Some(k) = &f.key {
-        format!("key {k}")
+        format!("key {}", t(k))
     } else {
-        f.rule.clone()
+        t(&f.rule).into_owned()
     }
+}
+
+/// A value as the terminal shows it: newlines and escapes written out, never obeyed.
+fn t(s: &str) -> std::borrow::Cow<'_, str> {
+    crate::redact::terminal(s)
 }
 
 pub fn render(report: &Report, style: Style, out: &mut dyn Write) -> std::io::Result<()> {
     // Keep the report's order (most severe first) but list each group once, in the order its
     // first finding appears.
     let mut groups: Vec<(String, Vec<&Finding>)> = Vec::new();
+    let mut group_at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for f in &report.findings {
         let g = group_of(f);
-        match groups.iter_mut().find(|(name, _)| *name == g) {
-            Some((_, v)) => v.push(f),
-            None => groups.push((g, vec![f])),
+        match group_at.get(&g) {
+            Some(&i) => groups[i].1.push(f),
+            None => {
+                group_at.insert(g.clone(), groups.len());
+                groups.push((g, vec![f]));
+            }
         }
     }
     // Findings the user can act on by id (`findings ack`) show it: stored ones, and every
@@ -65,24 +74,24 @@ pub fn render(report: &Report, style: Style, out: &mut dyn Write) -> std::io::Re
                 head.push_str(&place);
                 head.push_str("  ");
             }
-            writeln!(out, "  {head}{sev}  {}  {}", f.rule, f.message)?;
+            writeln!(out, "  {head}{sev}  {}  {}", t(&f.rule), t(&f.message))?;
             let mut detail = Vec::new();
             if let Some(s) = &f.secret {
-                detail.push(format!("secret {}  {}", s.preview, s.fingerprint));
+                detail.push(format!("secret {}  {}", t(&s.preview), t(&s.fingerprint)));
                 if let Some(c) = &s.client_id {
-                    detail.push(format!("client ID {c}"));
+                    detail.push(format!("client ID {}", t(c)));
                 }
             }
             if let Some(v) = f.verification {
                 detail.push(format!("verification: {v}"));
             }
             if let Some(c) = &f.commit {
-                let mut s = format!("commit {}", short(&c.id));
+                let mut s = format!("commit {}", t(short(&c.id)));
                 if !c.author.is_empty() {
-                    s.push_str(&format!(" by {}", c.author));
+                    s.push_str(&format!(" by {}", t(&c.author)));
                 }
                 if !c.date.is_empty() {
-                    s.push_str(&format!(" on {}", c.date));
+                    s.push_str(&format!(" on {}", t(&c.date)));
                 }
                 if !c.also.is_empty() {
                     s.push_str(&format!(" (+{} later)", c.also.len()));
@@ -124,7 +133,7 @@ pub fn render(report: &Report, style: Style, out: &mut dyn Write) -> std::io::Re
                     } else {
                         String::new()
                     };
-                    writeln!(out, "      {:<9} {}. {step}", lead, i + 1)?;
+                    writeln!(out, "      {:<9} {}. {}", lead, i + 1, t(step))?;
                 }
             }
         }
@@ -135,12 +144,12 @@ pub fn render(report: &Report, style: Style, out: &mut dyn Write) -> std::io::Re
             out,
             "{} {}: {}",
             paint(style, "33", "warning:"),
-            p.path,
-            p.error
+            t(&p.path),
+            t(&p.error)
         )?;
     }
     for n in &report.summary.notes {
-        writeln!(out, "{} {n}", paint(style, "2", "note:"))?;
+        writeln!(out, "{} {}", paint(style, "2", "note:"), t(n))?;
     }
     writeln!(out, "{}", summary_line(report))
 }

@@ -164,8 +164,26 @@ pub struct Style {
     pub color: bool,
 }
 
-/// Renders `report` to `out`.
+/// Renders `report` to `out` through the redaction gate: the whole rendering is scrubbed
+/// (`redact::scrub`) before a byte of it is written, and human output shows control characters
+/// escaped (only its own colour codes pass). Every format, every field, one place.
 pub fn render(
+    report: &Report,
+    format: Format,
+    style: Style,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(16 << 10);
+    render_raw(report, format, style, &mut buf)?;
+    let mut gate = match format {
+        Format::Human => crate::redact::Scrubbing::for_terminal(out, style.color),
+        Format::Json | Format::Sarif => crate::redact::Scrubbing::new(out),
+    };
+    gate.write_all(&buf)
+}
+
+/// Renders without the gate (only `render` calls it).
+fn render_raw(
     report: &Report,
     format: Format,
     style: Style,

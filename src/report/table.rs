@@ -18,11 +18,11 @@ pub fn render(
     let rows: &[KeyRow] = report.summary.keys.as_deref().unwrap_or(&[]);
     render_table(rows, evidence, out)?;
     for p in &report.summary.problems {
-        writeln!(out, "warning: {}: {}", p.path, p.error)?;
+        writeln!(out, "warning: {}: {}", t(&p.path), t(&p.error))?;
     }
     // Per-key problems are in the detail lines already; the evidence's remarks are not.
     for n in notes {
-        writeln!(out, "note: {n}")?;
+        writeln!(out, "note: {}", t(n))?;
     }
     let shadow = rows.iter().filter(|r| !r.declared).count();
     let mut line = format!("{} keys", rows.len());
@@ -92,6 +92,12 @@ fn render_table(rows: &[KeyRow], evidence: bool, out: &mut dyn Write) -> std::io
             r.fingerprint.clone().unwrap_or_else(|| "-".into()),
         ]);
     }
+    // Cells as the terminal shows them, long ones cut (the JSON report keeps every value whole).
+    for row in &mut table {
+        for cell in row.iter_mut() {
+            *cell = cell_text(cell);
+        }
+    }
     let widths: Vec<usize> = (0..header.len())
         .map(|c| {
             table
@@ -131,8 +137,27 @@ fn render_table(rows: &[KeyRow], evidence: bool, out: &mut dyn Write) -> std::io
     if !details.is_empty() {
         writeln!(out)?;
         for d in details {
-            writeln!(out, "  {d}")?;
+            writeln!(out, "  {}", t(&d))?;
         }
     }
     Ok(())
+}
+
+/// A value as the terminal shows it: newlines and escapes written out, never obeyed.
+fn t(s: &str) -> std::borrow::Cow<'_, str> {
+    crate::redact::terminal(s)
+}
+
+/// Widest a table cell gets; a longer value is cut with `…` (the JSON report has it whole).
+const MAX_CELL: usize = 48;
+
+/// A table cell: escaped for the terminal and cut to `MAX_CELL` characters.
+fn cell_text(cell: &str) -> String {
+    let shown = t(cell);
+    if shown.chars().count() <= MAX_CELL {
+        return shown.into_owned();
+    }
+    let mut cut: String = shown.chars().take(MAX_CELL - 1).collect();
+    cut.push('…');
+    cut
 }

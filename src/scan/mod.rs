@@ -205,6 +205,8 @@ pub fn findings_from_matches(
     let mut out = Vec::new();
     for m in matches {
         let fp = fingerprint(m.secret.as_bytes());
+        // A secret found is a secret held: the gate redacts any window of it from now on.
+        crate::redact::hold(&m.secret);
         let n = seen.entry((m.rule, fp.clone())).or_insert(0);
         *n += 1;
         if keep(m, &fp) {

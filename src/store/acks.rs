@@ -2,9 +2,9 @@
 //! The finding stays in the database and in reports, marked `acknowledged`, and no longer fails a
 //! run until the acknowledgement lapses.
 
+use super::params;
 use super::{ts, Findings, SqliteStore, StoreError};
 use chrono::{DateTime, Utc};
-use rusqlite::params;
 
 /// Acknowledging findings.
 pub trait Acknowledgements {

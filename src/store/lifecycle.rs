@@ -11,11 +11,12 @@
 //! run did not look at. A run that covers its whole scope (a scan of one target, the callers of
 //! `record`) looks at everything its scope holds.
 
+use super::params;
 use super::runs::{self, RunRecord};
 use super::{ts, SqliteStore, StoreError};
 use crate::finding::{Finding, Resolution, Status};
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::OptionalExtension;
 use std::collections::BTreeSet;
 
 /// What recording a run did.

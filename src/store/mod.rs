@@ -132,6 +132,40 @@ pub fn open_existing(path: &Path) -> Result<Arc<dyn Store>, StoreError> {
     }
 }
 
+/// A value bound to a statement, its text passed through the redaction gate on the way in: no
+/// row, and so no page of the database or its WAL, ever holds a key in clear. Bind with this
+/// module's [`params!`] (every store area imports `super::params`, never `rusqlite::params`; a
+/// test checks).
+pub struct Clean<'a>(pub &'a dyn rusqlite::ToSql);
+
+impl rusqlite::ToSql for Clean<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+        use std::borrow::Cow;
+        let out = self.0.to_sql()?;
+        let text = match &out {
+            ToSqlOutput::Borrowed(ValueRef::Text(b)) => std::str::from_utf8(b).ok(),
+            ToSqlOutput::Owned(Value::Text(s)) => Some(s.as_str()),
+            _ => None,
+        };
+        if let Some(Cow::Owned(clean)) = text.map(crate::redact::scrub) {
+            return Ok(ToSqlOutput::Owned(Value::Text(clean)));
+        }
+        Ok(out)
+    }
+}
+
+/// `rusqlite::params!` with every value bound through the redaction gate ([`Clean`]).
+macro_rules! params {
+    () => {
+        &[] as &[&dyn rusqlite::ToSql]
+    };
+    ($($p:expr),+ $(,)?) => {
+        &[$(&$crate::store::Clean(&$p) as &dyn rusqlite::ToSql),+] as &[&dyn rusqlite::ToSql]
+    };
+}
+pub(crate) use params;
+
 /// How times are stored: RFC 3339, seconds, `Z`.
 pub(crate) fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

@@ -9,10 +9,11 @@
 //! it. A crash between acceptance and that mark leaves it pending, and the next attempt sends the
 //! same stored document again (same `Message-ID`): at most one resend, recognisably the same.
 
+use super::params;
 use super::{ts, SqliteStore, StoreError};
 use crate::finding::{Finding, Severity, Status};
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 

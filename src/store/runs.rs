@@ -2,8 +2,9 @@
 //! how many it resolved. A run is written in the same transaction as its findings
 //! (`Lifecycle::record`).
 
+use super::params;
 use super::{SqliteStore, StoreError};
-use rusqlite::{params, Transaction};
+use rusqlite::Transaction;
 
 /// One recorded run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

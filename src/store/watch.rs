@@ -5,9 +5,10 @@
 //! stored but not yet judged (the process died before recording its findings) is judged by the
 //! next poll.
 
+use super::params;
 use super::{ts, SqliteStore, StoreError};
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::OptionalExtension;
 
 /// How far one list has been read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -173,8 +173,11 @@ pub fn looks_like_raw_key(s: &str) -> bool {
     s.len() == 96 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Replaces every run of 32 or more hex digits in a message, so an error never echoes a key.
+/// A message about a line, through the redaction gate (and runs of 32 or more hex digits, which
+/// a usage file has no business holding, shown as `<redacted>` as before), so a rejection never
+/// echoes a key.
 fn redact_hex_runs(msg: &str) -> String {
+    let msg = crate::redact::scrub(msg);
     let b = msg.as_bytes();
     let mut out = String::with_capacity(msg.len());
     let mut i = 0;
@@ -433,6 +436,7 @@ struct Normalized<'a> {
     account_id: Option<&'a str>,
     latency_bits: Option<u64>,
     host: Option<&'a str>,
+    via: Option<&'a str>,
 }
 
 fn read_source<'c>(
@@ -613,6 +617,116 @@ fn trim_ascii(b: &[u8]) -> &[u8] {
     b.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(b)
 }
 
+/// A line that passed the contract's checks: time in UTC, method upper case (in the buffer
+/// given), path without query string.
+struct Checked<'a> {
+    ts: DateTime<Utc>,
+    path: &'a str,
+}
+
+/// The contract's checks on one parsed line; `method_buf` receives the upper-case method.
+fn check<'a>(ev: &'a RawEvent<'_>, method_buf: &mut String) -> Result<Checked<'a>, String> {
+    let key = ev.key.as_str();
+    // A key in any form (whole, `Bearer `-prefixed, split, wrapped, a token): rejected, never
+    // echoed.
+    if looks_like_raw_key(key) || crate::redact::holds_key(key) {
+        return Err(
+            "field `key` holds what looks like an API key or token; usage events must name the \
+             key by its inventory name or fingerprint (sha256:...), never carry the key (the \
+             value is not shown). Revoke that key if the file was shared"
+                .to_string(),
+        );
+    }
+    if key.trim().is_empty() {
+        return Err("field `key` is empty".to_string());
+    }
+    let Some(ts) = parse_ts(ev.ts.as_str()) else {
+        return Err(format!(
+            "field `ts` {:?} is not an RFC 3339 time (e.g. 2026-11-20T10:15:00Z)",
+            redact_hex_runs(ev.ts.as_str())
+        ));
+    };
+    if !(100..=599).contains(&ev.status) {
+        return Err(format!(
+            "field `status` {} is not an HTTP status",
+            ev.status
+        ));
+    }
+    let m = ev.method.as_str().trim();
+    if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(format!(
+            "field `method` {:?} is not an HTTP method",
+            redact_hex_runs(m)
+        ));
+    }
+    method_buf.clear();
+    method_buf.push_str(m);
+    method_buf.make_ascii_uppercase();
+    let raw_path = ev.path.as_str();
+    let path = raw_path.split(['?', '#']).next().unwrap_or("");
+    if !path.starts_with('/') {
+        return Err(format!(
+            "field `path` {:?} is not a request path (it must start with /)",
+            redact_hex_runs(path)
+        ));
+    }
+    Ok(Checked { ts, path })
+}
+
+/// One usage event read from a contract line and normalized: time in UTC, method upper case,
+/// path without its query string.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageEvent {
+    pub ts: DateTime<Utc>,
+    pub key: String,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub account_id: Option<String>,
+    pub latency_ms: Option<f64>,
+    pub host: Option<String>,
+    /// `proxy` when awxguard's proxy recorded it.
+    pub via: Option<String>,
+}
+
+impl UsageEvent {
+    /// Recorded by awxguard's proxy (`source_ip` is then an internal client address).
+    pub fn via_proxy(&self) -> bool {
+        self.via.as_deref() == Some("proxy")
+    }
+}
+
+/// Parses and checks one line of the contract, with the reader's messages (without the
+/// `file:line: ` prefix).
+pub fn parse_line(line: &[u8]) -> Result<UsageEvent, String> {
+    let line = trim_ascii(line);
+    let ev: RawEvent<'_> = serde_json::from_slice(line).map_err(|e| {
+        let what = match e.classify() {
+            serde_json::error::Category::Data => "not a usage event",
+            _ => "not valid JSON",
+        };
+        redact_hex_runs(&format!("{what}: {e}"))
+    })?;
+    let mut method = String::new();
+    let c = check(&ev, &mut method)?;
+    let own = |s: &Option<Str<'_>>| s.as_ref().map(|s| s.as_str().to_string());
+    Ok(UsageEvent {
+        ts: c.ts,
+        key: ev.key.as_str().to_string(),
+        method,
+        path: c.path.to_string(),
+        status: ev.status,
+        source_ip: own(&ev.source_ip),
+        user_agent: own(&ev.user_agent),
+        account_id: own(&ev.account_id),
+        latency_ms: ev.latency_ms,
+        host: own(&ev.host),
+        via: own(&ev.via),
+    })
+}
+
 fn ingest_event<'c>(
     ev: &RawEvent<'_>,
     line_no: u64,
@@ -622,64 +736,14 @@ fn ingest_event<'c>(
     method_buf: &mut String,
 ) {
     let key = ev.key.as_str();
-    if looks_like_raw_key(key) {
-        partial.reject(
-            line_no,
-            "field `key` holds what looks like a raw API key (96 hex digits); usage events must \
-             name the key by its inventory name or fingerprint (sha256:...), never carry the key \
-             (the value is not shown). Revoke that key if the file was shared"
-                .to_string(),
-        );
-        return;
-    }
-    if key.trim().is_empty() {
-        partial.reject(line_no, "field `key` is empty".to_string());
-        return;
-    }
-    let Some(ts) = parse_ts(ev.ts.as_str()) else {
-        partial.reject(
-            line_no,
-            format!(
-                "field `ts` {:?} is not an RFC 3339 time (e.g. 2026-11-20T10:15:00Z)",
-                redact_hex_runs(ev.ts.as_str())
-            ),
-        );
-        return;
+    let Checked { ts, path } = match check(ev, method_buf) {
+        Ok(c) => c,
+        Err(msg) => {
+            partial.reject(line_no, msg);
+            return;
+        }
     };
-    if !(100..=599).contains(&ev.status) {
-        partial.reject(
-            line_no,
-            format!("field `status` {} is not an HTTP status", ev.status),
-        );
-        return;
-    }
-    let m = ev.method.as_str().trim();
-    if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic()) {
-        partial.reject(
-            line_no,
-            format!(
-                "field `method` {:?} is not an HTTP method",
-                redact_hex_runs(m)
-            ),
-        );
-        return;
-    }
-    method_buf.clear();
-    method_buf.push_str(m);
-    method_buf.make_ascii_uppercase();
     let method = method_buf.as_str();
-    let raw_path = ev.path.as_str();
-    let path = raw_path.split(['?', '#']).next().unwrap_or("");
-    if !path.starts_with('/') {
-        partial.reject(
-            line_no,
-            format!(
-                "field `path` {:?} is not a request path (it must start with /)",
-                redact_hex_runs(path)
-            ),
-        );
-        return;
-    }
     let norm = Normalized {
         ts: ts.timestamp(),
         ts_nanos: ts.timestamp_subsec_nanos(),
@@ -692,6 +756,7 @@ fn ingest_event<'c>(
         account_id: opt(&ev.account_id),
         latency_bits: ev.latency_ms.map(f64::to_bits),
         host: opt(&ev.host),
+        via: opt(&ev.via),
     };
     partial.valid += 1;
     partial.first = min_t(partial.first, ts);
@@ -1067,7 +1132,9 @@ mod tests {
         let k = "ab".repeat(48);
         let m = redact_hex_runs(&format!("invalid type: string \"{k}\", expected u16"));
         assert!(!m.contains(&k[..32]));
-        assert!(m.contains("<redacted>"));
+        assert!(m.contains("[redacted abab…abab sha256:"), "{m}");
+        let m = redact_hex_runs(&format!("got {}", &k[..36]));
+        assert_eq!(m, "got <redacted>");
         assert_eq!(redact_hex_runs("line 12 column 3"), "line 12 column 3");
     }
 }

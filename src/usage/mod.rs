@@ -2,6 +2,7 @@
 //! JSON Lines files in the usage-event contract format (and later recorded by a proxy and
 //! watched for anomalies): one reader, `ingest`, for every source.
 
+pub mod detect;
 pub mod evidence;
 pub mod ingest;
 pub mod screen;

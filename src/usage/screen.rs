@@ -66,11 +66,11 @@ impl Reasons {
     }
 }
 
-/// The network a whitelist finding is about: the address's /24 (the subject of
-/// `usage.outside-whitelist`, so every capability reports the same finding).
+/// The network a whitelist finding is about: the address's /24, the subject the usage
+/// detectors give `usage.outside-whitelist` (their default `ipv4_prefix`), so the audit and
+/// `awxguard usage` report the same finding.
 pub fn network_of(ip: Ipv4Addr) -> String {
-    let n = Ipv4Net::new(ip, 24).expect("/24 is a valid prefix").trunc();
-    n.to_string()
+    super::detect::usage_checks::finding_subject("usage.outside-whitelist", &ip.to_string(), 24)
 }
 
 impl Screen {

@@ -11,6 +11,7 @@ mod config;
 mod demo;
 mod findings;
 mod git;
+mod harden;
 mod hook;
 mod inventory;
 mod layers;

@@ -365,6 +365,13 @@ fn calls_through_the_proxy_are_recorded_with_their_key_and_object_ids() {
         assert!(e["latency_ms"].as_f64().unwrap() >= 0.0);
         assert!(chrono::DateTime::parse_from_rfc3339(e["ts"].as_str().unwrap()).is_ok());
     }
+    let mut ids: Vec<&str> = ev
+        .iter()
+        .map(|e| e["request_id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 7, "every event has its own request_id");
     let by_path = |p: &str| ev.iter().find(|e| e["path"] == p).unwrap();
     assert_eq!(by_path("/api/v1/authentication/login")["status"], 201);
     assert_eq!(
@@ -862,4 +869,118 @@ fn tls_to_an_upstream_with_a_self_signed_certificate_the_proxy_is_told_to_trust(
     );
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("plain HTTP"), "{}", stderr(&out));
+}
+
+#[test]
+fn bodies_stream_through_without_being_buffered() {
+    use std::io::{Read, Write};
+    let d = tempdir();
+    // an upstream that sends the first half of a chunked answer, then waits until the client
+    // has it: a proxy that buffered the answer would never pass the first half on
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = format!("http://{}", l.local_addr().unwrap());
+    let (got_first, wait_first) = std::sync::mpsc::channel::<()>();
+    let wait_first = Arc::new(Mutex::new(wait_first));
+    std::thread::spawn(move || {
+        // (the proxy's start-up egress check connects once without a request)
+        for s in l.incoming() {
+            let mut s = s.unwrap();
+            let wait_first = wait_first.clone();
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut b = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut b) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&b[..n]),
+                    }
+                }
+                s.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ntransfer-encoding: chunked\r\n\r\n6\r\nfirst \r\n",
+                )
+                .unwrap();
+                s.flush().unwrap();
+                let _ = wait_first
+                    .lock()
+                    .unwrap()
+                    .recv_timeout(Duration::from_secs(10));
+                s.write_all(b"4\r\nhalf\r\n0\r\n\r\n").unwrap();
+                s.flush().unwrap();
+                std::thread::sleep(Duration::from_millis(200));
+            });
+        }
+    });
+    let proxy = Proxy::start(d.path(), &upstream, &[], &[]);
+    let body = rt().block_on(async {
+        let mut r = reqwest::get(format!("{}/api/v1/financial_transactions", proxy.url))
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let first = tokio::time::timeout(Duration::from_secs(5), r.chunk())
+            .await
+            .expect("the first half arrives before the upstream sends the rest")
+            .unwrap()
+            .unwrap();
+        got_first.send(()).unwrap();
+        let mut all = first.to_vec();
+        while let Some(c) = r.chunk().await.unwrap() {
+            all.extend_from_slice(&c);
+        }
+        String::from_utf8(all).unwrap()
+    });
+    assert_eq!(body, "first half");
+    let ev = wait_events(d.path(), 1);
+    assert_eq!(ev[0]["status"], 200);
+    assert_eq!(ev[0]["key"], "unknown");
+    proxy.stop();
+}
+
+#[test]
+fn a_client_that_goes_away_mid_request_still_gets_its_event() {
+    let d = tempdir();
+    // an upstream that accepts and never answers
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = format!("http://{}", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming() {
+            held.push(s);
+        }
+    });
+    let proxy = Proxy::start(d.path(), &upstream, &[], &[]);
+    let r = rt().block_on(async {
+        reqwest::Client::builder()
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap()
+            .get(format!("{}/api/v1/transfers", proxy.url))
+            .send()
+            .await
+    });
+    assert!(r.is_err(), "the client gave up");
+    let ev = wait_events(d.path(), 1);
+    assert_eq!(ev[0]["status"], 499, "client closed request");
+    proxy.stop();
+}
+
+#[test]
+fn the_proxy_section_of_the_config_sets_enforcement_and_allowed_clients() {
+    let d = tempdir();
+    let (sim, env) = setup(d.path());
+    let mut config = std::fs::read_to_string(d.path().join("awxguard.toml")).unwrap();
+    config.push_str("\n[proxy]\nenforce = [\"reader\"]\nallowed_clients = [\"127.0.0.1\"]\n");
+    write(d.path(), "awxguard.toml", config);
+    let proxy = Proxy::start(d.path(), &sim.url(), &[], &env);
+    let c = Client::new(&proxy.url);
+    let reader = c.login("reader");
+    let (st, body) = c.call(&reader, "GET", "/api/v1/webhooks", None);
+    assert_eq!((st, body["code"].as_str()), (403, Some("undeclared_scope")));
+    assert_eq!(c.call(&reader, "GET", "/api/v1/transfers", None).0, 200);
+    let admin = c.login("payvy");
+    assert_eq!(
+        c.call(&admin, "GET", "/api/v1/webhooks", None).0,
+        200,
+        "payvy is not enforced"
+    );
+    proxy.stop();
 }

@@ -46,7 +46,7 @@ fn bad_lines_are_rejected_with_file_and_line_and_the_rest_is_kept() {
         "{problems}"
     );
     assert!(
-        problems.contains("events.jsonl:5: field `key` holds what looks like a raw API key"),
+        problems.contains("events.jsonl:5: field `key` holds what looks like an API key or token"),
         "{problems}"
     );
     assert!(

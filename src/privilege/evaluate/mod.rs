@@ -105,24 +105,9 @@ fn login_state(verification: Option<Verification>) -> &'static str {
     }
 }
 
-/// A window for people: `2026-11-20 10:15-10:40 UTC`, or with both dates when it spans days
-/// (as the anomaly findings write it).
+/// A window for people, as the anomaly findings write it (`2026-11-20 10:15-10:40 UTC`).
 fn human_window(start: DateTime<Utc>, end: DateTime<Utc>) -> String {
-    if end - start <= Duration::minutes(1) {
-        format!("{}", start.format("%Y-%m-%d %H:%M UTC"))
-    } else if start.date_naive() == end.date_naive() {
-        format!(
-            "{}-{} UTC",
-            start.format("%Y-%m-%d %H:%M"),
-            end.format("%H:%M")
-        )
-    } else {
-        format!(
-            "{} to {} UTC",
-            start.format("%Y-%m-%d %H:%M"),
-            end.format("%Y-%m-%d %H:%M")
-        )
-    }
+    crate::usage::detect::human_window(start.timestamp(), end.timestamp())
 }
 
 fn is_admin_perms(p: &[String]) -> bool {

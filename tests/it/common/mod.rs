@@ -247,3 +247,58 @@ pub fn behind_tripwire(dir: &Path, wire: &Tripwire) -> std::process::Command {
     c.env("NO_PROXY", "127.0.0.1").env("no_proxy", "127.0.0.1");
     c
 }
+
+/// Asserts that no `window`-character piece of `secret` appears in `bytes`, in any ASCII case.
+pub fn assert_no_window(bytes: &[u8], secret: &str, window: usize, what: &str) {
+    let hay = bytes.to_ascii_lowercase();
+    let s = secret.to_ascii_lowercase();
+    let s = s.as_bytes();
+    let w = window.min(s.len());
+    for i in 0..=s.len() - w {
+        let piece = &s[i..i + w];
+        if let Some(at) = memchr::memmem::find(&hay, piece) {
+            let from = at.saturating_sub(60);
+            let to = (at + w + 60).min(bytes.len());
+            panic!(
+                "{what} holds {w} characters of the secret at byte {at}: …{}…",
+                String::from_utf8_lossy(&bytes[from..to])
+            );
+        }
+    }
+}
+
+/// The database file of a test directory with its WAL and shared-memory files, concatenated.
+pub fn database_bytes(dir: &Path) -> Vec<u8> {
+    let mut db = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(".awxguard-test.db")
+        {
+            db.extend(std::fs::read(&p).unwrap());
+        }
+    }
+    db
+}
+
+/// Asserts that no 40-character window of `secret` is in any of `outputs` (stdout and stderr),
+/// in the database (with its WAL) of `dir`, or in any of `files`.
+pub fn assert_nowhere(secret: &str, dir: &Path, outputs: &[(&str, &Output)], files: &[PathBuf]) {
+    for (what, o) in outputs {
+        assert_no_window(&o.stdout, secret, 40, &format!("{what}: stdout"));
+        assert_no_window(&o.stderr, secret, 40, &format!("{what}: stderr"));
+    }
+    assert_no_window(
+        &database_bytes(dir),
+        secret,
+        40,
+        "the database (with its WAL)",
+    );
+    for f in files {
+        if let Ok(b) = std::fs::read(f) {
+            assert_no_window(&b, secret, 40, &f.display().to_string());
+        }
+    }
+}

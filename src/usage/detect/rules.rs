@@ -1,0 +1,794 @@
+//! Anomaly rules as data: `rules/anomaly/*.toml` (embedded), user files, disabling by id and
+//! parameter overrides from config, exactly as for privilege rules. The logic of each rule is a
+//! built-in detector named by `detector`; ids, severities, parameters, message and step
+//! templates, examples and negative examples are data.
+
+use crate::finding::{Action, Severity};
+use crate::rules::{line_of, read_rule_files, toml_error, unique_ids, RuleError};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The built-in anomaly rule files, embedded at build time.
+pub const BUILTIN_ANOMALY_RULES: &[(&str, &str)] = &[
+    (
+        "rules/anomaly/rate.toml",
+        include_str!("../../../rules/anomaly/rate.toml"),
+    ),
+    (
+        "rules/anomaly/novelty.toml",
+        include_str!("../../../rules/anomaly/novelty.toml"),
+    ),
+    (
+        "rules/anomaly/usage.toml",
+        include_str!("../../../rules/anomaly/usage.toml"),
+    ),
+];
+
+/// Type of a parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamType {
+    Integer,
+    Float,
+    Bool,
+    Severity,
+}
+
+impl ParamType {
+    fn toml_name(self) -> &'static str {
+        match self {
+            ParamType::Integer => "integer",
+            ParamType::Float => "float",
+            ParamType::Bool => "boolean",
+            ParamType::Severity => "string",
+        }
+    }
+}
+
+const RATE_SPIKE_PARAMS: &[(&str, ParamType)] = &[
+    ("alpha", ParamType::Float),
+    ("alpha_weak", ParamType::Float),
+    ("min_ratio", ParamType::Float),
+    ("weak_ratio", ParamType::Float),
+    ("min_excess", ParamType::Integer),
+    ("burst_min_excess", ParamType::Integer),
+    ("writes_min_excess", ParamType::Integer),
+    ("persist_hours", ParamType::Integer),
+    ("seasonal_weeks", ParamType::Integer),
+    ("lookback_weeks", ParamType::Integer),
+    ("dispersion", ParamType::Float),
+    ("learning_ratio", ParamType::Float),
+    ("new_key_floor", ParamType::Integer),
+    ("severity_writes", ParamType::Severity),
+];
+
+const RATE_PARAMS: &[(&str, ParamType)] = &[
+    ("alpha", ParamType::Float),
+    ("alpha_weak", ParamType::Float),
+    ("min_ratio", ParamType::Float),
+    ("weak_ratio", ParamType::Float),
+    ("min_excess", ParamType::Integer),
+    ("persist_hours", ParamType::Integer),
+    ("seasonal_weeks", ParamType::Integer),
+    ("lookback_weeks", ParamType::Integer),
+    ("dispersion", ParamType::Float),
+    ("learning_ratio", ParamType::Float),
+    ("new_key_floor", ParamType::Integer),
+];
+
+/// The built-in detectors a rule can name, with the parameters each reads.
+pub const DETECTORS: &[(&str, &[(&str, ParamType)])] = &[
+    ("rate-spike", RATE_SPIKE_PARAMS),
+    ("error-burst", RATE_PARAMS),
+    (
+        "new-network",
+        &[
+            ("learning_days", ParamType::Integer),
+            ("ipv4_prefix", ParamType::Integer),
+            ("ipv6_prefix", ParamType::Integer),
+            ("churn_days", ParamType::Integer),
+            ("churn_limit", ParamType::Integer),
+            ("severity_write", ParamType::Severity),
+        ],
+    ),
+    (
+        "new-user-agent",
+        &[
+            ("learning_days", ParamType::Integer),
+            ("ignore_versions", ParamType::Bool),
+            ("churn_days", ParamType::Integer),
+            ("churn_limit", ParamType::Integer),
+            ("severity_write", ParamType::Severity),
+        ],
+    ),
+    (
+        "new-route",
+        &[
+            ("learning_days", ParamType::Integer),
+            ("reads", ParamType::Bool),
+            ("severity_write", ParamType::Severity),
+            ("severity_sensitive", ParamType::Severity),
+        ],
+    ),
+    (
+        "off-hours",
+        &[
+            ("learning_days", ParamType::Integer),
+            ("tolerance_hours", ParamType::Integer),
+            ("max_active_share", ParamType::Float),
+            ("stable_days", ParamType::Integer),
+            ("max_new_slots", ParamType::Integer),
+            ("min_calls", ParamType::Integer),
+            ("severity_write", ParamType::Severity),
+        ],
+    ),
+    (
+        "dormant-key-active",
+        &[
+            ("days", ParamType::Integer),
+            ("coverage_share", ParamType::Float),
+            ("severity_write", ParamType::Severity),
+        ],
+    ),
+    (
+        "outside-whitelist",
+        &[
+            ("ipv4_prefix", ParamType::Integer),
+            ("severity_write", ParamType::Severity),
+        ],
+    ),
+    (
+        "undeclared-scope",
+        &[("severity_write", ParamType::Severity)],
+    ),
+];
+
+/// Placeholders a message or step may use; anything else is a load error.
+pub const PLACEHOLDERS: &[&str] = &[
+    "key",
+    "window",
+    "start",
+    "end",
+    "duration",
+    "metric",
+    "observed",
+    "expected",
+    "band_low",
+    "band_high",
+    "baseline",
+    "learning_until",
+    "peak",
+    "network",
+    "networks",
+    "address",
+    "user_agent",
+    "route",
+    "access",
+    "scope",
+    "calls",
+    "writes",
+    "ok",
+    "refused",
+    "throttled",
+    "statuses",
+    "days",
+    "slot",
+    "whitelist",
+    "declared_scopes",
+    "last_seen",
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    rule: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    id: String,
+    name: String,
+    detector: String,
+    severity: Severity,
+    action: Action,
+    #[serde(default)]
+    params: toml::Table,
+    description: String,
+    message: String,
+    #[serde(default)]
+    steps: Vec<String>,
+    #[serde(default)]
+    examples: Vec<AnomalyExample>,
+    #[serde(default)]
+    negative_examples: Vec<AnomalyExample>,
+}
+
+/// A small stream a rule must fire on (`examples`) or stay silent on (`negative_examples`):
+/// regular background traffic, bursts, literal usage-event lines and key declarations.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnomalyExample {
+    #[serde(default)]
+    pub background: Vec<Background>,
+    #[serde(default)]
+    pub bursts: Vec<Burst>,
+    /// Usage events, one contract line each.
+    #[serde(default)]
+    pub usage: Vec<String>,
+    /// Declared keys (for the whitelist and scope checks).
+    #[serde(default)]
+    pub keys: Vec<ExampleKey>,
+    /// Only signals starting at or after this time count (e.g. to show that a batch seen in
+    /// earlier weeks is no anomaly once learnt).
+    #[serde(default)]
+    pub judge_from: Option<DateTime<Utc>>,
+}
+
+fn get() -> String {
+    "GET".into()
+}
+fn transfers() -> String {
+    "/api/v1/transfers".into()
+}
+fn ok() -> u16 {
+    200
+}
+fn ten() -> u32 {
+    10
+}
+
+/// Regular traffic: `per_hour` calls in every active hour between `from` and `to`, spread evenly.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Background {
+    pub key: String,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub per_hour: u32,
+    /// Active hours of the day, UTC, `"08-18"` (08:00 to 17:59); default every hour.
+    #[serde(default)]
+    pub hours: Option<String>,
+    /// Active days: `"mon-fri"`, `"mon"`, `"sat-sun"`...; default every day.
+    #[serde(default)]
+    pub days: Option<String>,
+    #[serde(default = "get")]
+    pub method: String,
+    #[serde(default = "transfers")]
+    pub path: String,
+    #[serde(default = "ok")]
+    pub status: u16,
+    #[serde(default)]
+    pub source_ip: Option<String>,
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    #[serde(default)]
+    pub via: Option<String>,
+}
+
+/// `count` calls spread over `minutes` from `at`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Burst {
+    pub key: String,
+    pub at: DateTime<Utc>,
+    pub count: u32,
+    #[serde(default = "ten")]
+    pub minutes: u32,
+    #[serde(default = "get")]
+    pub method: String,
+    #[serde(default = "transfers")]
+    pub path: String,
+    #[serde(default = "ok")]
+    pub status: u16,
+    #[serde(default)]
+    pub source_ip: Option<String>,
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    #[serde(default)]
+    pub via: Option<String>,
+}
+
+/// A declared key, as written in rule examples.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExampleKey {
+    pub name: String,
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+    #[serde(default)]
+    pub ip_whitelist: Vec<String>,
+    /// The scopes it declares; absent: every scope (an admin key).
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+}
+
+/// One anomaly rule in force.
+#[derive(Debug, Clone)]
+pub struct AnomalyRule {
+    pub id: String,
+    pub name: String,
+    pub detector: String,
+    pub severity: Severity,
+    pub action: Action,
+    pub params: toml::Table,
+    pub description: String,
+    pub message: String,
+    pub steps: Vec<String>,
+    pub examples: Vec<AnomalyExample>,
+    pub negative_examples: Vec<AnomalyExample>,
+    pub source: PathBuf,
+}
+
+impl AnomalyRule {
+    /// A float parameter (checked at load time to exist with that type).
+    pub fn float(&self, name: &str) -> f64 {
+        self.params
+            .get(name)
+            .and_then(|v| v.as_float())
+            .unwrap_or(0.0)
+    }
+
+    /// An integer parameter.
+    pub fn int(&self, name: &str) -> i64 {
+        self.params
+            .get(name)
+            .and_then(|v| v.as_integer())
+            .unwrap_or(0)
+    }
+
+    /// A boolean parameter.
+    pub fn flag(&self, name: &str) -> bool {
+        self.params
+            .get(name)
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false)
+    }
+
+    /// A severity parameter, or the rule's severity.
+    pub fn severity_param(&self, name: &str) -> Severity {
+        self.params
+            .get(name)
+            .and_then(|v| v.as_str())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(self.severity)
+    }
+}
+
+/// The anomaly rules in force.
+#[derive(Debug, Clone, Default)]
+pub struct AnomalyRules {
+    pub rules: Vec<AnomalyRule>,
+}
+
+impl AnomalyRules {
+    /// Built-in rules plus `extra` (files or directories; files without anomaly rules, whose
+    /// rules have no `detector`, are skipped), less `disabled`, with parameter overrides by rule
+    /// id (`{"anomaly.rate-spike": {"min_excess": 50}}`; `severity` may be overridden too).
+    pub fn load(
+        extra: &[PathBuf],
+        disabled: &[String],
+        overrides: &BTreeMap<String, toml::Table>,
+    ) -> Result<AnomalyRules, RuleError> {
+        let mut rules = Vec::new();
+        for (name, text) in BUILTIN_ANOMALY_RULES {
+            rules.extend(parse_file(Path::new(name), text)?);
+        }
+        for (path, text) in read_rule_files(extra)? {
+            if is_anomaly_file(&text) {
+                rules.extend(parse_file(&path, &text)?);
+            }
+        }
+        let seen = unique_ids(rules.iter().map(|r| (r.id.as_str(), r.source.as_path())))?;
+        let usage_ids: Vec<String> = rules
+            .iter()
+            .filter(|r| r.id.starts_with("usage."))
+            .map(|r| r.id.clone())
+            .collect();
+        let ours = |id: &str| id.starts_with("anomaly.") || usage_ids.iter().any(|u| u == id);
+        let known = || {
+            let mut k: Vec<&str> = seen
+                .keys()
+                .map(|s| s.as_str())
+                .filter(|s| s.starts_with("anomaly.") || s.starts_with("usage."))
+                .collect();
+            k.sort();
+            k.join(", ")
+        };
+        for id in disabled {
+            // a disabled id may name a leak or privilege rule: only complain about ours
+            if !seen.contains_key(id) && id.starts_with("anomaly.") {
+                return Err(RuleError::UnknownDisabled {
+                    id: id.clone(),
+                    known: known(),
+                });
+            }
+        }
+        for (id, table) in overrides {
+            if !ours(id) {
+                if id.starts_with("anomaly.") {
+                    return Err(RuleError::Invalid {
+                        path: PathBuf::from("config"),
+                        id: id.clone(),
+                        message: format!(
+                            "override for a rule that does not exist (known: {})",
+                            known()
+                        ),
+                    });
+                }
+                continue;
+            }
+            let rule = rules
+                .iter_mut()
+                .find(|r| &r.id == id)
+                .expect("checked above");
+            apply_override(rule, table)?;
+        }
+        rules.retain(|r| !disabled.contains(&r.id));
+        Ok(AnomalyRules { rules })
+    }
+
+    /// Only the built-in rules.
+    pub fn builtin() -> AnomalyRules {
+        AnomalyRules::load(&[], &[], &BTreeMap::new())
+            .expect("built-in anomaly rules are valid (tested)")
+    }
+
+    pub fn get(&self, id: &str) -> Option<&AnomalyRule> {
+        self.rules.iter().find(|r| r.id == id)
+    }
+
+    /// The rules using `detector`.
+    pub fn with_detector<'a>(&'a self, detector: &'a str) -> impl Iterator<Item = &'a AnomalyRule> {
+        self.rules.iter().filter(move |r| r.detector == detector)
+    }
+}
+
+fn is_anomaly_file(text: &str) -> bool {
+    let Ok(t) = text.parse::<toml::Table>() else {
+        return true; // let the parser report the error with its line
+    };
+    match t.get("rule").and_then(|r| r.as_array()) {
+        Some(rules) => rules
+            .iter()
+            .any(|r| r.as_table().is_some_and(|t| t.contains_key("detector"))),
+        None => false,
+    }
+}
+
+fn param_spec(detector: &str) -> &'static [(&'static str, ParamType)] {
+    DETECTORS
+        .iter()
+        .find(|(d, _)| *d == detector)
+        .map(|(_, p)| *p)
+        .unwrap_or(&[])
+}
+
+fn check_param(name: &str, ty: ParamType, v: &toml::Value) -> Result<(), String> {
+    let ok = match ty {
+        ParamType::Integer => v.as_integer().is_some(),
+        ParamType::Float => v.as_float().is_some(),
+        ParamType::Bool => v.as_bool().is_some(),
+        ParamType::Severity => v.as_str().is_some(),
+    };
+    if !ok {
+        return Err(format!(
+            "parameter {name}: expected {}, got {}",
+            ty.toml_name(),
+            v.type_str()
+        ));
+    }
+    match ty {
+        ParamType::Severity
+            if v.as_str()
+                .and_then(|s| s.parse::<Severity>().ok())
+                .is_none() =>
+        {
+            return Err(format!(
+                "parameter {name}: expected a severity (info, low, medium, high, critical)"
+            ));
+        }
+        ParamType::Integer if v.as_integer().is_some_and(|n| n <= 0) => {
+            return Err(format!("parameter {name}: must be a positive number"));
+        }
+        ParamType::Float if v.as_float().is_some_and(|f| f <= 0.0 || !f.is_finite()) => {
+            return Err(format!("parameter {name}: must be a positive number"));
+        }
+        _ => {}
+    }
+    if name.starts_with("alpha") && v.as_float().is_some_and(|f| f >= 0.5) {
+        return Err(format!(
+            "parameter {name}: a tail probability, expected well below 0.5 (e.g. 1e-6)"
+        ));
+    }
+    if name.ends_with("_share") && v.as_float().is_some_and(|f| f > 1.0) {
+        return Err(format!("parameter {name}: a share, expected at most 1.0"));
+    }
+    Ok(())
+}
+
+fn apply_override(rule: &mut AnomalyRule, table: &toml::Table) -> Result<(), RuleError> {
+    let invalid = |message: String| RuleError::Invalid {
+        path: PathBuf::from("config"),
+        id: rule.id.clone(),
+        message,
+    };
+    let spec = param_spec(&rule.detector);
+    for (k, v) in table {
+        if k == "severity" {
+            let s = v
+                .as_str()
+                .ok_or_else(|| invalid("severity: expected a string".into()))?;
+            rule.severity = s.parse().map_err(|e: String| invalid(e))?;
+            continue;
+        }
+        let Some((_, ty)) = spec.iter().find(|(n, _)| n == k) else {
+            let mut known: Vec<&str> = spec.iter().map(|(n, _)| *n).collect();
+            known.push("severity");
+            return Err(invalid(format!(
+                "override parameter {k:?} does not exist (known: {})",
+                known.join(", ")
+            )));
+        };
+        check_param(k, *ty, v).map_err(|m| invalid(format!("override {m}")))?;
+        rule.params.insert(k.clone(), v.clone());
+    }
+    Ok(())
+}
+
+/// The placeholders of a template.
+pub fn placeholders(template: &str) -> impl Iterator<Item = &str> {
+    template
+        .split('{')
+        .skip(1)
+        .filter_map(|s| s.split_once('}'))
+        .map(|(p, _)| p)
+}
+
+fn parse_file(path: &Path, text: &str) -> Result<Vec<AnomalyRule>, RuleError> {
+    let raw: RawFile = toml::from_str(text).map_err(|e| toml_error(path, text, e))?;
+    let mut out = Vec::new();
+    for r in raw.rule {
+        let line = text
+            .find(&format!("\"{}\"", r.id))
+            .map(|o| line_of(text, o))
+            .unwrap_or(1);
+        let parse_err = |message: String| RuleError::Parse {
+            path: path.to_path_buf(),
+            line,
+            message,
+        };
+        if !valid_id(&r.id) {
+            return Err(parse_err(format!(
+                "rule id {:?} must be dotted lowercase words beginning anomaly. or usage.",
+                r.id
+            )));
+        }
+        let Some((_, spec)) = DETECTORS.iter().find(|(d, _)| *d == r.detector) else {
+            let names: Vec<&str> = DETECTORS.iter().map(|(d, _)| *d).collect();
+            return Err(parse_err(format!(
+                "rule {}: detector {:?} is not a built-in detector (known: {})",
+                r.id,
+                r.detector,
+                names.join(", ")
+            )));
+        };
+        for (name, ty) in *spec {
+            match r.params.get(*name) {
+                None => {
+                    return Err(parse_err(format!(
+                        "rule {}: detector {} needs parameter {name} ({})",
+                        r.id,
+                        r.detector,
+                        ty.toml_name()
+                    )))
+                }
+                Some(v) => check_param(name, *ty, v)
+                    .map_err(|m| parse_err(format!("rule {}: {m}", r.id)))?,
+            }
+        }
+        for k in r.params.keys() {
+            if !spec.iter().any(|(n, _)| n == k) {
+                return Err(parse_err(format!(
+                    "rule {}: detector {} has no parameter {k:?}",
+                    r.id, r.detector
+                )));
+            }
+        }
+        for t in std::iter::once(&r.message).chain(&r.steps) {
+            for p in placeholders(t) {
+                if !PLACEHOLDERS.contains(&p) {
+                    return Err(parse_err(format!(
+                        "rule {}: unknown placeholder {{{p}}} (known: {})",
+                        r.id,
+                        PLACEHOLDERS.join(", ")
+                    )));
+                }
+            }
+        }
+        if r.examples.is_empty() || r.negative_examples.is_empty() {
+            return Err(parse_err(format!(
+                "rule {}: give at least one example and one negative example",
+                r.id
+            )));
+        }
+        out.push(AnomalyRule {
+            id: r.id,
+            name: r.name,
+            detector: r.detector,
+            severity: r.severity,
+            action: r.action,
+            params: r.params,
+            description: r.description,
+            message: r.message,
+            steps: r.steps,
+            examples: r.examples,
+            negative_examples: r.negative_examples,
+            source: path.to_path_buf(),
+        });
+    }
+    Ok(out)
+}
+
+fn valid_id(id: &str) -> bool {
+    (id.starts_with("anomaly.") || id.starts_with("usage."))
+        && id.split('.').all(|w| {
+            !w.is_empty()
+                && w.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::airwallex::Catalog;
+
+    #[test]
+    fn builtin_rules_load_with_unique_ids_and_every_detector_used() {
+        let r = AnomalyRules::builtin();
+        let mut ids: Vec<&str> = r.rules.iter().map(|r| r.id.as_str()).collect();
+        let n = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "rule ids must be unique");
+        for (d, _) in DETECTORS {
+            assert!(r.with_detector(d).next().is_some(), "detector {d} unused");
+        }
+        for id in [
+            "anomaly.rate-spike",
+            "anomaly.error-burst",
+            "anomaly.new-network",
+            "anomaly.new-user-agent",
+            "anomaly.off-hours",
+            "anomaly.new-route",
+            "anomaly.dormant-key-active",
+            "usage.outside-whitelist",
+            "usage.undeclared-scope",
+        ] {
+            assert!(r.get(id).is_some(), "{id}");
+        }
+    }
+
+    #[test]
+    fn builtin_examples_pass() {
+        let (failures, ran) = AnomalyRules::builtin().check_examples(&Catalog::builtin());
+        assert!(ran >= 20, "{ran}");
+        assert!(failures.is_empty(), "{failures:#?}");
+    }
+
+    #[test]
+    fn overrides_are_checked_and_disabling_works() {
+        let mut o = BTreeMap::new();
+        o.insert(
+            "anomaly.rate-spike".to_string(),
+            toml::toml! { min_excess = 50
+            alpha = 1e-7 },
+        );
+        let r = AnomalyRules::load(&[], &["anomaly.off-hours".into()], &o).unwrap();
+        let spike = r.get("anomaly.rate-spike").unwrap();
+        assert_eq!(spike.int("min_excess"), 50);
+        assert_eq!(spike.float("alpha"), 1e-7);
+        assert!(r.get("anomaly.off-hours").is_none());
+        for (bad, words) in [
+            (
+                toml::toml! { min_exces = 50 },
+                vec!["min_exces", "min_excess"],
+            ),
+            (toml::toml! { min_excess = "50" }, vec!["expected integer"]),
+            (toml::toml! { alpha = 0.9 }, vec!["tail probability"]),
+            (toml::toml! { min_excess = -1 }, vec!["positive"]),
+            (toml::toml! { severity_writes = "urgent" }, vec!["severity"]),
+        ] {
+            let mut o = BTreeMap::new();
+            o.insert("anomaly.rate-spike".to_string(), bad);
+            let e = AnomalyRules::load(&[], &[], &o).unwrap_err().to_string();
+            for w in words {
+                assert!(e.contains(w), "{e}");
+            }
+        }
+        let e = AnomalyRules::load(&[], &["anomaly.nope".into()], &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("anomaly.nope") && e.contains("anomaly.rate-spike"),
+            "{e}"
+        );
+        // privilege and leak ids are someone else's: no complaint here
+        AnomalyRules::load(&[], &["privilege.admin-key".into()], &BTreeMap::new()).unwrap();
+    }
+
+    #[test]
+    fn bad_rule_files_say_file_line_and_what() {
+        let text = r#"
+[[rule]]
+id = "anomaly.local.mine"
+name = "x"
+detector = "new-route"
+severity = "low"
+action = "investigate"
+description = "d"
+message = "{key} {nope}"
+params = { learning_days = 7, reads = true, severity_write = "high", severity_sensitive = "high" }
+[[rule.examples]]
+[[rule.negative_examples]]
+"#;
+        let e = parse_file(Path::new("mine.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("mine.toml:3: ") && e.contains("{nope}"),
+            "{e}"
+        );
+        let e = parse_file(Path::new("mine.toml"), &text.replace("new-route", "magic"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("magic") && e.contains("rate-spike"), "{e}");
+        let e = parse_file(
+            Path::new("mine.toml"),
+            &text
+                .replace("learning_days = 7, ", "")
+                .replace(" {nope}", ""),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("needs parameter learning_days"), "{e}");
+    }
+
+    #[test]
+    fn user_files_add_rules_and_skip_other_rule_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("leak.toml"),
+            "[[rule]]\nid = \"leak.local.x\"\nname = \"x\"\nkeywords = [\"abc\"]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("mine.toml"),
+            r#"
+[[rule]]
+id = "anomaly.local.any-new-write"
+name = "Any new write route, even in learning"
+detector = "new-route"
+severity = "medium"
+action = "investigate"
+description = "d"
+message = "{key}: {route}"
+params = { learning_days = 1, reads = false, severity_write = "high", severity_sensitive = "critical" }
+[[rule.examples]]
+background = [{ key = "erp", from = "2026-10-05T00:00:00Z", to = "2026-10-09T00:00:00Z", per_hour = 5 }]
+usage = ['{"ts":"2026-10-08T10:15:00Z","key":"erp","method":"POST","path":"/api/v1/webhooks/create","status":201}']
+[[rule.negative_examples]]
+background = [{ key = "erp", from = "2026-10-05T00:00:00Z", to = "2026-10-09T00:00:00Z", per_hour = 5 }]
+usage = ['{"ts":"2026-10-08T10:15:00Z","key":"erp","method":"GET","path":"/api/v1/webhooks","status":200}']
+"#,
+        )
+        .unwrap();
+        let r = AnomalyRules::load(&[dir.path().to_path_buf()], &[], &BTreeMap::new()).unwrap();
+        assert!(r.get("anomaly.local.any-new-write").is_some());
+        let (failures, _) = r.check_examples(&Catalog::builtin());
+        assert!(failures.is_empty(), "{failures:#?}");
+    }
+}

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod files;
 pub mod finding;
 pub mod inventory;
 pub mod privilege;

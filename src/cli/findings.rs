@@ -84,9 +84,12 @@ pub fn parse_expiry(s: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>
 
 pub fn run(ctx: &Context, cmd: FindingsCommand) -> anyhow::Result<u8> {
     let now = ctx.clock().now();
-    // Every subcommand works on findings already recorded: a database that does not exist is a
-    // mistyped path, never a reason to create an empty one.
-    let store = ctx.open_existing_store()?;
+    // Listing only reads: opened read-only (a read-only file will do). Nothing here creates a
+    // database: a path without one is a mistyped path (issue 16).
+    let store = match &cmd {
+        FindingsCommand::List { .. } => ctx.open_store_read_only()?,
+        _ => ctx.open_store_existing()?,
+    };
     match cmd {
         FindingsCommand::List { status, scope } => {
             let listing = crate::store::findings::listing(

@@ -109,7 +109,7 @@ fn install(repo: &Path, force: bool) -> anyhow::Result<u8> {
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", hook.display())),
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::write(&hook, script()).with_context(|| format!("cannot write {}", hook.display()))?;
+    crate::files::write_atomic(&hook, script().as_bytes(), 0o755)?;
     make_executable(&hook)?;
     say!("{verb} {} (runs `awxguard scan --staged`)", hook.display());
     Ok(0)

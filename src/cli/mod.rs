@@ -154,6 +154,8 @@ pub struct Context {
     /// The store this run opened, with the alert planner installed on it when `[alerts]` is
     /// configured: alerts queued by the run are delivered at its end.
     alerting: std::cell::RefCell<Option<Alerting>>,
+    /// Remarks for the report (the database is readable by other users).
+    notes: std::cell::RefCell<Vec<String>>,
 }
 
 struct Alerting {
@@ -174,6 +176,7 @@ impl Context {
             clock: crate::clock::from_env(),
             runtime,
             alerting: std::cell::RefCell::new(None),
+            notes: std::cell::RefCell::new(Vec::new()),
         })
     }
 
@@ -204,17 +207,61 @@ impl Context {
     /// The database path: `--db`, `AWXGUARD_DB`, `[store] path`, or the default under the XDG
     /// data directory.
     pub fn db_path(&self) -> PathBuf {
-        self.global
+        self.db_location().0
+    }
+
+    /// The database path and whether the user chose it (then its directory must exist; the
+    /// default location's directory is created, owner-only).
+    fn db_location(&self) -> (PathBuf, bool) {
+        match self
+            .global
             .db
             .clone()
             .or_else(|| self.config.store.path.clone())
-            .unwrap_or_else(crate::store::default_path)
+        {
+            Some(p) => (p, true),
+            None => (crate::store::default_path(), false),
+        }
+    }
+
+    fn open_store_with(
+        &self,
+        read_only: bool,
+        create: bool,
+    ) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
+        let (path, explicit) = self.db_location();
+        let opened = crate::store::open_with(
+            &path,
+            crate::store::OpenOptions {
+                read_only,
+                create_dir: !explicit,
+                create,
+            },
+        )?;
+        for n in &opened.notes {
+            tell!("warning: {n}");
+        }
+        self.notes.borrow_mut().extend(opened.notes);
+        Ok(opened.store)
+    }
+
+    /// The database for a command that only reads it (`findings list`, `alerts list`): opened
+    /// read-only (a read-only file will do), never created or upgraded; a path where there is
+    /// no database is refused (a mistyped `--db` must not read as "no findings").
+    pub fn open_store_read_only(&self) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
+        self.open_store_with(true, false)
+    }
+
+    /// The database for a command that changes what was recorded (`findings ack`, `unack`):
+    /// never created (there is nothing to change in a new one).
+    pub fn open_store_existing(&self) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
+        self.open_store_with(false, false)
     }
 
     /// The database: `--db`, `AWXGUARD_DB`, `[store] path`, or the default under the XDG data
     /// directory.
     pub fn open_store(&self) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
-        let store = crate::store::open(&self.db_path())?;
+        let store = self.open_store_with(false, true)?;
         // Every run recorded through this store queues its alerts when [alerts] is configured.
         if let Some(planner) = crate::alert::install(store.as_ref(), &self.config) {
             *self.alerting.borrow_mut() = Some(Alerting {
@@ -225,24 +272,33 @@ impl Context {
         Ok(store)
     }
 
-    /// The database for a command that reads what was recorded (`findings`, reports): a path
-    /// where no database exists is refused (`store::open_existing`).
-    pub fn open_existing_store(&self) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
-        Ok(crate::store::open_existing(&self.db_path())?)
-    }
-
     /// Renders a report where the user asked, and returns the exit code its findings call for.
     pub fn emit(&self, report: &Report) -> anyhow::Result<u8> {
         let code = crate::finding::exit_code(&report.findings, self.global.fail_on);
+        // What the run has to say about its database joins the report's notes.
+        let with_notes;
+        let report = if self.notes.borrow().is_empty() {
+            report
+        } else {
+            let mut r = report.clone();
+            r.summary.notes.extend(self.notes.borrow().iter().cloned());
+            with_notes = r;
+            &with_notes
+        };
         match &self.global.output {
             Some(path) => {
-                // Buffered: the JSON renderer writes token by token.
-                let mut f = std::io::BufWriter::new(
-                    std::fs::File::create(path)
-                        .with_context(|| format!("cannot write report to {}", path.display()))?,
-                );
-                crate::report::render(report, self.global.format, self.style(), &mut f)?;
-                f.flush()?;
+                // Written beside the target and renamed into place, owner-only when new: a
+                // failure leaves the previous report whole.
+                let mut f = crate::files::AtomicFile::create(path, 0o600)
+                    .context("cannot write the report")?;
+                crate::report::render(report, self.global.format, self.style(), &mut f)
+                    .map_err(|e| crate::files::FileError::Write {
+                        path: path.clone(),
+                        existed: path.exists(),
+                        source: e,
+                    })
+                    .context("cannot write the report")?;
+                f.commit().context("cannot write the report")?;
             }
             None => {
                 let stdout = std::io::stdout();

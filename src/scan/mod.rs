@@ -104,17 +104,27 @@ pub fn scan_paths(matcher: &Matcher, roots: &[PathBuf], opts: &ScanOptions) -> S
         BUF.with(|buf| {
             let mut buf = buf.borrow_mut();
             buf.clear();
-            let read = std::fs::File::open(entry.path).and_then(|f| {
-                // Read at most one byte past the limit: a file that grew since its metadata was
-                // read is still held to the limit.
-                f.take(opts.max_file_size + 1).read_to_end(&mut buf)
-            });
-            if let Err(e) = read {
-                let what = if e.kind() == std::io::ErrorKind::NotFound {
-                    "vanished during the scan".to_string()
-                } else {
-                    e.to_string()
-                };
+            // Opened only if it is still a regular file (a FIFO or device swapped in since the
+            // listing is refused on the open descriptor, never read).
+            let read = crate::files::open_regular(entry.path)
+                .map_err(|e| match e {
+                    crate::files::FileError::NotRegular { kind, .. } => {
+                        format!("is {kind}, not a regular file; not read")
+                    }
+                    e if e.kind() == std::io::ErrorKind::NotFound => {
+                        "vanished during the scan".to_string()
+                    }
+                    crate::files::FileError::Io { source, .. } => source.to_string(),
+                    e => e.to_string(),
+                })
+                .and_then(|(f, _)| {
+                    // Read at most one byte past the limit: a file that grew since its metadata
+                    // was read is still held to the limit.
+                    f.take(opts.max_file_size + 1)
+                        .read_to_end(&mut buf)
+                        .map_err(|e| e.to_string())
+                });
+            if let Err(what) = read {
                 counts.problem(entry.display, what);
                 return;
             }

@@ -34,7 +34,7 @@ pub use migrations::SCHEMA_VERSION;
 pub use outbox::{AlertKind, AlertPlanner, Delivery, NewMessage, Outbox, QueueRow, QueuedAlert};
 pub use proxy::ProxyRecords;
 pub use runs::{RunRecord, Runs};
-pub use sqlite::SqliteStore;
+pub use sqlite::{OpenOptions, SqliteStore};
 pub use watch::{PendingRead, Seen, StoredObject, WatchCursor, WatchObject, WatchState};
 
 use chrono::{DateTime, Utc};
@@ -68,6 +68,11 @@ pub enum StoreError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    #[error(
+        "{path}: the directory for the database does not exist; create it, or choose another \
+         --db / AWXGUARD_DB"
+    )]
+    NoDir { path: PathBuf },
     #[error("{path}: cannot create the database directory: {source}")]
     Dir {
         path: PathBuf,
@@ -99,6 +104,14 @@ pub enum StoreError {
          AWXGUARD_DB or [store] path; `awxguard audit` and `awxguard scan --record` create it)"
     )]
     Missing { path: PathBuf },
+    #[error(
+        "{path}: database schema version {found} is older than this awxguard's \
+         ({SCHEMA_VERSION}); a read-only command does not upgrade it: run a recording command \
+         (`awxguard audit`, `awxguard scan --record`) once"
+    )]
+    TooOld { path: PathBuf, found: i64 },
+    #[error("{path}: not an awxguard database: {why}; point --db / AWXGUARD_DB at another file")]
+    NotADatabase { path: PathBuf, why: String },
     #[error("no finding with id {0:?} in the database (see `awxguard findings list`)")]
     UnknownFinding(String),
     #[error("finding id prefix {0:?} is ambiguous: {1}")]
@@ -120,16 +133,21 @@ pub fn open(path: &Path) -> Result<Arc<dyn Store>, StoreError> {
     Ok(Arc::new(SqliteStore::open(path)?))
 }
 
-/// Opens an existing database for a command that only reads it (`findings list`, reports): a
-/// path where no database exists is refused instead of creating an empty one there (a mistyped
-/// `--db` would otherwise show "no findings").
-pub fn open_existing(path: &Path) -> Result<Arc<dyn Store>, StoreError> {
-    match std::fs::metadata(path) {
-        Ok(m) if m.is_file() => open(path),
-        _ => Err(StoreError::Missing {
-            path: path.to_path_buf(),
-        }),
-    }
+/// A database opened with options, and what the run should say about it (a database readable
+/// by other users).
+pub struct Opened {
+    pub store: Arc<dyn Store>,
+    pub notes: Vec<String>,
+}
+
+/// Opens the database at `path` as `opts` say (read-only; creating the default directory).
+pub fn open_with(path: &Path, opts: OpenOptions) -> Result<Opened, StoreError> {
+    let s = SqliteStore::open_with(path, opts)?;
+    let notes = s.notes();
+    Ok(Opened {
+        store: Arc::new(s),
+        notes,
+    })
 }
 
 /// A value bound to a statement, its text passed through the redaction gate on the way in: no
@@ -316,11 +334,22 @@ mod tests {
     fn a_missing_database_is_refused_for_reading() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("nope.db");
-        let err = open_existing(&p).err().unwrap().to_string();
-        assert!(err.contains("no database there"), "{err}");
-        assert!(!p.exists());
+        let reading = OpenOptions {
+            read_only: true,
+            ..OpenOptions::default()
+        };
+        let existing = OpenOptions {
+            create: false,
+            ..OpenOptions::default()
+        };
+        for opts in [reading, existing] {
+            let err = open_with(&p, opts).err().unwrap().to_string();
+            assert!(err.contains("no database there"), "{err}");
+            assert!(!p.exists());
+        }
         open(&p).unwrap();
-        assert!(open_existing(&p).is_ok());
+        assert!(open_with(&p, reading).is_ok());
+        assert!(open_with(&p, existing).is_ok());
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod airwallex;
 mod alerts;
 mod audit;
 mod baseline;
+mod bounds;
 mod common;
 mod config;
 mod demo;

@@ -158,20 +158,40 @@ fn the_binary_reads_an_upgraded_database_and_an_empty_file() {
 
 #[test]
 fn store_path_comes_from_the_config_unless_db_is_given() {
-    // (a recording run creates the database; since issue 16 `findings list` only reads one)
     let d = tempdir();
-    std::fs::create_dir_all(d.path().join("empty")).unwrap();
     write(
         d.path(),
         "awxguard.toml",
         "[store]\npath = \"state/findings.db\"\n",
     );
+    write(d.path(), "src/readme.txt", "nothing\n");
+    // Listing reads: nothing is created, and a path without a database is said (issue 16).
     let o = awxguard(d.path())
         .env_remove("AWXGUARD_DB")
-        .args(["scan", "--record", "empty"])
+        .args(["findings", "list"])
         .output()
         .unwrap();
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("state/findings.db: no database there"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!d.path().join("state").exists());
+    // A path the user chose must be in a directory that exists (issue 17).
+    let record = |extra: &[&str]| {
+        awxguard(d.path())
+            .env_remove("AWXGUARD_DB")
+            .args(extra)
+            .args(["scan", "src", "--record"])
+            .output()
+            .unwrap()
+    };
+    let o = record(&[]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("state: the directory for the database does not exist"));
+    std::fs::create_dir(d.path().join("state")).unwrap();
+    assert_eq!(code(&record(&[])), 0);
     assert!(d.path().join("state/findings.db").exists());
     let o = awxguard(d.path())
         .env_remove("AWXGUARD_DB")
@@ -179,12 +199,7 @@ fn store_path_comes_from_the_config_unless_db_is_given() {
         .output()
         .unwrap();
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let o = awxguard(d.path())
-        .args(["--db", "other.db", "scan", "--record", "empty"])
-        .env_remove("AWXGUARD_DB")
-        .output()
-        .unwrap();
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(code(&record(&["--db", "other.db"])), 0);
     assert!(d.path().join("other.db").exists());
 }
 

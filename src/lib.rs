@@ -10,6 +10,7 @@ pub mod alert;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod demo;
 pub mod files;
 pub mod finding;

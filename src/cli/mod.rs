@@ -5,6 +5,7 @@
 
 mod alerts;
 mod audit;
+mod daemon;
 mod demo;
 mod findings;
 mod hook;
@@ -116,11 +117,23 @@ pub enum Command {
     /// unusual amounts, destinations and bursts, changed webhooks, a falling balance; who made
     /// each change (a proxied key, or none: from outside).
     Watch(watch::WatchArgs),
+    /// Run unattended: the scheduled audit and repository scans of `[daemon]`, alert delivery,
+    /// optionally the proxy; health and Prometheus metrics on loopback; SIGHUP reloads the config.
+    Daemon(daemon::DaemonArgs),
 }
 
 /// Runs the parsed command line and returns the exit code. The process's one tokio runtime is
 /// built here; library network work runs on it, CPU work on its blocking threads.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    // The daemon builds and owns its runtime (it must be able to stop without waiting for a job
+    // it interrupted).
+    let cli = match cli.command {
+        Command::Daemon(args) => return daemon::run(&cli.global, args),
+        command => Cli {
+            global: cli.global,
+            command,
+        },
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -138,6 +151,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Findings(cmd) => findings::run(&ctx, cmd),
         Command::Alerts(cmd) => alerts::run(&ctx, cmd),
         Command::Watch(args) => watch::run(&ctx, args),
+        Command::Daemon(_) => unreachable!("the daemon runs before the runtime is built"),
     };
     // Whatever the run's outcome, what it queued goes out now.
     alerts::after_run(&ctx);

@@ -20,7 +20,10 @@ pub use alerts::{
     FileSink, RawAlerts, Route, SmtpSecurity, UrlSpec, WebhookSink,
 };
 pub use audit::{AuditConfig, RawAudit};
-pub use daemon::{DaemonConfig, RawDaemon};
+pub use daemon::{
+    parse_listen, DaemonConfig, RawDaemon, Schedule, ScheduledAudit, ScheduledRepo, ScheduledWatch,
+    DEFAULT_LISTEN,
+};
 pub use keys::{is_api_key_shape, KeyDecl, KeyDescription, RawKey, SecretSpec};
 pub use proxy::{EnforceSetting, ProxyConfig, RawProxy};
 pub use scan::{RawScan, ScanConfig};

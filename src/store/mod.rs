@@ -6,8 +6,10 @@
 //! an `Arc<dyn Store>` and calls it from a blocking thread. One area per file, each a trait with
 //! its SQLite implementation beside it: `findings` (what is stored, looked up by id),
 //! `lifecycle` (recording a run), `acks` (acknowledgements), `runs` (the runs recorded),
-//! `outbox` (alerts queued by the recording transaction, their messages and deliveries).
-//! `watch` (the money-movement watch's cursors and objects).
+//! `outbox` (alerts queued by the recording transaction, their messages and deliveries),
+//! `proxy` (the recording proxy's token attributions and objects), `watch` (the money-movement
+//! watch's cursors and objects), `daemon` (the daemon lock, job runs, the refs of scanned
+//! repositories).
 //!
 //! Adding an area: a file `store/<area>.rs` with a trait and `impl <Trait> for SqliteStore`, its
 //! tables in the next migration (`migrations.rs`), the trait added to `Store`'s supertraits
@@ -18,6 +20,7 @@
 //! statements cached.
 
 pub mod acks;
+pub mod daemon;
 pub mod findings;
 pub mod lifecycle;
 pub mod migrations;
@@ -28,6 +31,9 @@ pub mod sqlite;
 pub mod watch;
 
 pub use acks::{AckRecord, Acknowledgements};
+pub use daemon::{
+    DaemonHolder, DaemonRecords, JobCounts, JobOutcome, JobRun, LockOutcome, StoreStats,
+};
 pub use findings::{Findings, StoredFinding};
 pub use lifecycle::{Lifecycle, NotRechecked, Observation, RecordSummary, Recorded};
 pub use migrations::SCHEMA_VERSION;
@@ -43,7 +49,16 @@ use std::sync::Arc;
 
 /// Every area of the store: what a job may hold (`Arc<dyn Store>`).
 pub trait Store:
-    Findings + Lifecycle + Acknowledgements + Runs + Outbox + ProxyRecords + WatchState + Send + Sync
+    Findings
+    + Lifecycle
+    + Acknowledgements
+    + Runs
+    + Outbox
+    + ProxyRecords
+    + WatchState
+    + DaemonRecords
+    + Send
+    + Sync
 {
 }
 
@@ -55,6 +70,7 @@ impl<
             + Outbox
             + ProxyRecords
             + WatchState
+            + DaemonRecords
             + Send
             + Sync,
     > Store for T

@@ -9,6 +9,7 @@ mod baseline;
 mod bounds;
 mod common;
 mod config;
+mod daemon;
 mod demo;
 mod findings;
 mod git;

@@ -123,7 +123,8 @@ pub enum Command {
 }
 
 /// Runs the parsed command line and returns the exit code. The process's one tokio runtime is
-/// built here; library network work runs on it, CPU work on its blocking threads.
+/// built here, on first use (`Context::block_on`); library network work runs on it, CPU work on
+/// its blocking threads.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     // The daemon builds and owns its runtime (it must be able to stop without waiting for a job
     // it interrupted).
@@ -134,11 +135,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             command,
         },
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let ctx = Context::new(&cli.global, runtime)?;
+    let ctx = Context::new(&cli.global)?;
     let result = match cli.command {
         Command::Scan(args) => scan::run(&ctx, args),
         Command::Inventory(args) => inventory::run(&ctx, args),
@@ -164,7 +161,9 @@ pub struct Context {
     pub global: GlobalArgs,
     pub config: Config,
     clock: std::sync::Arc<dyn Clock>,
-    runtime: tokio::runtime::Runtime,
+    /// Built on first use: a run with nothing async (a scan without `--verify`, the pre-commit
+    /// hook above all) starts no threads for it.
+    runtime: std::sync::OnceLock<tokio::runtime::Runtime>,
     /// The store this run opened, with the alert planner installed on it when `[alerts]` is
     /// configured: alerts queued by the run are delivered at its end.
     alerting: std::cell::RefCell<Option<Alerting>>,
@@ -178,7 +177,7 @@ struct Alerting {
 }
 
 impl Context {
-    fn new(global: &GlobalArgs, runtime: tokio::runtime::Runtime) -> anyhow::Result<Context> {
+    fn new(global: &GlobalArgs) -> anyhow::Result<Context> {
         let (path, explicit) = match &global.config {
             Some(p) => (p.clone(), true),
             None => (PathBuf::from(crate::config::DEFAULT_PATH), false),
@@ -188,7 +187,7 @@ impl Context {
             global: global.clone(),
             config,
             clock: crate::clock::from_env(),
-            runtime,
+            runtime: std::sync::OnceLock::new(),
             alerting: std::cell::RefCell::new(None),
             notes: std::cell::RefCell::new(Vec::new()),
         })
@@ -201,7 +200,14 @@ impl Context {
 
     /// Runs a library job (a future) on the process's runtime.
     pub fn block_on<F: std::future::Future>(&self, job: F) -> F::Output {
-        self.runtime.block_on(job)
+        self.runtime
+            .get_or_init(|| {
+                tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()
+                    .expect("the async runtime starts")
+            })
+            .block_on(job)
     }
 
     /// Whether human output gets colour: only on a terminal, never with NO_COLOR.

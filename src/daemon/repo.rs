@@ -100,17 +100,13 @@ async fn fetch(repo: &Path) -> Result<(), RepoError> {
         .map_err(|_| fail(format!("no answer in {} s", FETCH_TIMEOUT.as_secs())))?
         .map_err(|e| fail(e.to_string()))?;
     if !out.status.success() {
-        let msg = String::from_utf8_lossy(&out.stderr)
-            .lines()
-            .map(|l| l.trim_start_matches("fatal: ").trim())
-            .filter(|l| !l.is_empty())
-            .take(3)
-            .collect::<Vec<_>>()
-            .join("; ");
-        return Err(fail(if msg.is_empty() {
-            format!("exit status {}", out.status)
-        } else {
-            msg
+        return Err(fail(match Git::new(repo).failure("fetch", &out.stderr) {
+            GitError::Failed { message, .. } | GitError::NotARepository { message, .. }
+                if message != "no message" =>
+            {
+                message
+            }
+            _ => format!("exit status {}", out.status),
         }));
     }
     Ok(())

@@ -319,12 +319,22 @@ fn a_failing_job_does_not_stop_the_others_and_readiness_names_it() {
     r.write("README", "hello\n");
     r.commit("init");
     std::fs::create_dir_all(t.path().join("not-a-repo")).unwrap();
+    // A repository whose remote refuses (a closed loopback port), with a password in its URL.
+    let unreachable = Repo::new();
+    unreachable.commit("init");
+    unreachable.git(&[
+        "remote",
+        "add",
+        "origin",
+        "https://bot:fetch-pass-7c1e9a@127.0.0.1:1/app.git",
+    ]);
     config(
         t.path(),
         &format!(
-            "{}{}",
+            "{}{}{}fetch = true\n\n",
             repo_job("good", &r.dir, "* * * * * *"),
-            repo_job("broken", &t.path().join("not-a-repo"), "* * * * * *")
+            repo_job("broken", &t.path().join("not-a-repo"), "* * * * * *"),
+            repo_job("offline", &unreachable.dir, "* * * * * *"),
         ),
     );
     let d = Daemon::start(t.path());
@@ -349,6 +359,17 @@ fn a_failing_job_does_not_stop_the_others_and_readiness_names_it() {
         "{failed:?}"
     );
     assert!(d.log().contains("job scan:broken failed"), "{}", d.log());
+    wait_until(&d, 20, "the fetch to fail", || {
+        d.runs("scan:offline")
+            .iter()
+            .any(|r| r.outcome == awxguard::store::JobOutcome::Failed)
+    });
+    let offline = d.runs("scan:offline");
+    let detail = offline[0].detail.clone().unwrap();
+    assert!(detail.contains("git fetch in "), "{detail}");
+    for text in [&detail, &d.log()] {
+        assert!(!text.contains("fetch-pass-7c1e9a"), "{text}");
+    }
     assert_eq!(d.get("/healthz").0, 200);
     wait_until(&d, 10, "readiness to name the late job", || {
         let (code, body) = d.get("/readyz");
@@ -540,7 +561,7 @@ fn slow_clone(t: &Path, secs: u32) -> PathBuf {
 #[test]
 fn sigterm_drains_a_running_job() {
     let t = tempdir();
-    let clone = slow_clone(t.path(), 2);
+    let clone = slow_clone(t.path(), 3);
     config(
         t.path(),
         &format!("{}fetch = true\n", repo_job("slow", &clone, "* * * * * *")),
@@ -549,6 +570,15 @@ fn sigterm_drains_a_running_job() {
     wait_until(&d, 20, "the slow job to run", || {
         d.sample("awxguard_job_running{job=\"scan:slow\"}") == 1.0
     });
+    // It fires every second but never overlaps itself.
+    wait_until(&d, 10, "a fire skipped while it runs", || {
+        d.sample("awxguard_job_skipped_total{job=\"scan:slow\"}") >= 1.0
+    });
+    assert!(
+        d.log().contains("job scan:slow: still running since"),
+        "{}",
+        d.log()
+    );
     let (st, log) = d.stop();
     assert!(st.success(), "{log}");
     assert!(

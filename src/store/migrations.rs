@@ -43,8 +43,13 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 6,
+        name: "keys",
+        sql: include_str!("migrations/0006_keys.sql"),
+    },
+    Migration {
+        version: 7,
         name: "observed",
-        sql: include_str!("migrations/0006_observed.sql"),
+        sql: include_str!("migrations/0007_observed.sql"),
     },
 ];
 

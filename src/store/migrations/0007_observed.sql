@@ -1,4 +1,4 @@
--- 0006: resolution by observation (issue 16). Each finding keeps the inputs that observed it
+-- 0007: resolution by observation (issue 16). Each finding keeps the inputs that observed it
 -- (scan roots, the key's secret reference, logins, usage sources, ...; a JSON array of input ids)
 -- so that only a run that looked at all of them can resolve it; a run that looked elsewhere
 -- leaves it open and says it was not re-checked. NULL: recorded before this step, resolved as

@@ -5,8 +5,10 @@
 pub mod detect;
 pub mod evidence;
 pub mod ingest;
+pub mod screen;
 
 pub use evidence::{Evidence, KeyUsage, RouteUsage, SourceSpan};
+pub use screen::{AnomalyWindow, Screen, Screened};
 
 /// Why usage evidence could not be read at all (a bad line is not this: it is counted in
 /// `Evidence::rejected` and reported, and the rest is kept).
@@ -29,12 +31,30 @@ pub fn read_evidence(
     ingest::read(paths, catalog)
 }
 
-/// `read_evidence`, rejecting events dated after `not_after` (now plus `[usage]
-/// max_clock_skew`).
-pub fn read_evidence_until(
+/// `read_evidence` with the calls `screen` says are not evidence of need kept aside
+/// (`Evidence::screened`), and events dated after `not_after` (now plus `[usage]
+/// max_clock_skew`) rejected; each path becomes an input id in `Evidence::inputs`.
+pub fn read_screened_evidence(
     paths: &[std::path::PathBuf],
     catalog: &crate::airwallex::Catalog,
+    screen: &Screen,
     not_after: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<Evidence, UsageError> {
-    ingest::read_until(paths, catalog, not_after)
+    let mut ev = ingest::read_screened_until(paths, catalog, Some(screen), not_after)?;
+    ev.inputs = paths
+        .iter()
+        .map(|p| {
+            if p.as_os_str() == "-" {
+                "usage:<stdin>".to_string()
+            } else {
+                format!(
+                    "usage:{}",
+                    std::fs::canonicalize(p)
+                        .unwrap_or_else(|_| p.clone())
+                        .display()
+                )
+            }
+        })
+        .collect();
+    Ok(ev)
 }

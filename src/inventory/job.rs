@@ -226,8 +226,8 @@ pub async fn gather(
         let ev = blocking(move || {
             crate::usage::read_screened_evidence(&usage, &cat, &screen, not_after)
         })
-            .await?
-            .map_err(GatherError::Usage)?;
+        .await?
+        .map_err(GatherError::Usage)?;
         lap("evidence", &mut timings);
         Some(ev)
     };

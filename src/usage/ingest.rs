@@ -184,6 +184,16 @@ pub fn looks_like_raw_key(s: &str) -> bool {
     s.len() == 96 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// The longest run of hex digits in `s` (a key name or fingerprint has none of 32 or more: such
+/// a run is a key, or a cut piece of one).
+fn longest_hex_run(s: &str) -> usize {
+    s.as_bytes()
+        .split(|b| !b.is_ascii_hexdigit())
+        .map(<[u8]>::len)
+        .max()
+        .unwrap_or(0)
+}
+
 /// A message about a line, through the redaction gate (and runs of 32 or more hex digits, which
 /// a usage file has no business holding, shown as `<redacted>` as before), so a rejection never
 /// echoes a key.
@@ -694,7 +704,7 @@ fn check<'a>(ev: &'a RawEvent<'_>, method_buf: &mut String) -> Result<Checked<'a
     let key = ev.key.as_str();
     // A key in any form (whole, `Bearer `-prefixed, split, wrapped, a token): rejected, never
     // echoed.
-    if looks_like_raw_key(key) || crate::redact::holds_key(key) {
+    if looks_like_raw_key(key) || crate::redact::holds_key(key) || longest_hex_run(key) >= 32 {
         return Err(
             "field `key` holds what looks like an API key or token; usage events must name the \
              key by its inventory name or fingerprint (sha256:...), never carry the key (the \

@@ -20,7 +20,7 @@ fn run_vv(dir: &Path, secret: &str, args: &[&str]) -> Output {
 
 /// Every command a config reaches, each checked for the key.
 fn every_command(dir: &Path, secret: &str, what: &str) -> Vec<Output> {
-    let report = dir.join("report.json");
+    let reports = [dir.join("report.json"), dir.join("report.html")];
     let runs: Vec<(&str, Vec<&str>)> = vec![
         ("inventory json", vec!["inventory", "--format", "json"]),
         ("inventory human", vec!["inventory"]),
@@ -38,6 +38,15 @@ fn every_command(dir: &Path, secret: &str, what: &str) -> Vec<Output> {
             ],
         ),
         ("findings list", vec!["findings", "list"]),
+        (
+            "report html -o",
+            vec!["report", "--format", "html", "-o", "report.html"],
+        ),
+        ("report json", vec!["report", "--format", "json"]),
+        (
+            "daemon --check",
+            vec!["daemon", "--config", "awxguard.toml", "--check"],
+        ),
         ("scan", vec!["scan", "--format", "json", "src"]),
     ];
     let mut outs = Vec::new();
@@ -48,12 +57,7 @@ fn every_command(dir: &Path, secret: &str, what: &str) -> Vec<Output> {
             continue;
         }
         let o = run_vv(dir, secret, &args);
-        assert_nowhere(
-            secret,
-            dir,
-            &[(&format!("{what}: {name}"), &o)],
-            std::slice::from_ref(&report),
-        );
+        assert_nowhere(secret, dir, &[(&format!("{what}: {name}"), &o)], &reports);
         assert!(
             !stderr(&o).contains("panicked"),
             "{what}: {name} panicked: {}",

@@ -8,14 +8,16 @@
 #
 #   bench/fuzz.sh            # 120 s per target
 #   bench/fuzz.sh 600        # 10 minutes per target
+#   FUZZ_PROFILE=dev bench/fuzz.sh 60   # the debug build cargo test already made (slower cases)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-120}"
-cargo test --profile fuzz --test it --no-run -q
+profile="${FUZZ_PROFILE:-fuzz}"
+cargo test --profile "$profile" --test it --no-run -q
 status=0
 for target in config_loader usage_event_reader leak_matcher; do
   rc=0
-  out=$(AWXGUARD_FUZZ_SECS="$secs" cargo test --profile fuzz -q --test it "fuzz::fuzz_$target" \
+  out=$(AWXGUARD_FUZZ_SECS="$secs" cargo test --profile "$profile" -q --test it "fuzz::fuzz_$target" \
     -- --exact --nocapture 2>&1) || rc=$?
   if [ "$rc" -eq 0 ]; then
     grep -E '^fuzz [a-z]+: ' <<<"$out" | tail -1
@@ -25,5 +27,5 @@ for target in config_loader usage_event_reader leak_matcher; do
     grep -vE '^(running|test result|$)' <<<"$out" | head -80
   fi
 done
-echo "commit $(git rev-parse --short HEAD), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "profile $profile, commit $(git rev-parse --short HEAD), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 exit "$status"

@@ -89,6 +89,15 @@ fn input(args: &ScanArgs) -> anyhow::Result<Input> {
     Ok(Input::Paths(args.paths.clone()))
 }
 
+/// The config sections a scan reads: `[scan]`; `[airwallex]` to verify; `[store]` and `[alerts]`
+/// to record.
+pub fn sections(args: &ScanArgs) -> crate::config::Sections {
+    crate::config::Sections::Scan {
+        airwallex: args.checks.verify,
+        store: args.record,
+    }
+}
+
 pub fn run(ctx: &Context, args: ScanArgs) -> anyhow::Result<u8> {
     let req = ScanRequest {
         input: input(&args)?,

@@ -11,6 +11,7 @@ mod findings;
 mod hook;
 mod inventory;
 mod proxy;
+mod report;
 mod rules;
 mod sandbox;
 mod scan;
@@ -113,6 +114,10 @@ pub enum Command {
     /// The recording (and, with --enforce, enforcing) proxy in front of Airwallex: point the
     /// integration's Airwallex base URL at it.
     Proxy(proxy::ProxyArgs),
+    /// The store's current state as a report: keys by risk, what is new and resolved, each key
+    /// with its findings and usage chart, leaks by repository, anomalies, and the blast radius
+    /// of every leaked key. `--format html -o report.html` writes a printable page.
+    Report(report::ReportArgs),
     /// Watch the account's money movement with a read-only key: new payees paid at once,
     /// unusual amounts, destinations and bursts, changed webhooks, a falling balance; who made
     /// each change (a proxied key, or none: from outside).
@@ -158,6 +163,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Findings(cmd) => findings::run(&ctx, cmd),
         Command::Alerts(cmd) => alerts::run(&ctx, cmd),
         Command::Watch(args) => watch::run(&ctx, args),
+        Command::Report(args) => report::run(&ctx, args),
         Command::Daemon(_) => unreachable!("the daemon runs before the runtime is built"),
     };
     // Whatever the run's outcome, what it queued goes out now.

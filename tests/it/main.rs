@@ -20,6 +20,8 @@ mod layers;
 mod paths;
 mod privilege;
 mod proxy;
+mod report;
+mod report_browser;
 mod rules;
 mod sarif;
 mod scan;

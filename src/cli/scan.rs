@@ -89,12 +89,15 @@ fn input(args: &ScanArgs) -> anyhow::Result<Input> {
     Ok(Input::Paths(args.paths.clone()))
 }
 
-/// The config sections a scan reads: `[scan]`; `[airwallex]` to verify; `[store]` and `[alerts]`
-/// to record.
+/// The config sections a scan reads: `[scan]`, and `[airwallex]` to verify. A recorded scan
+/// reads the whole file: its alerts name the declared keys its leaks belong to.
 pub fn sections(args: &ScanArgs) -> crate::config::Sections {
+    if args.record {
+        return crate::config::Sections::All;
+    }
     crate::config::Sections::Scan {
         airwallex: args.checks.verify,
-        store: args.record,
+        store: false,
     }
 }
 

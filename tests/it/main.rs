@@ -28,6 +28,7 @@ mod scan;
 mod simulator;
 mod store;
 mod transport;
+mod trust;
 mod usage;
 mod verify;
 mod watch;

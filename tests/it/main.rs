@@ -18,6 +18,7 @@ mod harden;
 mod hook;
 mod inventory;
 mod layers;
+mod paths;
 mod privilege;
 mod proxy;
 mod report;

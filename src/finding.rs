@@ -111,6 +111,33 @@ pub enum Status {
     Acknowledged,
 }
 
+/// How a resolved finding was resolved (findings contract).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Resolution {
+    /// A run that looked where the finding was seen no longer sees it.
+    Fixed,
+    /// An anomaly (a finding with an evidence window) quiet for the configured period.
+    AgedOut,
+}
+
+impl Resolution {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resolution::Fixed => "fixed",
+            Resolution::AgedOut => "aged-out",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Resolution> {
+        match s {
+            "fixed" => Some(Resolution::Fixed),
+            "aged-out" => Some(Resolution::AgedOut),
+            _ => None,
+        }
+    }
+}
+
 impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -196,6 +223,9 @@ pub struct Finding {
     pub recommendation: Option<Recommendation>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Status>,
+    /// How it was resolved, when `status` is `resolved`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Resolution>,
     /// Rule ids of weaker findings on the same key that this one implies and carries (folding,
     /// findings contract): they are not reported on their own; for an anomaly, the rules of the
     /// other signals of the same incident.
@@ -230,6 +260,7 @@ impl Finding {
             evidence: None,
             recommendation: None,
             status: None,
+            resolution: None,
             also: Vec::new(),
         }
     }

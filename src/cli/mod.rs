@@ -13,6 +13,7 @@ mod proxy;
 mod rules;
 mod sandbox;
 mod scan;
+mod usage;
 mod watch;
 
 use crate::clock::Clock;
@@ -112,6 +113,10 @@ pub enum Command {
     /// The recording (and, with --enforce, enforcing) proxy in front of Airwallex: point the
     /// integration's Airwallex base URL at it.
     Proxy(proxy::ProxyArgs),
+    /// The usage evidence store: ingest usage events (then detect and record anomalies), show
+    /// what it holds, list the anomalies.
+    #[command(subcommand)]
+    Usage(usage::UsageCommand),
     /// Watch the account's money movement with a read-only key: new payees paid at once,
     /// unusual amounts, destinations and bursts, changed webhooks, a falling balance; who made
     /// each change (a proxied key, or none: from outside).
@@ -137,6 +142,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Proxy(args) => proxy::run(&ctx, args),
         Command::Findings(cmd) => findings::run(&ctx, cmd),
         Command::Alerts(cmd) => alerts::run(&ctx, cmd),
+        Command::Usage(cmd) => usage::run(&ctx, cmd),
         Command::Watch(args) => watch::run(&ctx, args),
     };
     // Whatever the run's outcome, what it queued goes out now.

@@ -78,7 +78,7 @@ impl Findings for SqliteStore {
         let mut stmt = conn
             .prepare_cached(
                 "SELECT f.finding, f.status, f.first_seen, f.last_seen, f.resolved_at, f.times_seen, \
-                 f.scope, a.reason, a.expires_at \
+                 f.scope, a.reason, a.expires_at, f.resolution \
                  FROM findings f LEFT JOIN acknowledgements a ON a.finding_id = f.id \
                  WHERE ?1 IS NULL OR f.scope = ?1",
             )
@@ -96,12 +96,13 @@ impl Findings for SqliteStore {
                     r.get::<_, String>(6)?,
                     r.get::<_, Option<String>>(7)?,
                     r.get::<_, Option<String>>(8)?,
+                    r.get::<_, Option<String>>(9)?,
                 ))
             })
             .map_err(self.q("list findings"))?;
         let mut out = Vec::new();
         for row in rows {
-            let (json, status, first, last, resolved_at, times, scope, reason, expires) =
+            let (json, status, first, last, resolved_at, times, scope, reason, expires, resolution) =
                 row.map_err(self.q("list findings"))?;
             let Ok(mut finding) = serde_json::from_str::<Finding>(&json) else {
                 continue;
@@ -114,6 +115,15 @@ impl Findings for SqliteStore {
                 "new" => Status::New,
                 _ => Status::Open,
             });
+            finding.resolution = match finding.status {
+                Some(Status::Resolved) => Some(
+                    resolution
+                        .as_deref()
+                        .and_then(crate::finding::Resolution::parse)
+                        .unwrap_or(crate::finding::Resolution::Fixed),
+                ),
+                _ => None,
+            };
             out.push(StoredFinding {
                 finding,
                 scope,

@@ -6,7 +6,7 @@
 use super::params;
 use super::runs::{self, RunRecord};
 use super::{ts, SqliteStore, StoreError};
-use crate::finding::{Finding, Status};
+use crate::finding::{Finding, Resolution, Status};
 use chrono::{DateTime, Utc};
 use rusqlite::OptionalExtension;
 
@@ -68,7 +68,7 @@ impl Lifecycle for SqliteStore {
             let mut update = tx
                 .prepare_cached(
                     "UPDATE findings SET status = ?2, severity = ?3, message = ?4, finding = ?5, \
-                     last_seen = ?6, resolved_at = NULL, times_seen = times_seen + 1, scope = ?7 \
+                     last_seen = ?6, resolved_at = NULL, resolution = NULL, times_seen = times_seen + 1, scope = ?7 \
                      WHERE id = ?1",
                 )
                 .map_err(q("prepare update"))?;
@@ -168,17 +168,27 @@ impl Lifecycle for SqliteStore {
                 .map_err(q("list open findings"))?;
             let mut mark = tx
                 .prepare_cached(
-                    "UPDATE findings SET status = 'resolved', resolved_at = ?2 WHERE id = ?1",
+                    "UPDATE findings SET status = 'resolved', resolved_at = ?2, resolution = ?3 \
+                     WHERE id = ?1",
                 )
                 .map_err(q("prepare resolve"))?;
             for (id, json) in rows {
                 if current.contains(id.as_str()) {
                     continue;
                 }
-                mark.execute(params![id, now_s])
+                // A finding with an evidence window (an anomaly) that is no longer reported
+                // went quiet: aged out. Any other is no longer seen: fixed.
+                let parsed = serde_json::from_str::<Finding>(&json).ok();
+                let resolution = if parsed.as_ref().is_some_and(|f| f.end.is_some()) {
+                    Resolution::AgedOut
+                } else {
+                    Resolution::Fixed
+                };
+                mark.execute(params![id, now_s, resolution.as_str()])
                     .map_err(q("resolve finding"))?;
-                if let Ok(mut f) = serde_json::from_str::<Finding>(&json) {
+                if let Some(mut f) = parsed {
                     f.status = Some(Status::Resolved);
+                    f.resolution = Some(resolution);
                     resolved.push(f);
                 }
             }

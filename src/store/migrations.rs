@@ -36,6 +36,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "watch",
         sql: include_str!("migrations/0004_watch.sql"),
     },
+    Migration {
+        version: 5,
+        name: "usage",
+        sql: include_str!("migrations/0005_usage.sql"),
+    },
 ];
 
 /// The schema version this build writes (`PRAGMA user_version`): the last step's.

@@ -25,6 +25,8 @@ pub mod outbox;
 pub mod proxy;
 pub mod runs;
 pub mod sqlite;
+pub mod usage;
+pub mod usage_series;
 pub mod watch;
 
 pub use acks::Acknowledgements;
@@ -35,6 +37,9 @@ pub use outbox::{AlertKind, AlertPlanner, Delivery, NewMessage, Outbox, QueueRow
 pub use proxy::ProxyRecords;
 pub use runs::{RunRecord, Runs};
 pub use sqlite::SqliteStore;
+pub use usage::{
+    Appended, KeyHoldings, Pruned, SampleQuery, SourceCursor, UsageEvent, UsageRecords,
+};
 pub use watch::{PendingRead, Seen, StoredObject, WatchCursor, WatchObject, WatchState};
 
 use chrono::{DateTime, Utc};
@@ -43,7 +48,16 @@ use std::sync::Arc;
 
 /// Every area of the store: what a job may hold (`Arc<dyn Store>`).
 pub trait Store:
-    Findings + Lifecycle + Acknowledgements + Runs + Outbox + ProxyRecords + WatchState + Send + Sync
+    Findings
+    + Lifecycle
+    + Acknowledgements
+    + Runs
+    + Outbox
+    + ProxyRecords
+    + WatchState
+    + UsageRecords
+    + Send
+    + Sync
 {
 }
 
@@ -55,6 +69,7 @@ impl<
             + Outbox
             + ProxyRecords
             + WatchState
+            + UsageRecords
             + Send
             + Sync,
     > Store for T

@@ -211,6 +211,10 @@ fn ingest_blocking(
     let mut out = IngestOutcome::default();
     let max_ts = now + Duration::seconds(secs(u.max_future));
     let mut newest = store.usage_newest()?;
+    // raw events past retention are pruned as the newest event moves (a day at a time), so a
+    // long backfill never holds more than the retention on disk
+    let mut pruned_at = newest;
+    let mut pruned = Pruned::default();
     for input in inputs(paths)? {
         let name = match &input {
             Input::Stdin => "<stdin>".to_string(),
@@ -291,6 +295,18 @@ fn ingest_blocking(
                 let l = Utc.timestamp_opt(l, 0).single().unwrap_or(now);
                 newest = Some(newest.map_or(l, |n| n.max(l)));
             }
+            if let Some(n) = newest {
+                if pruned_at.is_none_or(|p| n - p >= Duration::days(1)) {
+                    let p = store.usage_prune(
+                        n - Duration::seconds(secs(u.raw_retention)),
+                        n - Duration::seconds(secs(u.rollup_retention)),
+                    )?;
+                    pruned.raw_events += p.raw_events;
+                    pruned.hours += p.hours;
+                    pruned.values += p.values;
+                    pruned_at = Some(n);
+                }
+            }
             Ok::<(), StoreError>(())
         });
         match res {
@@ -312,10 +328,14 @@ fn ingest_blocking(
     );
     let started = std::time::Instant::now();
     if let Some(n) = newest {
-        out.summary.pruned = store.usage_prune(
+        let p = store.usage_prune(
             n - Duration::seconds(secs(u.raw_retention)),
             n - Duration::seconds(secs(u.rollup_retention)),
         )?;
+        pruned.raw_events += p.raw_events;
+        pruned.hours += p.hours;
+        pruned.values += p.values;
+        out.summary.pruned = pruned;
         out.summary.newest = Some(n.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     }
     out.summary

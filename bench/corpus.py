@@ -10,11 +10,17 @@ requested size. Into it go:
 
   * planted keys: random 96-hex keys (48 random bytes, like a real key) in every dialect the
     detectors cover: .env, Dockerfile, CI workflows, Helm values, properties, appsettings, tfvars,
-    curl, fetch, Postman, HAR, SDK set-up code, Kubernetes Secrets (base64), notebooks, and
-    Airwallex-shaped access tokens;
-  * hard negatives: SHA-384 digests (also next to the word airwallex), documentation
-    placeholders, env lookups (`process.env.AIRWALLEX_API_KEY`, `os.environ[...]`, `${VAR}`),
-    other vendors' JWTs, allow-commented lines and webhook secrets.
+    curl, fetch, Postman, HAR, SDK set-up code, Kubernetes Secrets (base64), notebooks, env and
+    config lookups with a key as default (Python, JS/TS, Compose, Laravel, Spring, Ruby, Go, C#,
+    PHP, Rust), prefixed/suffixed names and passwords, generic names in blocks that name Airwallex
+    (YAML, GitLab CI), Terraform variable defaults, ECS and Kubernetes name/value pairs, prose
+    (runbooks, tickets, chat exports, Markdown), upper-case keys, UTF-16 files (.reg, PowerShell
+    exports, big-endian), and Airwallex-shaped access tokens;
+  * hard negatives: SHA-384 digests (also next to the word airwallex, under Airwallex names, in
+    upper case, in UTF-16, in checksum files, pip hashes, release notes), documentation
+    placeholders, env lookups (`process.env.AIRWALLEX_API_KEY`, `os.environ[...]`, `${VAR}`) and
+    lookups whose default is empty or a placeholder, masked keys, mixed-case hex, other vendors'
+    JWTs, allow-commented lines and webhook secrets.
 
 The manifest (`manifest.json` next to the tree, outside it) lists each planted secret's path and
 fingerprint (`sha256:` + 16 hex of SHA-256, the findings contract), so `bench/check.py` can
@@ -139,12 +145,46 @@ POSITIVE = [
      '"os.environ[\\"AIRWALLEX_API_KEY\\"] = \\"{k}\\"\\n"]}}]}}\n'),
     ("pay.py",
      "from airwallex import Client\nclient = Client(client_id='{c}', api_key='{k}')\n"),
+    # Env and config lookups whose default is a key, in many languages.
+    ("settings.py", 'AIRWALLEX_API_KEY = os.getenv("AIRWALLEX_API_KEY", "{k}")\n'),
+    ("jobs/sync.py", "key = os.environ.get('AIRWALLEX_SANDBOX_API_KEY') or '{k}'\n"),
+    ("src/config.js", "module.exports = {{ apiKey: process.env.AIRWALLEX_API_KEY || '{k}' }};\n"),
+    ("src/env.ts", 'export const awxKey = import.meta.env.VITE_AWX_API_KEY ?? "{k}";\n'),
+    ("compose.yaml", "services:\n  payments:\n    environment:\n      AIRWALLEX_API_KEY: ${{AIRWALLEX_API_KEY:-{k}}}\n"),
+    ("config/services.php", "'airwallex' => [\n    'api_key' => env('AIRWALLEX_API_KEY', '{k}'),\n],\n"),
+    ("src/main/java/pay/AirwallexConfig.java", '@Value("${{airwallex.api-key:{k}}}")\nprivate String apiKey;\n'),
+    ("config/initializers/airwallex.rb", "Airwallex.api_key = ENV.fetch('AIRWALLEX_API_KEY', '{k}')\n"),
+    ("internal/config/config.go", 'apiKey := cmp.Or(os.Getenv("AIRWALLEX_API_KEY"), "{k}")\n'),
+    ("Payments/Startup.cs", 'var apiKey = Environment.GetEnvironmentVariable("AIRWALLEX_API_KEY") ?? "{k}";\n'),
+    ("src/Airwallex.php", "$key = getenv('AIRWALLEX_API_KEY') ?: '{k}';\n"),
+    ("src/keys.rs", 'let key = std::env::var("AIRWALLEX_API_KEY").unwrap_or_else(|_| "{k}".to_string());\n'),
+    # Names with prefixes, suffixes, passwords.
+    (".env.prod", "AIRWALLEX_API_KEY_PROD={k}\nSTAGING_AIRWALLEX_KEY=\"{k2}\"\n"),
+    ("deploy/secrets.env", "AIRWALLEX_PASSWORD={k}\n"),
+    # A generic name close to where the text names Airwallex, and blocks over several lines.
+    ("config/payments.yaml", "payments:\n  provider: airwallex\n  region: HK\n  api_key: {k}\n"),
+    (".gitlab-ci.yml", "stages: [deploy]\n\ndeploy-airwallex:\n  stage: deploy\n  variables:\n    TOKEN: \"{k}\"\n  script:\n    - ./deploy.sh\n"),
+    ("infra/variables.tf", 'variable "airwallex_api_key" {{\n  type        = string\n  sensitive   = true\n  default     = "{k}"\n}}\n'),
+    ("infra/ecs.tf", 'environment = [\n  {{\n    name  = "AIRWALLEX_API_KEY"\n    value = "{k}"\n  }},\n]\n'),
+    ("k8s/deployment.yaml", "      containers:\n        - name: payments\n          env:\n            - name: AIRWALLEX_API_KEY\n              value: \"{k}\"\n"),
+    # Prose.
+    ("docs/runbook.md", "## Rotating keys\n\nThe Airwallex production key (until we move it to Vault):\n\n```\n{k}\n```\n"),
+    ("tickets/PAY-1422.txt", "Payouts fail with 401 since Monday. Airwallex said to retry with {k} and the usual client id.\n"),
+    ("exports/slack/payments.json", '[{{"user": "U02", "text": "{k} is the new sandbox key for Airwallex"}}]\n'),
+    # Upper-case hex ({K}); the finding's fingerprint is the lower-case key's.
+    (".env.upper", "AIRWALLEX_API_KEY={K}\n"),
+    # UTF-16 text: a Windows .reg export (BOM, little-endian), a PowerShell export without a BOM,
+    # and big-endian with a BOM.
+    ("airwallex.reg", 'Windows Registry Editor Version 5.00\r\n\r\n[HKEY_CURRENT_USER\\Environment]\r\n"AIRWALLEX_API_KEY"="{k}"\r\n', "utf-16"),
+    ("env-export.txt", "Name                           Value\r\n----                           -----\r\nAIRWALLEX_API_KEY              {k}\r\n", "utf-16-le"),
+    ("settings-be.ini", "[airwallex]\r\napi_key={k}\r\n", "utf-16-be-bom"),
 ]
 # Appended to a harvested source file (a key in the middle of real code).
 POSITIVE_INLINE = [
     ("\n# settings for the payouts job\nAIRWALLEX_API_KEY = \"{k}\"\n", "py"),
     ("\n// Airwallex sandbox\nconst AWX_API_KEY: &str = \"{k}\";\n", "rs"),
     ("\n/* x-api-key: {k} */\n", "any"),
+    ("\nAirwallex sandbox key for the demo: {k}\n", "md"),
 ]
 NEGATIVE = [
     ("checksums.sha384", "sha384  {h}  airwallex-sdk-1.2.0.tgz\n"),
@@ -159,6 +199,23 @@ NEGATIVE = [
     (".env.webhook", "AIRWALLEX_WEBHOOK_SECRET={h}\n"),
     ("auth_test.go", "token := \"{j}\"\n"),
     ("integrity.json", '{{"integrity": "sha384-{h}", "x-api-key-doc": "see airwallex docs"}}\n'),
+    # Lookups whose default is empty or a placeholder; masked values.
+    ("settings.py", 'AIRWALLEX_API_KEY = os.getenv("AIRWALLEX_API_KEY", "")\nCLIENT = os.environ.get("AIRWALLEX_CLIENT_ID", "changeme")\n'),
+    ("compose.yaml", "environment:\n  AIRWALLEX_API_KEY: ${{AIRWALLEX_API_KEY:-changeme}}\n  AWX_API_KEY: ${{AWX_API_KEY:?set it}}\n"),
+    ("config/services.php", "'api_key' => env('AIRWALLEX_API_KEY', 'your-api-key'),\n"),
+    ("k8s/deployment.yaml", "env:\n  - name: AIRWALLEX_API_KEY\n    valueFrom:\n      secretKeyRef: {{name: airwallex, key: api-key}}\n"),
+    ("logs/startup.log", "loaded AIRWALLEX_API_KEY={h4}{stars}{h_4}\nairwallex key {h4}\u2026{h_4}\n"),
+    # Digests, checksums and lock-file hashes next to Airwallex names and words.
+    ("requirements.txt", "airwallex==1.2.0 --hash=sha384:{h}\n"),
+    ("SHA384SUMS", "{h}  airwallex-node-1.2.0.tgz\n"),
+    ("docs/release.md", "Airwallex SDK 1.2.0 is out. Checksum (SHA-384):\n\n    {h}\n"),
+    ("CHANGELOG.md", "Upgrade the airwallex SDK; its bundle digest is {h}.\n"),
+    (".env.sha", "AIRWALLEX_API_KEY_SHA384={H}\n"),
+    ("build.log", "SHA384(airwallex-sdk.tgz)= {H}\n"),
+    ("infra/checksum.tf", 'variable "airwallex_bundle_checksum" {{\n  default = "{h}"\n}}\n'),
+    ("config/sdk.yaml", "payments:\n  provider: airwallex\n  sdk_sha384: {h}\n"),
+    ("src/Keys.java", 'String awxKeyId = "{hm}";\n'),
+    ("digests-utf16.txt", "AIRWALLEX_SDK_SHA384={h}\r\n", "utf-16"),
 ]
 
 
@@ -196,12 +253,16 @@ def main():
     def new_key():
         return "%096x" % rng.getrandbits(384)
 
-    def plant_file(name, text):
+    def plant_file(name, text, encoding=None):
         d = rng.choice(dirs)
         dest = os.path.join(d, f"awx{len(planted) + negatives}", name)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
-        with open(dest, "w") as f:
-            f.write(text)
+        if encoding == "utf-16-be-bom":
+            data = ("\ufeff" + text).encode("utf-16-be")
+        else:
+            data = text.encode(encoding or "utf-8")
+        with open(dest, "wb") as f:
+            f.write(data)
         return os.path.relpath(dest, out)
 
     for i in range(args.plants):
@@ -217,7 +278,7 @@ def main():
             planted.append({"path": rel, "rule": "leak.airwallex.access-token",
                             "fingerprint": fingerprint(tok), "dialect": "jwt"})
         elif i % 5 == 4:  # inline, inside a real source file
-            tmpl, ext = POSITIVE_INLINE[i % len(POSITIVE_INLINE)]
+            tmpl, ext = POSITIVE_INLINE[(i // 10) % len(POSITIVE_INLINE)]
             cands = [p for p in rng.sample(paths, 200) if ext == "any" or p.endswith("." + ext)]
             p = cands[0] if cands else rng.choice(paths)
             with open(p, "a") as f:
@@ -225,18 +286,22 @@ def main():
             planted.append({"path": os.path.relpath(p, out), "rule": "leak.airwallex.api-key",
                             "fingerprint": fingerprint(k), "dialect": "inline-" + ext})
         else:
-            name, tmpl = POSITIVE[i % len(POSITIVE)]
+            name, tmpl, *enc = POSITIVE[i % len(POSITIVE)]
             b = base64.b64encode(k.encode()).decode()
-            rel = plant_file(name, tmpl.format(k=k, c=c, b=b))
-            planted.append({"path": rel, "rule": "leak.airwallex.api-key",
-                            "fingerprint": fingerprint(k), "dialect": name})
+            k2 = new_key()
+            rel = plant_file(name, tmpl.format(k=k, c=c, b=b, K=k.upper(), k2=k2), *enc)
+            for key in (k, k2) if "{k2}" in tmpl else (k,):
+                planted.append({"path": rel, "rule": "leak.airwallex.api-key",
+                                "fingerprint": fingerprint(key), "dialect": name})
     for i in range(args.plants):
-        name, tmpl = NEGATIVE[i % len(NEGATIVE)]
+        name, tmpl, *enc = NEGATIVE[i % len(NEGATIVE)]
         h = hashlib.sha384(rng.getrandbits(64).to_bytes(8, "big")).hexdigest()
         other = jwt({"iss": "https://auth.example.com", "sub": f"user-{i}", "aud": "example-api",
                      "iat": 1764000000, "exp": 1764003600, "scope": "read write"}, rng,
                     {"alg": "HS256", "typ": "JWT"})
-        plant_file(name, tmpl.format(h=h, j=other))
+        mixed = "".join(ch.upper() if rng.random() < 0.5 else ch for ch in h)
+        plant_file(name, tmpl.format(h=h, j=other, H=h.upper(), hm=mixed, h4=h[:4], h_4=h[-4:],
+                                     stars="*" * 88), *enc)
         negatives += 1
     # Bare SHA-384 digests sprinkled into real files, too.
     for p in rng.sample(paths, min(2000, len(paths))):

@@ -5,10 +5,12 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = awxguard::cli::Cli::parse();
+    // A daemon says what it does (journald, docker logs) unless told to be quiet.
+    let daemon = matches!(cli.command, awxguard::cli::Command::Daemon(_)) as u8;
     let level = if cli.global.quiet {
         "error"
     } else {
-        match cli.global.verbose {
+        match cli.global.verbose + daemon {
             0 => "warn",
             1 => "info",
             2 => "debug",

@@ -32,6 +32,9 @@ pub struct ClientSettings {
 /// The default bound on a response body: far above any Airwallex page.
 pub const MAX_RESPONSE_BYTES: usize = 8 << 20;
 
+/// The bound on a login answer (a token and its expiry: a few KiB at most).
+pub const MAX_LOGIN_BYTES: usize = 64 << 10;
+
 impl ClientSettings {
     pub fn new(base_url: &str) -> ClientSettings {
         ClientSettings {
@@ -216,11 +219,13 @@ impl Client {
         full.mul_f64(jitter)
     }
 
-    async fn send_once(&self, req: reqwest::RequestBuilder) -> Attempt {
+    async fn send_once(&self, req: reqwest::RequestBuilder, limit: usize) -> Attempt {
         match req.send().await {
             Ok(resp) => {
                 let status = resp.status().as_u16();
-                match read_bounded(resp, self.settings.max_response_bytes).await {
+                // The body is read within the request's timeout (reqwest's timeout covers the
+                // whole exchange): an endless or trickling body ends as an error, never a hang.
+                match read_bounded(resp, limit).await {
                     Ok(body) if status == 429 || status >= 500 => {
                         let b: ApiErrorBody = serde_json::from_slice(&body).unwrap_or_default();
                         Attempt::Retry(format!("HTTP {status} {}", b.code).trim().to_string())
@@ -239,7 +244,7 @@ impl Client {
     }
 
     /// Sends the request built by `make` until it gets a final answer or runs out of retries.
-    async fn send<F>(&self, url: &str, make: F) -> Result<(u16, Vec<u8>), Error>
+    async fn send<F>(&self, url: &str, limit: usize, make: F) -> Result<(u16, Vec<u8>), Error>
     where
         F: Fn() -> reqwest::RequestBuilder,
     {
@@ -248,7 +253,7 @@ impl Client {
             if attempt > 0 {
                 tokio::time::sleep(self.backoff(attempt - 1)).await;
             }
-            match self.send_once(make()).await {
+            match self.send_once(make(), limit).await {
                 Attempt::Done(status, body) => return Ok((status, body)),
                 Attempt::Retry(reason) => {
                     tracing::debug!(%url, attempt, %reason, "retrying");
@@ -276,8 +281,9 @@ impl Client {
     pub async fn login(&self, client_id: &str, api_key: &Secret<String>) -> LoginOutcome {
         crate::redact::hold(api_key.expose());
         let url = format!("{}{}", self.settings.base_url, LOGIN_PATH);
+        let limit = MAX_LOGIN_BYTES.min(self.settings.max_response_bytes);
         let result = self
-            .send(&url, || {
+            .send(&url, limit, || {
                 self.http
                     .post(&url)
                     .header("x-client-id", client_id)
@@ -304,7 +310,7 @@ impl Client {
     ) -> Result<serde_json::Value, Error> {
         let url = format!("{}{}", self.settings.base_url, path);
         let (status, body) = self
-            .send(&url, || {
+            .send(&url, self.settings.max_response_bytes, || {
                 self.http.get(&url).bearer_auth(token.expose()).query(query)
             })
             .await?;

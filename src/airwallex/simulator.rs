@@ -129,8 +129,8 @@ impl Default for SimState {
 impl SimState {
     /// Reads a state file (JSON).
     pub fn load(path: &std::path::Path) -> Result<SimState, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("{}: cannot read simulator state: {e}", path.display()))?;
+        let text = crate::files::read_text_capped(path, crate::files::cap::STATE, "state files")
+            .map_err(|e| format!("simulator state: {e}"))?;
         serde_json::from_str(&text).map_err(|e| {
             format!(
                 "{}:{}:{}: simulator state: {e}",
@@ -222,9 +222,19 @@ struct Inner {
 }
 
 impl Inner {
-    /// Logs a request, dropping the oldest beyond the limit.
-    fn log(&mut self, r: RequestRecord) {
+    /// Logs a request, dropping the oldest beyond the limit. What is kept of a request is
+    /// bounded: each text field at most `MAX_KEPT_FIELD` bytes.
+    fn log(&mut self, mut r: RequestRecord) {
         self.requests_total += 1;
+        for f in [&mut r.method, &mut r.path, &mut r.source_ip] {
+            cut_kept(f);
+        }
+        for f in [&mut r.client_id, &mut r.host, &mut r.at]
+            .into_iter()
+            .flatten()
+        {
+            cut_kept(f);
+        }
         if self.state.request_log_limit == 0 {
             return;
         }
@@ -232,6 +242,20 @@ impl Inner {
             self.requests.pop_front();
         }
         self.requests.push_back(r);
+    }
+}
+
+/// The most the simulator keeps of one text field of a request (a path, a header).
+pub const MAX_KEPT_FIELD: usize = 512;
+
+fn cut_kept(s: &mut String) {
+    if s.len() > MAX_KEPT_FIELD {
+        let mut cut = MAX_KEPT_FIELD;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
     }
 }
 

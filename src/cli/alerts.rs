@@ -46,7 +46,7 @@ pub fn run(ctx: &Context, cmd: AlertsCommand) -> anyhow::Result<u8> {
             Ok(if failed { 2 } else { 0 })
         }
         AlertsCommand::List { limit } => {
-            let store = ctx.open_store()?;
+            let store = ctx.open_store_read_only()?;
             let listing = crate::alert::list(store.as_ref(), limit)?;
             if ctx.global.format == Format::Json {
                 say!("{}", serde_json::to_string_pretty(&listing)?);

@@ -84,7 +84,11 @@ pub fn parse_expiry(s: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>
 
 pub fn run(ctx: &Context, cmd: FindingsCommand) -> anyhow::Result<u8> {
     let now = ctx.clock().now();
-    let store = ctx.open_store()?;
+    // Listing only reads: the database is opened read-only (a read-only file will do).
+    let store = match &cmd {
+        FindingsCommand::List { .. } => ctx.open_store_read_only()?,
+        _ => ctx.open_store()?,
+    };
     match cmd {
         FindingsCommand::List { status, scope } => {
             let findings = crate::store::findings::select(

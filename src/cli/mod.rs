@@ -5,6 +5,7 @@
 
 mod alerts;
 mod audit;
+mod daemon;
 mod demo;
 mod findings;
 mod hook;
@@ -121,16 +122,25 @@ pub enum Command {
     /// unusual amounts, destinations and bursts, changed webhooks, a falling balance; who made
     /// each change (a proxied key, or none: from outside).
     Watch(watch::WatchArgs),
+    /// Run unattended: the scheduled audit and repository scans of `[daemon]`, alert delivery,
+    /// optionally the proxy; health and Prometheus metrics on loopback; SIGHUP reloads the config.
+    Daemon(daemon::DaemonArgs),
 }
 
 /// Runs the parsed command line and returns the exit code. The process's one tokio runtime is
-/// built here; library network work runs on it, CPU work on its blocking threads.
+/// built here, on first use (`Context::block_on`); library network work runs on it, CPU work on
+/// its blocking threads.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let ctx = Context::new(&cli.global, runtime)?;
+    // The daemon builds and owns its runtime (it must be able to stop without waiting for a job
+    // it interrupted).
+    let cli = match cli.command {
+        Command::Daemon(args) => return daemon::run(&cli.global, args),
+        command => Cli {
+            global: cli.global,
+            command,
+        },
+    };
+    let ctx = Context::new(&cli.global)?;
     let result = match cli.command {
         Command::Scan(args) => scan::run(&ctx, args),
         Command::Inventory(args) => inventory::run(&ctx, args),
@@ -144,6 +154,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Alerts(cmd) => alerts::run(&ctx, cmd),
         Command::Usage(cmd) => usage::run(&ctx, cmd),
         Command::Watch(args) => watch::run(&ctx, args),
+        Command::Daemon(_) => unreachable!("the daemon runs before the runtime is built"),
     };
     // Whatever the run's outcome, what it queued goes out now.
     alerts::after_run(&ctx);
@@ -156,10 +167,14 @@ pub struct Context {
     pub global: GlobalArgs,
     pub config: Config,
     clock: std::sync::Arc<dyn Clock>,
-    runtime: tokio::runtime::Runtime,
+    /// Built on first use: a run with nothing async (a scan without `--verify`, the pre-commit
+    /// hook above all) starts no threads for it.
+    runtime: std::sync::OnceLock<tokio::runtime::Runtime>,
     /// The store this run opened, with the alert planner installed on it when `[alerts]` is
     /// configured: alerts queued by the run are delivered at its end.
     alerting: std::cell::RefCell<Option<Alerting>>,
+    /// Remarks for the report (the database is readable by other users).
+    notes: std::cell::RefCell<Vec<String>>,
 }
 
 struct Alerting {
@@ -168,7 +183,7 @@ struct Alerting {
 }
 
 impl Context {
-    fn new(global: &GlobalArgs, runtime: tokio::runtime::Runtime) -> anyhow::Result<Context> {
+    fn new(global: &GlobalArgs) -> anyhow::Result<Context> {
         let (path, explicit) = match &global.config {
             Some(p) => (p.clone(), true),
             None => (PathBuf::from(crate::config::DEFAULT_PATH), false),
@@ -178,8 +193,9 @@ impl Context {
             global: global.clone(),
             config,
             clock: crate::clock::from_env(),
-            runtime,
+            runtime: std::sync::OnceLock::new(),
             alerting: std::cell::RefCell::new(None),
+            notes: std::cell::RefCell::new(Vec::new()),
         })
     }
 
@@ -190,7 +206,14 @@ impl Context {
 
     /// Runs a library job (a future) on the process's runtime.
     pub fn block_on<F: std::future::Future>(&self, job: F) -> F::Output {
-        self.runtime.block_on(job)
+        self.runtime
+            .get_or_init(|| {
+                tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()
+                    .expect("the async runtime starts")
+            })
+            .block_on(job)
     }
 
     /// Whether human output gets colour: only on a terminal, never with NO_COLOR.
@@ -210,17 +233,52 @@ impl Context {
     /// The database path: `--db`, `AWXGUARD_DB`, `[store] path`, or the default under the XDG
     /// data directory.
     pub fn db_path(&self) -> PathBuf {
-        self.global
+        self.db_location().0
+    }
+
+    /// The database path and whether the user chose it (then its directory must exist; the
+    /// default location's directory is created, owner-only).
+    fn db_location(&self) -> (PathBuf, bool) {
+        match self
+            .global
             .db
             .clone()
             .or_else(|| self.config.store.path.clone())
-            .unwrap_or_else(crate::store::default_path)
+        {
+            Some(p) => (p, true),
+            None => (crate::store::default_path(), false),
+        }
+    }
+
+    fn open_store_with(
+        &self,
+        read_only: bool,
+    ) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
+        let (path, explicit) = self.db_location();
+        let opened = crate::store::open_with(
+            &path,
+            crate::store::OpenOptions {
+                read_only,
+                create_dir: !explicit,
+            },
+        )?;
+        for n in &opened.notes {
+            tell!("warning: {n}");
+        }
+        self.notes.borrow_mut().extend(opened.notes);
+        Ok(opened.store)
+    }
+
+    /// The database for a command that only reads it (`findings list`, `alerts list`): opened
+    /// read-only (a read-only file will do), never created or upgraded.
+    pub fn open_store_read_only(&self) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
+        self.open_store_with(true)
     }
 
     /// The database: `--db`, `AWXGUARD_DB`, `[store] path`, or the default under the XDG data
     /// directory.
     pub fn open_store(&self) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
-        let store = crate::store::open(&self.db_path())?;
+        let store = self.open_store_with(false)?;
         // Every run recorded through this store queues its alerts when [alerts] is configured.
         if let Some(planner) = crate::alert::install(store.as_ref(), &self.config) {
             *self.alerting.borrow_mut() = Some(Alerting {
@@ -234,15 +292,30 @@ impl Context {
     /// Renders a report where the user asked, and returns the exit code its findings call for.
     pub fn emit(&self, report: &Report) -> anyhow::Result<u8> {
         let code = crate::finding::exit_code(&report.findings, self.global.fail_on);
+        // What the run has to say about its database joins the report's notes.
+        let with_notes;
+        let report = if self.notes.borrow().is_empty() {
+            report
+        } else {
+            let mut r = report.clone();
+            r.summary.notes.extend(self.notes.borrow().iter().cloned());
+            with_notes = r;
+            &with_notes
+        };
         match &self.global.output {
             Some(path) => {
-                // Buffered: the JSON renderer writes token by token.
-                let mut f = std::io::BufWriter::new(
-                    std::fs::File::create(path)
-                        .with_context(|| format!("cannot write report to {}", path.display()))?,
-                );
-                crate::report::render(report, self.global.format, self.style(), &mut f)?;
-                f.flush()?;
+                // Written beside the target and renamed into place, owner-only when new: a
+                // failure leaves the previous report whole.
+                let mut f = crate::files::AtomicFile::create(path, 0o600)
+                    .context("cannot write the report")?;
+                crate::report::render(report, self.global.format, self.style(), &mut f)
+                    .map_err(|e| crate::files::FileError::Write {
+                        path: path.clone(),
+                        existed: path.exists(),
+                        source: e,
+                    })
+                    .context("cannot write the report")?;
+                f.commit().context("cannot write the report")?;
             }
             None => {
                 let stdout = std::io::stdout();

@@ -106,7 +106,12 @@ pub fn run(ctx: &Context, args: ScanArgs) -> anyhow::Result<u8> {
         Some(_) => Some(ctx.open_store()?),
         None => None,
     };
-    let outcome = ctx.block_on(job::run(req, &ctx.config, ctx.clock(), store))?;
+    // Without --verify the job has nothing async: it runs here, and no runtime starts.
+    let outcome = if req.is_local() {
+        job::run_local(req, &ctx.config, ctx.clock(), store)?
+    } else {
+        ctx.block_on(job::run(req, &ctx.config, ctx.clock(), store))?
+    };
     let decided = outcome.exit;
     let code = ctx.emit(&Report::from(outcome))?;
     Ok(decided.unwrap_or(code))

@@ -77,13 +77,13 @@ pub fn run(ctx: &Context, cmd: UsageCommand) -> anyhow::Result<u8> {
             ctx.emit(&crate::report::Report::from(outcome))
         }
         UsageCommand::Stats { key } => {
-            let store = ctx.open_store()?;
+            let store = ctx.open_store_read_only()?;
             let o = ctx.block_on(crate::usage::job::stats(key, &ctx.config, store))?;
             ctx.emit(&crate::report::Report::from(o))
         }
         UsageCommand::Anomalies { since, key, all } => {
             let since = since.as_deref().map(parse_time).transpose()?;
-            let store = ctx.open_store()?;
+            let store = ctx.open_store_read_only()?;
             let found = ctx.block_on(crate::usage::job::anomalies(
                 AnomaliesRequest { since, key, all },
                 ctx.clock(),

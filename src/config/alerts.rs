@@ -117,8 +117,15 @@ impl CredentialRef {
         let value = match self {
             CredentialRef::Env(var) => std::env::var(var)
                 .map_err(|_| format!("environment variable {var} is not set (or not UTF-8)"))?,
-            CredentialRef::File(p) => std::fs::read_to_string(p)
-                .map_err(|e| format!("cannot read {}: {e}", p.display()))?,
+            CredentialRef::File(p) => {
+                crate::files::read_text_capped(p, crate::files::cap::SECRET_FILE, "secret files")
+                    .map_err(|e| match e {
+                        crate::files::FileError::Io { source, .. } => {
+                            format!("cannot read {}: {source}", p.display())
+                        }
+                        e => e.to_string(),
+                    })?
+            }
         };
         let value = value.trim_end_matches(['\r', '\n']).to_string();
         if value.is_empty() {

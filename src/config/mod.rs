@@ -20,7 +20,10 @@ pub use alerts::{
     FileSink, RawAlerts, Route, SmtpSecurity, UrlSpec, WebhookSink,
 };
 pub use audit::{AuditConfig, RawAudit};
-pub use daemon::{DaemonConfig, RawDaemon};
+pub use daemon::{
+    parse_listen, DaemonConfig, RawDaemon, Schedule, ScheduledAudit, ScheduledRepo, ScheduledWatch,
+    DEFAULT_LISTEN,
+};
 pub use keys::{is_api_key_shape, KeyDecl, KeyDescription, RawKey, SecretSpec};
 pub use proxy::{EnforceSetting, ProxyConfig, RawProxy};
 pub use scan::{RawScan, ScanConfig};
@@ -66,6 +69,9 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Not a regular file, too large, not UTF-8, or unreadable (the message names the file).
+    #[error("cannot read config: {0}")]
+    File(String),
     #[error("{}", .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<ConfigProblem>),
 }
@@ -174,10 +180,9 @@ impl Config {
         if !explicit && !path.exists() {
             return Ok(Config::default().with_env());
         }
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        // A regular file of a sane size only (a FIFO or a device is refused, not read).
+        let text = crate::files::read_text_capped(path, crate::files::cap::CONFIG, "config files")
+            .map_err(|e| ConfigError::File(e.to_string()))?;
         Config::parse(path, &text).map(Config::with_env)
     }
 

@@ -73,12 +73,17 @@ fn read_secret(spec: &SecretSpec) -> Result<Secret<String>, String> {
                 }
                 _ => {}
             }
-            match std::fs::read(path) {
+            // A regular file of a sane size only: a FIFO or a device is never read.
+            use crate::files::{cap, read_capped, FileError};
+            match read_capped(path, cap::SECRET_FILE, "secret files") {
                 Ok(bytes) => match String::from_utf8(bytes) {
                     Ok(s) => (s, format!("file {shown}")),
                     Err(_) => return Err(format!("secret file {shown} is not UTF-8 text")),
                 },
-                Err(e) => return Err(format!("cannot read secret file {shown}: {e}")),
+                Err(FileError::Io { source, .. }) => {
+                    return Err(format!("cannot read secret file {shown}: {source}"))
+                }
+                Err(e) => return Err(format!("secret file {e}")),
             }
         }
     };

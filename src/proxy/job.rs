@@ -154,6 +154,18 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<ProxyOutcome, JobError> {
+    serve(req, config, clock, alerts, shutdown, |addr, _| ready(addr)).await
+}
+
+/// `run`, with the live counters handed to `ready` too (the daemon exposes them in `/metrics`).
+pub async fn serve(
+    req: ProxyRequest,
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    alerts: Option<Arc<dyn crate::store::AlertPlanner>>,
+    shutdown: impl Future<Output = ()>,
+    ready: impl FnOnce(SocketAddr, Arc<super::Counters>),
+) -> Result<ProxyOutcome, JobError> {
     let req = resolve(req, config);
     let listen = req.listen.clone().unwrap_or_default();
     let catalog = Catalog::builtin_ref();
@@ -213,8 +225,8 @@ pub async fn run(
             tracing::info!("proxy: {line}");
         }
     }
-    ready(addr);
     let counters = proxy.counters();
+    ready(addr, counters.clone());
     let ticker = {
         let counters = counters.clone();
         tokio::spawn(async move {

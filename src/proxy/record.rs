@@ -611,7 +611,7 @@ impl Writer {
     }
 
     fn unspill_file(&mut self, path: &Path) -> Result<u64, String> {
-        let f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let (f, _) = crate::files::open_regular(path).map_err(|e| e.to_string())?;
         let mut batch = Vec::with_capacity(self.settings.batch_max);
         let mut n = 0;
         for (i, line) in BufReader::new(f).lines().enumerate() {

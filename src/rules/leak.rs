@@ -29,6 +29,8 @@ struct RawRule {
     #[serde(default)]
     allowlist: Vec<String>,
     #[serde(default)]
+    prefilter: Option<String>,
+    #[serde(default)]
     pattern: Vec<RawPattern>,
     #[serde(default)]
     examples: Vec<RawExample>,
@@ -47,6 +49,10 @@ struct RawPattern {
     deny: Option<String>,
     #[serde(default)]
     encoding: Option<String>,
+    #[serde(default)]
+    near: Option<String>,
+    #[serde(default)]
+    near_bytes: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -175,9 +181,16 @@ pub struct Pattern {
     pub regex: LazyRegex,
     pub requires: Option<LazyRegex>,
     pub deny: Option<LazyRegex>,
+    /// A regex that must match within `near_bytes` of the match (before or after it), or the
+    /// path: context nearby, where `requires` asks for it anywhere in the file.
+    pub near: Option<LazyRegex>,
+    pub near_bytes: usize,
     pub encoding: Encoding,
     pub secret_group: usize,
 }
+
+/// How far `near` looks when a pattern does not say.
+pub const DEFAULT_NEAR_BYTES: usize = 256;
 
 /// An input a rule must (or must not) report.
 #[derive(Debug, Clone)]
@@ -197,6 +210,10 @@ pub struct LeakRule {
     pub entropy: Option<f64>,
     pub validate: Option<Validator>,
     pub allowlist: Vec<LazyRegex<regex::Regex>>,
+    /// A regex the text must match somewhere (after a keyword hit) before any pattern runs: the
+    /// raw shape of the secret, cheap to look for, so text that names the vendor but holds
+    /// nothing of the secret's shape costs one pass and no pattern.
+    pub prefilter: Option<LazyRegex>,
     pub patterns: Vec<Pattern>,
     pub examples: Vec<RuleExample>,
     pub negative_examples: Vec<RuleExample>,
@@ -324,12 +341,19 @@ fn compile(path: &Path, text: &str, raw: RawRule, builtin: bool) -> Result<LeakR
                 .map(|s| re("requires", s))
                 .transpose()?,
             deny: p.deny.as_deref().map(|s| re("deny", s)).transpose()?,
+            near: p.near.as_deref().map(|s| re("near", s)).transpose()?,
+            near_bytes: p.near_bytes.unwrap_or(DEFAULT_NEAR_BYTES),
             name: p.name,
             regex,
             encoding,
             secret_group,
         });
     }
+    let prefilter = raw
+        .prefilter
+        .as_deref()
+        .map(|s| LazyRegex::new(s, !builtin).map_err(|e| invalid(format!("prefilter: {e}"))))
+        .transpose()?;
     let allowlist = raw
         .allowlist
         .iter()
@@ -355,6 +379,7 @@ fn compile(path: &Path, text: &str, raw: RawRule, builtin: bool) -> Result<LeakR
         entropy: raw.entropy,
         validate,
         allowlist,
+        prefilter,
         patterns,
         examples: raw.examples.into_iter().map(example).collect(),
         negative_examples: raw.negative_examples.into_iter().map(example).collect(),
@@ -384,9 +409,12 @@ mod tests {
                 let compiled = Regex::new(p.regex.as_str()).expect("compiles");
                 let want = compiled.capture_names().position(|n| n == Some("secret"));
                 assert_eq!(Some(p.secret_group), want, "{} {}", rule.id, p.name);
-                for r in p.requires.iter().chain(&p.deny) {
+                for r in p.requires.iter().chain(&p.deny).chain(&p.near) {
                     Regex::new(r.as_str()).expect("compiles");
                 }
+            }
+            if let Some(p) = &rule.prefilter {
+                Regex::new(p.as_str()).expect("compiles");
             }
             for a in &rule.allowlist {
                 regex::Regex::new(a.as_str()).expect("compiles");

@@ -48,6 +48,9 @@ pub enum RuleError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A rule file that is not a regular file, is too large, or cannot be read.
+    #[error("{0}")]
+    File(String),
     #[error("{path}:{line}: {message}")]
     Parse {
         path: PathBuf,
@@ -115,10 +118,9 @@ pub fn read_rule_files(extra: &[PathBuf]) -> Result<Vec<(PathBuf, String)>, Rule
             toml_files_in(dir)?
         };
         for path in files {
-            let text = std::fs::read_to_string(&path).map_err(|source| RuleError::Read {
-                path: path.clone(),
-                source,
-            })?;
+            let text =
+                crate::files::read_text_capped(&path, crate::files::cap::RULE_FILE, "rule files")
+                    .map_err(|e| RuleError::File(e.to_string()))?;
             out.push((path, text));
         }
     }

@@ -145,9 +145,16 @@ impl Baseline {
     }
 
     pub fn load(path: &Path) -> Result<Baseline, BaselineError> {
-        let text = std::fs::read_to_string(path).map_err(|source| BaselineError::Read {
-            path: path.to_path_buf(),
-            source,
+        let text = crate::files::read_text_capped(path, crate::files::cap::BASELINE, "baselines")
+            .map_err(|e| match e {
+            crate::files::FileError::Io { source, .. } => BaselineError::Read {
+                path: path.to_path_buf(),
+                source,
+            },
+            e => BaselineError::Read {
+                path: path.to_path_buf(),
+                source: e.into_io(),
+            },
         })?;
         Baseline::parse(path, &text)
     }
@@ -156,9 +163,10 @@ impl Baseline {
     pub fn write(&self, path: &Path) -> Result<(), BaselineError> {
         let mut text = serde_json::to_string_pretty(self).expect("baseline serializes");
         text.push('\n');
-        std::fs::write(path, text).map_err(|source| BaselineError::Write {
+        // Temporary file beside it, fsync, rename: a failure part-way leaves the old baseline.
+        crate::files::write_atomic(path, text.as_bytes(), 0o600).map_err(|e| BaselineError::Write {
             path: path.to_path_buf(),
-            source,
+            source: e.into_io(),
         })
     }
 

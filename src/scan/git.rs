@@ -3,9 +3,7 @@
 //! (`diff --cached --raw`, in `staged.rs`). Blobs stream out of one `cat-file --batch` and are
 //! scanned in parallel; which commit introduced a blob is worked out only for blobs that matched.
 
-use super::{
-    findings_from_matches, is_binary, Match, Matcher, ScanOptions, ScanOutcome, ScanStats,
-};
+use super::{findings_from_matches, text_of, Match, Matcher, ScanOptions, ScanOutcome, ScanStats};
 use crate::finding::{Commit, Finding};
 use crate::secret::fingerprint;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
@@ -212,41 +210,20 @@ pub(crate) fn cat_file(
     git: &Git,
     oids: &[&str],
     max: u64,
-    each: impl FnMut(usize, Blob),
+    mut each: impl FnMut(usize, Blob),
 ) -> Result<(), GitError> {
     if oids.is_empty() {
         return Ok(());
     }
-    cat_file_with(git, CatFile::spawn(git)?, oids, max, each)
-}
-
-/// A `git cat-file --batch` started ahead of time, so that its start-up overlaps other work
-/// (the staged scan starts it while `git diff` runs).
-pub(crate) struct CatFile(std::process::Child);
-
-impl CatFile {
-    pub fn spawn(git: &Git) -> Result<CatFile, GitError> {
-        git.command()
-            .args(["cat-file", "--batch", "--buffer"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map(CatFile)
-            .map_err(GitError::Spawn)
-    }
-}
-
-/// `cat_file` on a started `cat-file`; with no ids it just lets it end.
-pub(crate) fn cat_file_with(
-    git: &Git,
-    process: CatFile,
-    oids: &[&str],
-    max: u64,
-    mut each: impl FnMut(usize, Blob),
-) -> Result<(), GitError> {
+    let mut child = git
+        .command()
+        .args(["cat-file", "--batch", "--buffer"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(GitError::Spawn)?;
     const CMD: &str = "cat-file";
-    let mut child = process.0;
     let mut stdin = child.stdin.take().expect("piped stdin");
     let stdout = child.stdout.take().expect("piped stdout");
     let mut stderr = child.stderr.take().expect("piped stderr");
@@ -320,6 +297,38 @@ pub(crate) struct BlobRequest {
     pub path: String,
 }
 
+/// What a blob scan counted, shared by its threads.
+#[derive(Default)]
+pub(crate) struct BlobCounts {
+    files: AtomicU64,
+    bytes: AtomicU64,
+    binary: AtomicU64,
+}
+
+impl BlobCounts {
+    pub fn add_to(self, stats: &mut ScanStats) {
+        stats.files += self.files.into_inner();
+        stats.bytes += self.bytes.into_inner();
+        stats.skipped_binary += self.binary.into_inner();
+    }
+}
+
+/// Scans one blob's content under `path` (UTF-16 decoded; binary counted and skipped).
+pub(crate) fn scan_blob(
+    matcher: &Matcher,
+    path: &str,
+    data: &[u8],
+    counts: &BlobCounts,
+) -> Vec<Match> {
+    let Some(text) = text_of(data) else {
+        counts.binary.fetch_add(1, Ordering::Relaxed);
+        return Vec::new();
+    };
+    counts.files.fetch_add(1, Ordering::Relaxed);
+    counts.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+    matcher.scan(path, &text)
+}
+
 /// Scans `blobs` in parallel (one `cat-file` feeding a pool of scanners); returns the matches per
 /// blob id, for the blobs that matched. Counts land in `stats`.
 pub(crate) fn scan_blobs(
@@ -328,27 +337,15 @@ pub(crate) fn scan_blobs(
     blobs: &[BlobRequest],
     opts: &ScanOptions,
     stats: &mut ScanStats,
-    reader: Option<CatFile>,
 ) -> Result<HashMap<String, Vec<Match>>, GitError> {
-    let files = AtomicU64::new(0);
-    let bytes = AtomicU64::new(0);
-    let binary = AtomicU64::new(0);
+    let counts = BlobCounts::default();
     let hits: Mutex<HashMap<String, Vec<Match>>> = Mutex::new(HashMap::new());
     let mut too_large = 0u64;
     let mut missing = 0u64;
     let oids: Vec<&str> = blobs.iter().map(|b| b.oid.as_str()).collect();
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
     let scan_one = |i: usize, data: Vec<u8>| {
-        if is_binary(&data) {
-            binary.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        files.fetch_add(1, Ordering::Relaxed);
-        bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
         let b = &blobs[i];
-        let found = matcher.scan(&b.path, &data);
+        let found = scan_blob(matcher, &b.path, &data, &counts);
         if !found.is_empty() {
             hits.lock()
                 .expect("hits poisoned")
@@ -357,21 +354,18 @@ pub(crate) fn scan_blobs(
     };
     let result = if blobs.len() < 64 {
         // A handful of blobs (the index, a short range): threads cost more than they save.
-        read_all(
-            git,
-            reader,
-            &oids,
-            opts.max_file_size,
-            |i, blob| match blob {
-                Blob::Data(d) => scan_one(i, d),
-                Blob::TooLarge => too_large += 1,
-                Blob::Missing => missing += 1,
-            },
-        )
+        cat_file(git, &oids, opts.max_file_size, |i, blob| match blob {
+            Blob::Data(d) => scan_one(i, d),
+            Blob::TooLarge => too_large += 1,
+            Blob::Missing => missing += 1,
+        })
     } else {
         // One `cat-file` reads (inflating and resolving deltas is most of the work, and one
         // process keeps its delta-base cache warm: two readers on halves were slower), a pool
         // of scanners matches.
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         let (tx, rx) = crossbeam_channel::bounded::<(usize, Vec<u8>)>(workers * 16);
         std::thread::scope(|s| {
             for _ in 0..workers {
@@ -384,44 +378,22 @@ pub(crate) fn scan_blobs(
                 });
             }
             drop(rx);
-            let r = read_all(
-                git,
-                reader,
-                &oids,
-                opts.max_file_size,
-                |i, blob| match blob {
-                    Blob::Data(d) => {
-                        let _ = tx.send((i, d));
-                    }
-                    Blob::TooLarge => too_large += 1,
-                    Blob::Missing => missing += 1,
-                },
-            );
+            let r = cat_file(git, &oids, opts.max_file_size, |i, blob| match blob {
+                Blob::Data(d) => {
+                    let _ = tx.send((i, d));
+                }
+                Blob::TooLarge => too_large += 1,
+                Blob::Missing => missing += 1,
+            });
             drop(tx);
             r
         })
     };
     result?;
-    stats.files += files.into_inner();
-    stats.bytes += bytes.into_inner();
-    stats.skipped_binary += binary.into_inner();
+    counts.add_to(stats);
     stats.skipped_too_large += too_large;
     stats.unreadable += missing;
     Ok(hits.into_inner().expect("hits poisoned"))
-}
-
-/// Reads `oids` with `reader` when one was started, else with a new `cat-file`.
-fn read_all(
-    git: &Git,
-    reader: Option<CatFile>,
-    oids: &[&str],
-    max: u64,
-    each: impl FnMut(usize, Blob),
-) -> Result<(), GitError> {
-    match reader {
-        Some(r) => cat_file_with(git, r, oids, max, each),
-        None => cat_file(git, oids, max, each),
-    }
 }
 
 /// A commit as findings show it.
@@ -658,7 +630,7 @@ fn scan_all(
             path: path.to_string(),
         });
     }
-    let hits = scan_blobs(git, matcher, &blobs, opts, stats, None)?;
+    let hits = scan_blobs(git, matcher, &blobs, opts, stats)?;
     if hits.is_empty() {
         return Ok(Vec::new());
     }
@@ -714,7 +686,7 @@ fn scan_range(
             });
         }
     }
-    let hits = scan_blobs(git, matcher, &blobs, opts, stats, None)?;
+    let hits = scan_blobs(git, matcher, &blobs, opts, stats)?;
     if hits.is_empty() {
         return Ok(Vec::new());
     }
@@ -766,6 +738,8 @@ pub(crate) fn build_findings(
         })?;
         for (oid, text) in parents.iter().zip(texts) {
             let set = text
+                .as_deref()
+                .and_then(text_of)
                 .map(|t| {
                     matcher
                         .scan("", &t)

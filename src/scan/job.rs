@@ -5,7 +5,7 @@
 
 use super::baseline::{self, Baseline, BaselineError, BaselineSummary};
 use super::git::{scan_history, GitError, Selection};
-use super::staged::scan_staged;
+use super::staged::{self, StagedDiff};
 use super::verify::{self, Secrets, VerificationSummary, VerifyError};
 use super::{Matcher, Problem, ScanOptions, ScanOutcome, ScanStats, DEFAULT_MAX_FILE_SIZE};
 use crate::clock::Clock;
@@ -101,6 +101,12 @@ impl ScanRequest {
         }
     }
 
+    /// Whether the request can run without the async runtime (`run_local`): it verifies
+    /// nothing.
+    pub fn is_local(&self) -> bool {
+        !self.verify
+    }
+
     /// The scanner's options from the request and `[scan]`.
     pub fn options(&self, config: &ScanConfig) -> ScanOptions {
         ScanOptions {
@@ -140,6 +146,8 @@ pub enum ScanError {
     Store(#[source] StoreError),
     #[error("the scan stopped: {0}")]
     Panicked(String),
+    #[error("verification logs in over the network: run the scan with scan::job::run")]
+    NeedsAsync,
 }
 
 /// The summary's `store` section of a recorded scan.
@@ -209,6 +217,27 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ScanError::Panicked(e.to_string()))?
 }
 
+/// `run` for a request that verifies nothing (`ScanRequest::is_local`: no network, nothing
+/// async), on the calling thread: what the pre-commit hook runs, with no runtime and no thread
+/// to start.
+pub fn run_local(
+    req: ScanRequest,
+    config: &Config,
+    clock: &dyn Clock,
+    store: Option<Arc<dyn Store>>,
+) -> Result<ScanReport, ScanError> {
+    if !req.is_local() {
+        return Err(ScanError::NeedsAsync);
+    }
+    let now = clock.now();
+    let scope = req.record_scope();
+    if scope.is_some() && store.is_none() {
+        return Err(ScanError::NoStore);
+    }
+    let (report, _, _, all, previous, req) = scan_and_baseline(req, &config.scan, now)?;
+    finish(report, &req, &all, previous.as_ref(), scope, store, now)
+}
+
 /// Scans as `req` says, then applies the baseline, verifies, writes the baseline and records,
 /// in that order. `store` is needed when `req.record_scope()` is `Some`.
 pub async fn run(
@@ -237,29 +266,39 @@ pub async fn run(
         report.verification = Some(section);
         report.notes.extend(notes);
     }
-    blocking(move || {
-        if let Some(path) = &req.write_baseline {
-            let b = Baseline::from_findings(
-                &all,
-                previous.as_ref(),
-                &now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            );
-            b.write(path)?;
-            report.notes.push(format!(
-                "wrote baseline {} with {} entries; later scans with --baseline {} leave these \
-                 findings out",
-                path.display(),
-                b.entries.len(),
-                path.display()
-            ));
-            report.exit = Some(0);
-        }
-        if let (Some(scope), Some(store)) = (scope, store) {
-            record(store.as_ref(), &scope, &mut report, now)?;
-        }
-        Ok(report)
-    })
-    .await
+    blocking(move || finish(report, &req, &all, previous.as_ref(), scope, store, now)).await
+}
+
+/// After the scan, baseline and verification: writes the baseline and records, in that order.
+fn finish(
+    mut report: ScanReport,
+    req: &ScanRequest,
+    all: &[Finding],
+    previous: Option<&Baseline>,
+    scope: Option<String>,
+    store: Option<Arc<dyn Store>>,
+    now: DateTime<Utc>,
+) -> Result<ScanReport, ScanError> {
+    if let Some(path) = &req.write_baseline {
+        let b = Baseline::from_findings(
+            all,
+            previous,
+            &now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        );
+        b.write(path)?;
+        report.notes.push(format!(
+            "wrote baseline {} with {} entries; later scans with --baseline {} leave these \
+             findings out",
+            path.display(),
+            b.entries.len(),
+            path.display()
+        ));
+        report.exit = Some(0);
+    }
+    if let (Some(scope), Some(store)) = (scope, store) {
+        record(store.as_ref(), &scope, &mut report, now)?;
+    }
+    Ok(report)
 }
 
 /// What the blocking first half hands to the rest: the report so far, the keys kept for
@@ -279,9 +318,15 @@ fn scan_and_baseline(
     config: &ScanConfig,
     now: DateTime<Utc>,
 ) -> Result<Scanned, ScanError> {
+    // A staged scan's `git diff --cached` (most of a pre-commit hook's latency) starts first
+    // and runs while the rules load.
+    let staged = match &req.input {
+        Input::Staged { repo } => Some(staged::start(repo)?),
+        _ => None,
+    };
     let matcher = matcher(config, &req.rules, &req.disable, now)?;
     let opts = req.options(config);
-    let (outcome, note) = scan_input(&matcher, &req.input, &opts)?;
+    let (outcome, note) = scan_input(&matcher, &req.input, staged, &opts)?;
     let mut report = ScanReport {
         rules: rule_infos(&matcher),
         stats: outcome.stats,
@@ -312,10 +357,12 @@ fn scan_and_baseline(
     Ok((report, secrets, key_rules, all, previous, req))
 }
 
-/// Runs the scanner over the input; for git inputs, also a note saying what was covered.
+/// Runs the scanner over the input (for the index, on the `git diff` started for it); for git
+/// inputs, also a note saying what was covered.
 fn scan_input(
     matcher: &Matcher,
     input: &Input,
+    staged: Option<StagedDiff>,
     opts: &ScanOptions,
 ) -> Result<(ScanOutcome, Option<String>), ScanError> {
     let (outcome, what, repo) = match input {
@@ -341,16 +388,19 @@ fn scan_input(
             };
             (scan_history(matcher, repo, selection, opts)?, what, repo)
         }
-        Input::Staged { repo } => (
-            scan_staged(matcher, repo, opts)?,
-            "what is staged in the index".to_string(),
-            repo,
-        ),
+        Input::Staged { repo } => {
+            let outcome = match staged {
+                Some(diff) => staged::scan_started(matcher, diff, opts)?,
+                None => staged::scan_staged(matcher, repo, opts)?,
+            };
+            (outcome, "what is staged in the index".to_string(), repo)
+        }
     };
     let mut note = format!("git: scanned {what} in {}", repo.display());
     if outcome.stats.unreadable > 0 {
         note.push_str(&format!(
-            "; {} blobs are not in the repository (a partial clone?) and were not scanned:              fetch them or scan a full clone",
+            "; {} blobs are not in the repository (a partial clone?) and were not scanned: \
+             fetch them or scan a full clone",
             outcome.stats.unreadable
         ));
     }

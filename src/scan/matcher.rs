@@ -1,6 +1,7 @@
 //! The matcher: one shared keyword prefilter (Aho-Corasick, ASCII case-insensitive) decides which
-//! rules can match an input at all; only those rules' regexes run, and each candidate secret then
-//! passes its rule's checks (deny context, decoding, validator, entropy, allowlist, allow comment).
+//! rules can match an input at all; a rule's own `prefilter` (the raw shape of its secret) then
+//! decides whether its patterns run; and each candidate secret passes its rule's checks (deny
+//! and near context, decoding, validator, entropy, allowlist, allow comment).
 
 use crate::airwallex::jwt_claims;
 use crate::finding::Severity;
@@ -222,6 +223,9 @@ impl Matcher {
             if active & (1 << ri.min(63)) == 0 {
                 continue;
             }
+            if rule.prefilter.as_ref().is_some_and(|p| !p.is_match(data)) {
+                continue;
+            }
             for pattern in &rule.patterns {
                 if let Some(req) = &pattern.requires {
                     let met = match requires_met.iter().find(|(s, _)| *s == req.as_str()) {
@@ -244,23 +248,35 @@ impl Matcher {
                     if out.iter().any(|m| m.rule == ri && m.offset == sec.start()) {
                         continue;
                     }
+                    // The context of the secret in the match (a variable name, the line
+                    // around it), on either side of it.
                     if let Some(deny) = &pattern.deny {
-                        if deny.is_match(&data[whole.start()..sec.start()]) {
+                        if deny.is_match(&data[whole.start()..sec.start()])
+                            || deny.is_match(&data[sec.end()..whole.end()])
+                        {
                             continue;
                         }
                     }
-                    let Some(secret) = decode(pattern.encoding, sec.as_bytes()) else {
+                    if let Some(near) = &pattern.near {
+                        let lo = whole.start().saturating_sub(pattern.near_bytes);
+                        let hi = whole
+                            .end()
+                            .saturating_add(pattern.near_bytes)
+                            .min(data.len());
+                        if !near.is_match(&data[lo..hi]) && !near.is_match(path.as_bytes()) {
+                            continue;
+                        }
+                    }
+                    let Some(mut secret) = decode(pattern.encoding, sec.as_bytes()) else {
                         continue;
                     };
                     let mut severity = rule.severity;
                     let mut note = None;
                     match rule.validate {
-                        Some(Validator::AirwallexApiKey)
-                            if !is_api_key_shape(&secret) || looks_like_placeholder(&secret) =>
-                        {
-                            continue;
-                        }
-                        Some(Validator::AirwallexApiKey) => {}
+                        Some(Validator::AirwallexApiKey) => match canonical_api_key(&secret) {
+                            Some(key) if !looks_like_placeholder(&key) => secret = key,
+                            _ => continue,
+                        },
                         Some(Validator::AirwallexJwt) => match airwallex_jwt(&secret) {
                             Some(exp) => {
                                 if let Some(exp) = exp {
@@ -325,6 +341,20 @@ pub fn is_api_key_shape(s: &str) -> bool {
     s.len() == 96
         && s.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The API key as Airwallex issued it (96 lowercase hex digits) from its text: lowercase, or the
+/// same key in upper case (copied from a form or a spreadsheet that upper-cased it). Mixed case
+/// is no key. The finding's fingerprint, preview and verification all use this form, so an
+/// upper-cased copy meets the key in the inventory and elsewhere.
+pub fn canonical_api_key(s: &str) -> Option<String> {
+    if is_api_key_shape(s) {
+        return Some(s.to_string());
+    }
+    let upper = s.len() == 96
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b));
+    upper.then(|| s.to_ascii_lowercase())
 }
 
 /// Documentation placeholders: long runs of one character, ascending runs (`01234567`), a short

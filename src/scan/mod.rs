@@ -3,9 +3,11 @@
 
 pub mod examples;
 pub mod git;
+pub mod hook;
 pub mod job;
 pub mod matcher;
 pub mod staged;
+pub mod text;
 pub mod walk;
 
 // After the scan: baselines and verification by login (`scan --baseline`, `--verify`).
@@ -13,6 +15,7 @@ pub mod baseline;
 pub mod verify;
 
 pub use matcher::{Match, Matcher};
+pub use text::{is_binary, text_of};
 pub use walk::Problem;
 
 use crate::finding::{Action, Commit, Finding, Recommendation, SecretRef};
@@ -28,9 +31,6 @@ use std::time::Instant;
 
 /// Files larger than this are skipped (and counted) unless `--max-file-size` says otherwise.
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 25 * 1024 * 1024;
-
-/// How many leading bytes decide whether a file is binary (a NUL byte among them).
-const BINARY_SNIFF: usize = 8192;
 
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
@@ -73,11 +73,6 @@ pub struct ScanOutcome {
     pub problems: Vec<Problem>,
 }
 
-/// Is this buffer binary? A NUL byte in the first 8 KiB, as git and ripgrep decide.
-pub fn is_binary(data: &[u8]) -> bool {
-    memchr::memchr(0, &data[..data.len().min(BINARY_SNIFF)]).is_some()
-}
-
 thread_local! {
     static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
@@ -104,17 +99,27 @@ pub fn scan_paths(matcher: &Matcher, roots: &[PathBuf], opts: &ScanOptions) -> S
         BUF.with(|buf| {
             let mut buf = buf.borrow_mut();
             buf.clear();
-            let read = std::fs::File::open(entry.path).and_then(|f| {
-                // Read at most one byte past the limit: a file that grew since its metadata was
-                // read is still held to the limit.
-                f.take(opts.max_file_size + 1).read_to_end(&mut buf)
-            });
-            if let Err(e) = read {
-                let what = if e.kind() == std::io::ErrorKind::NotFound {
-                    "vanished during the scan".to_string()
-                } else {
-                    e.to_string()
-                };
+            // Opened only if it is still a regular file (a FIFO or device swapped in since the
+            // listing is refused on the open descriptor, never read).
+            let read = crate::files::open_regular(entry.path)
+                .map_err(|e| match e {
+                    crate::files::FileError::NotRegular { kind, .. } => {
+                        format!("is {kind}, not a regular file; not read")
+                    }
+                    e if e.kind() == std::io::ErrorKind::NotFound => {
+                        "vanished during the scan".to_string()
+                    }
+                    crate::files::FileError::Io { source, .. } => source.to_string(),
+                    e => e.to_string(),
+                })
+                .and_then(|(f, _)| {
+                    // Read at most one byte past the limit: a file that grew since its metadata
+                    // was read is still held to the limit.
+                    f.take(opts.max_file_size + 1)
+                        .read_to_end(&mut buf)
+                        .map_err(|e| e.to_string())
+                });
+            if let Err(what) = read {
                 counts.problem(entry.display, what);
                 return;
             }
@@ -122,13 +127,14 @@ pub fn scan_paths(matcher: &Matcher, roots: &[PathBuf], opts: &ScanOptions) -> S
                 too_large.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            if is_binary(&buf) {
+            // UTF-16 text is decoded; other data with NUL bytes is binary.
+            let Some(text) = text_of(&buf) else {
                 binary.fetch_add(1, Ordering::Relaxed);
                 return;
-            }
+            };
             files.fetch_add(1, Ordering::Relaxed);
             bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
-            let found = scan_bytes_keeping(matcher, &entry.display, &buf, None, keep);
+            let found = scan_bytes_keeping(matcher, &entry.display, &text, None, keep);
             if !found.is_empty() {
                 findings.lock().expect("findings poisoned").extend(found);
             }
@@ -165,13 +171,13 @@ pub fn scan_reader(
     let mut outcome = ScanOutcome::default();
     if buf.len() as u64 > opts.max_file_size {
         outcome.stats.skipped_too_large = 1;
-    } else if is_binary(&buf) {
-        outcome.stats.skipped_binary = 1;
-    } else {
+    } else if let Some(text) = text_of(&buf) {
         outcome.stats.files = 1;
         outcome.stats.bytes = buf.len() as u64;
         let keep = opts.keep_secrets.as_deref();
-        outcome.findings = scan_bytes_keeping(matcher, "<stdin>", &buf, None, keep);
+        outcome.findings = scan_bytes_keeping(matcher, "<stdin>", &text, None, keep);
+    } else {
+        outcome.stats.skipped_binary = 1;
     }
     outcome.stats.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(outcome)

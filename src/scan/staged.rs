@@ -1,32 +1,48 @@
 //! What is staged, for the pre-commit hook: the index against HEAD (`git diff --cached --raw`),
-//! then only the changed blobs out of `cat-file`. It never walks the work tree, so it costs the
-//! same in a 20-file and a 20,000-file repository. A secret counts when the staged change adds
-//! it: one the file already held at HEAD is the history scan's business, not the commit's.
+//! then only the changed blobs. It never walks the work tree, so it costs the same in a 20-file
+//! and a 20,000-file repository. A secret counts when the staged change adds it: one the file
+//! already held at HEAD is the history scan's business, not the commit's.
+//!
+//! The hook runs on every commit, so this path starts one git process, not two: `git add`
+//! writes what it stages as loose objects, which are read here straight from the object store
+//! (a zlib stream under `objects/xx/...`, named by the id `git diff` gave). A blob that is not
+//! there as a loose object (packed by `git gc`, kept in an alternate, a `GIT_DIR` set up
+//! elsewhere) comes from one `git cat-file --batch` started only for those. Object ids name
+//! their content, so a loose object found by id is that blob whichever store it was found in.
 
 use super::git::{
-    build_findings, ignore_for, is_ignored, is_scanned_mode, scan_blobs, BlobRequest, CatFile,
-    CommitInfo, Git, GitError, Intro, Introductions,
+    build_findings, ignore_for, is_ignored, is_scanned_mode, scan_blob, scan_blobs, work_tree_top,
+    BlobCounts, BlobRequest, CommitInfo, Git, GitError, Intro, Introductions,
 };
-use super::{Matcher, ScanOptions, ScanOutcome, ScanStats};
+use super::{Match, Matcher, ScanOptions, ScanOutcome, ScanStats};
+use rayon::prelude::*;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// The commit id findings of a staged scan carry.
 pub const STAGED: &str = "staged";
 
-/// Scans the blobs staged in the index of the repository at `repo`.
-pub fn scan_staged(
-    matcher: &Matcher,
-    repo: &Path,
-    opts: &ScanOptions,
-) -> Result<ScanOutcome, GitError> {
-    let started = Instant::now();
+/// Below this many staged blobs, reading and scanning them on one thread is faster than
+/// starting a pool.
+const PARALLEL_FROM: usize = 64;
+
+/// `git diff --cached` of a repository, started: the pre-commit hook's latency is mostly git
+/// reading the index, so the caller starts it first and loads the rules meanwhile.
+pub struct StagedDiff {
+    git: Git,
+    child: std::process::Child,
+}
+
+/// Starts `git diff --cached --raw` in the repository at `repo`.
+pub fn start(repo: &Path) -> Result<StagedDiff, GitError> {
     let git = Git::new(repo);
-    // Start `cat-file` now: its start-up overlaps `git diff`'s, which is most of the latency.
-    let reader = CatFile::spawn(&git)?;
-    let out = git
-        .output(&[
+    let child = git
+        .command()
+        .args([
             "diff",
             "--cached",
             "--raw",
@@ -39,49 +55,89 @@ pub fn scan_staged(
             "--no-color",
             "--no-relative",
         ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(GitError::Spawn)?;
+    Ok(StagedDiff { git, child })
+}
+
+/// Scans the blobs staged in the index of the repository at `repo`.
+pub fn scan_staged(
+    matcher: &Matcher,
+    repo: &Path,
+    opts: &ScanOptions,
+) -> Result<ScanOutcome, GitError> {
+    scan_started(matcher, start(repo)?, opts)
+}
+
+/// Scans what the started `diff` says is staged.
+pub fn scan_started(
+    matcher: &Matcher,
+    diff: StagedDiff,
+    opts: &ScanOptions,
+) -> Result<ScanOutcome, GitError> {
+    let started = Instant::now();
+    let StagedDiff { git, child } = diff;
+    let repo = git.repo.clone();
+    // While git reads the index: where the objects are, what is ignored.
+    let objects = objects_dir(&repo);
+    let ignore = ignore_for(&repo, opts);
+    let out = child.wait_with_output().map_err(|e| GitError::Io {
+        repo: repo.clone(),
+        command: "diff".into(),
+        source: e,
+    })?;
+    if !out.status.success() {
         // Outside a repository `git diff` turns into `diff --no-index` and complains about
         // options; say what is really wrong.
-        .map_err(|e| git.check_repository().err().unwrap_or(e))?;
-    let ignore = ignore_for(repo, opts);
-    let mut stats = ScanStats::default();
-    let mut intros = Vec::new();
-    let mut tokens = out.split(|&b| b == 0);
-    while let Some(meta) = tokens.next() {
-        let Some(meta) = meta.strip_prefix(b":") else {
-            continue;
-        };
-        let Some(path) = tokens.next() else { break };
-        let meta = String::from_utf8_lossy(meta);
-        // `old_mode new_mode old_id new_id status`
-        let f: Vec<&str> = meta.split(' ').collect();
-        if f.len() < 5 || !is_scanned_mode(f[1]) {
-            continue;
-        }
-        let path = String::from_utf8_lossy(path).into_owned();
-        if is_ignored(&ignore, &path) {
-            stats.skipped_ignored += 1;
-            continue;
-        }
-        let parents = if f[2].bytes().all(|b| b == b'0') {
-            Vec::new()
-        } else {
-            vec![f[2].to_string()]
-        };
-        intros.push(Intro {
-            commit: 0,
-            oid: f[3].to_string(),
-            path,
-            parents,
-        });
+        let failure = git.failure("diff", &out.stderr);
+        return Err(git.check_repository().err().unwrap_or(failure));
     }
-    let blobs: Vec<BlobRequest> = intros
-        .iter()
-        .map(|i| BlobRequest {
-            oid: i.oid.clone(),
-            path: i.path.clone(),
-        })
-        .collect();
-    let hits = scan_blobs(&git, matcher, &blobs, opts, &mut stats, Some(reader))?;
+    let mut stats = ScanStats::default();
+    let intros = parse_diff(&out.stdout, &ignore, &mut stats);
+
+    let counts = BlobCounts::default();
+    let too_large = AtomicU64::new(0);
+    let hits: Mutex<HashMap<String, Vec<Match>>> = Mutex::new(HashMap::new());
+    let not_loose: Mutex<Vec<BlobRequest>> = Mutex::new(Vec::new());
+    let one = |i: &Intro| match objects
+        .as_deref()
+        .map(|dir| read_loose_blob(dir, &i.oid, opts.max_file_size))
+        .unwrap_or(Loose::NotHere)
+    {
+        Loose::Blob(data) => {
+            let found = scan_blob(matcher, &i.path, &data, &counts);
+            if !found.is_empty() {
+                hits.lock()
+                    .expect("hits poisoned")
+                    .insert(i.oid.clone(), found);
+            }
+        }
+        Loose::TooLarge => {
+            too_large.fetch_add(1, Ordering::Relaxed);
+        }
+        Loose::NotHere => not_loose
+            .lock()
+            .expect("requests poisoned")
+            .push(BlobRequest {
+                oid: i.oid.clone(),
+                path: i.path.clone(),
+            }),
+    };
+    if intros.len() < PARALLEL_FROM {
+        intros.iter().for_each(one);
+    } else {
+        intros.par_iter().for_each(one);
+    }
+    counts.add_to(&mut stats);
+    stats.skipped_too_large += too_large.into_inner();
+    let mut hits = hits.into_inner().expect("hits poisoned");
+    let rest = not_loose.into_inner().expect("requests poisoned");
+    if !rest.is_empty() {
+        hits.extend(scan_blobs(&git, matcher, &rest, opts, &mut stats)?);
+    }
+
     let findings = if hits.is_empty() {
         Vec::new()
     } else {
@@ -110,4 +166,189 @@ pub fn scan_staged(
         stats,
         problems: Vec::new(),
     })
+}
+
+/// The staged files of `git diff --cached --raw -z` output that are regular files and not ignored.
+fn parse_diff(
+    out: &[u8],
+    ignore: &Option<ignore::gitignore::Gitignore>,
+    stats: &mut ScanStats,
+) -> Vec<Intro> {
+    let mut intros = Vec::new();
+    let mut tokens = out.split(|&b| b == 0);
+    while let Some(meta) = tokens.next() {
+        let Some(meta) = meta.strip_prefix(b":") else {
+            continue;
+        };
+        let Some(path) = tokens.next() else { break };
+        let meta = String::from_utf8_lossy(meta);
+        // `old_mode new_mode old_id new_id status`
+        let f: Vec<&str> = meta.split(' ').collect();
+        if f.len() < 5 || !is_scanned_mode(f[1]) {
+            continue;
+        }
+        let path = String::from_utf8_lossy(path).into_owned();
+        if is_ignored(ignore, &path) {
+            stats.skipped_ignored += 1;
+            continue;
+        }
+        let parents = if f[2].bytes().all(|b| b == b'0') {
+            Vec::new()
+        } else {
+            vec![f[2].to_string()]
+        };
+        intros.push(Intro {
+            commit: 0,
+            oid: f[3].to_string(),
+            path,
+            parents,
+        });
+    }
+    intros
+}
+
+/// The object directory git would use for `repo`, found without running git: the environment's
+/// (`GIT_OBJECT_DIRECTORY`, `GIT_DIR`, which git sets for hooks), else `.git/objects` of the
+/// work tree holding `repo`, through a `.git` file (linked work trees, submodules) and
+/// `commondir`. A wrong guess costs only speed: an object not found here comes from `cat-file`,
+/// and one found here is the blob its id names.
+fn objects_dir(repo: &Path) -> Option<PathBuf> {
+    // Relative paths in these variables are relative to where git runs (`git -C repo`).
+    let var = |name: &str| std::env::var_os(name).map(|v| repo.join(v));
+    if let Some(dir) = var("GIT_OBJECT_DIRECTORY") {
+        return Some(dir);
+    }
+    let git_dir = match var("GIT_DIR") {
+        Some(dir) => dir,
+        None => {
+            let top = work_tree_top(repo)?;
+            let dot_git = top.join(".git");
+            if dot_git.is_dir() {
+                dot_git
+            } else {
+                let text = std::fs::read_to_string(&dot_git).ok()?;
+                top.join(text.strip_prefix("gitdir:")?.trim())
+            }
+        }
+    };
+    let common = match var("GIT_COMMON_DIR") {
+        Some(dir) => dir,
+        None => match std::fs::read_to_string(git_dir.join("commondir")) {
+            Ok(c) => git_dir.join(c.trim()),
+            Err(_) => git_dir,
+        },
+    };
+    Some(common.join("objects"))
+}
+
+/// A blob looked for among the loose objects.
+enum Loose {
+    Blob(Vec<u8>),
+    TooLarge,
+    /// Not a loose object here (or not one this reader understands): ask `cat-file`.
+    NotHere,
+}
+
+/// Reads the blob `oid` from the loose object `objects/xx/yyyy...`: a zlib stream of
+/// `blob <size>\0` and the content.
+fn read_loose_blob(objects: &Path, oid: &str, max: u64) -> Loose {
+    if oid.len() < 4 || !oid.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Loose::NotHere;
+    }
+    let Ok(compressed) = std::fs::read(objects.join(&oid[..2]).join(&oid[2..])) else {
+        return Loose::NotHere;
+    };
+    // The header, then at most `max` bytes of content, then one more to tell a blob too large.
+    let limit = usize::try_from(max)
+        .unwrap_or(usize::MAX)
+        .saturating_add(64);
+    let (data, complete) =
+        match miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(&compressed, limit) {
+            Ok(d) => (d, true),
+            Err(e) if e.status == miniz_oxide::inflate::TINFLStatus::HasMoreOutput => {
+                (e.output, false)
+            }
+            Err(_) => return Loose::NotHere,
+        };
+    let Some(nul) = memchr::memchr(0, &data[..data.len().min(32)]) else {
+        return Loose::NotHere;
+    };
+    let Some(size) = std::str::from_utf8(&data[..nul])
+        .ok()
+        .and_then(|h| h.strip_prefix("blob "))
+        .and_then(|n| n.parse::<u64>().ok())
+    else {
+        return Loose::NotHere;
+    };
+    if size > max {
+        return Loose::TooLarge;
+    }
+    let body = &data[nul + 1..];
+    if !complete || body.len() as u64 != size {
+        return Loose::NotHere;
+    }
+    let mut data = data;
+    data.drain(..=nul);
+    Loose::Blob(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    #[test]
+    fn loose_blobs_are_read_and_packed_ones_are_left_to_cat_file() {
+        let d = tempfile::tempdir().unwrap();
+        git(d.path(), &["init", "-q"]);
+        std::fs::write(d.path().join("a.txt"), "hello\nworld\n").unwrap();
+        git(d.path(), &["add", "a.txt"]);
+        let oid = git(d.path(), &["rev-parse", ":a.txt"]);
+        let objects = objects_dir(d.path()).expect("objects dir");
+        match read_loose_blob(&objects, &oid, 1 << 20) {
+            Loose::Blob(data) => assert_eq!(data, b"hello\nworld\n"),
+            _ => panic!("a staged blob is a loose object"),
+        }
+        assert!(matches!(
+            read_loose_blob(&objects, &oid, 4),
+            Loose::TooLarge
+        ));
+        git(d.path(), &["commit", "-q", "-m", "one"]);
+        git(d.path(), &["gc", "-q", "--prune=now"]);
+        assert!(matches!(
+            read_loose_blob(&objects, &oid, 1 << 20),
+            Loose::NotHere
+        ));
+    }
+
+    #[test]
+    fn a_linked_work_tree_finds_the_common_object_store() {
+        let d = tempfile::tempdir().unwrap();
+        let main = d.path().join("main");
+        std::fs::create_dir(&main).unwrap();
+        git(&main, &["init", "-q"]);
+        std::fs::write(main.join("a.txt"), "x\n").unwrap();
+        git(&main, &["add", "a.txt"]);
+        git(&main, &["commit", "-q", "-m", "one"]);
+        let linked = d.path().join("linked");
+        git(&main, &["worktree", "add", "-q", linked.to_str().unwrap()]);
+        let want = std::fs::canonicalize(main.join(".git/objects")).unwrap();
+        let got = std::fs::canonicalize(objects_dir(&linked).unwrap()).unwrap();
+        assert_eq!(got, want);
+    }
 }

@@ -79,14 +79,38 @@ fn extend_chain(
 ) -> Option<Arc<IgnoreNode>> {
     let mut builder: Option<GitignoreBuilder> = None;
     let mut add = |file: PathBuf| {
+        // Read safely and capped: a FIFO, a device (`.gitignore -> /dev/zero`) or a giant is
+        // reported and skipped, never read.
+        let text = match crate::files::read_capped(
+            &file,
+            crate::files::cap::IGNORE_FILE,
+            "ignore files",
+        ) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                counts.problem(
+                    file.display().to_string(),
+                    format!("ignore file skipped: {e}"),
+                );
+                return;
+            }
+        };
+        let text = String::from_utf8_lossy(&text);
         let b = builder.get_or_insert_with(|| GitignoreBuilder::new(dir));
-        if let Some(err) = b.add(&file) {
+        let mut bad = None;
+        for line in text.trim_start_matches('\u{feff}').lines() {
+            if let Err(err) = b.add_line(Some(file.clone()), line) {
+                bad.get_or_insert(err);
+            }
+        }
+        if let Some(err) = bad {
             counts.problem(file.display().to_string(), format!("ignore file: {err}"));
         }
     };
     if names.iter().any(|n| n == ".git") {
         let exclude = dir.join(".git/info/exclude");
-        if exclude.is_file() {
+        if exclude.exists() {
             add(exclude);
         }
     }
@@ -182,6 +206,17 @@ where
                     display: root.display().to_string(),
                     len: meta.len(),
                 });
+                continue;
+            }
+            if !meta.is_dir() {
+                counts.problem(
+                    root.display().to_string(),
+                    format!(
+                        "is {}, not a regular file or a directory; not read (give - to scan \
+                         standard input)",
+                        crate::files::kind_of(&meta)
+                    ),
+                );
                 continue;
             }
             let abs = std::path::absolute(root).unwrap_or_else(|_| root.clone());

@@ -38,8 +38,13 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 5,
+        name: "daemon",
+        sql: include_str!("migrations/0005_daemon.sql"),
+    },
+    Migration {
+        version: 6,
         name: "usage",
-        sql: include_str!("migrations/0005_usage.sql"),
+        sql: include_str!("migrations/0006_usage.sql"),
     },
 ];
 

@@ -6,8 +6,10 @@
 //! an `Arc<dyn Store>` and calls it from a blocking thread. One area per file, each a trait with
 //! its SQLite implementation beside it: `findings` (what is stored, looked up by id),
 //! `lifecycle` (recording a run), `acks` (acknowledgements), `runs` (the runs recorded),
-//! `outbox` (alerts queued by the recording transaction, their messages and deliveries).
-//! `watch` (the money-movement watch's cursors and objects).
+//! `outbox` (alerts queued by the recording transaction, their messages and deliveries),
+//! `proxy` (the recording proxy's token attributions and objects), `watch` (the money-movement
+//! watch's cursors and objects), `daemon` (the daemon lock, job runs, the refs of scanned
+//! repositories).
 //!
 //! Adding an area: a file `store/<area>.rs` with a trait and `impl <Trait> for SqliteStore`, its
 //! tables in the next migration (`migrations.rs`), the trait added to `Store`'s supertraits
@@ -18,6 +20,7 @@
 //! statements cached.
 
 pub mod acks;
+pub mod daemon;
 pub mod findings;
 pub mod lifecycle;
 pub mod migrations;
@@ -30,13 +33,16 @@ pub mod usage_series;
 pub mod watch;
 
 pub use acks::Acknowledgements;
+pub use daemon::{
+    DaemonHolder, DaemonRecords, JobCounts, JobOutcome, JobRun, LockOutcome, StoreStats,
+};
 pub use findings::{Findings, StoredFinding};
 pub use lifecycle::{Lifecycle, RecordSummary, Recorded};
 pub use migrations::SCHEMA_VERSION;
 pub use outbox::{AlertKind, AlertPlanner, Delivery, NewMessage, Outbox, QueueRow, QueuedAlert};
 pub use proxy::ProxyRecords;
 pub use runs::{RunRecord, Runs};
-pub use sqlite::SqliteStore;
+pub use sqlite::{OpenOptions, SqliteStore};
 pub use usage::{
     Appended, KeyHoldings, Pruned, SampleQuery, SourceCursor, UsageEvent, UsageRecords,
 };
@@ -55,6 +61,7 @@ pub trait Store:
     + Outbox
     + ProxyRecords
     + WatchState
+    + DaemonRecords
     + UsageRecords
     + Send
     + Sync
@@ -69,6 +76,7 @@ impl<
             + Outbox
             + ProxyRecords
             + WatchState
+            + DaemonRecords
             + UsageRecords
             + Send
             + Sync,
@@ -83,6 +91,11 @@ pub enum StoreError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    #[error(
+        "{path}: the directory for the database does not exist; create it, or choose another \
+         --db / AWXGUARD_DB"
+    )]
+    NoDir { path: PathBuf },
     #[error("{path}: cannot create the database directory: {source}")]
     Dir {
         path: PathBuf,
@@ -109,6 +122,14 @@ pub enum StoreError {
         what: &'static str,
         source: rusqlite::Error,
     },
+    #[error(
+        "{path}: database schema version {found} is older than this awxguard's \
+         ({SCHEMA_VERSION}); a read-only command does not upgrade it: run a recording command \
+         (`awxguard audit`, `awxguard scan --record`) once"
+    )]
+    TooOld { path: PathBuf, found: i64 },
+    #[error("{path}: not an awxguard database: {why}; point --db / AWXGUARD_DB at another file")]
+    NotADatabase { path: PathBuf, why: String },
     #[error("no finding with id {0:?} in the database (see `awxguard findings list`)")]
     UnknownFinding(String),
     #[error("finding id prefix {0:?} is ambiguous: {1}")]
@@ -128,6 +149,23 @@ pub fn default_path() -> PathBuf {
 /// Opens the database at `path` (the SQLite backend), schema brought up to date.
 pub fn open(path: &Path) -> Result<Arc<dyn Store>, StoreError> {
     Ok(Arc::new(SqliteStore::open(path)?))
+}
+
+/// A database opened with options, and what the run should say about it (a database readable
+/// by other users).
+pub struct Opened {
+    pub store: Arc<dyn Store>,
+    pub notes: Vec<String>,
+}
+
+/// Opens the database at `path` as `opts` say (read-only; creating the default directory).
+pub fn open_with(path: &Path, opts: OpenOptions) -> Result<Opened, StoreError> {
+    let s = SqliteStore::open_with(path, opts)?;
+    let notes = s.notes();
+    Ok(Opened {
+        store: Arc::new(s),
+        notes,
+    })
 }
 
 /// A value bound to a statement, its text passed through the redaction gate on the way in: no

@@ -193,7 +193,8 @@ pub fn process_owner() -> String {
     format!("{}:{}", this_host(), std::process::id())
 }
 
-fn this_host() -> String {
+/// This host's name (`/proc/sys/kernel/hostname`, else `/etc/hostname`, else `localhost`).
+pub fn this_host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|h| h.trim().to_string())

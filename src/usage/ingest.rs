@@ -131,6 +131,17 @@ pub fn inputs(paths: &[PathBuf]) -> Result<Vec<Input>, UsageError> {
             walk(p, &mut files)?;
             files.sort();
             out.extend(files.into_iter().map(Input::File));
+        } else if !meta.is_file() {
+            return Err(UsageError::Read {
+                path: p.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "is {}, not a regular file; not read (give - to read standard input)",
+                        crate::files::kind_of(&meta)
+                    ),
+                ),
+            });
         } else {
             out.push(Input::File(p.clone()));
         }
@@ -417,6 +428,20 @@ struct Normalized<'a> {
     via: Option<&'a str>,
 }
 
+/// Opens an event file: a regular file only (checked on the open descriptor): a FIFO, a device
+/// or a socket, even one swapped in after the listing, is refused, never read.
+pub(crate) fn open_events(p: &Path) -> std::io::Result<std::fs::File> {
+    match crate::files::open_regular(p) {
+        Ok((f, _)) => Ok(f),
+        Err(crate::files::FileError::NotRegular { kind, .. }) => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("is {kind}, not a regular file; not read (give - to read standard input)"),
+        )),
+        Err(crate::files::FileError::Io { source, .. }) => Err(source),
+        Err(e) => Err(e.into_io()),
+    }
+}
+
 fn read_source<'c>(
     input: &Input,
     catalog: &'c Catalog,
@@ -438,7 +463,7 @@ fn read_source<'c>(
             read_lines(lock, &mut partial, catalog, seen).map_err(read_err)?;
         }
         Input::File(p) => {
-            let f = std::fs::File::open(p).map_err(read_err)?;
+            let f = open_events(p).map_err(read_err)?;
             read_lines(f, &mut partial, catalog, seen).map_err(read_err)?;
         }
     }
@@ -447,6 +472,10 @@ fn read_source<'c>(
 
 /// Bytes read at a time; a block is cut at its last newline and its lines parsed in parallel.
 const BLOCK: usize = 8 << 20;
+
+/// A line longer than this is rejected and skipped without being kept (a file without line
+/// breaks, a sparse giant, costs a block of memory, not its size).
+pub const MAX_LINE: usize = 1 << 20;
 
 /// Under this size a block is parsed on one thread.
 const MIN_CHUNK: usize = 256 << 10;
@@ -470,6 +499,8 @@ fn read_blocks<'c, R: Read>(
     let mut buf: Vec<u8> = Vec::new();
     let mut carry: Vec<u8> = Vec::new();
     let mut line_base: u64 = 0;
+    // Inside a line over `MAX_LINE`: its bytes are dropped up to its end.
+    let mut skipping = false;
     loop {
         buf.clear();
         buf.append(&mut carry);
@@ -477,6 +508,33 @@ fn read_blocks<'c, R: Read>(
         let want = target.saturating_sub(buf.len()) as u64;
         let n = (&mut r).take(want).read_to_end(&mut buf)?;
         let eof = (n as u64) < want;
+        if skipping {
+            match memchr::memchr(b'\n', &buf) {
+                None if eof => return Ok(()),
+                None => continue,
+                Some(i) => {
+                    skipping = false;
+                    line_base += 1;
+                    carry.extend_from_slice(&buf[i + 1..]);
+                    if eof && carry.is_empty() {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            }
+        }
+        let long_line = |buf: &[u8]| buf.len() > MAX_LINE && memchr::memchr(b'\n', buf).is_none();
+        if long_line(&buf) {
+            partial.reject(
+                line_base + 1,
+                format!("the line is longer than {MAX_LINE} bytes; skipped"),
+            );
+            if eof {
+                return Ok(());
+            }
+            skipping = true;
+            continue;
+        }
         let end = if eof {
             buf.len()
         } else {
@@ -556,6 +614,13 @@ fn read_chunk<'c>(
         line_no += 1;
         let line = trim_ascii(raw);
         if line.is_empty() {
+            continue;
+        }
+        if line.len() > MAX_LINE {
+            partial.reject(
+                line_no,
+                format!("the line is longer than {MAX_LINE} bytes; skipped"),
+            );
             continue;
         }
         let ev: RawEvent<'_> = match serde_json::from_slice(line) {

@@ -231,7 +231,7 @@ fn ingest_blocking(
         let (file, plan) = match &input {
             Input::Stdin => (None, None),
             Input::File(p) => {
-                let mut f = std::fs::File::open(p).map_err(|source| UsageError::Read {
+                let mut f = super::ingest::open_events(p).map_err(|source| UsageError::Read {
                     path: p.clone(),
                     source,
                 })?;

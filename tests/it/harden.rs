@@ -6,7 +6,7 @@ use crate::common::*;
 use crate::inventory::{airwallex_section, key_table, sim_key, spawn};
 use awxguard::airwallex::simulator::Behaviour;
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
 
 /// Runs `args` in `dir` with `-vv` (and the key in the environment as `LEAK_KEY`).
 fn run_vv(dir: &Path, secret: &str, args: &[&str]) -> Output {
@@ -472,4 +472,152 @@ fn every_door_goes_through_the_gate() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+/// The database and what awxguard writes are owner-only; a database others can read is said;
+/// a `--db` in a directory that does not exist, or another application's SQLite file, is
+/// refused; read-only commands work on a read-only database.
+#[test]
+fn the_database_is_private_and_only_ours_and_read_only_commands_only_read() {
+    let dir = tempdir();
+    let d = dir.path();
+    write(
+        d,
+        "src/a.env",
+        format!("AIRWALLEX_API_KEY={}\n", key("private")),
+    );
+    let db = d.join("data/awx.db");
+    let dbs = db.to_str().unwrap();
+    // A --db in a directory that does not exist: an error, no directory made.
+    let o = run(d, &["scan", "src", "--record", "--db", dbs]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("the directory for the database does not exist"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!d.join("data").exists());
+    std::fs::create_dir(d.join("data")).unwrap();
+    let o = run(
+        d,
+        &["scan", "src", "--record", "--db", dbs, "-o", "report.txt"],
+    );
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert_eq!(mode(&db), 0o600);
+    assert_eq!(mode(&d.join("report.txt")), 0o600);
+    // The default location: created owner-only under XDG_DATA_HOME.
+    let o = awxguard(d)
+        .env_remove("AWXGUARD_DB")
+        .env("XDG_DATA_HOME", d.join("xdg"))
+        .args(["scan", "src", "--record"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert_eq!(mode(&d.join("xdg/awxguard")), 0o700);
+    assert_eq!(mode(&d.join("xdg/awxguard/awxguard.db")), 0o600);
+
+    // Readable by others: said on stderr and in the report's notes.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = run(d, &["findings", "list", "--db", dbs, "--format", "json"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is readable by other users (mode 644)"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(json(&o)["summary"]["notes"]
+        .to_string()
+        .contains("chmod 600"));
+
+    // Read-only: a read-only file in a read-only directory, read by another user.
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o444)).unwrap();
+    std::fs::set_permissions(d.join("data"), std::fs::Permissions::from_mode(0o555)).unwrap();
+    std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let as_nobody = Command::new("sh")
+        .args(["-c", "command -v setpriv"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let listing = if as_nobody {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(bin())
+            .args(["findings", "list", "--db", dbs, "--format", "json"])
+            .current_dir(d)
+            .env("AWXGUARD_NOW", "2026-11-24T12:00:00Z")
+            .env_remove("AWXGUARD_CONFIG")
+            .output()
+            .unwrap()
+    } else {
+        eprintln!("SKIPPED as another user: setpriv is not installed");
+        run(d, &["findings", "list", "--db", dbs, "--format", "json"])
+    };
+    assert_eq!(code(&listing), 1, "{}", stderr(&listing));
+    assert_eq!(json(&listing)["findings"].as_array().unwrap().len(), 1);
+    std::fs::set_permissions(d.join("data"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // A read-only command on a database that does not exist creates nothing.
+    let o = run(d, &["findings", "list", "--db", "none.db"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(!d.join("none.db").exists());
+
+    // Another application's SQLite file is refused, not extended.
+    let other = d.join("other.db");
+    {
+        let c = rusqlite::Connection::open(&other).unwrap();
+        c.execute_batch("CREATE TABLE accounts (id INTEGER PRIMARY KEY, name TEXT);")
+            .unwrap();
+    }
+    let before = std::fs::read(&other).unwrap();
+    let o = run(
+        d,
+        &["scan", "src", "--record", "--db", other.to_str().unwrap()],
+    );
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o)
+            .contains("not an awxguard database: it is another application's SQLite database"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read(&other).unwrap(), before, "left as it was");
+    let o = run(d, &["findings", "list", "--db", other.to_str().unwrap()]);
+    assert_eq!(code(&o), 2);
+}
+
+/// Writers that meet on one database wait their turn (busy timeout, transactions that take the
+/// write lock when they start) instead of failing with "database is locked".
+#[test]
+fn concurrent_writers_wait_instead_of_failing() {
+    let dir = tempdir();
+    let d = dir.path();
+    for i in 0..6 {
+        write(
+            d,
+            &format!("src{i}/a.env"),
+            format!("AIRWALLEX_API_KEY={}\n", key(&format!("c{i}"))),
+        );
+    }
+    let children: Vec<_> = (0..6)
+        .map(|i| {
+            awxguard(d)
+                .args(["scan", &format!("src{i}"), "--record", "--format", "json"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert_eq!(code(&o), 1, "{}", stderr(&o));
+        assert!(!stderr(&o).contains("locked"), "{}", stderr(&o));
+    }
+    let o = run(d, &["findings", "list", "--format", "json"]);
+    assert_eq!(json(&o)["findings"].as_array().unwrap().len(), 6);
 }

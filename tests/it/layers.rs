@@ -12,6 +12,7 @@ const RANKS: &[(&str, u8)] = &[
     ("secret", 0),
     ("clock", 0),
     ("redact", 0),
+    ("files", 0),
     ("airwallex", 1),
     ("rules", 1),
     ("config", 2),

@@ -500,11 +500,41 @@ fn negative_other_vendors_and_neighbours() {
     assert_clean(".env", &format!("AIRWALLEX_WEBHOOK_SECRET={h}\n"));
     // 128 hex digits (a SHA-512) is not a 96-digit key, even under an Airwallex name.
     assert_clean(".env.512", &format!("AIRWALLEX_API_KEY={h}{}\n", &h[..32]));
-    // Upper-case hex is not Airwallex's format.
-    assert_clean(
-        ".env.upper",
-        &format!("AIRWALLEX_API_KEY={}\n", h.to_ascii_uppercase()),
+    // Mixed-case hex is no key.
+    let mixed: String = h
+        .chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if i % 2 == 0 {
+                c.to_ascii_uppercase()
+            } else {
+                c
+            }
+        })
+        .collect();
+    assert_clean(".env.mixed", &format!("AIRWALLEX_API_KEY={mixed}\n"));
+}
+
+#[test]
+fn issue15_an_upper_case_key_is_reported_as_airwallex_issued_it() {
+    // Fingerprint and preview are the lower-case key's (the findings contract), so the finding
+    // meets the same key found elsewhere or declared in the inventory.
+    let d = tempdir();
+    let k = key("upper");
+    write(
+        d.path(),
+        ".env",
+        format!("AIRWALLEX_API_KEY={}\n", k.to_ascii_uppercase()),
     );
+    let (code, j) = scan_json(d.path(), &[]);
+    assert_eq!(code, 1);
+    let f = &findings(&j)[0];
+    assert_eq!(f["secret"]["fingerprint"], fingerprint(&k));
+    assert!(f["secret"]["preview"]
+        .as_str()
+        .unwrap()
+        .starts_with(&k[..4]));
+    assert_no_secret(&j.to_string(), &k.to_ascii_uppercase(), "json report");
 }
 
 #[test]
@@ -612,17 +642,79 @@ fn non_utf8_text_is_scanned() {
 }
 
 #[test]
-fn utf16_text_with_a_bom_is_binary_and_skipped() {
-    // UTF-16 text holds NUL bytes; like git and ripgrep (without -E), awxguard treats it as binary.
+fn issue15_utf16_text_is_decoded_and_its_key_found_at_the_right_line() {
+    // Windows .reg exports and PowerShell `Out-File` write UTF-16: with a byte-order mark, or
+    // (no mark) NUL-interleaved ASCII. Both are decoded, not skipped as binary; line and column
+    // count characters as a reader sees them.
+    let utf16 = |text: &str, little: bool, bom: bool| {
+        let mut t = Vec::new();
+        if bom {
+            t.extend_from_slice(if little { &[0xff, 0xfe] } else { &[0xfe, 0xff] });
+        }
+        for c in text.encode_utf16() {
+            t.extend_from_slice(&if little {
+                c.to_le_bytes()
+            } else {
+                c.to_be_bytes()
+            });
+        }
+        t
+    };
     let d = tempdir();
-    let mut t = vec![0xff, 0xfe];
-    for c in format!("AIRWALLEX_API_KEY={}\n", key("utf16")).encode_utf16() {
-        t.extend_from_slice(&c.to_le_bytes());
-    }
-    write(d.path(), "win.env", &t);
+    let (a, b, c) = (key("utf16-reg"), key("utf16-ps"), key("utf16-be"));
+    write(
+        d.path(),
+        "env.reg",
+        utf16(
+            &format!(
+                "Windows Registry Editor Version 5.00\r\n\r\n[HKEY_CURRENT_USER\\Environment]\r\n\"AIRWALLEX_API_KEY\"=\"{a}\"\r\n"
+            ),
+            true,
+            true,
+        ),
+    );
+    write(
+        d.path(),
+        "env-export.txt",
+        utf16(
+            &format!("Name               Value\r\n----               -----\r\nAIRWALLEX_API_KEY  {b}\r\n"),
+            true,
+            false,
+        ),
+    );
+    write(
+        d.path(),
+        "settings.ini",
+        utf16(&format!("[airwallex]\r\napi_key={c}\r\n"), false, true),
+    );
+    // Binary data stays binary.
+    write(d.path(), "blob.bin", [0u8, 1, 2, 3, 0, 0, 7, 0, 0xff, 0x10]);
     let (code, j) = scan_json(d.path(), &[]);
-    assert_eq!(code, 0);
+    assert_eq!(code, 1);
     assert_eq!(j["summary"]["scan"]["skipped_binary"], 1);
+    let by_path = |p: &str| {
+        findings(&j)
+            .iter()
+            .find(|f| f["path"] == p)
+            .cloned()
+            .unwrap_or_else(|| panic!("no finding in {p}: {j}"))
+    };
+    let reg = by_path("env.reg");
+    assert_eq!(reg["secret"]["fingerprint"], fingerprint(&a));
+    assert_eq!(
+        (reg["line"].as_u64(), reg["column"].as_u64()),
+        (Some(4), Some(22))
+    );
+    let ps = by_path("env-export.txt");
+    assert_eq!(ps["secret"]["fingerprint"], fingerprint(&b));
+    assert_eq!(
+        (ps["line"].as_u64(), ps["column"].as_u64()),
+        (Some(3), Some(20))
+    );
+    assert_eq!(
+        by_path("settings.ini")["secret"]["fingerprint"],
+        fingerprint(&c)
+    );
 }
 
 #[test]

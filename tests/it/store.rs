@@ -164,18 +164,30 @@ fn store_path_comes_from_the_config_unless_db_is_given() {
         "awxguard.toml",
         "[store]\npath = \"state/findings.db\"\n",
     );
+    write(d.path(), "src/readme.txt", "nothing\n");
+    // Listing reads: nothing is created.
     let o = awxguard(d.path())
         .env_remove("AWXGUARD_DB")
         .args(["findings", "list"])
         .output()
         .unwrap();
     assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(!d.path().join("state").exists());
+    // A path the user chose must be in a directory that exists (issue 17).
+    let record = |extra: &[&str]| {
+        awxguard(d.path())
+            .env_remove("AWXGUARD_DB")
+            .args(extra)
+            .args(["scan", "src", "--record"])
+            .output()
+            .unwrap()
+    };
+    let o = record(&[]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("state: the directory for the database does not exist"));
+    std::fs::create_dir(d.path().join("state")).unwrap();
+    assert_eq!(code(&record(&[])), 0);
     assert!(d.path().join("state/findings.db").exists());
-    let o = awxguard(d.path())
-        .args(["--db", "other.db", "findings", "list"])
-        .env_remove("AWXGUARD_DB")
-        .output()
-        .unwrap();
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(code(&record(&["--db", "other.db"])), 0);
     assert!(d.path().join("other.db").exists());
 }

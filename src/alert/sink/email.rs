@@ -67,8 +67,12 @@ impl EmailSink {
         let tls = || -> Result<TlsParameters, SinkError> {
             let mut b = TlsParameters::builder(c.host.clone());
             if let Some(ca) = &c.ca_file {
-                let pem = std::fs::read(ca)
-                    .map_err(|e| SinkError::Setup(format!("cannot read {}: {e}", ca.display())))?;
+                let pem = crate::files::read_capped(
+                    ca,
+                    crate::files::cap::CERTIFICATES,
+                    "certificate files",
+                )
+                .map_err(|e| SinkError::Setup(e.to_string()))?;
                 let cert = Certificate::from_pem(&pem).map_err(|e| {
                     SinkError::Setup(format!("{} is not a PEM certificate: {e}", ca.display()))
                 })?;
@@ -128,7 +132,20 @@ impl Sink for EmailSink {
         Box::pin(async move {
             let msg = message(doc)?;
             let transport = self.transport()?;
-            match transport.send(msg).await {
+            // One deadline for the whole exchange (lettre's timeout is per read): a server that
+            // trickles or never ends its replies is given up on, not waited for.
+            let deadline = self.cfg.timeout.saturating_mul(3);
+            let sent = match tokio::time::timeout(deadline, transport.send(msg)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    return Err(SinkError::Transient(format!(
+                        "{}: no complete answer within {} s",
+                        self.describe(),
+                        deadline.as_secs()
+                    )))
+                }
+            };
+            match sent {
                 Ok(r) => Ok(Receipt {
                     reply: format!("{} {}", r.code(), r.message().collect::<Vec<_>>().join(" "))
                         .trim()

@@ -5,7 +5,6 @@
 use super::{BoxFuture, Receipt, Sink, SinkError};
 use crate::alert::render::AlertDoc;
 use crate::config;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub struct FileSink {
@@ -18,20 +17,11 @@ impl FileSink {
     }
 }
 
-/// Writes `bytes` to `dir/name` atomically (temporary file in the same directory, fsync,
-/// rename).
+/// Writes `bytes` to `dir/name` atomically (the one helper: temporary file beside it, fsync,
+/// rename), owner-only: an alert holds findings.
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
     let target = dir.join(name);
-    let tmp = dir.join(format!(".{name}.tmp"));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, &target)?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
+    crate::files::write_atomic(&target, bytes, 0o600).map_err(crate::files::FileError::into_io)?;
     Ok(target)
 }
 
@@ -54,7 +44,7 @@ impl Sink for FileSink {
                 let fail = |e: std::io::Error| {
                     SinkError::Transient(format!("cannot write to {}: {e}", dir.display()))
                 };
-                std::fs::create_dir_all(&dir).map_err(fail)?;
+                crate::files::create_private_dir_all(&dir).map_err(fail)?;
                 // The JSON last: a pick-up that keys on `.json` finds the `.eml` already there.
                 let eml_path = write_atomic(&dir, &format!("{id}.eml"), &eml).map_err(fail)?;
                 let json_path = write_atomic(&dir, &format!("{id}.json"), &json).map_err(fail)?;

@@ -45,6 +45,21 @@ fn origin(url: &str) -> String {
     }
 }
 
+/// The most of a webhook's answer that is read.
+const MAX_REPLY: usize = 4 << 10;
+
+/// The start of the answer's body (at most `MAX_REPLY` bytes), as text.
+async fn read_reply(mut resp: reqwest::Response) -> String {
+    let mut body = Vec::new();
+    while body.len() < MAX_REPLY {
+        match resp.chunk().await {
+            Ok(Some(c)) => body.extend_from_slice(&c[..c.len().min(MAX_REPLY - body.len())]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
+}
+
 impl Sink for WebhookSink {
     fn name(&self) -> &'static str {
         "webhook"
@@ -75,7 +90,9 @@ impl Sink for WebhookSink {
                     SinkError::Transient(format!("{}: {}", origin(&url), e.without_url()))
                 })?;
             let status = resp.status();
-            let mut body = resp.text().await.unwrap_or_default();
+            // At most a few KiB of the answer are read (within the timeout): a receiver that
+            // streams without end costs nothing.
+            let mut body = read_reply(resp).await;
             if body.len() > 300 {
                 let mut cut = 300;
                 while !body.is_char_boundary(cut) {

@@ -5,7 +5,6 @@ use super::Context;
 use crate::usage::job::{AnomaliesRequest, IngestRequest};
 use anyhow::Context as _;
 use clap::Subcommand;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 #[derive(Debug, Subcommand)]
@@ -54,15 +53,11 @@ pub fn run(ctx: &Context, cmd: UsageCommand) -> anyhow::Result<u8> {
         UsageCommand::Ingest { inputs } => {
             crate::usage::job::rules(&ctx.config).context("cannot load the anomaly rules")?;
             let store = ctx.open_store()?;
-            let fingerprints: BTreeMap<String, String> = if ctx.config.keys.is_empty() {
-                BTreeMap::new()
+            let fingerprints = if ctx.config.keys.is_empty() {
+                Default::default()
             } else {
                 let catalog = crate::airwallex::Catalog::builtin();
-                crate::inventory::Inventory::from_config(&ctx.config, &catalog)
-                    .entries
-                    .iter()
-                    .filter_map(|e| Some((e.facts.fingerprint.clone()?, e.facts.name.clone())))
-                    .collect()
+                crate::inventory::Inventory::from_config(&ctx.config, &catalog).fingerprints()
             };
             let req = IngestRequest {
                 inputs,

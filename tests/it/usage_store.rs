@@ -10,9 +10,13 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// A seeded synthetic stream (several keys, seven weeks, every kind of anomaly injected), as
-/// contract lines in time order.
-fn stream(seed: u64) -> (synth::Stream, Vec<String>) {
-    let s = synth::generate(&synth::Config::new(seed), &Catalog::builtin());
+/// contract lines in time order, without the keys in `leave_out` (the busiest keys make a debug
+/// build's test slow; the detectors are tested over every key in the library's tests).
+fn stream(seed: u64, leave_out: &[&str]) -> (synth::Stream, Vec<String>) {
+    let mut s = synth::generate(&synth::Config::new(seed), &Catalog::builtin());
+    s.groups.retain(|(e, _)| !leave_out.contains(&e.key.as_str()));
+    s.profiles.retain(|p| !leave_out.contains(&p.key.as_str()));
+    s.injections.retain(|i| !leave_out.contains(&i.key.as_str()));
     let lines = s.jsonl().lines().map(str::to_string).collect();
     (s, lines)
 }
@@ -50,7 +54,7 @@ fn open_anomalies(dir: &Path) -> BTreeSet<(String, String, String, String, Strin
 #[test]
 fn ingest_stats_and_anomalies_through_the_store() {
     let dir = tempdir();
-    let (s, lines) = stream(7);
+    let (s, lines) = stream(7, &["payments"]);
     write(dir.path(), "events.jsonl", lines.join("\n") + "\n");
     let r = ingest(dir.path(), &["events.jsonl"]);
     let u = &r["summary"]["usage"];
@@ -133,7 +137,7 @@ fn ingest_stats_and_anomalies_through_the_store() {
 
 #[test]
 fn the_same_anomalies_in_one_go_in_daily_pieces_and_shuffled() {
-    let (_, lines) = stream(11);
+    let (_, lines) = stream(11, &["payments", "erp"]);
     // in one go
     let whole = tempdir();
     write(whole.path(), "all.jsonl", lines.join("\n") + "\n");
@@ -171,7 +175,7 @@ fn the_same_anomalies_in_one_go_in_daily_pieces_and_shuffled() {
     }
     assert_eq!(open_anomalies(daily.path()), expected, "daily pieces");
 
-    // shuffled, in two halves ingested newest first
+    // shuffled, in two random halves, one ingest each
     let shuffled = tempdir();
     let mut rng = synth::Rng::new(99);
     let mut mixed: Vec<&String> = lines.iter().collect();

@@ -98,4 +98,4 @@ CREATE TABLE IF NOT EXISTS usage_meta (
     value  INTEGER NOT NULL
 ) STRICT;
 
-ALTER TABLE findings ADD COLUMN resolution TEXT;
+ALTER TABLE findings ADD COLUMN resolution TEXT CHECK (resolution IN ('fixed', 'aged-out'));

@@ -11,6 +11,7 @@ mod findings;
 mod hook;
 mod inventory;
 mod proxy;
+mod report;
 mod rules;
 mod sandbox;
 mod scan;
@@ -118,6 +119,10 @@ pub enum Command {
     /// what it holds, list the anomalies.
     #[command(subcommand)]
     Usage(usage::UsageCommand),
+    /// The store's current state as a report: keys by risk, what is new and resolved, each key
+    /// with its findings and usage chart, leaks by repository, anomalies, and the blast radius
+    /// of every leaked key. `--format html -o report.html` writes a printable page.
+    Report(report::ReportArgs),
     /// Watch the account's money movement with a read-only key: new payees paid at once,
     /// unusual amounts, destinations and bursts, changed webhooks, a falling balance; who made
     /// each change (a proxied key, or none: from outside).
@@ -154,6 +159,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Alerts(cmd) => alerts::run(&ctx, cmd),
         Command::Usage(cmd) => usage::run(&ctx, cmd),
         Command::Watch(args) => watch::run(&ctx, args),
+        Command::Report(args) => report::run(&ctx, args),
         Command::Daemon(_) => unreachable!("the daemon runs before the runtime is built"),
     };
     // Whatever the run's outcome, what it queued goes out now.

@@ -157,6 +157,7 @@ pub async fn run(
     .await?;
     let mut timings = g.timings.clone();
     timings.insert("rules".into(), rules_ms);
+    let keys_store = store.clone();
 
     // Linking, evaluating and recording are CPU and database work: one blocking step.
     let (g, facts, mut findings, recorded, timings) = blocking(move || {
@@ -216,8 +217,15 @@ pub async fn run(
     }
     notes.extend(g.inventory.problems());
     notes.extend(allowed_host_notes(g.verify.as_ref()));
+    let keys = rows(&g, now);
+    if let Some(st) = keys_store {
+        let records = key_records(&keys, now);
+        blocking(move || st.save_keys("audit", &records))
+            .await?
+            .map_err(AuditError::Store)?;
+    }
     Ok(AuditReport {
-        keys: rows(&g, now),
+        keys,
         audit: AuditSummary {
             keys: facts.len(),
             declared,
@@ -238,6 +246,19 @@ pub async fn run(
         problems,
         notes,
     })
+}
+
+/// The keys as this audit saw them, for the store (the report reads them: it never logs in).
+fn key_records(keys: &[KeyRow], now: DateTime<Utc>) -> Vec<crate::store::KeyRecord> {
+    keys.iter()
+        .map(|k| crate::store::KeyRecord {
+            name: k.name.clone(),
+            fingerprint: k.fingerprint.clone(),
+            source: "audit".into(),
+            observed_at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            row: serde_json::to_value(k).unwrap_or_default(),
+        })
+        .collect()
 }
 
 /// A note per `[airwallex] allow_hosts` host that keys were sent to.

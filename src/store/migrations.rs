@@ -43,8 +43,13 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 6,
+        name: "keys",
+        sql: include_str!("migrations/0006_keys.sql"),
+    },
+    Migration {
+        version: 7,
         name: "usage",
-        sql: include_str!("migrations/0006_usage.sql"),
+        sql: include_str!("migrations/0007_usage.sql"),
     },
 ];
 

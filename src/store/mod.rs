@@ -9,7 +9,7 @@
 //! `outbox` (alerts queued by the recording transaction, their messages and deliveries),
 //! `proxy` (the recording proxy's token attributions and objects), `watch` (the money-movement
 //! watch's cursors and objects), `daemon` (the daemon lock, job runs, the refs of scanned
-//! repositories).
+//! repositories), `keys` (the keys as the last audit saw them, for the report).
 //!
 //! Adding an area: a file `store/<area>.rs` with a trait and `impl <Trait> for SqliteStore`, its
 //! tables in the next migration (`migrations.rs`), the trait added to `Store`'s supertraits
@@ -22,6 +22,7 @@
 pub mod acks;
 pub mod daemon;
 pub mod findings;
+pub mod keys;
 pub mod lifecycle;
 pub mod migrations;
 pub mod outbox;
@@ -37,6 +38,7 @@ pub use daemon::{
     DaemonHolder, DaemonRecords, JobCounts, JobOutcome, JobRun, LockOutcome, StoreStats,
 };
 pub use findings::{Findings, StoredFinding};
+pub use keys::{KeyRecord, KeyRecords};
 pub use lifecycle::{Lifecycle, RecordSummary, Recorded};
 pub use migrations::SCHEMA_VERSION;
 pub use outbox::{AlertKind, AlertPlanner, Delivery, NewMessage, Outbox, QueueRow, QueuedAlert};
@@ -62,6 +64,7 @@ pub trait Store:
     + ProxyRecords
     + WatchState
     + DaemonRecords
+    + KeyRecords
     + UsageRecords
     + Send
     + Sync
@@ -77,6 +80,7 @@ impl<
             + ProxyRecords
             + WatchState
             + DaemonRecords
+            + KeyRecords
             + UsageRecords
             + Send
             + Sync,

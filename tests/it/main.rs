@@ -19,6 +19,8 @@ mod inventory;
 mod layers;
 mod privilege;
 mod proxy;
+mod report;
+mod report_browser;
 mod rules;
 mod sarif;
 mod scan;

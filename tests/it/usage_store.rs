@@ -14,9 +14,11 @@ use std::path::Path;
 /// build's test slow; the detectors are tested over every key in the library's tests).
 fn stream(seed: u64, leave_out: &[&str]) -> (synth::Stream, Vec<String>) {
     let mut s = synth::generate(&synth::Config::new(seed), &Catalog::builtin());
-    s.groups.retain(|(e, _)| !leave_out.contains(&e.key.as_str()));
+    s.groups
+        .retain(|(e, _)| !leave_out.contains(&e.key.as_str()));
     s.profiles.retain(|p| !leave_out.contains(&p.key.as_str()));
-    s.injections.retain(|i| !leave_out.contains(&i.key.as_str()));
+    s.injections
+        .retain(|i| !leave_out.contains(&i.key.as_str()));
     let lines = s.jsonl().lines().map(str::to_string).collect();
     (s, lines)
 }
@@ -311,7 +313,7 @@ fn a_growing_file_is_read_from_where_it_stopped_and_truncation_and_rotation_are_
         "{u}"
     );
     assert_eq!(u["new"], 3, "{u}");
-    let o = run(&dir.path(), &["usage", "ingest", "app.log"]);
+    let o = run(dir.path(), &["usage", "ingest", "app.log"]);
     assert!(stdout(&o).contains("unchanged"), "{}", stdout(&o));
 
     // rotated: the old file moves away, a new one takes its name

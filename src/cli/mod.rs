@@ -259,6 +259,7 @@ impl Context {
     fn open_store_with(
         &self,
         read_only: bool,
+        create: bool,
     ) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
         let (path, explicit) = self.db_location();
         let opened = crate::store::open_with(
@@ -266,6 +267,7 @@ impl Context {
             crate::store::OpenOptions {
                 read_only,
                 create_dir: !explicit,
+                create,
             },
         )?;
         for n in &opened.notes {
@@ -276,15 +278,22 @@ impl Context {
     }
 
     /// The database for a command that only reads it (`findings list`, `alerts list`): opened
-    /// read-only (a read-only file will do), never created or upgraded.
+    /// read-only (a read-only file will do), never created or upgraded; a path where there is
+    /// no database is refused (a mistyped `--db` must not read as "no findings").
     pub fn open_store_read_only(&self) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
-        self.open_store_with(true)
+        self.open_store_with(true, false)
+    }
+
+    /// The database for a command that changes what was recorded (`findings ack`, `unack`):
+    /// never created (there is nothing to change in a new one).
+    pub fn open_store_existing(&self) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
+        self.open_store_with(false, false)
     }
 
     /// The database: `--db`, `AWXGUARD_DB`, `[store] path`, or the default under the XDG data
     /// directory.
     pub fn open_store(&self) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
-        let store = self.open_store_with(false)?;
+        let store = self.open_store_with(false, true)?;
         // Every run recorded through this store queues its alerts when [alerts] is configured.
         if let Some(planner) = crate::alert::install(store.as_ref(), &self.config) {
             *self.alerting.borrow_mut() = Some(Alerting {

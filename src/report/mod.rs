@@ -97,9 +97,17 @@ pub struct Summary {
     /// `inventory`, `audit`: every key as the inventory lists it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<Vec<KeyRow>>,
-    /// Findings the store resolved in this run (`scan --record`, `audit`).
+    /// Findings the store resolved in this run (`scan --record`, `audit`), with their
+    /// `resolution`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved: Option<Vec<Finding>>,
+    /// `audit`: earlier findings this run could not re-check (it did not look where they were
+    /// seen): still open, with the inputs it did not look at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_rechecked: Option<Vec<crate::privilege::audit::Unchecked>>,
+    /// `findings list`: the acknowledgements of the listed findings (reason, by, since, until).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledgements: Option<Vec<crate::store::AckRecord>>,
     /// `scan --record`: the store scope and what recording did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<StoreSection>,

@@ -48,8 +48,13 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 7,
+        name: "observed",
+        sql: include_str!("migrations/0007_observed.sql"),
+    },
+    Migration {
+        version: 8,
         name: "usage",
-        sql: include_str!("migrations/0007_usage.sql"),
+        sql: include_str!("migrations/0008_usage.sql"),
     },
 ];
 

@@ -27,6 +27,7 @@ mod scan;
 mod simulator;
 mod store;
 mod transport;
+mod trust;
 mod usage;
 mod usage_store;
 mod verify;

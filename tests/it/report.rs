@@ -577,13 +577,19 @@ fn since_and_unknown_keys_and_every_format_without_a_key() {
         no_key_in(&stdout(&o), format);
         no_key_in(&stderr(&o), format);
     }
-    // --fail-on critical with critical findings open: still 1; an empty store: 0.
+    // --fail-on critical with critical findings open: still 1.
+    // The report only reads: a path with no database is refused (a mistyped --db must not
+    // read as "nothing found", issue 16) and none is created for it.
     let e = tempdir();
     write(e.path(), "awxguard.toml", "");
     let o = report(e.path(), &["--format", "json"]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    // The report only reads: no database is created for it, and it records no run.
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("no database there"), "{}", stderr(&o));
     assert!(!e.path().join(".awxguard-test.db").exists());
+    // An empty store: 0, and the report records no run.
+    drop(awxguard::store::open(&e.path().join(".awxguard-test.db")).unwrap());
+    let o = report(e.path(), &["--format", "json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
     let store = awxguard::store::open(&d.path().join(".awxguard-test.db")).unwrap();
     let runs = store.runs(None).unwrap().len();
     report(d.path(), &["--format", "json"]);

@@ -338,7 +338,28 @@ struct ObservedKey {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 struct ObservedStorage {
-    source: Option<String>,
+    /// `"env"`, or the inventory's `{"type": "file", "path": ...}` / `{"type": "env", "var": ...}`.
+    source: Option<serde_json::Value>,
+}
+
+impl ObservedStorage {
+    /// Where the secret is kept, in words: `file /etc/payvy.key`, `env PAYVY_KEY`.
+    fn describe(&self) -> Option<String> {
+        match self.source.as_ref()? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Object(o) => {
+                let kind = o.get("type").and_then(|v| v.as_str()).unwrap_or("stored");
+                let at = ["path", "var", "name"]
+                    .iter()
+                    .find_map(|k| o.get(*k).and_then(|v| v.as_str()));
+                Some(match at {
+                    Some(at) => format!("{kind} {at}"),
+                    None => kind.to_string(),
+                })
+            }
+            _ => None,
+        }
+    }
 }
 
 /// How far back the usage charts reach at most.
@@ -848,7 +869,7 @@ fn key_sections(config: &Config, records: &[KeyRecord], now: DateTime<Utc>) -> V
                 detail: ob.login_detail.clone(),
             }),
             fingerprint: o.and_then(|(ob, r)| ob.fingerprint.clone().or(r.fingerprint.clone())),
-            storage: ob.storage.as_ref().and_then(|s| s.source.clone()),
+            storage: ob.storage.as_ref().and_then(ObservedStorage::describe),
             risk: None,
             leaked: false,
             findings: Vec::new(),

@@ -1,9 +1,9 @@
--- 0005: the usage evidence store (issue 9). Raw usage events for the raw retention (default 35
+-- 0008: the usage evidence store (issue 9). Raw usage events for the raw retention (default 35
 -- days), per key rollups for the rollup retention (default 400 days): hourly buckets (an encoded
 -- usage_series::HourBucket), hourly calls by route, status class, source network and agent, and
 -- first appearances (an encoded usage_series::AttrStats per address, agent, route, scope, host,
 -- account, status). Events hold key names or fingerprints, never keys; every text is bound
--- through the redaction gate. And the resolution of resolved findings (`fixed`, `aged-out`).
+-- through the redaction gate.
 
 CREATE TABLE IF NOT EXISTS usage_keys (
     id    INTEGER PRIMARY KEY,
@@ -97,5 +97,3 @@ CREATE TABLE IF NOT EXISTS usage_meta (
     name   TEXT PRIMARY KEY,
     value  INTEGER NOT NULL
 ) STRICT;
-
-ALTER TABLE findings ADD COLUMN resolution TEXT CHECK (resolution IN ('fixed', 'aged-out'));

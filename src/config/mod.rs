@@ -397,7 +397,7 @@ mod tests {
     #[test]
     fn numbers_are_bounded_and_durations_never_overflow() {
         let text = "[airwallex]\ntimeout_ms = 9223372036854775807\nretries = 4294967295\n\
-                    retry_base_ms = 0\n[usage]\nmax_clock_skew = \"99999999999999999999d\"\n";
+                    retry_base_ms = 0\n[usage]\nmax_future = \"99999999999999999999d\"\n";
         let msg = Config::parse(Path::new("c.toml"), text)
             .unwrap_err()
             .to_string();
@@ -409,7 +409,7 @@ mod tests {
             msg.contains("c.toml:3: airwallex.retries: 4294967295 is out of range: 0 to 10"),
             "{msg}"
         );
-        assert!(msg.contains("c.toml:6: usage.max_clock_skew:"), "{msg}");
+        assert!(msg.contains("c.toml:6: usage.max_future:"), "{msg}");
         for d in [
             "18446744073709551615d",
             "99999999999999999w",

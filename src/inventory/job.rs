@@ -222,7 +222,9 @@ pub async fn gather(
         // What the keys declare (and their open anomalies) decides which calls are evidence;
         // events dated beyond now plus the allowed clock skew are rejected.
         let screen = super::screen(&inv.facts(), &req.anomalies, &catalog);
-        let not_after = now.checked_add_signed(config.usage.max_clock_skew);
+        let not_after = chrono::Duration::from_std(config.usage.max_future)
+            .ok()
+            .and_then(|d| now.checked_add_signed(d));
         let ev = blocking(move || {
             crate::usage::read_screened_evidence(&usage, &cat, &screen, not_after)
         })

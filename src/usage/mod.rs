@@ -5,6 +5,8 @@
 pub mod detect;
 pub mod evidence;
 pub mod ingest;
+pub mod job;
+pub mod reader;
 pub mod screen;
 
 pub use evidence::{Evidence, KeyUsage, RouteUsage, SourceSpan};
@@ -33,7 +35,7 @@ pub fn read_evidence(
 
 /// `read_evidence` with the calls `screen` says are not evidence of need kept aside
 /// (`Evidence::screened`), and events dated after `not_after` (now plus `[usage]
-/// max_clock_skew`) rejected; each path becomes an input id in `Evidence::inputs`.
+/// max_future`) rejected; each path becomes an input id in `Evidence::inputs`.
 pub fn read_screened_evidence(
     paths: &[std::path::PathBuf],
     catalog: &crate::airwallex::Catalog,

@@ -678,7 +678,7 @@ fn extreme_values_are_refused_or_saturated_never_a_panic() {
         ("retry base", format!("[airwallex]\nbase_url = \"http://127.0.0.1:9\"\nretry_base_ms = {big}\n{k}")),
         ("alerts durations", format!("[alerts]\nfallback = [\"a@example.com\"]\nrepeat_interval = \"999999999999999d\"\nretry_base = \"99999999999999999w\"\n[alerts.file]\ndir = \"alerts\"\n{k}")),
         ("proxy queue", format!("[proxy]\nqueue_capacity = {big}\n{k}")),
-        ("skew", format!("[usage]\nmax_clock_skew = \"99999999999999999d\"\n{k}")),
+        ("skew", format!("[usage]\nmax_future = \"99999999999999999d\"\n{k}")),
         ("dates", key_table("a", "env:X", "sandbox", "admin", "created = 0001-01-01\nrotated = 9999-12-31")),
         ("dates 2", key_table("a", "env:X", "sandbox", "admin", "created = 9999-12-31")),
         ("watch", format!("[watch]\nlookback = \"99999999999999d\"\nhistory = \"99999999999999d\"\n{k}")),
@@ -714,7 +714,7 @@ fn extreme_values_are_refused_or_saturated_never_a_panic() {
         d,
         "awxguard.toml",
         format!(
-            "{}[usage]\nmax_clock_skew = \"10m\"\n",
+            "{}[usage]\nmax_future = \"10m\"\n",
             key_table(
                 "a",
                 "env:X",

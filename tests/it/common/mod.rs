@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
+
 use sha2::{Digest, Sha384};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

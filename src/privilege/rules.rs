@@ -63,6 +63,8 @@ pub const PLACEHOLDERS: &[&str] = &[
     "reason",
     "not_judged_rules",
     "login_state",
+    "revoke_now",
+    "leak_check",
     "plaintext_count",
     "plaintext_places",
     "plaintext_files",

@@ -90,18 +90,66 @@ fn short_list(items: &[String], max: usize) -> String {
     }
 }
 
+/// What whoever holds a key can do with it: it decides how a leak is told and cleaned up
+/// (a key that can only read is not "can move money", issue 16).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Reach {
+    /// Admin, or a write scope the catalog marks high risk (transfers, payees, conversions, ...).
+    Money,
+    /// Write scopes, none of them moving money.
+    Write(Vec<String>),
+    /// Only reads.
+    Read(Vec<String>),
+    /// A key nobody declared, whose token did not say: what it can do is not known.
+    Unknown,
+}
+
 /// What a login said, for a sentence (`; it logs in live: ...`), empty when not verified.
-fn login_state(verification: Option<Verification>) -> &'static str {
+fn login_state(verification: Option<Verification>, reach: &Reach) -> String {
     match verification {
-        Some(Verification::Live) => {
-            "; it logs in live: whoever finds it can move money with it now"
-        }
-        Some(Verification::Revoked) => "; its login answered 401 (revoked or regenerated)",
+        Some(Verification::Live) => match reach {
+            Reach::Money => "; it logs in live: whoever finds it can move money with it now".into(),
+            Reach::Write(w) => format!(
+                "; it logs in live: whoever finds it can write with it now ({})",
+                short_list(w, 5)
+            ),
+            Reach::Read(r) => format!(
+                "; it logs in live: whoever finds it can read with it now ({})",
+                short_list(r, 5)
+            ),
+            Reach::Unknown => {
+                "; it logs in live: whoever finds it can use it now (what it may do is \
+                 declared nowhere)"
+                    .into()
+            }
+        },
+        Some(Verification::Revoked) => "; its login answered 401 (revoked or regenerated)".into(),
         Some(Verification::Forbidden) => {
             "; its login answered 403 (it exists, but an IP whitelist or permission refused the call)"
+                .into()
         }
-        Some(Verification::Unknown) => "; whether it still logs in is unknown",
-        None => "",
+        Some(Verification::Unknown) => "; whether it still logs in is unknown".into(),
+        None => String::new(),
+    }
+}
+
+/// What to check after a leak, by what the key could do.
+fn leak_check(reach: &Reach) -> String {
+    match reach {
+        Reach::Money | Reach::Unknown => "Check money movement since the leak: run `awxguard \
+            watch` (with a read-only key) or list GET /api/v1/transfers, /api/v1/beneficiaries \
+            and /api/v1/webhooks, and look for anything you did not do"
+            .into(),
+        Reach::Write(w) => format!(
+            "Check what its write scopes ({}) could have changed since the leak, in the \
+             Airwallex web app or through the API (webhooks: GET /api/v1/webhooks), and undo \
+             anything you did not do",
+            short_list(w, 5)
+        ),
+        Reach::Read(r) => format!(
+            "It could only read ({}): treat what those scopes show as seen by whoever found it",
+            short_list(r, 5)
+        ),
     }
 }
 
@@ -251,11 +299,53 @@ impl<'a> KeyCtx<'a> {
         } else {
             v.insert("last_seen", "never".to_string());
         }
+        let reach = self.reach();
         v.insert(
             "login_state",
-            login_state(f.login.as_ref().map(|l| l.verification)).to_string(),
+            login_state(f.login.as_ref().map(|l| l.verification), &reach),
         );
+        v.insert("revoke_now", self.revoke_now());
+        v.insert("leak_check", leak_check(&reach));
         v
+    }
+
+    /// What whoever holds the key can do with it: from its token when that says admin, else
+    /// from its declared scopes (a key nobody declared: not known).
+    fn reach(&self) -> Reach {
+        if self.is_admin() {
+            return Reach::Money;
+        }
+        if !self.f.declared {
+            return Reach::Unknown;
+        }
+        let writes = self.write_scopes();
+        let money = writes.iter().any(|s| {
+            self.catalog
+                .scope(s)
+                .is_some_and(|c| c.risk == "high" && c.access == Access::Write)
+        });
+        match (money, writes.is_empty()) {
+            (true, _) => Reach::Money,
+            (false, false) => Reach::Write(writes),
+            (false, true) => Reach::Read(self.scopes.clone()),
+        }
+    }
+
+    /// How to kill the key now: regenerating is documented for admin keys (it kills the old key
+    /// at once); any other key is deleted and replaced.
+    fn revoke_now(&self) -> String {
+        let (key, env) = (&self.f.name, self.f.environment.as_str());
+        if self.is_admin() {
+            format!(
+                "revoke or regenerate {key} in Settings > Developer > API keys ({env}); \
+                 regenerating an admin key kills the old one at once"
+            )
+        } else {
+            format!(
+                "delete {key} in Settings > Developer > API keys ({env}) and create the key \
+                 that replaces it there"
+            )
+        }
     }
 
     /// The start of a `days` window, when the key existed for all of it and the evidence covers

@@ -1,11 +1,10 @@
 //! `awxguard findings`: what the database knows. List findings with their lifecycle, and
-//! acknowledge the ones a person has judged (with a reason and, ideally, an expiry, so
-//! suppressions are reviewed rather than forgotten).
+//! acknowledge the ones a person has judged (the rules: `store::acknowledge`).
 
 use super::Context;
 use crate::finding::Status;
 use crate::report::Report;
-use crate::store::acks::AckRequest;
+use crate::store::acknowledge::{self, AckRequest};
 use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
@@ -87,28 +86,14 @@ pub fn run(ctx: &Context, cmd: FindingsCommand) -> anyhow::Result<u8> {
             let req = AckRequest {
                 id,
                 reason,
-                by,
                 expires,
+                by,
             };
-            let acked = crate::store::acks::acknowledge(store.as_ref(), &req, now)?;
-            let full = &acked.id;
-            match acked.expires_at {
-                Some(e) => tell!(
-                    "acknowledged {full} until {}",
-                    e.format("%Y-%m-%d %H:%M UTC")
-                ),
-                None => tell!(
-                    "acknowledged {full} with no expiry (consider --expires so it gets reviewed)"
-                ),
-            }
+            tell!("{}", acknowledge::acknowledge(store.as_ref(), &req, now)?);
             Ok(0)
         }
         FindingsCommand::Unack { id } => {
-            if store.unacknowledge(&id)? {
-                tell!("acknowledgement of {id} removed");
-            } else {
-                tell!("{id} was not acknowledged");
-            }
+            tell!("{}", acknowledge::unacknowledge(store.as_ref(), &id)?);
             Ok(0)
         }
     }

@@ -117,14 +117,6 @@ struct RawRule {
     negative_examples: Vec<Example>,
 }
 
-fn placeholders(template: &str) -> impl Iterator<Item = &str> {
-    template
-        .split('{')
-        .skip(1)
-        .filter_map(|s| s.split_once('}'))
-        .map(|(p, _)| p)
-}
-
 pub(super) fn parse_file(path: &Path, text: &str) -> Result<Vec<PrivilegeRule>, RuleError> {
     let raw: RawFile = toml::from_str(text).map_err(|e| toml_error(path, text, e))?;
     let mut out = Vec::new();
@@ -170,7 +162,7 @@ pub(super) fn parse_file(path: &Path, text: &str) -> Result<Vec<PrivilegeRule>, 
             .chain(&r.folded_steps)
             .chain(&r.folded_replacement_steps)
         {
-            for p in placeholders(t) {
+            for p in crate::rules::placeholders(t) {
                 if !PLACEHOLDERS.contains(&p) {
                     return Err(parse_err(format!(
                         "rule {}: unknown placeholder {{{p}}} (known: {})",
@@ -236,12 +228,7 @@ pub(super) fn check_severity_params(params: &toml::Table) -> Result<(), String> 
 }
 
 fn valid_id(id: &str) -> bool {
-    (id.starts_with("privilege.") || id.starts_with("usage."))
-        && id.split('.').all(|w| {
-            !w.is_empty()
-                && w.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        })
+    (id.starts_with("privilege.") || id.starts_with("usage.")) && crate::rules::id_words_valid(id)
 }
 
 #[cfg(test)]

@@ -955,13 +955,12 @@ mod tests {
     }
 
     #[test]
-    fn scrub_is_idempotent_and_fast_on_clean_text() {
+    fn scrub_is_idempotent_and_borrows_clean_text() {
         let k = key(7);
         let once = scrub(&format!("a {k} Bearer xyzXYZ1234567890 b")).into_owned();
         assert_eq!(scrub(&once), once);
         let big = "lorem ipsum dolor sit amet 0123 ".repeat(200_000);
-        let t = std::time::Instant::now();
+        // Speed is measured by bench scripts, not asserted by a timed test.
         assert!(matches!(scrub(&big), Cow::Borrowed(_)));
-        assert!(t.elapsed() < std::time::Duration::from_secs(5));
     }
 }

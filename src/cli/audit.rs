@@ -10,7 +10,9 @@ use std::path::PathBuf;
 #[derive(Debug, Args)]
 pub struct AuditArgs {
     /// Usage events: a JSON Lines file or a directory of them (repeatable); adds to
-    /// `[audit] usage` in the config. Without evidence, usage rules say "not judged".
+    /// `[audit] usage` in the config. The events ingested into the database (`awxguard usage
+    /// ingest`) are evidence too, with these files when both are there. Without evidence, usage
+    /// rules say "not judged".
     #[arg(long, value_name = "FILE|DIR")]
     pub usage: Vec<PathBuf>,
     /// Do not log in: judge the declared facts only (status `unverified`).
@@ -27,7 +29,8 @@ pub struct AuditArgs {
     /// Add the privilege rules in this directory (repeatable); adds to `[audit] rules`.
     #[arg(long = "privilege-rules", value_name = "DIR")]
     pub privilege_rules: Vec<PathBuf>,
-    /// Do not record the findings in the database (no lifecycle).
+    /// Do not record the findings in the database (no lifecycle); the usage evidence it holds
+    /// (`awxguard usage ingest`) is still read when the database exists.
     #[arg(long)]
     pub no_store: bool,
 }
@@ -41,10 +44,11 @@ pub fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<u8> {
         privilege_rules: args.privilege_rules,
         record: !args.no_store,
     };
+    // without recording, the database is only read (the usage evidence it holds)
     let store = if req.record {
         Some(ctx.open_store()?)
     } else {
-        None
+        ctx.open_store_if_present()?
     };
     let outcome = ctx.block_on(audit::run(req, &ctx.config, ctx.clock(), store))?;
     let report = Report::from(outcome);

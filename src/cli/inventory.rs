@@ -42,6 +42,8 @@ pub fn run(ctx: &Context, args: InventoryArgs) -> anyhow::Result<u8> {
         mode,
         usage: args.usage,
     };
-    let outcome = ctx.block_on(audit::inventory(req, &ctx.config, ctx.clock()))?;
+    // the usage evidence the database holds gives "last used" too
+    let store = ctx.open_store_if_present()?;
+    let outcome = ctx.block_on(audit::inventory(req, &ctx.config, ctx.clock(), store))?;
     ctx.emit(&Report::from(outcome))
 }

@@ -294,6 +294,30 @@ impl Context {
         self.open_store_with(true, false)
     }
 
+    /// The database, read only, when there is one where `--db` / `AWXGUARD_DB` / `[store] path`
+    /// / the default says: for a command that can do without it (`inventory`, `audit
+    /// --no-store` read the usage evidence it holds).
+    pub fn open_store_if_present(
+        &self,
+    ) -> anyhow::Result<Option<std::sync::Arc<dyn crate::store::Store>>> {
+        let (path, _) = self.db_location();
+        if !path.exists() {
+            return Ok(None);
+        }
+        match self.open_store_read_only() {
+            Ok(s) => Ok(Some(s)),
+            Err(e) => {
+                let note = format!(
+                    "the database {} was not read (usage evidence it may hold is left out): {e:#}",
+                    path.display()
+                );
+                tell!("warning: {note}");
+                self.notes.borrow_mut().push(note);
+                Ok(None)
+            }
+        }
+    }
+
     /// The database for a command that changes what was recorded (`findings ack`, `unack`):
     /// never created (there is nothing to change in a new one).
     pub fn open_store_existing(&self) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {

@@ -79,6 +79,9 @@ pub mod input {
                 _ => "an audit that can read the key".to_string(),
             },
             "config" => format!("an audit with --config {rest}"),
+            "store" if rest == "usage-events" => {
+                "an audit with the database `awxguard usage ingest` fills (--db)".to_string()
+            }
             "store" => "an audit that records (without --no-store)".to_string(),
             _ => format!("a run that looks at {input}"),
         }

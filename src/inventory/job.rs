@@ -12,11 +12,13 @@ use crate::airwallex::Catalog;
 use crate::config::Config;
 use crate::rules::RuleError;
 use crate::scan::{ScanOptions, DEFAULT_MAX_FILE_SIZE};
+use crate::store::{Store, StoreError};
 use crate::usage::{AnomalyWindow, Evidence, UsageError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// What to gather beyond the declared keys.
 #[derive(Debug, Clone, Default)]
@@ -49,6 +51,8 @@ pub enum GatherError {
     Login(#[from] LoginError),
     #[error("cannot read usage events")]
     Usage(#[source] UsageError),
+    #[error("cannot read the usage evidence store")]
+    Store(#[source] StoreError),
     #[error("the inventory stopped: {0}")]
     Panicked(String),
 }
@@ -82,10 +86,13 @@ async fn blocking<T: Send + 'static>(
 
 /// The declared keys, then (optionally) verification, discovery, the leak scan and usage
 /// evidence. `now` decides whether an access token found has expired.
+/// With `store`, the usage evidence it holds (`awxguard usage ingest`) joins the files'
+/// (`usage::stored`).
 pub async fn gather(
     req: &GatherRequest,
     config: &Config,
     now: DateTime<Utc>,
+    store: Option<Arc<dyn Store>>,
 ) -> Result<Gathered, GatherError> {
     let mut timings = BTreeMap::new();
     let mut clock = std::time::Instant::now();
@@ -214,14 +221,15 @@ pub async fn gather(
     if !history.is_empty() {
         lap("leak_history", &mut timings);
     }
-    let evidence = if req.usage.is_empty() {
+    // What the keys declare (and their open anomalies) decides which calls are evidence.
+    let screen = super::screen(&inv.facts(), &req.anomalies, &catalog);
+    let mut evidence = if req.usage.is_empty() {
         None
     } else {
         let usage = req.usage.clone();
         let cat = catalog.clone();
-        // What the keys declare (and their open anomalies) decides which calls are evidence;
-        // events dated beyond now plus the allowed clock skew are rejected.
-        let screen = super::screen(&inv.facts(), &req.anomalies, &catalog);
+        let screen = screen.clone();
+        // events dated beyond now plus the allowed clock skew are rejected
         let not_after = chrono::Duration::from_std(config.usage.max_future)
             .ok()
             .and_then(|d| now.checked_add_signed(d));
@@ -230,9 +238,24 @@ pub async fn gather(
         })
         .await?
         .map_err(GatherError::Usage)?;
-        lap("evidence", &mut timings);
         Some(ev)
     };
+    if let Some(store) = store {
+        let cat = catalog.clone();
+        let stored = blocking(move || {
+            crate::usage::stored::screened_stored_evidence(store.as_ref(), &screen, &cat)
+        })
+        .await?
+        .map_err(GatherError::Store)?;
+        match (&mut evidence, stored) {
+            (Some(files), Some(stored)) => files.merge(stored),
+            (None, Some(stored)) => evidence = Some(stored),
+            (_, None) => {}
+        }
+    }
+    if evidence.is_some() {
+        lap("evidence", &mut timings);
+    }
     Ok(Gathered {
         inventory: inv,
         verify,

@@ -135,7 +135,8 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| AuditError::Panicked(e.to_string()))
 }
 
-/// Runs the audit. `store` is needed when `req.record` is set.
+/// Runs the audit. `store` is needed when `req.record` is set; without `req.record` it is only
+/// read (the usage evidence it holds, the leaks the scanner recorded, open anomalies).
 pub async fn run(
     req: AuditRequest,
     config: &Config,
@@ -143,11 +144,9 @@ pub async fn run(
     store: Option<Arc<dyn Store>>,
 ) -> Result<AuditReport, AuditError> {
     let now = clock.now();
-    let store = match (req.record, store) {
-        (true, None) => return Err(AuditError::NoStore),
-        (true, s) => s,
-        (false, _) => None,
-    };
+    if req.record && store.is_none() {
+        return Err(AuditError::NoStore);
+    }
     let mut discover = config.audit.discover.clone();
     discover.extend(req.discover.iter().cloned());
     if config.keys.is_empty() && discover.is_empty() && req.scan.is_empty() {
@@ -182,11 +181,13 @@ pub async fn run(
         },
         config,
         now,
+        store.clone(),
     )
     .await?;
     let mut timings = g.timings.clone();
     timings.insert("rules".into(), rules_ms);
-    let keys_store = store.clone();
+    let record = req.record;
+    let keys_store = store.clone().filter(|_| record);
 
     let config_path = config.path.clone();
     let scan_roots = req.scan.clone();
@@ -209,7 +210,7 @@ pub async fn run(
             &discover_roots,
             store.is_some(),
         );
-        let recorded = match &store {
+        let recorded = match store.as_ref().filter(|_| record) {
             Some(store) => {
                 let r = store
                     .record_observed("audit", &looked, &mut findings, now)
@@ -266,6 +267,9 @@ pub async fn run(
     }
     match &g.evidence {
         Some(ev) => {
+            if let Some(note) = stored_note(ev) {
+                notes.push(note);
+            }
             if ev.rejected > 0 {
                 notes.push(format!(
                     "{} usage-event lines rejected (see below); every valid line was used",
@@ -274,8 +278,11 @@ pub async fn run(
             }
             notes.extend(ev.problems.iter().cloned());
         }
-        None => notes
-            .push("no usage evidence given (--usage FILE|DIR): usage rules are not judged".into()),
+        None => notes.push(
+            "no usage evidence given (--usage FILE|DIR, or events ingested into the database by \
+             `awxguard usage ingest`): usage rules are not judged"
+                .into(),
+        ),
     }
     notes.extend(g.inventory.problems());
     notes.extend(allowed_host_notes(g.verify.as_ref()));
@@ -344,6 +351,30 @@ fn looked_at(
         looked.insert(input::STORED_SCAN.to_string());
     }
     Observation::of(looked)
+}
+
+/// What the usage evidence store gave the evidence, said once (`None` when it gave nothing).
+fn stored_note(ev: &crate::usage::Evidence) -> Option<String> {
+    if !ev.inputs.iter().any(|i| i == crate::usage::stored::INPUT) {
+        return None;
+    }
+    let span = ev
+        .sources
+        .iter()
+        .find(|s| s.name == crate::usage::stored::SOURCE)?;
+    Some(format!(
+        "usage evidence from the database (awxguard usage ingest): {} events, {} to {}{}",
+        span.events,
+        span.first
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        span.last.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        if ev.sources.len() > 1 {
+            "; with the --usage files (an event both ingested and in a file counts twice; dates, \
+             routes and scopes are unaffected)"
+        } else {
+            ""
+        }
+    ))
 }
 
 /// The open anomaly findings in the store (status new or open: acknowledged ones were judged
@@ -477,10 +508,12 @@ const DISCOVERY_CHECKS: &[super::Check] =
     &[super::Check::ShadowKey, super::Check::SecretInPlaintextFile];
 
 /// Lists the inventory (see `InventoryMode`).
+/// With `store` (read only), the usage evidence it holds gives the "last used" column too.
 pub async fn inventory(
     req: InventoryRequest,
     config: &Config,
     clock: &dyn Clock,
+    store: Option<Arc<dyn Store>>,
 ) -> Result<InventoryReport, AuditError> {
     let now = clock.now();
     if config.keys.is_empty() && !matches!(req.mode, InventoryMode::Discover(_)) {
@@ -503,6 +536,7 @@ pub async fn inventory(
         },
         config,
         now,
+        store,
     )
     .await?;
     let findings = if matches!(req.mode, InventoryMode::Discover(_)) {

@@ -86,6 +86,33 @@ pub struct Evidence {
 }
 
 impl Evidence {
+    /// Adds the evidence of other sources (the usage store's to the files'): keys merged,
+    /// sources, inputs and problems joined, counts added. An event in both is counted twice;
+    /// first and last use, the scopes and the routes used do not change by it.
+    pub fn merge(&mut self, other: Evidence) {
+        self.sources.extend(other.sources);
+        for (k, u) in other.keys {
+            match self.keys.get_mut(&k) {
+                Some(mine) => *mine = mine.merged(&u),
+                None => {
+                    self.keys.insert(k, u);
+                }
+            }
+        }
+        self.rejected += other.rejected;
+        self.problems.extend(other.problems);
+        self.events += other.events;
+        self.duplicates += other.duplicates;
+        for (k, s) in other.screened {
+            self.screened.entry(k).or_default().absorb(&s);
+        }
+        for i in other.inputs {
+            if !self.inputs.contains(&i) {
+                self.inputs.push(i);
+            }
+        }
+    }
+
     /// What was screened out of a key's evidence, under its name and fingerprint merged.
     pub fn screened_of(&self, name: &str, fingerprint: Option<&str>) -> Option<Screened> {
         let by_name = self.screened.get(name);

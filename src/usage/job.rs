@@ -6,21 +6,25 @@
 //!
 //! Detection is a pure function of the stored events: each ingest judges every key over its
 //! whole stored history, so the open anomalies are the same whether the events came at once, in
-//! daily pieces or shuffled. An anomaly stays open while its window ended less than `quiet` before
-//! the newest stored event; after that it is left out and the store resolves it `aged-out`.
+//! daily pieces or shuffled. A finding stays open while its window ended less than `quiet` before
+//! the newest stored event; after that it is left out and the store resolves it: an anomaly
+//! (`anomaly.*`, an incident) `aged-out`, a rule-like `usage.*` finding (calls from outside the
+//! whitelist, needing an undeclared scope, of an unknown key) `fixed`: the calls stopped
+//! (`Resolution::for_rule`, findings contract).
 
 use super::detect::{
     self, baseline_of, AnomalyRules, DetectOptions, KeyBaseline, KeyDecl, SampleFilter, Signal,
 };
 use super::ingest::{inputs, Input};
 use super::reader::{self, Batch};
-use super::{Evidence, KeyUsage, RouteUsage, SourceSpan, UsageError};
+pub use super::stored::stored_evidence;
+use super::UsageError;
 use crate::airwallex::Catalog;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::finding::{Finding, Severity, Status};
 use crate::rules::RuleError;
-use crate::store::usage_series::{AttrKind, KeySeries};
+use crate::store::usage_series::KeySeries;
 use crate::store::{
     Appended, KeyHoldings, Pruned, RecordSummary, SampleQuery, Store, StoreError, UsageEvent,
 };
@@ -653,82 +657,6 @@ pub fn chart(store: &dyn Store, config: &Config, key: &str) -> Result<KeyChart, 
         calls: series("rate-spike", detect::rate::Metric::Calls),
         errors: series("error-burst", detect::rate::Metric::Errors),
     })
-}
-
-/// The usage evidence the store holds, as the audit reads it (`None` when it holds none).
-pub fn stored_evidence(store: &dyn Store) -> Result<Option<Evidence>, StoreError> {
-    let names = store.usage_key_names()?;
-    if names.is_empty() {
-        return Ok(None);
-    }
-    let to_t = |s: i64| Utc.timestamp_opt(s, 0).single().unwrap_or_default();
-    let mut ev = Evidence::default();
-    let mut first = i64::MAX;
-    let mut last = i64::MIN;
-    for name in names {
-        let ks = store.usage_key_series(&name)?;
-        if ks.events == 0 {
-            continue;
-        }
-        first = first.min(ks.first);
-        last = last.max(ks.last);
-        ev.events += ks.events;
-        let count = |kind: AttrKind| -> BTreeMap<String, u64> {
-            ks.attrs_of(kind)
-                .map(|(v, a)| (v.to_string(), a.calls))
-                .collect()
-        };
-        let mut routes = BTreeMap::new();
-        for (r, a) in ks.attrs_of(AttrKind::Route) {
-            let (method, template) = r.split_once(' ').unwrap_or(("", r));
-            routes.insert(
-                r.to_string(),
-                RouteUsage {
-                    method: method.to_string(),
-                    template: template.to_string(),
-                    scope: a.scope.clone(),
-                    count: a.calls,
-                    first_seen: to_t(a.first),
-                    last_seen: to_t(a.last),
-                    ok: a.ok,
-                },
-            );
-        }
-        let u = KeyUsage {
-            key: name.clone(),
-            events: ks.events,
-            first_seen: to_t(ks.first),
-            last_seen: to_t(ks.last),
-            coverage_start: to_t(ks.first),
-            routes,
-            scopes_used: ks
-                .attrs_of(AttrKind::Scope)
-                .filter_map(|(s, a)| a.accepted_last.map(|t| (s.to_string(), to_t(t))))
-                .collect(),
-            source_ips: count(AttrKind::SourceIp),
-            user_agents: count(AttrKind::UserAgent),
-            hosts: count(AttrKind::Host),
-            statuses: ks
-                .attrs_of(AttrKind::Status)
-                .filter_map(|(s, a)| s.parse::<u16>().ok().map(|s| (s, a.calls)))
-                .collect(),
-            account_ids: count(AttrKind::Account),
-        };
-        ev.keys.insert(name, u);
-    }
-    if first <= last {
-        ev.sources.push(SourceSpan {
-            name: "the usage evidence store".into(),
-            first: to_t(first),
-            last: to_t(last),
-            events: ev.events,
-        });
-        // the store covers every key from its first stored event
-        for u in ev.keys.values_mut() {
-            u.coverage_start = to_t(first);
-        }
-    }
-    Ok(Some(ev))
 }
 
 /// The open usage findings of at least `min` severity, per key (for the audit).

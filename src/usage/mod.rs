@@ -8,6 +8,7 @@ pub mod ingest;
 pub mod job;
 pub mod reader;
 pub mod screen;
+pub mod stored;
 
 pub use evidence::{Evidence, KeyUsage, RouteUsage, SourceSpan};
 pub use screen::{AnomalyWindow, Screen, Screened};

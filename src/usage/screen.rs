@@ -86,6 +86,14 @@ impl Screen {
         self.by_key.is_empty()
     }
 
+    /// The open anomalies of the key filed under `key` (a name or a fingerprint).
+    pub fn anomalies(&self, key: &str) -> &[AnomalyWindow] {
+        self.by_key
+            .get(key)
+            .map(|d| d.anomalies.as_slice())
+            .unwrap_or_default()
+    }
+
     /// Why a call is not evidence of need, if it is not. `route` is the catalog's answer
     /// (`METHOD /template` and its narrowest scope); `via_proxy`: recorded by awxguard's proxy,
     /// whose `source_ip` is an internal address, not the one Airwallex whitelists.
@@ -139,7 +147,8 @@ pub struct Suspect {
 }
 
 impl Suspect {
-    fn new(ts: DateTime<Utc>) -> Suspect {
+    /// No calls yet, at `ts`.
+    pub fn new(ts: DateTime<Utc>) -> Suspect {
         Suspect {
             calls: 0,
             ok: 0,
@@ -193,6 +202,14 @@ pub struct Call<'a> {
     pub write: bool,
 }
 
+/// Why calls were kept out (one of `Screened`'s maps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    OutsideWhitelist,
+    UndeclaredScope,
+    InAnomaly,
+}
+
 /// The calls of one key kept out of its evidence, by reason (a call may have several).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Screened {
@@ -235,6 +252,23 @@ impl Screened {
         }
         for a in &reasons.anomalies {
             put(&mut self.in_anomaly, a);
+        }
+    }
+
+    /// Adds calls screened out for one reason, already aggregated (from the store's rollups):
+    /// `kind` says which map, `what` the network, scope or anomaly id.
+    pub fn add_aggregate(&mut self, kind: Reason, what: &str, s: Suspect) {
+        let m = match kind {
+            Reason::OutsideWhitelist => &mut self.outside_whitelist,
+            Reason::UndeclaredScope => &mut self.undeclared_scope,
+            Reason::InAnomaly => &mut self.in_anomaly,
+        };
+        self.calls += s.calls;
+        match m.get_mut(what) {
+            Some(mine) => mine.absorb(&s),
+            None => {
+                m.insert(what.to_string(), s);
+            }
         }
     }
 

@@ -475,6 +475,13 @@ fn rules_fixture(dir: &std::path::Path) -> std::process::Command {
         "found/legacy.env",
         format!("AIRWALLEX_API_KEY={}\n", key("legacy")),
     );
+    // The simulator's thread serves until the test process ends.
+    drop(sim);
+    keyed(dir)
+}
+
+/// The binary in the fixture's directory with each key's environment variable set.
+fn keyed(dir: &std::path::Path) -> std::process::Command {
     let mut cmd = awxguard(dir);
     for name in [
         "payvy-admin",
@@ -500,8 +507,6 @@ fn rules_fixture(dir: &std::path::Path) -> std::process::Command {
         );
     }
     cmd.env_remove("K_NOT_SET");
-    // The simulator's thread serves until the test process ends.
-    drop(sim);
     cmd
 }
 
@@ -517,6 +522,152 @@ fn pairs(r: &serde_json::Value) -> Vec<(String, String)> {
         }
     }
     out
+}
+
+/// Events ingested into the database (`usage ingest`) are the audit's evidence without
+/// `--usage`: the same findings as the files give, the same "last used" in the inventory, and
+/// the store named as the evidence read; with `--usage` too, both are read.
+#[test]
+fn the_audit_reads_the_usage_ingested_into_the_database() {
+    let files = tempdir();
+    let out = rules_fixture(files.path())
+        .args([
+            "audit",
+            "--usage",
+            "usage",
+            "--discover",
+            "found",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let mut want = pairs(&json(&out));
+    want.sort();
+    want.dedup();
+    let out = keyed(files.path())
+        .args(["inventory", "--usage", "usage", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(code(&out) <= 1, "{}", stderr(&out));
+    let inv = json(&out);
+    let last_used = |inv: &serde_json::Value| -> Vec<(String, serde_json::Value)> {
+        inv["summary"]["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                (
+                    k["name"].as_str().unwrap().to_string(),
+                    k["last_used"].clone(),
+                )
+            })
+            .collect()
+    };
+    let want_used = last_used(&inv);
+    assert!(want_used.iter().any(|(_, t)| !t.is_null()), "{inv:#}");
+
+    let stored = tempdir();
+    let dir = stored.path();
+    let out = rules_fixture(dir)
+        .args(["--format", "json", "usage", "ingest", "usage"])
+        .output()
+        .unwrap();
+    assert!(code(&out) <= 1, "{}", stderr(&out));
+    assert!(json(&out)["summary"]["usage"]["new"].as_u64().unwrap() > 100);
+    // the files are gone: the database is the only evidence
+    std::fs::remove_dir_all(dir.join("usage")).unwrap();
+    let out = keyed(dir)
+        .args(["audit", "--discover", "found", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let r = json(&out);
+    let mut got = pairs(&r);
+    got.sort();
+    got.dedup();
+    // The ingest recorded anomalies (a new route, network, agent) whose calls are not evidence
+    // of need: on those keys the findings may differ (rw-reads' unknown route is inside its
+    // open `anomaly.new-route`); every other key's are the files' exactly.
+    let o = keyed(dir)
+        .args(["--format", "json", "usage", "anomalies"])
+        .output()
+        .unwrap();
+    let anomalous: std::collections::BTreeSet<String> = json(&o)["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"].as_str().unwrap().starts_with("anomaly."))
+        .map(|f| f["key"].as_str().unwrap().to_string())
+        .collect();
+    assert!(anomalous.contains("rw-reads"), "{anomalous:?}");
+    let calm = |v: &[(String, String)]| -> Vec<(String, String)> {
+        v.iter()
+            .filter(|(_, k)| !anomalous.contains(k))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        calm(&got),
+        calm(&want),
+        "findings from the database differ from the files'"
+    );
+    assert!(!got.contains(&("usage.unknown-route".to_string(), "rw-reads".to_string())));
+    assert!(got.contains(&("privilege.unused-scope".to_string(), "rw-reads".to_string())));
+    let notes = r["summary"]["notes"].to_string();
+    assert!(
+        notes.contains("usage evidence from the database"),
+        "{notes}"
+    );
+    assert!(!notes.contains("no usage evidence given"), "{notes}");
+    assert_eq!(r["summary"]["audit"]["evidence"]["sources"], 1);
+    // the inventory's "last used" comes from the database too
+    let out = keyed(dir)
+        .args(["inventory", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(code(&out) <= 1, "{}", stderr(&out));
+    assert_eq!(last_used(&json(&out)), want_used);
+    // a file given as well is read with the database
+    write(
+        dir,
+        "more/events.jsonl",
+        event(
+            1,
+            "idle",
+            "GET",
+            "/api/v1/balances/current",
+            PROD,
+            "payvy/1.0",
+        ) + "\n",
+    );
+    let out = keyed(dir)
+        .args([
+            "audit",
+            "--no-store",
+            "--usage",
+            "more",
+            "--discover",
+            "found",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let r = json(&out);
+    assert_eq!(r["summary"]["audit"]["evidence"]["sources"], 2);
+    let got = pairs(&r);
+    // the idle key was used yesterday: no longer unused
+    assert!(
+        !got.iter()
+            .any(|(r, k)| r == "privilege.unused-key" && k == "idle"),
+        "{got:?}"
+    );
+    assert!(got
+        .iter()
+        .any(|(r, k)| r == "privilege.unused-scope" && k == "rw-reads"));
 }
 
 #[test]

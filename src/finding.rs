@@ -141,7 +141,9 @@ impl Resolution {
     }
 
     /// How a finding of `rule` ends when a run no longer reports it: an incident (`anomaly.*`,
-    /// `watch.*`: something that happened) ages out; a condition (a leak, a setting) is fixed.
+    /// `watch.*`: something that happened) ages out; a condition (a leak, a setting, and the
+    /// rule-like `usage.*` checks: calls from outside the whitelist or needing an undeclared
+    /// scope, which stopped) is fixed.
     pub fn for_rule(rule: &str) -> Resolution {
         if rule.starts_with("anomaly.") || rule.starts_with("watch.") {
             Resolution::AgedOut
@@ -346,6 +348,26 @@ pub fn exit_code(findings: &[Finding], fail_on: Severity) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn incidents_age_out_and_conditions_are_fixed() {
+        for r in [
+            "anomaly.rate-spike",
+            "anomaly.new-network",
+            "watch.new-payee-paid",
+        ] {
+            assert_eq!(Resolution::for_rule(r), Resolution::AgedOut, "{r}");
+        }
+        for r in [
+            "usage.outside-whitelist",
+            "usage.undeclared-scope",
+            "usage.unknown-key",
+            "privilege.unused-scope",
+            "leak.airwallex.api-key",
+        ] {
+            assert_eq!(Resolution::for_rule(r), Resolution::Fixed, "{r}");
+        }
+    }
 
     #[test]
     fn severities_order() {

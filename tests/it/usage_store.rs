@@ -381,3 +381,78 @@ fn a_database_from_a_newer_awxguard_is_refused() {
         .unwrap();
     assert_eq!(after, before, "nothing written to a newer database");
 }
+
+/// How a usage finding ends (findings contract): a rule-like `usage.*` finding whose calls
+/// stopped is `fixed` (the condition is gone: nothing is calling from outside the whitelist any
+/// more), not `aged-out`, which is for anomalies (incidents) quiet for `[usage] quiet`.
+#[test]
+fn a_quiet_usage_finding_is_resolved_fixed() {
+    let dir = tempdir();
+    write(
+        dir.path(),
+        "awxguard.toml",
+        "[[key]]\nname = \"erp\"\nclient_id = \"erp-client\"\napi_key = \"env:K_ERP\"\n\
+         environment = \"production\"\nkind = \"read_only\"\n\
+         ip_whitelist = [\"198.51.100.0/24\"]\n",
+    );
+    let ingest = |file: &str, lines: &[String]| {
+        write(dir.path(), file, lines.join("\n") + "\n");
+        let o = crate::common::awxguard(dir.path())
+            .env("AWXGUARD_CONFIG", dir.path().join("awxguard.toml"))
+            .args([
+                "--format",
+                "json",
+                "--fail-on",
+                "critical",
+                "usage",
+                "ingest",
+                file,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(code(&o), 0, "{}\n{}", stdout(&o), stderr(&o));
+        json(&o)
+    };
+    // from inside the whitelist, then one call from outside it
+    let mut first: Vec<String> = (1..=9)
+        .map(|h| event(&format!("2026-11-10T{h:02}:00:00Z"), "erp", "198.51.100.7"))
+        .collect();
+    first.push(event("2026-11-10T10:00:00Z", "erp", "203.0.113.66"));
+    // (an event is judged once [usage] lateness has passed after it)
+    first.push(event("2026-11-10T11:00:00Z", "erp", "198.51.100.7"));
+    let r = ingest("a.jsonl", &first);
+    let outside: Vec<&serde_json::Value> = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "usage.outside-whitelist")
+        .collect();
+    assert_eq!(outside.len(), 1, "{r:#}");
+    let id = outside[0]["id"].as_str().unwrap().to_string();
+    // ten days of calls from inside the whitelist only: the outside calls stopped
+    let later: Vec<String> = (11..=20)
+        .map(|d| event(&format!("2026-11-{d:02}T09:00:00Z"), "erp", "198.51.100.7"))
+        .collect();
+    let r = ingest("b.jsonl", &later);
+    assert!(
+        !r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["id"] == id.as_str()),
+        "{r:#}"
+    );
+    let listed = run(
+        dir.path(),
+        &["--format", "json", "usage", "anomalies", "--all"],
+    );
+    let all = json(&listed);
+    let stored = all["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("{id} not listed: {all:#}"));
+    assert_eq!(stored["status"], "resolved", "{stored:#}");
+    assert_eq!(stored["resolution"], "fixed", "{stored:#}");
+}

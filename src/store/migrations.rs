@@ -53,8 +53,13 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 8,
+        name: "usage",
+        sql: include_str!("migrations/0008_usage.sql"),
+    },
+    Migration {
+        version: 9,
         name: "outbox_dead",
-        sql: include_str!("migrations/0008_outbox_dead.sql"),
+        sql: include_str!("migrations/0009_outbox_dead.sql"),
     },
 ];
 

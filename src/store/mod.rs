@@ -30,6 +30,8 @@ pub mod outbox;
 pub mod proxy;
 pub mod runs;
 pub mod sqlite;
+pub mod usage;
+pub mod usage_series;
 pub mod watch;
 
 pub use acks::{AckRecord, Acknowledgements};
@@ -44,6 +46,9 @@ pub use outbox::{AlertKind, AlertPlanner, Delivery, NewMessage, Outbox, QueueRow
 pub use proxy::ProxyRecords;
 pub use runs::{RunRecord, Runs};
 pub use sqlite::{OpenOptions, SqliteStore};
+pub use usage::{
+    Appended, KeyHoldings, Pruned, SampleQuery, SourceCursor, UsageEvent, UsageRecords,
+};
 pub use watch::{PendingRead, Seen, StoredObject, WatchCursor, WatchObject, WatchState};
 
 use chrono::{DateTime, Utc};
@@ -61,6 +66,7 @@ pub trait Store:
     + WatchState
     + DaemonRecords
     + KeyRecords
+    + UsageRecords
     + Send
     + Sync
 {
@@ -76,6 +82,7 @@ impl<
             + WatchState
             + DaemonRecords
             + KeyRecords
+            + UsageRecords
             + Send
             + Sync,
     > Store for T

@@ -94,6 +94,8 @@ struct RawEvent<'a> {
     /// `proxy` when awxguard's proxy recorded it (its `source_ip` is then internal).
     #[serde(default, borrow)]
     via: Option<Str<'a>>,
+    #[serde(default)]
+    object_ids: Option<Vec<String>>,
 }
 
 /// Where events come from.
@@ -104,7 +106,8 @@ pub enum Input {
 }
 
 impl Input {
-    fn name(&self) -> String {
+    /// How messages name it: the path, or `<stdin>`.
+    pub fn name(&self) -> String {
         match self {
             Input::Stdin => "<stdin>".to_string(),
             Input::File(p) => p.display().to_string(),
@@ -221,24 +224,7 @@ pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// Groups IDs of a path the catalog does not know: a segment with a digit and at least six
-/// characters, or a UUID, becomes `{id}`.
-pub fn unknown_template(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for seg in path.split('/').filter(|s| !s.is_empty()) {
-        out.push('/');
-        let id_like = seg.len() >= 6 && seg.bytes().any(|b| b.is_ascii_digit());
-        if id_like {
-            out.push_str("{id}");
-        } else {
-            out.push_str(seg);
-        }
-    }
-    if out.is_empty() {
-        out.push('/');
-    }
-    out
-}
+pub use crate::store::usage_series::unknown_template;
 
 #[derive(Debug, Default)]
 struct RouteAgg<'c> {
@@ -450,6 +436,20 @@ struct Normalized<'a> {
     via: Option<&'a str>,
 }
 
+/// Opens an event file: a regular file only (checked on the open descriptor): a FIFO, a device
+/// or a socket, even one swapped in after the listing, is refused, never read.
+pub(crate) fn open_events(p: &Path) -> std::io::Result<std::fs::File> {
+    match crate::files::open_regular(p) {
+        Ok((f, _)) => Ok(f),
+        Err(crate::files::FileError::NotRegular { kind, .. }) => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("is {kind}, not a regular file; not read (give - to read standard input)"),
+        )),
+        Err(crate::files::FileError::Io { source, .. }) => Err(source),
+        Err(e) => Err(e.into_io()),
+    }
+}
+
 fn read_source<'c>(
     input: &Input,
     catalog: &'c Catalog,
@@ -473,18 +473,7 @@ fn read_source<'c>(
             read_lines(lock, &mut partial, catalog, seen).map_err(read_err)?;
         }
         Input::File(p) => {
-            // A regular file only (checked on the open descriptor): a FIFO, a device or a socket,
-            // even one swapped in after the listing, is refused, never read.
-            let (f, _) = crate::files::open_regular(p).map_err(|e| match e {
-                crate::files::FileError::NotRegular { kind, .. } => read_err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    format!(
-                        "is {kind}, not a regular file; not read (give - to read standard input)"
-                    ),
-                )),
-                crate::files::FileError::Io { source, .. } => read_err(source),
-                e => read_err(e.into_io()),
-            })?;
+            let f = open_events(p).map_err(read_err)?;
             read_lines(f, &mut partial, catalog, seen).map_err(read_err)?;
         }
     }
@@ -735,30 +724,7 @@ fn check<'a>(ev: &'a RawEvent<'_>, method_buf: &mut String) -> Result<Checked<'a
     Ok(Checked { ts, path })
 }
 
-/// One usage event read from a contract line and normalized: time in UTC, method upper case,
-/// path without its query string.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UsageEvent {
-    pub ts: DateTime<Utc>,
-    pub key: String,
-    pub method: String,
-    pub path: String,
-    pub status: u16,
-    pub source_ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub account_id: Option<String>,
-    pub latency_ms: Option<f64>,
-    pub host: Option<String>,
-    /// `proxy` when awxguard's proxy recorded it.
-    pub via: Option<String>,
-}
-
-impl UsageEvent {
-    /// Recorded by awxguard's proxy (`source_ip` is then an internal client address).
-    pub fn via_proxy(&self) -> bool {
-        self.via.as_deref() == Some("proxy")
-    }
-}
+pub use crate::store::UsageEvent;
 
 /// Parses and checks one line of the contract, with the reader's messages (without the
 /// `file:line: ` prefix).
@@ -773,12 +739,13 @@ pub fn parse_line(line: &[u8]) -> Result<UsageEvent, String> {
     })?;
     let mut method = String::new();
     let c = check(&ev, &mut method)?;
+    let (ts, path) = (c.ts, c.path.to_string());
     let own = |s: &Option<Str<'_>>| s.as_ref().map(|s| s.as_str().to_string());
     Ok(UsageEvent {
-        ts: c.ts,
+        ts,
         key: ev.key.as_str().to_string(),
         method,
-        path: c.path.to_string(),
+        path,
         status: ev.status,
         source_ip: own(&ev.source_ip),
         user_agent: own(&ev.user_agent),
@@ -786,6 +753,7 @@ pub fn parse_line(line: &[u8]) -> Result<UsageEvent, String> {
         latency_ms: ev.latency_ms,
         host: own(&ev.host),
         via: own(&ev.via),
+        object_ids: ev.object_ids.unwrap_or_default(),
     })
 }
 

@@ -5,6 +5,8 @@
 pub mod detect;
 pub mod evidence;
 pub mod ingest;
+pub mod job;
+pub mod reader;
 pub mod screen;
 
 pub use evidence::{Evidence, KeyUsage, RouteUsage, SourceSpan};

@@ -30,5 +30,6 @@ mod store;
 mod transport;
 mod trust;
 mod usage;
+mod usage_store;
 mod verify;
 mod watch;

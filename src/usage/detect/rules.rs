@@ -142,6 +142,7 @@ pub const DETECTORS: &[(&str, &[(&str, ParamType)])] = &[
         "undeclared-scope",
         &[("severity_write", ParamType::Severity)],
     ),
+    ("unknown-key", &[]),
 ];
 
 /// Placeholders a message or step may use; anything else is a load error.
@@ -176,6 +177,7 @@ pub const PLACEHOLDERS: &[&str] = &[
     "slot",
     "whitelist",
     "declared_scopes",
+    "first_seen",
     "last_seen",
 ];
 

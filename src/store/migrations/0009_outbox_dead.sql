@@ -1,4 +1,4 @@
--- 0008: a delivery can give up (issue 12). Retries back off exponentially up to [alerts]
+-- 0009: a delivery can give up (issue 12). Retries back off exponentially up to [alerts]
 -- retry_max; after [alerts] give_up_after (since the message was sealed) or max_attempts a
 -- delivery is `dead`: never retried, shown by `awxguard alerts list`, counted in the daemon's
 -- /metrics, logged as an error. SQLite cannot widen a CHECK in place: the table is rebuilt.

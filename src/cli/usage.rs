@@ -53,12 +53,7 @@ pub fn run(ctx: &Context, cmd: UsageCommand) -> anyhow::Result<u8> {
         UsageCommand::Ingest { inputs } => {
             crate::usage::job::rules(&ctx.config).context("cannot load the anomaly rules")?;
             let store = ctx.open_store()?;
-            let fingerprints = if ctx.config.keys.is_empty() {
-                Default::default()
-            } else {
-                let catalog = crate::airwallex::Catalog::builtin();
-                crate::inventory::Inventory::from_config(&ctx.config, &catalog).fingerprints()
-            };
+            let fingerprints = crate::inventory::Inventory::fingerprints_of(&ctx.config);
             let req = IngestRequest {
                 inputs,
                 fingerprints,

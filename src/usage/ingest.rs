@@ -187,6 +187,16 @@ pub fn looks_like_raw_key(s: &str) -> bool {
     s.len() == 96 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// The longest run of hex digits in `s` (a key name or fingerprint has none of 32 or more: such
+/// a run is a key, or a cut piece of one).
+fn longest_hex_run(s: &str) -> usize {
+    s.as_bytes()
+        .split(|b| !b.is_ascii_hexdigit())
+        .map(<[u8]>::len)
+        .max()
+        .unwrap_or(0)
+}
+
 /// A message about a line, through the redaction gate (and runs of 32 or more hex digits, which
 /// a usage file has no business holding, shown as `<redacted>` as before), so a rejection never
 /// echoes a key.
@@ -390,6 +400,8 @@ struct Seen {
     shards: Vec<Mutex<HashSet<u128, FxBuild>>>,
     /// SipHash with a random key: the half an input cannot aim at.
     a: RandomState,
+    /// Events dated after this (now plus the allowed clock skew) are rejected.
+    not_after: Option<DateTime<Utc>>,
 }
 
 impl Seen {
@@ -405,6 +417,7 @@ impl Seen {
                 })
                 .collect(),
             a: RandomState::new(),
+            not_after: None,
         }
     }
 
@@ -680,7 +693,7 @@ fn check<'a>(ev: &'a RawEvent<'_>, method_buf: &mut String) -> Result<Checked<'a
     let key = ev.key.as_str();
     // A key in any form (whole, `Bearer `-prefixed, split, wrapped, a token): rejected, never
     // echoed.
-    if looks_like_raw_key(key) || crate::redact::holds_key(key) {
+    if looks_like_raw_key(key) || crate::redact::holds_key(key) || longest_hex_run(key) >= 32 {
         return Err(
             "field `key` holds what looks like an API key or token; usage events must name the \
              key by its inventory name or fingerprint (sha256:...), never carry the key (the \
@@ -773,6 +786,20 @@ fn ingest_event<'c>(
             return;
         }
     };
+    if let Some(limit) = seen.not_after {
+        if ts > limit {
+            partial.reject(
+                line_no,
+                format!(
+                    "field `ts` {} is in the future (after {}: now plus the allowed clock skew, \
+                     [usage] max_future); rejected",
+                    ts.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    limit.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+            );
+            return;
+        }
+    }
     let method = method_buf.as_str();
     let norm = Normalized {
         ts: ts.timestamp(),
@@ -899,16 +926,38 @@ pub fn read_screened(
     catalog: &Catalog,
     screen: Option<&Screen>,
 ) -> Result<Evidence, UsageError> {
+    read_screened_until(paths, catalog, screen, None)
+}
+
+/// `read_screened`, rejecting events dated after `not_after` (now plus the allowed clock
+/// skew): an event from the future is a broken clock or a forgery, and would distort every
+/// window.
+pub fn read_screened_until(
+    paths: &[PathBuf],
+    catalog: &Catalog,
+    screen: Option<&Screen>,
+    not_after: Option<DateTime<Utc>>,
+) -> Result<Evidence, UsageError> {
     let inputs = inputs(paths)?;
-    // about 200 bytes an event: size the dedup set once instead of growing it
+    // about 200 bytes an event: size the dedup set once instead of growing it (by the bytes
+    // the files really hold: a sparse giant reserves nothing, and 4 million events at most)
     let bytes: u64 = inputs
         .iter()
         .filter_map(|i| match i {
-            Input::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+            Input::File(p) => std::fs::metadata(p).ok().map(|m| {
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::MetadataExt;
+                    m.len().min(m.blocks().saturating_mul(512))
+                }
+                #[cfg(not(unix))]
+                m.len()
+            }),
             Input::Stdin => None,
         })
         .sum();
-    let seen = Seen::new((bytes / 200).min(50_000_000) as usize);
+    let mut seen = Seen::new((bytes / 200).min(4_000_000) as usize);
+    seen.not_after = not_after;
     let partials: Vec<Partial> = inputs
         .par_iter()
         .map(|i| read_source(i, catalog, screen, &seen))

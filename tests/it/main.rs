@@ -12,6 +12,7 @@ mod config;
 mod daemon;
 mod demo;
 mod findings;
+mod fuzz;
 mod git;
 mod harden;
 mod hook;

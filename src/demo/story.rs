@@ -404,10 +404,10 @@ pub async fn run(req: DemoRequest, clock: &dyn Clock) -> Result<DemoOutcome, Dem
         .await
         .map_err(|e| DemoError::step("the usage ingest and anomaly detection", e))?;
     time("anomalies");
-    // 5. The least-privilege audit: logins, the usage evidence, the leaks.
+    // 5. The least-privilege audit: logins, the usage evidence (the events just ingested, read
+    // from the store), the leaks.
     story.advance(Duration::minutes(1));
     let req = AuditRequest {
-        usage: vec![usage_dir.clone()],
         scan: vec![repo.clone()],
         record: true,
         ..AuditRequest::default()

@@ -2,9 +2,9 @@
 //! the learned baseline band when the evidence store has one), who called (network and user
 //! agent) and when a key was last used.
 //!
-//! One seam, [`UsageSource`]: today it is the proxy's events in the store (`ProxyEvents`: every
-//! call the recording proxy saw, no baseline); when the usage evidence store (issue 9) lands, its
-//! hourly rollups and learned bands implement the same trait and the charts get their band.
+//! One seam, [`UsageSource`]: today the raw events of the usage evidence store (`ProxyEvents`:
+//! every call the recording proxy saw and every event `usage ingest` read, no baseline); its
+//! hourly rollups and learned bands can implement the same trait and give the charts their band.
 
 use crate::store::Store;
 use chrono::{DateTime, Duration, DurationRound, Utc};
@@ -108,7 +108,7 @@ pub fn network_of(ip: &str) -> String {
     }
 }
 
-/// The proxy's events in the store (the usage evidence until the usage evidence store lands).
+/// The raw usage events of the store (the proxy's and those `usage ingest` read).
 #[derive(Debug, Default)]
 pub struct ProxyEvents {
     by_key: HashMap<String, Vec<Ev>>,
@@ -116,9 +116,21 @@ pub struct ProxyEvents {
 }
 
 impl ProxyEvents {
-    /// Reads every stored proxy event.
+    /// Reads the raw events of the usage evidence store (within its raw retention).
     pub fn load(store: &dyn Store) -> Result<ProxyEvents, crate::store::StoreError> {
-        Ok(ProxyEvents::from_lines(store.proxy_events()?.iter()))
+        let mut lines = Vec::new();
+        for name in store.usage_key_names()? {
+            for v in store.usage_samples(
+                &name,
+                0,
+                i64::MAX / 1000,
+                &crate::store::SampleQuery::Any,
+                usize::MAX,
+            )? {
+                lines.push(v.to_string());
+            }
+        }
+        Ok(ProxyEvents::from_lines(lines.iter()))
     }
 
     /// Events from usage-event JSON lines (unreadable lines are skipped).
@@ -126,15 +138,12 @@ impl ProxyEvents {
         let mut by_key: HashMap<String, Vec<Ev>> = HashMap::new();
         let mut total = 0;
         for line in lines {
-            let Ok(e) = serde_json::from_str::<crate::proxy::UsageEvent>(line) else {
-                continue;
-            };
-            let Some(ts) = DateTime::parse_from_rfc3339(&e.ts).ok().map(|t| t.to_utc()) else {
+            let Ok(e) = crate::usage::ingest::parse_line(line.as_bytes()) else {
                 continue;
             };
             total += 1;
             by_key.entry(e.key.clone()).or_default().push(Ev {
-                ts,
+                ts: e.ts,
                 method: e.method,
                 status: e.status,
                 network: e.source_ip.as_deref().map_or("unknown".into(), network_of),

@@ -604,6 +604,7 @@ impl Daemon {
                 };
                 count("sent", rep.sent.len());
                 count("failed", rep.failed.len());
+                count("dead", rep.dead.len());
                 if !rep.sent.is_empty() {
                     tracing::info!("alerts: {} delivered", rep.sent.len());
                 }

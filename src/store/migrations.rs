@@ -73,6 +73,11 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0009_proxy_events.sql"),
         before: Some(super::proxy::move_interim_events),
     },
+    Migration {
+        version: 9,
+        name: "outbox_dead",
+        sql: include_str!("migrations/0009_outbox_dead.sql"),
+    },
 ];
 
 /// The schema version this build writes (`PRAGMA user_version`): the last step's.

@@ -450,6 +450,7 @@ fn metrics_parse_as_prometheus_text_exposition() {
         ("awxguard_findings", false),
         ("awxguard_alert_deliveries_pending", false),
         ("awxguard_alert_deliveries_failing", false),
+        ("awxguard_alert_deliveries_dead", false),
         ("awxguard_alerts_waiting", false),
         ("awxguard_alert_deliveries_total", true),
         ("awxguard_proxy_requests_total", true),

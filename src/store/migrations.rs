@@ -69,14 +69,15 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 9,
-        name: "proxy_events",
-        sql: include_str!("migrations/0009_proxy_events.sql"),
-        before: Some(super::proxy::move_interim_events),
-    },
-    Migration {
-        version: 9,
         name: "outbox_dead",
         sql: include_str!("migrations/0009_outbox_dead.sql"),
+        before: None,
+    },
+    Migration {
+        version: 10,
+        name: "proxy_events",
+        sql: include_str!("migrations/0010_proxy_events.sql"),
+        before: Some(super::proxy::move_interim_events),
     },
 ];
 

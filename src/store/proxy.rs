@@ -3,7 +3,7 @@
 //! or changed (kept past the raw events' retention: the watch joins on them and the money guard
 //! reads them). The proxy's usage events themselves go to the usage evidence store
 //! ([`usage`](super::usage)), like every other source's; [`move_interim_events`] moves the
-//! events older builds kept here (`proxy_usage_events`) into it, as migration step 9.
+//! events older builds kept here (`proxy_usage_events`) into it, as migration step 10.
 
 use super::params;
 use super::{SqliteStore, StoreError};
@@ -196,7 +196,7 @@ impl ProxyRecords for SqliteStore {
     }
 }
 
-/// An event as builds before migration step 9 kept it in `proxy_usage_events` (one JSON line of
+/// An event as builds before migration step 10 kept it in `proxy_usage_events` (one JSON line of
 /// the usage-event contract, plus the proxy's `request_id`).
 #[derive(serde::Deserialize)]
 struct InterimEvent {
@@ -221,7 +221,7 @@ struct InterimEvent {
     object_ids: Vec<String>,
 }
 
-/// Migration step 9: moves the events of the interim table `proxy_usage_events` (if this
+/// Migration step 10: moves the events of the interim table `proxy_usage_events` (if this
 /// database has one) into the usage evidence store, with their rollups, in the step's
 /// transaction; the step's SQL then drops the table. The interim table told requests apart by
 /// their request id: two requests alike in every field the usage store compares (the same
@@ -264,7 +264,7 @@ pub(super) fn move_interim_events(tx: &rusqlite::Transaction<'_>) -> rusqlite::R
             })
         else {
             skipped += 1;
-            tracing::warn!(row = %crate::redact::scrub(&id), "migration 9: a proxy_usage_events row is not a usage event; skipped");
+            tracing::warn!(row = %crate::redact::scrub(&id), "migration 10: a proxy_usage_events row is not a usage event; skipped");
             continue;
         };
         while !seen.insert((e.ts, e.hash())) {
@@ -286,7 +286,7 @@ pub(super) fn move_interim_events(tx: &rusqlite::Transaction<'_>) -> rusqlite::R
     tracing::info!(
         moved,
         skipped,
-        "migration 9: the proxy's events are in the usage store"
+        "migration 10: the proxy's events are in the usage store"
     );
     Ok(())
 }
@@ -335,21 +335,21 @@ mod tests {
         assert!(s.object_changed_at("ben_2").unwrap().is_none());
     }
 
-    /// A database an older build wrote (schema 8, the proxy's events in the interim table)
+    /// A database an older build wrote (schema 9, the proxy's events in the interim table)
     /// opened by this one: every event is in the usage store with its rollups (two alike
     /// requests stay two), the table is gone.
     #[test]
-    fn migration_9_moves_the_interim_events_into_the_usage_store() {
+    fn migration_10_moves_the_interim_events_into_the_usage_store() {
         use crate::store::UsageRecords;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.db");
         {
             let c = rusqlite::Connection::open(&path).unwrap();
-            for m in &super::super::migrations::MIGRATIONS[..8] {
+            for m in &super::super::migrations::MIGRATIONS[..9] {
                 c.execute_batch(m.sql).unwrap();
             }
             c.execute_batch(
-                "PRAGMA user_version = 8;
+                "PRAGMA user_version = 9;
                  CREATE TABLE proxy_usage_events (id TEXT PRIMARY KEY, ts TEXT NOT NULL,
                      key TEXT NOT NULL, event TEXT NOT NULL) STRICT, WITHOUT ROWID;",
             )
@@ -407,7 +407,7 @@ mod tests {
             }
         }
         let s = SqliteStore::open(&path).unwrap();
-        assert_eq!(s.schema_version().unwrap(), 9);
+        assert_eq!(s.schema_version().unwrap(), 10);
         let gone: bool = s
             .conn()
             .query_row(

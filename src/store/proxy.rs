@@ -345,7 +345,7 @@ mod tests {
         let path = dir.path().join("old.db");
         {
             let c = rusqlite::Connection::open(&path).unwrap();
-            for m in &super::super::migrations::MIGRATIONS[..9] {
+            for m in &crate::store::migrations::MIGRATIONS[..9] {
                 c.execute_batch(m.sql).unwrap();
             }
             c.execute_batch(

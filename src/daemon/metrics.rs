@@ -316,6 +316,15 @@ impl Metrics {
         }
     }
 
+    /// Usage events the usage job stored from its files.
+    pub fn file_events_stored(&self, n: u64) {
+        self.events_ingested
+            .get_or_create(&SourceLabels {
+                source: "file".into(),
+            })
+            .inc_by(n);
+    }
+
     pub fn job_skipped(&self, name: &str) {
         self.job_skipped.get_or_create(&Self::job(name)).inc();
     }

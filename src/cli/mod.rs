@@ -42,7 +42,7 @@ pub struct GlobalArgs {
     /// Config file (TOML). Missing is fine when not given explicitly.
     #[arg(long, global = true, value_name = "PATH", env = "AWXGUARD_CONFIG")]
     pub config: Option<PathBuf>,
-    /// SQLite database for findings and usage evidence [default: $XDG_DATA_HOME/awxguard/awxguard.db]
+    /// Database: a SQLite file, or a PostgreSQL URL (postgres://…) [default: $XDG_DATA_HOME/awxguard/awxguard.db]
     #[arg(long, global = true, value_name = "PATH", env = "AWXGUARD_DB")]
     pub db: Option<PathBuf>,
     /// Report format.
@@ -224,31 +224,38 @@ impl Context {
         Style { color }
     }
 
-    /// The database path: `--db`, `AWXGUARD_DB`, `[store] path`, or the default under the XDG
-    /// data directory.
-    pub fn db_path(&self) -> PathBuf {
-        self.db_location().0
+    /// The database: `--db`, `AWXGUARD_DB`, `[store] url` (PostgreSQL, credentials read from
+    /// their reference), `[store] path`, or the default under the XDG data directory. A
+    /// PostgreSQL database is its `postgres://` URL.
+    pub fn db_path(&self) -> anyhow::Result<PathBuf> {
+        Ok(self.db_location()?.0)
     }
 
-    /// The database path and whether the user chose it (then its directory must exist; the
+    /// The database and whether the user chose it (then its directory must exist; the
     /// default location's directory is created, owner-only).
-    fn db_location(&self) -> (PathBuf, bool) {
-        match self
-            .global
-            .db
-            .clone()
-            .or_else(|| self.config.store.path.clone())
+    fn db_location(&self) -> anyhow::Result<(PathBuf, bool)> {
+        if let Some(p) = &self.global.db {
+            return Ok((p.clone(), true));
+        }
+        if let Some(url) = self
+            .config
+            .store
+            .resolve_url()
+            .map_err(|e| anyhow::anyhow!(e))?
         {
+            return Ok((PathBuf::from(url), true));
+        }
+        Ok(match self.config.store.path.clone() {
             Some(p) => (p, true),
             None => (crate::store::default_path(), false),
-        }
+        })
     }
 
     fn open_store_with(
         &self,
         read_only: bool,
     ) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
-        let (path, explicit) = self.db_location();
+        let (path, explicit) = self.db_location()?;
         let opened = crate::store::open_with(
             &path,
             crate::store::OpenOptions {

@@ -50,7 +50,7 @@ pub fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<u8> {
         upstream_ca: args.upstream_ca,
         money_guard_minutes: args.money_guard,
         spill_dir: args.spill_dir,
-        db: ctx.db_path(),
+        db: ctx.db_path()?,
     };
     let outcome = ctx.block_on(job::run(
         req,

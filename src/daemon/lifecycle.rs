@@ -97,11 +97,23 @@ fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-fn db_path(opts: &Options, config: &Config) -> PathBuf {
-    opts.db
+fn db_path(opts: &Options, config: &Config) -> Result<PathBuf, DaemonError> {
+    if let Some(db) = &opts.db {
+        return Ok(db.clone());
+    }
+    // [store] url: the daemon's records are not on PostgreSQL yet; opening it says so.
+    if let Some(url) = config
+        .store
+        .resolve_url()
+        .map_err(crate::store::StoreError::BadUrl)?
+    {
+        return Ok(PathBuf::from(url));
+    }
+    Ok(config
+        .store
+        .path
         .clone()
-        .or_else(|| config.store.path.clone())
-        .unwrap_or_else(store::default_path)
+        .unwrap_or_else(store::default_path))
 }
 
 /// What the in-process proxy depends on: a change restarts it on reload.
@@ -129,7 +141,7 @@ pub(super) async fn serve(opts: Options, config: Config) -> Result<(), DaemonErr
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let started = clock.now();
-    let db = db_path(&opts, &config);
+    let db = db_path(&opts, &config)?;
     let d = db.clone();
     let store: Arc<dyn Store> = blocking(move || store::open(&d)).await??;
     let me = lock::me(started);

@@ -80,6 +80,8 @@ pub enum JobError {
     UnknownKey(String, String),
     #[error("[proxy] allowed_clients: {0}")]
     Clients(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -167,6 +169,15 @@ pub async fn serve(
     ready: impl FnOnce(SocketAddr, Arc<super::Counters>),
 ) -> Result<ProxyOutcome, JobError> {
     let req = resolve(req, config);
+    if let Some(url) = crate::store::postgres_url(&req.db) {
+        // The proxy's writer and lookups are SQLite's; say so rather than write a file named
+        // after the URL.
+        return Err(crate::store::StoreError::Unsupported {
+            url: crate::store::postgres::redacted(url),
+            what: "the recording proxy's records (token attributions, proxied objects)",
+        }
+        .into());
+    }
     let listen = req.listen.clone().unwrap_or_default();
     let catalog = Catalog::builtin_ref();
     let upstream_url = req

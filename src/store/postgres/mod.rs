@@ -64,14 +64,44 @@ pub fn is_url(target: &str) -> bool {
     target.starts_with("postgres://") || target.starts_with("postgresql://")
 }
 
+/// `url` as it may be shown (no password), or a note that it does not parse.
+pub fn redacted(url: &str) -> String {
+    url.parse::<postgres::Config>()
+        .map(|c| shown(&c))
+        .unwrap_or_else(|_| "a postgres:// URL that does not parse".into())
+}
+
 /// The PostgreSQL store.
 pub struct PgStore {
-    client: Mutex<Client>,
+    /// `None` only while dropping or after a lost connection could not be made again.
+    client: Mutex<Option<Client>>,
     config: postgres::Config,
     /// The URL without its password, for messages.
     shown: String,
     read_only: bool,
     pub(super) planner: RwLock<Option<Arc<dyn AlertPlanner>>>,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        // Closing the connection blocks: not on a runtime's thread.
+        let client = self
+            .client
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        off_runtime(move || drop(client));
+    }
+}
+
+/// Runs `f` here, or on a scoped thread when this thread is inside a tokio runtime (the driver's
+/// blocking calls, closing a connection included, panic there).
+fn off_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        std::thread::scope(|s| s.spawn(f).join()).unwrap_or_else(|p| std::panic::resume_unwind(p))
+    } else {
+        f()
+    }
 }
 
 impl std::fmt::Debug for PgStore {
@@ -114,9 +144,9 @@ impl PgStore {
             ))
         })?;
         let shown = shown(&config);
-        let client = connect(&config, &shown)?;
+        let client = off_runtime(|| connect(&config, &shown))?;
         let store = PgStore {
-            client: Mutex::new(client),
+            client: Mutex::new(Some(client)),
             config,
             shown,
             read_only,
@@ -145,21 +175,18 @@ impl PgStore {
         f: impl FnOnce(&mut Client) -> Result<R, StoreError> + Send,
     ) -> Result<R, StoreError> {
         let mut guard = self.client.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.is_closed() {
-            *guard = connect(&self.config, &self.shown)?;
-            if self.read_only {
-                guard
-                    .batch_execute("SET default_transaction_read_only = on")
-                    .map_err(self.q("make the session read-only"))?;
+        let slot: &mut Option<Client> = &mut guard;
+        off_runtime(move || {
+            if slot.as_ref().is_none_or(|c| c.is_closed()) {
+                let mut c = connect(&self.config, &self.shown)?;
+                if self.read_only {
+                    c.batch_execute("SET default_transaction_read_only = on")
+                        .map_err(self.q("make the session read-only"))?;
+                }
+                *slot = Some(c);
             }
-        }
-        let c: &mut Client = &mut guard;
-        if tokio::runtime::Handle::try_current().is_ok() {
-            std::thread::scope(|s| s.spawn(move || f(c)).join())
-                .unwrap_or_else(|p| std::panic::resume_unwind(p))
-        } else {
-            f(c)
-        }
+            f(slot.as_mut().expect("connected"))
+        })
     }
 
     /// Maps a driver error of the step `what` to a `StoreError` naming the database.
@@ -316,7 +343,7 @@ pub fn create_database(admin_url: &str, name: &str) -> Result<String, StoreError
         .parse()
         .map_err(|e: postgres::Error| StoreError::BadUrl(format!("not a PostgreSQL URL: {e}")))?;
     let shown = shown(&config);
-    let work = move || -> Result<(), StoreError> {
+    off_runtime(move || -> Result<(), StoreError> {
         let mut c = connect(&config, &shown)?;
         c.batch_execute(&format!("CREATE DATABASE {name}"))
             .map_err(|source| StoreError::Pg {
@@ -324,13 +351,7 @@ pub fn create_database(admin_url: &str, name: &str) -> Result<String, StoreError
                 what: "create database",
                 source,
             })
-    };
-    if tokio::runtime::Handle::try_current().is_ok() {
-        std::thread::scope(|s| s.spawn(work).join())
-            .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
-    } else {
-        work()?;
-    }
+    })?;
     Ok(with_dbname(admin_url, name))
 }
 
@@ -467,7 +488,7 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         files.sort();
-        let sqlite: Vec<String> = super::super::migrations::MIGRATIONS
+        let sqlite: Vec<String> = crate::store::migrations::MIGRATIONS
             .iter()
             .map(|m| format!("{:04}_{}.sql", m.version, m.name))
             .collect();

@@ -22,11 +22,70 @@ pub fn awxguard(dir: &Path) -> Command {
         .env_remove("AWXGUARD_CONFIG")
         .env_remove("AWXGUARD_AIRWALLEX_URL")
         .env_remove("AWXGUARD_LOG")
-        .env("AWXGUARD_DB", dir.join(".awxguard-test.db"))
+        .env("AWXGUARD_DB", db_target(dir))
         .env("AWXGUARD_NOW", "2026-11-24T12:00:00Z")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null());
     c
+}
+
+/// Whether this run of the suite records into PostgreSQL (`AWXGUARD_TEST_STORE=postgres`, with
+/// the server `AWXGUARD_TEST_PG_URL` names): `.ci/run` runs the store-backed tests a second time
+/// so.
+pub fn on_postgres() -> bool {
+    std::env::var("AWXGUARD_TEST_STORE").is_ok_and(|v| v == "postgres")
+}
+
+/// The database a test in `dir` records into: `dir/.awxguard-test.db`, or on PostgreSQL runs a
+/// fresh database of its own (the same one for every command run in `dir`).
+pub fn db_target(dir: &Path) -> PathBuf {
+    if !on_postgres() {
+        return dir.join(".awxguard-test.db");
+    }
+    // Remembered in memory, not in `dir`: a scan of `dir` must not meet a file of the harness.
+    static DATABASES: std::sync::Mutex<Vec<(PathBuf, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let mut known = DATABASES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, url)) = known.iter().find(|(d, _)| d == dir) {
+        return url.clone();
+    }
+    let url = awxguard::store::postgres::test_database("it")
+        .expect("AWXGUARD_TEST_STORE=postgres needs AWXGUARD_TEST_PG_URL (.ci/pg-cluster start)");
+    known.push((dir.to_path_buf(), PathBuf::from(&url)));
+    PathBuf::from(url)
+}
+
+/// Every text the test database holds (each row of each table), to grep for secrets: the SQLite
+/// file and its WAL as bytes, or on PostgreSQL every row as text.
+pub fn db_contents(dir: &Path) -> Vec<u8> {
+    let target = db_target(dir);
+    let Some(url) = awxguard::store::postgres_url(&target) else {
+        let mut out = std::fs::read(&target).unwrap_or_default();
+        out.extend(std::fs::read(dir.join(".awxguard-test.db-wal")).unwrap_or_default());
+        return out;
+    };
+    let cfg: postgres::Config = url.parse().unwrap();
+    let mut c = cfg.connect(postgres::NoTls).unwrap();
+    let tables: Vec<String> = c
+        .query(
+            "SELECT table_name::text FROM information_schema.tables \
+             WHERE table_schema = current_schema()",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut out = Vec::new();
+    for t in tables {
+        for r in c
+            .query(&format!("SELECT t::text FROM {t} t"), &[])
+            .unwrap()
+        {
+            out.extend(r.get::<_, String>(0).into_bytes());
+            out.push(b'\n');
+        }
+    }
+    out
 }
 
 /// Runs the binary with `args` in `dir`.

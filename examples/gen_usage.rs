@@ -144,6 +144,7 @@ fn facts(keys: usize, catalog: &Catalog) -> Vec<KeyFacts> {
                 base_url: "http://127.0.0.1".into(),
             }),
             leaks: vec![],
+            found_by: Default::default(),
         })
         .collect()
 }

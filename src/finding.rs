@@ -122,6 +122,50 @@ impl Status {
     }
 }
 
+/// Why a finding was resolved (findings contract, `resolution`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Resolution {
+    /// A run that looked where the finding was seen no longer sees it.
+    Fixed,
+    /// An incident (anomaly, money-movement event) quiet for the configured period.
+    AgedOut,
+}
+
+impl Resolution {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resolution::Fixed => "fixed",
+            Resolution::AgedOut => "aged-out",
+        }
+    }
+
+    /// How a finding of `rule` ends when a run no longer reports it: an incident (`anomaly.*`,
+    /// `watch.*`: something that happened) ages out; a condition (a leak, a setting) is fixed.
+    pub fn for_rule(rule: &str) -> Resolution {
+        if rule.starts_with("anomaly.") || rule.starts_with("watch.") {
+            Resolution::AgedOut
+        } else {
+            Resolution::Fixed
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn parse(s: &str) -> Option<Resolution> {
+        match s {
+            "fixed" => Some(Resolution::Fixed),
+            "aged-out" => Some(Resolution::AgedOut),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Resolution {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The commit that introduced a blob; `id` is `"staged"` for the index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Commit {
@@ -196,11 +240,19 @@ pub struct Finding {
     pub recommendation: Option<Recommendation>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Status>,
+    /// Why it was resolved (`fixed`, `aged-out`), when `status` is `resolved`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Resolution>,
     /// Rule ids of weaker findings on the same key that this one implies and carries (folding,
     /// findings contract): they are not reported on their own; for an anomaly, the rules of the
     /// other signals of the same incident.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub also: Vec<String>,
+    /// The inputs that observed it (`scan:tree:/srv/app`, `secret:env:PAYVY_KEY`,
+    /// `usage:/var/log/awx`, ...): only a run that looked at all of them can resolve it (the
+    /// store keeps them beside the finding). Not part of the contract's JSON.
+    #[serde(skip)]
+    pub observed_by: Vec<String>,
 }
 
 impl Finding {
@@ -230,8 +282,15 @@ impl Finding {
             evidence: None,
             recommendation: None,
             status: None,
+            resolution: None,
             also: Vec::new(),
+            observed_by: Vec::new(),
         }
+    }
+
+    /// The first 8 hex digits of the id: what people read and type (`findings ack 3f9a12c4`).
+    pub fn short_id(&self) -> &str {
+        self.id.get(..8).unwrap_or(&self.id)
     }
 
     /// Sort order of every report: most severe first, live keys before others, then by place.

@@ -84,21 +84,21 @@ pub fn parse_expiry(s: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>
 
 pub fn run(ctx: &Context, cmd: FindingsCommand) -> anyhow::Result<u8> {
     let now = ctx.clock().now();
-    // Listing only reads: the database is opened read-only (a read-only file will do).
+    // Listing only reads: opened read-only (a read-only file will do). Nothing here creates a
+    // database: a path without one is a mistyped path (issue 16).
     let store = match &cmd {
         FindingsCommand::List { .. } => ctx.open_store_read_only()?,
-        _ => ctx.open_store()?,
+        _ => ctx.open_store_existing()?,
     };
     match cmd {
         FindingsCommand::List { status, scope } => {
-            let findings = crate::store::findings::select(
+            let listing = crate::store::findings::listing(
                 store.as_ref(),
                 scope.as_deref(),
                 status.map(StatusArg::status),
                 now,
             )?;
-            let report = Report::new("findings", findings);
-            ctx.emit(&report)
+            ctx.emit(&Report::from(listing))
         }
         FindingsCommand::Ack {
             id,

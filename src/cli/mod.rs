@@ -11,6 +11,7 @@ mod findings;
 mod hook;
 mod inventory;
 mod proxy;
+mod report;
 mod rules;
 mod sandbox;
 mod scan;
@@ -113,6 +114,10 @@ pub enum Command {
     /// The recording (and, with --enforce, enforcing) proxy in front of Airwallex: point the
     /// integration's Airwallex base URL at it.
     Proxy(proxy::ProxyArgs),
+    /// The store's current state as a report: keys by risk, what is new and resolved, each key
+    /// with its findings and usage chart, leaks by repository, anomalies, and the blast radius
+    /// of every leaked key. `--format html -o report.html` writes a printable page.
+    Report(report::ReportArgs),
     /// Watch the account's money movement with a read-only key: new payees paid at once,
     /// unusual amounts, destinations and bursts, changed webhooks, a falling balance; who made
     /// each change (a proxied key, or none: from outside).
@@ -148,6 +153,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Findings(cmd) => findings::run(&ctx, cmd),
         Command::Alerts(cmd) => alerts::run(&ctx, cmd),
         Command::Watch(args) => watch::run(&ctx, args),
+        Command::Report(args) => report::run(&ctx, args),
         Command::Daemon(_) => unreachable!("the daemon runs before the runtime is built"),
     };
     // Whatever the run's outcome, what it queued goes out now.
@@ -254,6 +260,7 @@ impl Context {
     fn open_store_with(
         &self,
         read_only: bool,
+        create: bool,
     ) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
         let (path, explicit) = self.db_location()?;
         let opened = crate::store::open_with(
@@ -261,6 +268,7 @@ impl Context {
             crate::store::OpenOptions {
                 read_only,
                 create_dir: !explicit,
+                create,
             },
         )?;
         for n in &opened.notes {
@@ -271,15 +279,22 @@ impl Context {
     }
 
     /// The database for a command that only reads it (`findings list`, `alerts list`): opened
-    /// read-only (a read-only file will do), never created or upgraded.
+    /// read-only (a read-only file will do), never created or upgraded; a path where there is
+    /// no database is refused (a mistyped `--db` must not read as "no findings").
     pub fn open_store_read_only(&self) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
-        self.open_store_with(true)
+        self.open_store_with(true, false)
+    }
+
+    /// The database for a command that changes what was recorded (`findings ack`, `unack`):
+    /// never created (there is nothing to change in a new one).
+    pub fn open_store_existing(&self) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
+        self.open_store_with(false, false)
     }
 
     /// The database: `--db`, `AWXGUARD_DB`, `[store] path`, or the default under the XDG data
     /// directory.
     pub fn open_store(&self) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
-        let store = self.open_store_with(false)?;
+        let store = self.open_store_with(false, true)?;
         // Every run recorded through this store queues its alerts when [alerts] is configured.
         if let Some(planner) = crate::alert::install(store.as_ref(), &self.config) {
             *self.alerting.borrow_mut() = Some(Alerting {

@@ -16,9 +16,10 @@ use toml::Spanned;
 pub struct RawKey {
     pub name: Option<Spanned<String>>,
     pub client_id: Option<Spanned<String>>,
-    /// `env:VAR` or `file:PATH`; a literal key only with `allow_literal = true`.
+    /// `env:VAR` or `file:PATH`. A literal key is accepted too, and is a finding
+    /// (`privilege.secret-literal`).
     pub api_key: Option<Spanned<String>>,
-    /// The user insists on a literal `api_key` (reported as a finding all the same).
+    /// The literal `api_key` is accepted: its finding is reported acknowledged (by the config).
     #[serde(default)]
     pub allow_literal: bool,
     pub environment: Option<Spanned<String>>,
@@ -42,8 +43,9 @@ pub enum SecretSpec {
     Env(String),
     /// `file:PATH`, resolved against the config file's directory.
     File(PathBuf),
-    /// A literal key in the config file (`allow_literal = true`).
-    Literal(Secret<String>),
+    /// A literal key in the config file: a finding, acknowledged when the table says
+    /// `allow_literal = true` (`accepted`).
+    Literal { key: Secret<String>, accepted: bool },
 }
 
 /// The one description of a key: what its declaration says (for a shadow key, what discovery
@@ -160,15 +162,12 @@ fn parse_secret(value: &str, allow_literal: bool, base: &Path) -> Result<SecretS
     }
     let trimmed = value.trim();
     if is_api_key_shape(trimmed) {
-        if allow_literal {
-            return Ok(SecretSpec::Literal(Secret::new(trimmed.to_string())));
-        }
-        return Err(format!(
-            "holds a literal API key ({}); put it in an environment variable (api_key = \
-             \"env:VAR\") or a file readable only by you (api_key = \"file:PATH\"), or set \
-             allow_literal = true to keep it here (reported as a finding)",
-            crate::secret::preview(trimmed)
-        ));
+        // Never a reason to stop: the audit reports it (privilege.secret-literal) and audits
+        // every key; `allow_literal = true` records that the literal is accepted.
+        return Ok(SecretSpec::Literal {
+            key: Secret::new(trimmed.to_string()),
+            accepted: allow_literal,
+        });
     }
     let scheme = value
         .split_once(':')
@@ -369,7 +368,7 @@ pub(super) fn validate_keys(
         if let (Some(c), Some(s)) = (&client_id, &k.api_key) {
             // The same credential twice: the same client ID and the same reference.
             let reference = match parse_secret(s.get_ref(), true, base) {
-                Ok(SecretSpec::Literal(l)) => l.fingerprint(),
+                Ok(SecretSpec::Literal { key, .. }) => key.fingerprint(),
                 Ok(SecretSpec::File(p)) => format!("file:{}", p.display()),
                 _ => s.get_ref().clone(),
             };
@@ -677,18 +676,33 @@ scopes = ["transfer:read"]
     }
 
     #[test]
-    fn literal_key_needs_insistence_and_is_never_echoed() {
+    fn a_literal_key_is_accepted_and_allow_literal_records_its_acceptance() {
+        // Issue 16: a literal no longer stops the config (the audit reports it and audits every
+        // key); `allow_literal = true` only says it is accepted.
         let key = "3f9a".to_string() + &"7b1c".repeat(22) + "c21e";
         assert!(is_api_key_shape(&key));
         let text = format!(
             "[[key]]\nname = \"x\"\nclient_id = \"c\"\napi_key = \"{key}\"\nenvironment = \
              \"sandbox\"\nkind = \"admin\"\n"
         );
-        let msg = parse(&text).unwrap_err();
-        assert!(msg.contains(":4: key \"x\": api_key: holds a literal API key (3f9a…c21e)"));
-        assert!(!msg.contains(&key[4..92]), "{msg}");
+        let ok = parse(&text).unwrap();
+        assert!(matches!(
+            ok.keys[0].secret,
+            SecretSpec::Literal {
+                accepted: false,
+                ..
+            }
+        ));
         let ok = parse(&text.replace("kind", "allow_literal = true\nkind")).unwrap();
-        assert!(matches!(ok.keys[0].secret, SecretSpec::Literal(_)));
+        assert!(matches!(
+            ok.keys[0].secret,
+            SecretSpec::Literal { accepted: true, .. }
+        ));
+        // Something that is neither a reference nor a key is refused, and never echoed.
+        let almost = format!("{}Z", &key[..95]);
+        let msg = parse(&text.replace(&key, &almost)).unwrap_err();
+        assert!(msg.contains(":4: key \"x\": api_key: is neither"), "{msg}");
+        assert!(!msg.contains(&key[4..92]), "{msg}");
     }
 
     #[test]

@@ -88,37 +88,38 @@ pub(super) fn validate(
         }
         src.base().join(p.get_ref())
     });
-    let url = raw.url.as_ref().and_then(|u| {
-        let v = u.get_ref();
-        if raw.path.is_some() {
-            problems.push(src.problem(
-                u.span(),
-                "store.url",
-                "give either path (SQLite) or url (PostgreSQL), not both".into(),
-            ));
-            return None;
-        }
-        if v.starts_with("env:") || v.starts_with("file:") {
-            return match parse_credential(v, src.base()) {
-                Ok(r) => Some(StoreUrl::Ref(r)),
-                Err(m) => {
-                    problems.push(src.problem(u.span(), "store.url", m));
-                    None
-                }
-            };
-        }
-        if !is_pg_url(v) {
-            problems.push(src.problem(
+    let url =
+        raw.url.as_ref().and_then(|u| {
+            let v = u.get_ref();
+            if raw.path.is_some() {
+                problems.push(src.problem(
+                    u.span(),
+                    "store.url",
+                    "give either path (SQLite) or url (PostgreSQL), not both".into(),
+                ));
+                return None;
+            }
+            if v.starts_with("env:") || v.starts_with("file:") {
+                return match parse_credential(v, src.base()) {
+                    Ok(r) => Some(StoreUrl::Ref(r)),
+                    Err(m) => {
+                        problems.push(src.problem(u.span(), "store.url", m));
+                        None
+                    }
+                };
+            }
+            if !is_pg_url(v) {
+                problems.push(src.problem(
                 u.span(),
                 "store.url",
                 "must be a postgres:// URL (e.g. \"postgres://awxguard@db.internal/awxguard\") \
                  or a reference to one, \"env:VAR\" / \"file:PATH\""
                     .into(),
             ));
-            return None;
-        }
-        if has_password(v) {
-            problems.push(src.problem(
+                return None;
+            }
+            if has_password(v) {
+                problems.push(src.problem(
                 u.span(),
                 "store.url",
                 "holds a password: keep credentials out of the config file; put the whole URL \
@@ -126,10 +127,10 @@ pub(super) fn validate(
                  \"file:PATH\""
                     .into(),
             ));
-            return None;
-        }
-        Some(StoreUrl::Literal(v.clone()))
-    });
+                return None;
+            }
+            Some(StoreUrl::Literal(v.clone()))
+        });
     StoreConfig { path, url }
 }
 

@@ -1,12 +1,19 @@
-//! `awxguard demo`: the main job on bundled sample data, with no Airwallex account and no
-//! network. It writes a sample repository (with git history when git is installed) and a sample
-//! key inventory with 100 days of usage evidence, serves the local Airwallex simulator on
-//! loopback (on the caller's runtime), and runs the real commands against them: a working-tree
-//! scan, a history scan with live verification, and a least-privilege audit. Every key is made up
-//! on the spot; the files' text is in `data/`, with `{placeholders}` for the keys.
+//! `awxguard demo`: the whole story on generated data, with no Airwallex account and no network.
+//! It writes a sample repository (a key in its history), a key inventory with an admin key and a
+//! payee-and-pay key, five weeks of usage with a weekly batch peak and an incident, serves the
+//! local Airwallex simulator on loopback (on the caller's runtime), and runs the library's jobs
+//! against them, recording into one store: scans of the tree and the history with live
+//! verification, the usage anomaly detection, the least-privilege audit, the money-movement
+//! watch catching a payee created and paid at once with the leaked key, the alerts delivered to
+//! the file sink, and the HTML report (`story.rs`). Every key is made up on the spot; the files'
+//! text is in `data/`, with `{placeholders}` for the keys.
 
-use crate::airwallex::simulator::{Behaviour, SimState, Simulator};
-use crate::clock::Clock;
+mod story;
+mod usage;
+
+pub use story::{run, DemoOutcome, DemoRequest};
+
+use chrono::{DateTime, Utc};
 use rand::Rng;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,15 +39,25 @@ pub enum DemoError {
     Simulator(#[source] std::io::Error),
     #[error("the demo stopped: {0}")]
     Panicked(String),
+    #[error("{step} failed")]
+    Step {
+        step: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
-/// What the demo is asked to do.
-#[derive(Debug, Clone)]
-pub struct DemoRequest {
-    /// Write the sample data here and keep it (else a temporary directory, removed afterwards).
-    pub dir: Option<PathBuf>,
-    /// The report format of the commands it runs: `human` or `json`.
-    pub format: &'static str,
+impl DemoError {
+    /// A step of the story (a library job) that failed.
+    pub fn step(
+        step: &'static str,
+        e: impl std::error::Error + Send + Sync + 'static,
+    ) -> DemoError {
+        DemoError::Step {
+            step,
+            source: Box::new(e),
+        }
+    }
 }
 
 /// The sample repository's files: (path in the repository, template).
@@ -94,6 +111,12 @@ pub fn random_client_id() -> String {
         .collect()
 }
 
+/// A key the demo made: from now on the redaction gate scrubs it from anything going out.
+fn held(key: String) -> String {
+    crate::redact::hold(&key);
+    key
+}
+
 /// Writes `text` to `dir/rel`, creating parent directories.
 fn write(dir: &Path, rel: &str, text: &str) -> std::io::Result<()> {
     let p = dir.join(rel);
@@ -123,11 +146,11 @@ impl Default for DemoKeys {
     fn default() -> DemoKeys {
         DemoKeys {
             client_id: random_client_id(),
-            env_key: random_api_key(),
-            script_key: random_api_key(),
-            k8s_key: random_api_key(),
-            history_key: random_api_key(),
-            branch_key: random_api_key(),
+            env_key: held(random_api_key()),
+            script_key: held(random_api_key()),
+            k8s_key: held(random_api_key()),
+            history_key: held(random_api_key()),
+            branch_key: held(random_api_key()),
         }
     }
 }
@@ -154,22 +177,24 @@ pub fn write_sample_repo(dir: &Path, keys: &DemoKeys) -> std::io::Result<()> {
     Ok(())
 }
 
-fn git(repo: &Path, args: &[&str]) -> Result<(), DemoError> {
+/// Runs git in `repo` as the demo's developer, commits dated `when`.
+fn git(repo: &Path, when: DateTime<Utc>, args: &[&str]) -> Result<(), DemoError> {
+    let date = when.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let out = Command::new("git")
         .current_dir(repo)
         .args([
             "-c",
-            "user.name=Demo Developer",
+            "user.name=Dana Developer",
             "-c",
-            "user.email=dev@example.com",
+            "user.email=dana@example.com",
             "-c",
             "commit.gpgsign=false",
             "-c",
             "init.defaultBranch=main",
         ])
         .args(args)
-        .env("GIT_AUTHOR_DATE", "2026-09-01T10:00:00Z")
-        .env("GIT_COMMITTER_DATE", "2026-09-01T10:00:00Z")
+        .env("GIT_AUTHOR_DATE", &date)
+        .env("GIT_COMMITTER_DATE", &date)
         .output()
         .map_err(|source| DemoError::Run {
             what: format!("git {}", args.join(" ")),
@@ -185,9 +210,9 @@ fn git(repo: &Path, args: &[&str]) -> Result<(), DemoError> {
     Ok(())
 }
 
-/// Gives the sample repository a history: a key committed and deleted later, and one living only
-/// on an unmerged branch.
-fn write_history(repo: &Path, keys: &DemoKeys) -> Result<(), DemoError> {
+/// Gives the sample repository a history, dated back from `t0`: a key committed 60 days ago and
+/// deleted 45 days ago (still live), and one living only on an unmerged branch.
+fn write_history(repo: &Path, keys: &DemoKeys, t0: DateTime<Utc>) -> Result<(), DemoError> {
     let io = |source| DemoError::Write {
         path: repo.to_path_buf(),
         source,
@@ -197,43 +222,96 @@ fn write_history(repo: &Path, keys: &DemoKeys) -> Result<(), DemoError> {
         ("history_key", keys.history_key.as_str()),
         ("branch_key", keys.branch_key.as_str()),
     ];
-    git(repo, &["init", "-q"])?;
+    let days = |d: i64| t0 - chrono::Duration::days(d);
+    git(repo, days(60), &["init", "-q"])?;
     write(
         repo,
         "config/airwallex.yml",
         &fill(include_str!("data/history/airwallex.yml"), &vars),
     )
     .map_err(io)?;
-    git(repo, &["add", "-A"])?;
-    git(repo, &["commit", "-qm", "Payouts service"])?;
+    git(repo, days(60), &["add", "-A"])?;
+    git(repo, days(60), &["commit", "-qm", "Payouts service"])?;
     std::fs::remove_file(repo.join("config/airwallex.yml")).map_err(io)?;
-    git(repo, &["add", "-A"])?;
+    git(repo, days(45), &["add", "-A"])?;
     git(
         repo,
+        days(45),
         &["commit", "-qm", "Move the Airwallex key to the environment"],
     )?;
-    git(repo, &["checkout", "-qb", "feature/staging"])?;
+    git(repo, days(40), &["checkout", "-qb", "feature/staging"])?;
     write(
         repo,
         ".env.staging",
         &fill(include_str!("data/history/env.staging"), &vars),
     )
     .map_err(io)?;
-    git(repo, &["add", ".env.staging"])?;
-    git(repo, &["commit", "-qm", "Staging config"])?;
-    git(repo, &["checkout", "-q", "main"])?;
+    git(repo, days(40), &["add", ".env.staging"])?;
+    git(repo, days(40), &["commit", "-qm", "Staging config"])?;
+    git(repo, days(40), &["checkout", "-q", "main"])?;
     std::fs::remove_file(repo.join(".env.staging")).ok();
     Ok(())
 }
 
-/// The inventory: four keys with the problems a real audit finds, their secrets in files.
-fn write_inventory(
+/// Writes the sample repository (history when git is installed, then the working tree, committed
+/// `LEAK_DAYS` days before `t0`: that commit brings payvy-ap's key in `.env`). Returns whether
+/// git made a history.
+pub fn write_repo(repo: &Path, keys: &DemoKeys, t0: DateTime<Utc>) -> Result<bool, DemoError> {
+    let io = |source| DemoError::Write {
+        path: repo.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(repo).map_err(io)?;
+    let have_git = Command::new("git").arg("--version").output().is_ok();
+    if have_git {
+        write_history(repo, keys, t0)?;
+    }
+    write_sample_repo(repo, keys).map_err(io)?;
+    if have_git {
+        let when = t0 - chrono::Duration::days(LEAK_DAYS);
+        git(repo, when, &["add", "-A"])?;
+        git(
+            repo,
+            when,
+            &["commit", "-qm", "Payouts: read the Airwallex key from .env"],
+        )?;
+    }
+    Ok(have_git)
+}
+
+/// How many days before the story the commit that leaked payvy-ap's key was made.
+pub const LEAK_DAYS: i64 = 9;
+
+/// The keys of the inventory besides payvy-ap (whose key is `DemoKeys::env_key`).
+pub struct OtherKeys {
+    pub reporting: String,
+    pub legacy: String,
+    pub sandbox: String,
+    pub watcher: String,
+    /// Client IDs of reporting, legacy-admin, payvy-sandbox and treasury-watch.
+    pub cids: [String; 4],
+}
+
+impl Default for OtherKeys {
+    fn default() -> OtherKeys {
+        OtherKeys {
+            reporting: held(random_api_key()),
+            legacy: held(random_api_key()),
+            sandbox: held(random_api_key()),
+            watcher: held(random_api_key()),
+            cids: std::array::from_fn(|_| random_client_id()),
+        }
+    }
+}
+
+/// The inventory: five keys with the problems a real audit finds (and a read-only key for the
+/// watch), their secrets in files, followed by `sections` (the demo's `[airwallex]`,
+/// `[alerts]`, `[watch]`).
+pub fn write_inventory(
     ops: &Path,
     keys: &DemoKeys,
-    reporting: &str,
-    legacy: &str,
-    sandbox: &str,
-    cid: [&str; 3],
+    other: &OtherKeys,
+    sections: &str,
 ) -> std::io::Result<()> {
     let secret = |name: &str, value: &str, mode: u32| -> std::io::Result<()> {
         let p = ops.join("secrets").join(name);
@@ -247,303 +325,20 @@ fn write_inventory(
         Ok(())
     };
     secret("payvy-ap.key", &keys.env_key, 0o600)?;
-    secret("reporting.key", reporting, 0o644)?;
-    secret("legacy-admin.key", legacy, 0o600)?;
-    secret("payvy-sandbox.key", sandbox, 0o600)?;
+    secret("reporting.key", &other.reporting, 0o644)?;
+    secret("legacy-admin.key", &other.legacy, 0o600)?;
+    secret("payvy-sandbox.key", &other.sandbox, 0o600)?;
+    secret("treasury-watch.key", &other.watcher, 0o600)?;
     let vars = [
         ("payvy_cid", keys.client_id.as_str()),
-        ("reporting_cid", cid[0]),
-        ("legacy_cid", cid[1]),
-        ("sandbox_cid", cid[2]),
+        ("reporting_cid", other.cids[0].as_str()),
+        ("legacy_cid", other.cids[1].as_str()),
+        ("sandbox_cid", other.cids[2].as_str()),
+        ("watch_cid", other.cids[3].as_str()),
     ];
-    write(ops, "awxguard.toml", &fill(INVENTORY, &vars))
-}
-
-/// 100 days of usage evidence (usage-event contract) ending at `now`.
-fn write_usage(ops: &Path, now: chrono::DateTime<chrono::Utc>) -> std::io::Result<usize> {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let mut n = 0;
-    let mut event = |out: &mut String,
-                     t: chrono::DateTime<chrono::Utc>,
-                     key: &str,
-                     method: &str,
-                     path: &str,
-                     status: u16,
-                     ip: &str,
-                     host: &str| {
-        let _ = writeln!(
-            out,
-            r#"{{"ts":"{}","key":"{key}","method":"{method}","path":"{path}","status":{status},"source_ip":"{ip}","host":"{host}"}}"#,
-            t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        );
-        n += 1;
-    };
-    let prod = "api.airwallex.com";
-    for day in 0..100 {
-        let t = now - chrono::Duration::days(100 - day) + chrono::Duration::hours(9);
-        // Payvy pays bills: it reads balances and beneficiaries and creates transfers; it never
-        // creates a beneficiary, so beneficiary:write is not needed.
-        event(
-            &mut out,
-            t,
-            "payvy-ap",
-            "GET",
-            "/api/v1/balances/current",
-            200,
-            "203.0.113.10",
-            prod,
-        );
-        event(
-            &mut out,
-            t + chrono::Duration::minutes(1),
-            "payvy-ap",
-            "GET",
-            "/api/v1/beneficiaries",
-            200,
-            "203.0.113.10",
-            prod,
-        );
-        if day % 3 == 0 {
-            event(
-                &mut out,
-                t + chrono::Duration::minutes(2),
-                "payvy-ap",
-                "POST",
-                "/api/v1/transfers/create",
-                201,
-                "203.0.113.10",
-                prod,
-            );
-            event(
-                &mut out,
-                t + chrono::Duration::minutes(3),
-                "payvy-ap",
-                "GET",
-                &format!(
-                    "/api/v1/transfers/{:08x}-1c2d-4e5f-8a9b-{:012x}",
-                    day * 7919,
-                    day * 104729
-                ),
-                200,
-                "203.0.113.10",
-                prod,
-            );
-        }
-        // Reporting only reads.
-        event(
-            &mut out,
-            t + chrono::Duration::hours(14),
-            "reporting",
-            "GET",
-            "/api/v1/financial_transactions",
-            200,
-            "198.51.100.7",
-            prod,
-        );
-        event(
-            &mut out,
-            t + chrono::Duration::hours(14),
-            "reporting",
-            "GET",
-            "/api/v1/balances/history",
-            200,
-            "198.51.100.7",
-            prod,
-        );
-        // The sandbox key runs in CI against the sandbox.
-        if day % 7 == 0 {
-            event(
-                &mut out,
-                t,
-                "payvy-sandbox",
-                "POST",
-                "/api/v1/transfers/create",
-                201,
-                "192.0.2.50",
-                "api-demo.airwallex.com",
-            );
-        }
-    }
-    // The legacy admin key was last used 95 days ago.
-    event(
-        &mut out,
-        now - chrono::Duration::days(95),
-        "legacy-admin",
-        "GET",
-        "/api/v1/balances/current",
-        200,
-        "192.0.2.10",
-        prod,
-    );
-    write(ops, "usage/events.jsonl", &out)?;
-    Ok(n)
-}
-
-fn section(title: &str) {
-    tell!("\n=== {title} ===");
-}
-
-/// Runs this same binary with `args` on a blocking thread, its output going straight to the
-/// terminal.
-async fn run_child(args: &[&str], envs: &[(&str, &str)], cwd: &Path) -> Result<i32, DemoError> {
-    let exe = std::env::current_exe().map_err(|source| DemoError::Run {
-        what: "the awxguard binary".into(),
-        source,
-    })?;
-    tell!("$ awxguard {}", args.join(" "));
-    let mut cmd = Command::new(exe);
-    cmd.args(args).envs(envs.iter().copied()).current_dir(cwd);
-    let status = tokio::task::spawn_blocking(move || cmd.status())
-        .await
-        .map_err(|e| DemoError::Panicked(e.to_string()))?
-        .map_err(|source| DemoError::Run {
-            what: "awxguard".into(),
-            source,
-        })?;
-    Ok(status.code().unwrap_or(2))
-}
-
-/// Runs the demo; the simulator serves on the caller's runtime until the demo is done.
-pub async fn run(req: DemoRequest, clock: &dyn Clock) -> Result<(), DemoError> {
-    let tmp;
-    let dir = match &req.dir {
-        Some(d) => {
-            std::fs::create_dir_all(d).map_err(|source| DemoError::Write {
-                path: d.clone(),
-                source,
-            })?;
-            d.clone()
-        }
-        None => {
-            tmp = TempDir::new().map_err(|source| DemoError::Write {
-                path: std::env::temp_dir(),
-                source,
-            })?;
-            tmp.0.clone()
-        }
-    };
-    let repo = dir.join("payments-service");
-    let ops = dir.join("ops");
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| DemoError::Write { path, source }
-    };
-    std::fs::create_dir_all(&repo).map_err(io(&repo))?;
-    let keys = DemoKeys::default();
-    let have_git = Command::new("git").arg("--version").output().is_ok();
-    if have_git {
-        write_history(&repo, &keys)?;
-    }
-    write_sample_repo(&repo, &keys).map_err(io(&repo))?;
-    if have_git {
-        git(&repo, &["add", "-A"])?;
-        git(&repo, &["commit", "-qm", "Working tree of the demo"])?;
-    }
-
-    // The local Airwallex: which keys log in, and what their tokens allow.
-    let (reporting, legacy, sandbox) = (random_api_key(), random_api_key(), random_api_key());
-    let cids = [random_client_id(), random_client_id(), random_client_id()];
-    let mut state = SimState::default()
-        .with_key(&keys.client_id, &keys.env_key, Behaviour::Live)
-        .with_key(&keys.client_id, &keys.script_key, Behaviour::Revoked)
-        .with_key(&keys.client_id, &keys.history_key, Behaviour::Live)
-        .with_key(&keys.client_id, &keys.branch_key, Behaviour::Revoked)
-        .with_key(&cids[0], &reporting, Behaviour::Live)
-        .with_key(&cids[1], &legacy, Behaviour::Live)
-        .with_key(&cids[2], &sandbox, Behaviour::Live);
-    // payvy-ap's token lists its scopes; reporting is declared read-only but its token shows
-    // full access: an admin in disguise.
-    state.keys[0].permissions = ["transfer:write", "beneficiary:write", "balance:read"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(DemoError::Simulator)?;
-    let url = format!(
-        "http://{}",
-        listener.local_addr().map_err(DemoError::Simulator)?
-    );
-    let server = tokio::spawn(Simulator::new(state).serve(listener));
-
-    let now = clock.now();
-    write_inventory(
-        &ops,
-        &keys,
-        &reporting,
-        &legacy,
-        &sandbox,
-        [&cids[0], &cids[1], &cids[2]],
-    )
-    .map_err(io(&ops))?;
-    let events = write_usage(&ops, now).map_err(io(&ops))?;
-    let db = dir.join("awxguard-demo.db");
-    let db_s = db.display().to_string();
-    let envs = [
-        ("AWXGUARD_AIRWALLEX_URL", url.as_str()),
-        ("AWXGUARD_DB", db_s.as_str()),
-    ];
-    let format = req.format;
-
-    tell!(
-        "awxguard demo: sample data in {} (keys made up on the spot), a local Airwallex simulator at {url}",
-        dir.display()
-    );
-    section("1. Working tree: leaked keys in files");
-    let c1 = run_child(&["scan", "--format", format, "."], &envs, &repo).await?;
-    if have_git {
-        section("2. Full git history, every branch, with live verification against the simulator");
-        run_child(
-            &["scan", "--format", format, "--git", "--verify", "."],
-            &envs,
-            &repo,
-        )
-        .await?;
-    } else {
-        section("2. Git history: skipped, git is not installed");
-    }
-    section(&format!(
-        "3. Least-privilege audit of 4 declared keys, {events} usage events over 100 days"
-    ));
-    let audit_args = [
-        "audit",
-        "--format",
-        format,
-        "--config",
+    write(
+        ops,
         "awxguard.toml",
-        "--usage",
-        "usage",
-        "--scan",
-        "../payments-service",
-    ];
-    run_child(&audit_args, &envs, &ops).await?;
-    server.abort();
-    tell!(
-        "\nawxguard demo: done. The docs placeholder, the env lookups, the SHA-384 digest, the \
-         allow-listed line, the ignored node_modules/ and the binary logo were rightly left alone. \
-         A real `awxguard scan` exits {c1} on findings like these; the demo itself exits 0."
-    );
-    Ok(())
-}
-
-/// A temporary directory removed on drop (the demo's only need; tests use the tempfile crate).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> std::io::Result<TempDir> {
-        let p = std::env::temp_dir().join(format!(
-            "awxguard-demo-{}-{}",
-            std::process::id(),
-            rand::thread_rng().gen::<u32>()
-        ));
-        std::fs::create_dir_all(&p)?;
-        Ok(TempDir(p))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+        &format!("{}\n{sections}", fill(INVENTORY, &vars)),
+    )
 }

@@ -43,6 +43,23 @@ fn locate(roots: &[PathBuf], display: &str) -> Option<PathBuf> {
     None
 }
 
+/// The input id of the root among `roots` that holds `abs` (the first root when none does).
+fn source_of(roots: &[PathBuf], abs: Option<&Path>, mode: Found) -> String {
+    let root = abs
+        .and_then(|a| {
+            roots
+                .iter()
+                .find(|r| a.starts_with(canonical(r)))
+                .map(|r| r.as_path())
+        })
+        .or(roots.first().map(|r| r.as_path()))
+        .unwrap_or(Path::new("."));
+    match mode {
+        Found::Stored => super::facts::input::discover(root),
+        Found::Leaked => super::facts::input::scan_tree(root),
+    }
+}
+
 /// What a place where a key was found means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Found {
@@ -100,29 +117,35 @@ pub fn discover(
                 (p, l, abs)
             })
             .collect();
+        let sources: Vec<String> = files
+            .iter()
+            .map(|(_, _, abs)| source_of(roots, abs.as_deref(), mode))
+            .collect();
         let leaks: Vec<LeakFact> = files
             .iter()
             .zip(&ids)
-            .map(|((p, l, _), id)| LeakFact {
+            .zip(&sources)
+            .map(|(((p, l, _), id), source)| LeakFact {
                 rule: API_KEY_RULE.to_string(),
                 path: p.clone(),
                 line: Some(*l),
                 commit: None,
                 finding_id: id.clone(),
+                source: source.clone(),
             })
             .collect();
         if let Some(entry) = inv.by_fingerprint_mut(&fp) {
             // Where the config says the key lives is not a discovery.
             let own: Option<PathBuf> = match &entry.facts.storage.source {
                 SecretSource::File { path } => Some(canonical(path)),
-                SecretSource::Literal => entry
+                SecretSource::Literal { .. } => entry
                     .facts
                     .declaration()
                     .and_then(|d| d.rsplit_once(':'))
                     .map(|(p, _)| canonical(Path::new(p))),
                 SecretSource::Env { .. } => None,
             };
-            for ((p, l, abs), leak) in files.into_iter().zip(leaks) {
+            for (((p, l, abs), leak), source) in files.into_iter().zip(leaks).zip(sources) {
                 if abs.is_some() && abs == own {
                     continue;
                 }
@@ -139,6 +162,7 @@ pub fn discover(
                     continue;
                 }
                 let loc = format!("{p}:{l}");
+                entry.facts.found_by.insert(source);
                 if !entry.facts.storage.plaintext_locations.contains(&loc) {
                     entry.facts.storage.plaintext_locations.push(loc);
                     out.declared_found += 1;
@@ -206,6 +230,11 @@ pub fn discover(
             } else {
                 Vec::new()
             },
+            found_by: if mode == Found::Stored {
+                sources.into_iter().collect()
+            } else {
+                Default::default()
+            },
         };
         let mut facts = facts;
         if let Some((_, _, Some(abs))) = files.first() {
@@ -213,5 +242,56 @@ pub fn discover(
         }
         inv.entries.push(Entry { facts, secret });
     }
+    out
+}
+
+/// What linking a repository's history did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HistoryLinks {
+    /// Leaks added to known keys.
+    pub linked: usize,
+    /// Keys in the history that no inventory entry knows.
+    pub unknown: usize,
+}
+
+/// Links the API keys a history scan of `repo` found (`findings`) to the inventory keys with the
+/// same fingerprint, as leaks with their commit (a key committed once is leaked, whatever the
+/// work tree holds now).
+pub fn link_history(
+    inv: &mut Inventory,
+    repo: &Path,
+    findings: &[crate::finding::Finding],
+) -> HistoryLinks {
+    let source = super::facts::input::scan_git(repo);
+    let mut out = HistoryLinks::default();
+    let mut unknown = BTreeSet::new();
+    for f in findings {
+        let (Some(secret), Some(path)) = (&f.secret, &f.path) else {
+            continue;
+        };
+        if f.rule != API_KEY_RULE {
+            continue;
+        }
+        match inv.by_fingerprint_mut(&secret.fingerprint) {
+            Some(e) => {
+                if e.facts.leaks.iter().any(|l| l.finding_id == f.id) {
+                    continue;
+                }
+                e.facts.leaks.push(LeakFact {
+                    rule: f.rule.clone(),
+                    path: path.clone(),
+                    line: f.line,
+                    commit: f.commit.as_ref().map(|c| c.id.clone()),
+                    finding_id: f.id.clone(),
+                    source: source.clone(),
+                });
+                out.linked += 1;
+            }
+            None => {
+                unknown.insert(secret.fingerprint.clone());
+            }
+        }
+    }
+    out.unknown = unknown.len();
     out
 }

@@ -6,7 +6,84 @@ pub use crate::airwallex::{Environment, KeyKind};
 pub use crate::config::KeyDescription;
 use crate::finding::Verification;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// The inputs a run looks at and a finding is observed by (resolution by observation,
+/// `Finding::observed_by`): one id per config file, secret reference, login, usage source, scan
+/// root, discovery root. Paths are canonical, so the same place gets the same id however it
+/// was named on the command line.
+pub mod input {
+    use std::path::Path;
+
+    /// Leaks `awxguard scan --record` recorded, which the audit links to its keys.
+    pub const STORED_SCAN: &str = "store:scan-findings";
+
+    /// `path` made absolute and canonical when it exists, as text.
+    pub fn canonical(path: &Path) -> String {
+        std::fs::canonicalize(path)
+            .unwrap_or_else(|_| path.to_path_buf())
+            .display()
+            .to_string()
+    }
+
+    pub fn config(path: &Path) -> String {
+        format!("config:{}", canonical(path))
+    }
+
+    pub fn login(name: &str) -> String {
+        format!("login:{name}")
+    }
+
+    pub fn usage(path: &Path) -> String {
+        if path.as_os_str() == "-" {
+            return "usage:<stdin>".to_string();
+        }
+        format!("usage:{}", canonical(path))
+    }
+
+    /// A source tree scanned for leaks (the same id `awxguard scan --record` uses as its scope).
+    pub fn scan_tree(root: &Path) -> String {
+        format!("scan:tree:{}", canonical(root))
+    }
+
+    /// A repository's history scanned for leaks.
+    pub fn scan_git(repo: &Path) -> String {
+        format!("scan:git:{}", canonical(repo))
+    }
+
+    pub fn discover(root: &Path) -> String {
+        format!("discover:{}", canonical(root))
+    }
+
+    /// What a person does so that a run looks at `input` again.
+    pub fn how_to_look(input: &str) -> String {
+        let (kind, rest) = input.split_once(':').unwrap_or((input, ""));
+        match kind {
+            "scan" => {
+                let (mode, path) = rest.split_once(':').unwrap_or(("tree", rest));
+                if mode == "git" {
+                    format!("audit --scan {path} (its history)")
+                } else {
+                    format!("audit --scan {path}")
+                }
+            }
+            "discover" => format!("audit --discover {rest}"),
+            "usage" => format!("audit --usage {rest}"),
+            "login" => {
+                format!("an audit without --no-verify that reaches Airwallex for key {rest}")
+            }
+            "secret" => match rest.split_once(':') {
+                Some(("env", var)) => format!("an audit with {var} set"),
+                Some(("file", p)) => format!("an audit that can read {p}"),
+                _ => "an audit that can read the key".to_string(),
+            },
+            "config" => format!("an audit with --config {rest}"),
+            "store" => "an audit that records (without --no-store)".to_string(),
+            _ => format!("a run that looks at {input}"),
+        }
+    }
+}
 
 /// Where the configuration says the secret lives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,8 +93,12 @@ pub enum SecretSource {
     Env { var: String },
     /// `file:PATH`
     File { path: PathBuf },
-    /// A literal in the config file (itself a finding).
-    Literal,
+    /// A literal in the config file (itself a finding); `accepted` when the table says
+    /// `allow_literal = true`.
+    Literal {
+        #[serde(default)]
+        accepted: bool,
+    },
 }
 
 /// How the secret is stored, as far as awxguard can see.
@@ -57,6 +138,9 @@ pub struct LeakFact {
     pub commit: Option<String>,
     /// The id of the leak finding.
     pub finding_id: String,
+    /// The input that found it (`scan:tree:/srv/app`, `scan:git:/srv/app`, or
+    /// `store:scan-findings` for a leak `awxguard scan --record` recorded): see `input`.
+    pub source: String,
 }
 
 /// Everything the privilege rules may look at for one key: its description (as declared, or as
@@ -79,9 +163,42 @@ pub struct KeyFacts {
     pub login: Option<LoginFacts>,
     /// Where the scanner found this key.
     pub leaks: Vec<LeakFact>,
+    /// The discovery roots that found this key in plain text (`discover:/etc/app`): the inputs
+    /// of its storage findings beyond the config.
+    pub found_by: BTreeSet<String>,
 }
 
 impl KeyFacts {
+    /// The config file that declares the key, as an input (`config:/etc/awxguard.toml`).
+    pub fn config_input(&self) -> Option<String> {
+        let decl = self.declaration()?;
+        let file = decl.rsplit_once(':').map_or(decl, |(f, _)| f);
+        Some(input::config(Path::new(file)))
+    }
+
+    /// The key's secret reference, as an input (`secret:env:PAYVY_KEY`); none for a shadow key.
+    pub fn secret_input(&self) -> Option<String> {
+        self.declared.then(|| match &self.storage.source {
+            SecretSource::Env { var } => format!("secret:env:{var}"),
+            SecretSource::File { path } => format!("secret:file:{}", input::canonical(path)),
+            SecretSource::Literal { .. } => {
+                format!("secret:literal:{}", self.config_input().unwrap_or_default())
+            }
+        })
+    }
+
+    /// The key's login, as an input (`login:payvy`): looked at when a login answered.
+    pub fn login_input(&self) -> String {
+        input::login(&self.name)
+    }
+
+    /// Whether a login answered for this key (live, revoked or forbidden: not unknown).
+    pub fn login_answered(&self) -> bool {
+        self.login
+            .as_ref()
+            .is_some_and(|l| l.verification != Verification::Unknown)
+    }
+
     /// Where the key is declared (`awxguard.toml:12`); `None` for a shadow key.
     pub fn declaration(&self) -> Option<&str> {
         Some(self.key.declared_at.as_str()).filter(|d| self.declared && !d.is_empty())

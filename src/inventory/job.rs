@@ -12,7 +12,7 @@ use crate::airwallex::Catalog;
 use crate::config::Config;
 use crate::rules::RuleError;
 use crate::scan::{ScanOptions, DEFAULT_MAX_FILE_SIZE};
-use crate::usage::{Evidence, UsageError};
+use crate::usage::{AnomalyWindow, Evidence, UsageError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -29,6 +29,9 @@ pub struct GatherRequest {
     pub leaks: Vec<PathBuf>,
     /// Usage-event files or directories.
     pub usage: Vec<PathBuf>,
+    /// Open anomaly findings: the calls of their key inside their window are not evidence of
+    /// need (`usage::screen`).
+    pub anomalies: Vec<AnomalyWindow>,
 }
 
 /// Why the inventory could not be gathered.
@@ -59,6 +62,11 @@ pub struct Gathered {
     /// The leak scan over source trees (`audit --scan`).
     pub leak_scan: Option<DiscoverOutcome>,
     pub evidence: Option<Evidence>,
+    /// Repositories among the leak-scan roots whose history was scanned too.
+    pub history: Vec<PathBuf>,
+    /// What the leak scan could not cover (a root inside a repository: its history is not
+    /// scanned) and how to cover it.
+    pub history_notes: Vec<String>,
     pub catalog: Catalog,
     /// Milliseconds per step (`inventory`, `verify`, `discover`, `leak_scan`, `evidence`).
     pub timings: BTreeMap<String, u64>,
@@ -142,12 +150,78 @@ pub async fn gather(
             }
         }
     }
+    // The history of each leak-scan root that is a repository: a key committed once stays in
+    // it after the file is fixed.
+    let mut history = Vec::new();
+    let mut history_notes = Vec::new();
+    for root in &req.leaks {
+        match super::storage::git_work_tree(root) {
+            Some(top)
+                if super::facts::input::canonical(&top) == super::facts::input::canonical(root) =>
+            {
+                let matcher = crate::scan::job::matcher(&config.scan, &[], &[], now)?;
+                let opts = ScanOptions {
+                    respect_ignore: true,
+                    follow_symlinks: false,
+                    max_file_size: config.scan.max_file_size.unwrap_or(DEFAULT_MAX_FILE_SIZE),
+                    keep_secrets: None,
+                };
+                let repo = root.clone();
+                let scanned = blocking(move || {
+                    crate::scan::git::scan_history(
+                        &matcher,
+                        &repo,
+                        &crate::scan::git::Selection::All,
+                        &opts,
+                    )
+                })
+                .await?;
+                match scanned {
+                    Ok(out) => {
+                        let linked = discover::link_history(&mut inv, root, &out.findings);
+                        if linked.unknown > 0 {
+                            history_notes.push(format!(
+                                "the history of {} holds {} Airwallex key(s) no [[key]] declares \
+                                 and the work tree does not hold: run `awxguard scan --git {} \
+                                 --record` to list them",
+                                root.display(),
+                                linked.unknown,
+                                root.display()
+                            ));
+                        }
+                        history.push(root.clone());
+                    }
+                    Err(e) => history_notes.push(format!(
+                        "the history of {} was not scanned ({e}): run `awxguard scan --git {} \
+                         --record` where git can read it",
+                        root.display(),
+                        root.display()
+                    )),
+                }
+            }
+            Some(top) => history_notes.push(format!(
+                "{} is inside the repository {}: its work tree was scanned, not the \
+                 repository's history; run `awxguard scan --git {} --record` (or `audit --scan \
+                 {}`) to check the history",
+                root.display(),
+                top.display(),
+                top.display(),
+                top.display()
+            )),
+            None => {}
+        }
+    }
+    if !history.is_empty() {
+        lap("leak_history", &mut timings);
+    }
     let evidence = if req.usage.is_empty() {
         None
     } else {
         let usage = req.usage.clone();
         let cat = catalog.clone();
-        let ev = blocking(move || crate::usage::read_evidence(&usage, &cat))
+        // What the keys declare (and their open anomalies) decides which calls are evidence.
+        let screen = super::screen(&inv.facts(), &req.anomalies, &catalog);
+        let ev = blocking(move || crate::usage::read_screened_evidence(&usage, &cat, &screen))
             .await?
             .map_err(GatherError::Usage)?;
         lap("evidence", &mut timings);
@@ -159,6 +233,8 @@ pub async fn gather(
         discover: discovered,
         leak_scan,
         evidence,
+        history,
+        history_notes,
         catalog,
         timings,
     })
@@ -216,13 +292,19 @@ pub fn rows(g: &Gathered, now: DateTime<Utc>) -> Vec<KeyRow> {
                 .evidence
                 .as_ref()
                 .and_then(|ev| ev.for_key(&f.name, f.fingerprint.as_deref()));
+            // calls that are not evidence of need are use all the same
+            let screened_last = g
+                .evidence
+                .as_ref()
+                .and_then(|ev| ev.screened_of(&f.name, f.fingerprint.as_deref()))
+                .and_then(|s| s.last());
             KeyRow {
                 key: f.key.clone(),
                 declared: f.declared,
                 scope_count: f.declared_scopes.len(),
                 age_days: f.created.map(|c| (today - c).num_days()),
                 rotated_days_ago: f.rotated.map(|r| (today - r).num_days()),
-                last_used: usage.map(|u| u.last_seen),
+                last_used: usage.map(|u| u.last_seen).max(screened_last),
                 status: f
                     .login
                     .as_ref()

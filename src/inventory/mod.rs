@@ -2,10 +2,10 @@
 //! secrets are stored, what one login says each key can really do, and keys found by discovery
 //! that nobody declared. It produces the `KeyFacts` the privilege rules judge.
 
-mod discover;
+pub mod discover;
 pub mod facts;
 pub mod job;
-mod storage;
+pub mod storage;
 mod verify;
 
 pub use discover::{discover, DiscoverOutcome, Found, API_KEY_RULE};
@@ -13,9 +13,11 @@ pub use facts::{KeyDescription, KeyFacts, LeakFact, LoginFacts, SecretSource, St
 pub use job::{gather, rows, GatherError, GatherRequest, Gathered, KeyRow};
 pub use verify::{effective_access, verify, EffectiveAccess, VerifyOptions, VerifyStats};
 
-use crate::airwallex::{tier_scopes, Catalog};
+use crate::airwallex::{tier_scopes, Catalog, KeyKind};
 use crate::config::{Config, KeyDecl, SecretSpec};
 use crate::secret::Secret;
+use crate::usage::screen::{AnomalyWindow, Declared, Screen};
+use std::collections::HashSet;
 
 /// One key: its facts and, when it could be resolved, its secret.
 #[derive(Debug, Clone)]
@@ -50,7 +52,7 @@ pub fn resolve_secret(spec: &SecretSpec) -> Result<Secret<String>, String> {
 
 fn read_secret(spec: &SecretSpec) -> Result<Secret<String>, String> {
     let (value, from) = match spec {
-        SecretSpec::Literal(s) => return Ok(s.clone()),
+        SecretSpec::Literal { key, .. } => return Ok(key.clone()),
         SecretSpec::Env(var) => match std::env::var(var) {
             Ok(v) => (v, format!("environment variable {var}")),
             Err(std::env::VarError::NotPresent) => {
@@ -110,6 +112,50 @@ fn read_secret(spec: &SecretSpec) -> Result<Secret<String>, String> {
     Ok(Secret::new(value))
 }
 
+/// What the declared keys say about their calls (IP whitelist, scopes and the routes they
+/// allow) and their open anomalies: the screen that keeps calls that are not evidence of need
+/// out of the usage evidence (`usage::screen`). A key declaring no scope list (a custom key
+/// without `scopes`) and the tiers that hold every scope are not screened by scope; a key
+/// without a whitelist is not screened by address; shadow keys declare nothing.
+pub fn screen(facts: &[KeyFacts], anomalies: &[AnomalyWindow], catalog: &Catalog) -> Screen {
+    let mut screen = Screen::default();
+    for f in facts.iter().filter(|f| f.declared) {
+        let whitelist: Vec<ipnet::Ipv4Net> = f
+            .ip_whitelist
+            .iter()
+            .filter_map(|c| c.parse().ok())
+            .collect();
+        let scopes: Option<HashSet<String>> = match f.kind {
+            KeyKind::Admin | KeyKind::ReadWrite => None,
+            _ if f.declared_scopes.is_empty() => None,
+            _ => Some(f.declared_scopes.iter().cloned().collect()),
+        };
+        let allowed_routes = match &scopes {
+            Some(s) => crate::usage::detect::usage_checks::allowed_routes(
+                catalog,
+                &s.iter().cloned().collect(),
+            )
+            .into_iter()
+            .collect(),
+            None => HashSet::new(),
+        };
+        let mut names: Vec<&str> = vec![f.name.as_str()];
+        names.extend(f.fingerprint.as_deref());
+        let declared = Declared {
+            whitelist,
+            scopes,
+            allowed_routes,
+            anomalies: anomalies
+                .iter()
+                .filter(|a| names.contains(&a.key.as_str()))
+                .cloned()
+                .collect(),
+        };
+        screen.add(&names, declared);
+    }
+    screen
+}
+
 impl Inventory {
     /// The declared keys with their secrets resolved and storage inspected. A key whose secret
     /// cannot be read gets a `secret_problem`; it never stops the others.
@@ -126,7 +172,12 @@ impl Inventory {
         let (source, stored_in) = match &k.secret {
             SecretSpec::Env(var) => (SecretSource::Env { var: var.clone() }, None),
             SecretSpec::File(p) => (SecretSource::File { path: p.clone() }, Some(p.clone())),
-            SecretSpec::Literal(_) => (SecretSource::Literal, config.path.clone()),
+            SecretSpec::Literal { accepted, .. } => (
+                SecretSource::Literal {
+                    accepted: *accepted,
+                },
+                config.path.clone(),
+            ),
         };
         let mut storage = Storage {
             source,
@@ -155,6 +206,7 @@ impl Inventory {
             secret_problem,
             login: None,
             leaks: Vec::new(),
+            found_by: Default::default(),
         };
         Entry { facts, secret }
     }

@@ -65,7 +65,7 @@ mod tests {
             std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
         let blank = || Storage {
-            source: SecretSource::Literal,
+            source: SecretSource::Literal { accepted: false },
             file_mode: None,
             world_readable: false,
             group_readable: false,

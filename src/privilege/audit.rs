@@ -8,16 +8,18 @@ use super::{evaluate, LeakFact, PrivilegeRules};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::finding::{Finding, Status};
+use crate::inventory::facts::input;
 use crate::inventory::{
     gather, rows, DiscoverOutcome, GatherError, GatherRequest, Gathered, Inventory, KeyFacts,
     KeyRow, VerifyStats, API_KEY_RULE,
 };
 use crate::rules::RuleError;
 use crate::scan::Problem;
-use crate::store::{RecordSummary, Store, StoreError};
+use crate::store::{Observation, RecordSummary, Store, StoreError};
+use crate::usage::AnomalyWindow;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -89,6 +91,18 @@ pub struct AuditSummary {
     pub timings_ms: BTreeMap<String, u64>,
 }
 
+/// An earlier finding this audit could not re-check: it did not look where the finding was
+/// seen, so the finding stays open (never resolved by a run that looked elsewhere).
+#[derive(Debug, Clone, Serialize)]
+pub struct Unchecked {
+    #[serde(flatten)]
+    pub finding: Finding,
+    /// The inputs that observed it and this run did not look at.
+    pub not_looked_at: Vec<String>,
+    /// What would look there again.
+    pub how: Vec<String>,
+}
+
 /// What the audit found, with its typed summary sections.
 #[derive(Debug, Clone)]
 pub struct AuditReport {
@@ -96,8 +110,11 @@ pub struct AuditReport {
     pub audit: AuditSummary,
     /// Every key as the inventory lists it.
     pub keys: Vec<KeyRow>,
-    /// What the last audit found and this one did not.
+    /// What the last audit found and a run that looked at the same inputs no longer finds
+    /// (status `resolved`, with its `resolution`).
     pub resolved: Vec<Finding>,
+    /// What an earlier audit found and this one could not re-check: still open.
+    pub not_rechecked: Vec<Unchecked>,
     /// Inputs that could not be read; the audit went on without them.
     pub problems: Vec<Problem>,
     pub notes: Vec<String>,
@@ -144,12 +161,24 @@ pub async fn run(
     let rules_ms = rules_started.elapsed().as_millis() as u64;
     let mut usage = config.audit.usage.clone();
     usage.extend(req.usage.iter().cloned());
+    // Open anomalies: their calls are not evidence of need.
+    let anomalies = match &store {
+        Some(st) => {
+            let st = st.clone();
+            blocking(move || open_anomalies(st.as_ref(), now))
+                .await?
+                .map_err(AuditError::Leaks)?
+        }
+        None => Vec::new(),
+    };
+    let discover_roots = discover.clone();
     let g = gather(
         &GatherRequest {
             verify: !req.no_verify,
             discover,
             leaks: req.scan.clone(),
             usage,
+            anomalies,
         },
         config,
         now,
@@ -157,7 +186,10 @@ pub async fn run(
     .await?;
     let mut timings = g.timings.clone();
     timings.insert("rules".into(), rules_ms);
+    let keys_store = store.clone();
 
+    let config_path = config.path.clone();
+    let scan_roots = req.scan.clone();
     // Linking, evaluating and recording are CPU and database work: one blocking step.
     let (g, facts, mut findings, recorded, timings) = blocking(move || {
         let mut g = g;
@@ -169,10 +201,18 @@ pub async fn run(
         let mut findings = evaluate(&facts, g.evidence.as_ref(), &g.catalog, &rules, now);
         timings.insert("evaluate".into(), started.elapsed().as_millis() as u64);
         let started = std::time::Instant::now();
+        let looked = looked_at(
+            config_path.as_deref(),
+            &facts,
+            &g,
+            &scan_roots,
+            &discover_roots,
+            store.is_some(),
+        );
         let recorded = match &store {
             Some(store) => {
                 let r = store
-                    .record("audit", &mut findings, now)
+                    .record_observed("audit", &looked, &mut findings, now)
                     .map_err(AuditError::Store)?;
                 timings.insert("store".into(), started.elapsed().as_millis() as u64);
                 Some(r)
@@ -184,19 +224,42 @@ pub async fn run(
     .await??;
     findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     let declared = facts.iter().filter(|f| f.declared).count();
-    let (store_summary, resolved) = match recorded {
-        Some(r) => (Some(r.summary), r.resolved),
-        None => (None, Vec::new()),
+    let (store_summary, resolved, not_rechecked) = match recorded {
+        Some(r) => (Some(r.summary), r.resolved, r.not_rechecked),
+        None => (None, Vec::new(), Vec::new()),
     };
     let mut notes = Vec::new();
     for f in &resolved {
         notes.push(format!(
-            "resolved since the last audit: {} {} ({})",
+            "resolved since the last audit ({}): {} {} ({})",
+            f.resolution.map(|r| r.as_str()).unwrap_or("fixed"),
             f.rule,
             f.key.as_deref().unwrap_or("-"),
-            f.id
+            f.short_id()
         ));
     }
+    let not_rechecked: Vec<Unchecked> = not_rechecked
+        .into_iter()
+        .map(|n| Unchecked {
+            how: n.unseen.iter().map(|i| input::how_to_look(i)).collect(),
+            not_looked_at: n.unseen,
+            finding: n.finding,
+        })
+        .collect();
+    for u in &not_rechecked {
+        let f = &u.finding;
+        notes.push(format!(
+            "not re-checked, still open: {} {} ({}, {}): it was seen through {}, which this \
+             audit did not look at; {} re-checks it",
+            f.rule,
+            f.key.as_deref().unwrap_or("-"),
+            f.short_id(),
+            f.severity,
+            u.not_looked_at.join(", "),
+            u.how.join(" and ")
+        ));
+    }
+    notes.extend(g.history_notes.iter().cloned());
     let mut problems = Vec::new();
     for d in [&g.discover, &g.leak_scan].into_iter().flatten() {
         problems.extend(d.problems.iter().cloned());
@@ -216,8 +279,15 @@ pub async fn run(
     }
     notes.extend(g.inventory.problems());
     notes.extend(allowed_host_notes(g.verify.as_ref()));
+    let keys = rows(&g, now);
+    if let Some(st) = keys_store {
+        let records = key_records(&keys, now);
+        blocking(move || st.save_keys("audit", &records))
+            .await?
+            .map_err(AuditError::Store)?;
+    }
     Ok(AuditReport {
-        keys: rows(&g, now),
+        keys,
         audit: AuditSummary {
             keys: facts.len(),
             declared,
@@ -235,9 +305,83 @@ pub async fn run(
         },
         findings,
         resolved,
+        not_rechecked,
         problems,
         notes,
     })
+}
+
+/// What this audit looked at (resolution by observation): the config, each key's secret
+/// reference that resolved, each login that answered, the usage sources read, the leak-scan
+/// roots (and the histories scanned), the discovery roots, and the leaks the scanner recorded
+/// (when there is a store to read them from).
+fn looked_at(
+    config_path: Option<&std::path::Path>,
+    facts: &[KeyFacts],
+    g: &Gathered,
+    scan_roots: &[PathBuf],
+    discover_roots: &[PathBuf],
+    store: bool,
+) -> Observation {
+    let mut looked: BTreeSet<String> = BTreeSet::new();
+    looked.extend(config_path.map(input::config));
+    for f in facts {
+        looked.extend(f.config_input());
+        if f.fingerprint.is_some() {
+            looked.extend(f.secret_input());
+        }
+        if f.login_answered() {
+            looked.insert(f.login_input());
+        }
+    }
+    if let Some(ev) = &g.evidence {
+        looked.extend(ev.inputs.iter().cloned());
+    }
+    looked.extend(scan_roots.iter().map(|r| input::scan_tree(r)));
+    looked.extend(g.history.iter().map(|r| input::scan_git(r)));
+    looked.extend(discover_roots.iter().map(|r| input::discover(r)));
+    if store {
+        looked.insert(input::STORED_SCAN.to_string());
+    }
+    Observation::of(looked)
+}
+
+/// The open anomaly findings in the store (status new or open: acknowledged ones were judged
+/// acceptable), as windows of their key.
+fn open_anomalies(store: &dyn Store, now: DateTime<Utc>) -> Result<Vec<AnomalyWindow>, StoreError> {
+    let parse = |s: Option<&str>| {
+        s.and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    Ok(store
+        .list(None, now)?
+        .into_iter()
+        .map(|s| s.finding)
+        .filter(|f| f.rule.starts_with("anomaly."))
+        .filter(|f| matches!(f.status, Some(Status::New | Status::Open)))
+        .filter_map(|f| {
+            Some(AnomalyWindow {
+                start: parse(f.start.as_deref())?,
+                end: parse(f.end.as_deref())?,
+                key: f.key.clone()?,
+                rule: f.rule.clone(),
+                id: f.id.clone(),
+            })
+        })
+        .collect())
+}
+
+/// The keys as this audit saw them, for the store (the report reads them: it never logs in).
+fn key_records(keys: &[KeyRow], now: DateTime<Utc>) -> Vec<crate::store::KeyRecord> {
+    keys.iter()
+        .map(|k| crate::store::KeyRecord {
+            name: k.name.clone(),
+            fingerprint: k.fingerprint.clone(),
+            source: "audit".into(),
+            observed_at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            row: serde_json::to_value(k).unwrap_or_default(),
+        })
+        .collect()
 }
 
 /// A note per `[airwallex] allow_hosts` host that keys were sent to.
@@ -283,6 +427,7 @@ fn link_leaks(
                 line: f.line,
                 commit: f.commit.as_ref().map(|c| c.id.clone()),
                 finding_id: f.id.clone(),
+                source: crate::inventory::facts::input::STORED_SCAN.to_string(),
             });
         }
     }
@@ -354,6 +499,7 @@ pub async fn inventory(
             discover,
             leaks: Vec::new(),
             usage,
+            anomalies: Vec::new(),
         },
         config,
         now,

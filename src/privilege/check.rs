@@ -90,6 +90,8 @@ checks! {
     KeyMisconfigured = "key-misconfigured" {},
     UnknownKey = "unknown-key" { window },
     UnknownRoute = "unknown-route" { window },
+    OutsideWhitelist = "outside-whitelist" {},
+    UndeclaredScope = "undeclared-scope" {},
     NotJudged = "not-judged" { window },
 }
 

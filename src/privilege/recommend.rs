@@ -147,17 +147,15 @@ pub fn replacement(facts: &KeyFacts, usage: Option<&KeyUsage>, catalog: &Catalog
     }
 }
 
-/// Where the integration keeps its Airwallex key: Payvy's settings page when the integration,
-/// purpose or name says Payvy, else a description naming the integration.
+/// Where the integration keeps its Airwallex key: Payvy's settings page when the declared
+/// integration or purpose says Payvy (a key's name is no proof of what uses it), else a
+/// description naming the integration.
 pub fn integration_place(facts: &KeyFacts) -> String {
     let says = |s: &Option<String>| {
         s.as_deref()
             .is_some_and(|s| s.to_ascii_lowercase().contains("payvy"))
     };
-    if says(&facts.integration)
-        || says(&facts.purpose)
-        || facts.name.to_ascii_lowercase().contains("payvy")
-    {
+    if facts.declared && (says(&facts.integration) || says(&facts.purpose)) {
         return "Payvy settings > API Integration".to_string();
     }
     match (&facts.integration, facts.consumers.as_slice()) {

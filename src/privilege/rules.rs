@@ -68,6 +68,17 @@ pub const PLACEHOLDERS: &[&str] = &[
     "plaintext_files",
     "config_problems",
     "mismatch",
+    "replacement_role",
+    "network",
+    "address",
+    "whitelist",
+    "calls",
+    "ok",
+    "writes",
+    "window",
+    "scope",
+    "route",
+    "declared_scopes",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -95,6 +106,17 @@ struct RawRule {
     message: String,
     #[serde(default)]
     steps: Vec<String>,
+    /// Checks whose findings on the same key this rule's finding carries (`also`) instead of
+    /// their being reported on their own (folding: one incident, one finding).
+    #[serde(default)]
+    folds: Vec<String>,
+    /// Steps this rule's finding adds to the one that carries it when folded.
+    #[serde(default)]
+    folded_steps: Vec<String>,
+    /// Steps it adds only to a carrier without a replacement key of its own (a leak, a revoked
+    /// key): what the new key should be.
+    #[serde(default)]
+    folded_replacement_steps: Vec<String>,
     #[serde(default)]
     examples: Vec<Example>,
     #[serde(default)]
@@ -171,6 +193,9 @@ pub struct ExampleKey {
     /// `env`, `file` or `literal`.
     #[serde(default = "env_source")]
     pub secret: String,
+    /// A literal secret the config accepts (`allow_literal = true`).
+    #[serde(default)]
+    pub allow_literal: bool,
     #[serde(default)]
     pub file_mode: Option<u32>,
     #[serde(default)]
@@ -200,7 +225,9 @@ impl ExampleKey {
     /// The full facts, with tiers expanded from `catalog`.
     pub fn to_facts(&self, catalog: &Catalog) -> KeyFacts {
         let source = match self.secret.as_str() {
-            "literal" => SecretSource::Literal,
+            "literal" => SecretSource::Literal {
+                accepted: self.allow_literal,
+            },
             "file" => SecretSource::File {
                 path: PathBuf::from(format!("/etc/awxguard/{}.key", self.name)),
             },
@@ -265,9 +292,15 @@ impl ExampleKey {
                         line,
                         commit: None,
                         finding_id: crate::finding::finding_id("leak.airwallex.api-key", &[p]),
+                        source: "scan:tree:example".into(),
                     }
                 })
                 .collect(),
+            found_by: if self.plaintext.is_empty() {
+                Default::default()
+            } else {
+                std::iter::once("discover:example".to_string()).collect()
+            },
         }
     }
 }
@@ -286,6 +319,12 @@ pub struct PrivilegeRule {
     pub description: String,
     pub message: String,
     pub steps: Vec<String>,
+    /// The checks whose findings on the same key this rule's finding carries (`also`).
+    pub folds: Vec<Check>,
+    /// Steps added to the carrying finding when this rule's finding is folded into it.
+    pub folded_steps: Vec<String>,
+    /// Steps added only to a carrier without a replacement key of its own.
+    pub folded_replacement_steps: Vec<String>,
     pub examples: Vec<Example>,
     pub negative_examples: Vec<Example>,
     pub source: PathBuf,
@@ -425,8 +464,15 @@ impl PrivilegeRules {
                     ran += 1;
                     let facts: Vec<KeyFacts> =
                         ex.keys.iter().map(|k| k.to_facts(catalog)).collect();
+                    // read as the audit reads evidence: through the keys' screen
+                    let screen = crate::inventory::screen(&facts, &[], catalog);
                     let evidence = (!ex.usage.is_empty()).then(|| {
-                        crate::usage::ingest::read_text("example", &ex.usage.join("\n"), catalog)
+                        crate::usage::ingest::read_text_screened(
+                            "example",
+                            &ex.usage.join("\n"),
+                            catalog,
+                            Some(&screen),
+                        )
                     });
                     if let Some(ev) = &evidence {
                         if ev.rejected > 0 {
@@ -440,7 +486,10 @@ impl PrivilegeRules {
                         }
                     }
                     let found = super::evaluate(&facts, evidence.as_ref(), catalog, self, ex.now());
-                    let hit = found.iter().find(|f| f.rule == rule.id);
+                    // a finding folded into a stronger one is reported, in that one's `also`
+                    let hit = found
+                        .iter()
+                        .find(|f| f.rule == rule.id || f.also.contains(&rule.id));
                     match (expected, hit) {
                         (true, None) => failures.push(ExampleFailure {
                             rule: rule.id.clone(),
@@ -555,7 +604,24 @@ fn parse_file(path: &Path, text: &str) -> Result<Vec<PrivilegeRule>, RuleError> 
                 Check::ids()
             )));
         };
-        for t in std::iter::once(&r.message).chain(&r.steps) {
+        let mut folds = Vec::new();
+        for c in &r.folds {
+            match Check::from_id(c) {
+                Some(c) => folds.push(c),
+                None => {
+                    return Err(parse_err(format!(
+                        "rule {}: folds names {c:?}, which is not a built-in check (known: {})",
+                        r.id,
+                        Check::ids()
+                    )))
+                }
+            }
+        }
+        for t in std::iter::once(&r.message)
+            .chain(&r.steps)
+            .chain(&r.folded_steps)
+            .chain(&r.folded_replacement_steps)
+        {
             for p in placeholders(t) {
                 if !PLACEHOLDERS.contains(&p) {
                     return Err(parse_err(format!(
@@ -595,6 +661,9 @@ fn parse_file(path: &Path, text: &str) -> Result<Vec<PrivilegeRule>, RuleError> 
             description: r.description,
             message: r.message,
             steps: r.steps,
+            folds,
+            folded_steps: r.folded_steps,
+            folded_replacement_steps: r.folded_replacement_steps,
             examples: r.examples,
             negative_examples: r.negative_examples,
             source: path.to_path_buf(),
@@ -640,6 +709,26 @@ mod tests {
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), n, "rule ids must be unique");
+    }
+
+    /// The audit reports screened calls under the usage detectors' ids (issue 9's definitions,
+    /// rules/anomaly/usage.toml): with their words too, so one finding reads the same whoever
+    /// records it.
+    #[test]
+    fn screened_call_rules_say_what_the_usage_detectors_say() {
+        let ours = PrivilegeRules::builtin();
+        let theirs = crate::usage::detect::AnomalyRules::builtin();
+        for id in ["usage.outside-whitelist", "usage.undeclared-scope"] {
+            let (a, b) = (ours.get(id).unwrap(), theirs.get(id).unwrap());
+            assert_eq!(a.message, b.message, "{id}");
+            assert_eq!(a.steps, b.steps, "{id}");
+            assert_eq!(a.severity, b.severity, "{id}");
+            assert_eq!(
+                a.severity_param("severity_write"),
+                Some(b.severity_param("severity_write")),
+                "{id}"
+            );
+        }
     }
 
     #[test]

@@ -53,6 +53,11 @@ pub fn render(report: &Report, style: Style, out: &mut dyn Write) -> std::io::Re
             }
         }
     }
+    // Findings the user can act on by id (`findings ack`) show it: stored ones, and every
+    // finding of an audit or a listing.
+    let show_ids = matches!(report.summary.command.as_str(), "audit" | "findings");
+    let acks: &[crate::store::AckRecord] =
+        report.summary.acknowledgements.as_deref().unwrap_or(&[]);
     // Print a recommendation's steps in full the first time they appear, then refer back.
     let mut shown_steps: Vec<&Vec<String>> = Vec::new();
     for (name, findings) in &groups {
@@ -94,10 +99,23 @@ pub fn render(report: &Report, style: Style, out: &mut dyn Write) -> std::io::Re
                 detail.push(s);
             }
             if let Some(st) = f.status {
-                detail.push(format!("status: {}", st.as_str()));
+                match f.resolution {
+                    Some(r) => detail.push(format!("status: {} ({r})", st.as_str())),
+                    None => detail.push(format!("status: {}", st.as_str())),
+                }
+            }
+            if f.status.is_some() || show_ids {
+                detail.insert(0, format!("id {}", f.short_id()));
             }
             if !detail.is_empty() {
                 writeln!(out, "      {}", detail.join("  |  "))?;
+            }
+            if let Some(a) = acks.iter().find(|a| a.finding_id == f.id) {
+                let active = f.status == Some(crate::finding::Status::Acknowledged);
+                writeln!(out, "      {}", acknowledgement_line(a, active))?;
+            }
+            for (rule, message) in folded(f) {
+                writeln!(out, "      also {rule}: {message}")?;
             }
             if let Some(r) = &f.recommendation {
                 if shown_steps.contains(&&r.steps) {
@@ -134,6 +152,56 @@ pub fn render(report: &Report, style: Style, out: &mut dyn Write) -> std::io::Re
         writeln!(out, "{} {}", paint(style, "2", "note:"), t(n))?;
     }
     writeln!(out, "{}", summary_line(report))
+}
+
+/// `acknowledged by sec-team on 2026-11-24 until 2026-12-24: reason`, or, once it lapsed,
+/// `acknowledgement by sec-team on 2026-11-24 expired 2026-12-24: reason`.
+fn acknowledgement_line(a: &crate::store::AckRecord, active: bool) -> String {
+    let day = |t: &str| t.get(..10).unwrap_or(t).to_string();
+    let by = match (a.origin.as_str(), a.by.as_deref()) {
+        ("config", _) => " by the config".to_string(),
+        (_, Some(b)) => format!(" by {b}"),
+        (_, None) => String::new(),
+    };
+    if !active {
+        if let Some(e) = &a.expires_at {
+            return format!(
+                "acknowledgement{by} on {} expired {}: {}",
+                day(&a.at),
+                day(e),
+                a.reason
+            );
+        }
+    }
+    let until = match &a.expires_at {
+        Some(e) => format!(" until {}", day(e)),
+        None => " with no expiry".to_string(),
+    };
+    format!("acknowledged{by} on {}{until}: {}", day(&a.at), a.reason)
+}
+
+/// The weaker findings folded into `f` (`also`), each with its message when the evidence
+/// carries it.
+fn folded(f: &Finding) -> Vec<(String, String)> {
+    let carried = f
+        .evidence
+        .as_ref()
+        .and_then(|e| e.get("folded"))
+        .and_then(|v| v.as_array());
+    f.also
+        .iter()
+        .map(|rule| {
+            let message = carried
+                .and_then(|list| {
+                    list.iter()
+                        .find(|x| x.get("rule").and_then(|r| r.as_str()) == Some(rule))
+                })
+                .and_then(|x| x.get("message"))
+                .and_then(|m| m.as_str())
+                .unwrap_or("carried by this finding");
+            (rule.clone(), message.to_string())
+        })
+        .collect()
 }
 
 fn action_word(a: crate::finding::Action) -> &'static str {

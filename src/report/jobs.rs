@@ -4,6 +4,7 @@
 use super::{Layout, Report, VerificationSection};
 use crate::privilege::audit::{AuditReport, InventoryReport};
 use crate::scan::job::ScanReport;
+use crate::store::findings::Listing;
 
 impl From<ScanReport> for Report {
     fn from(r: ScanReport) -> Report {
@@ -28,8 +29,17 @@ impl From<AuditReport> for Report {
         s.audit = Some(r.audit);
         s.keys = Some(r.keys);
         s.resolved = (!r.resolved.is_empty()).then_some(r.resolved);
+        s.not_rechecked = (!r.not_rechecked.is_empty()).then_some(r.not_rechecked);
         s.problems = r.problems;
         s.notes = r.notes;
+        report
+    }
+}
+
+impl From<Listing> for Report {
+    fn from(l: Listing) -> Report {
+        let mut report = Report::new("findings", l.findings);
+        report.summary.acknowledgements = Some(l.acknowledgements);
         report
     }
 }

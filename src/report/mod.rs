@@ -1,11 +1,14 @@
 //! The contract's report document and its one render entry point: a job's typed outcome becomes
 //! a `Report` (`jobs.rs`: scan, audit, inventory; `watch.rs`), rendered in the format the user asked for
-//! (human, with the inventory's key table; JSON; SARIF).
+//! (human, with the inventory's key table; JSON; SARIF; HTML). `state` is `awxguard report`:
+//! the current state of the store as one model, rendered as HTML, JSON or text.
 
+mod html;
 mod human;
 mod jobs;
 mod json;
 pub mod sarif;
+pub mod state;
 mod table;
 pub mod watch;
 
@@ -29,6 +32,8 @@ pub enum Format {
     Json,
     /// SARIF 2.1.0, for GitHub code scanning and other SARIF viewers.
     Sarif,
+    /// A self-contained HTML page (inline CSS and SVG, no script), printable.
+    Html,
 }
 
 /// The serialized report: `{"version": 1, "tool": "awxguard", "summary": {...}, "findings": [...]}`.
@@ -91,9 +96,17 @@ pub struct Summary {
     /// `inventory`, `audit`: every key as the inventory lists it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<Vec<KeyRow>>,
-    /// Findings the store resolved in this run (`scan --record`, `audit`).
+    /// Findings the store resolved in this run (`scan --record`, `audit`), with their
+    /// `resolution`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved: Option<Vec<Finding>>,
+    /// `audit`: earlier findings this run could not re-check (it did not look where they were
+    /// seen): still open, with the inputs it did not look at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_rechecked: Option<Vec<crate::privilege::audit::Unchecked>>,
+    /// `findings list`: the acknowledgements of the listed findings (reason, by, since, until).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledgements: Option<Vec<crate::store::AckRecord>>,
     /// `scan --record`: the store scope and what recording did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<StoreSection>,
@@ -167,11 +180,47 @@ pub fn render(
 ) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(16 << 10);
     render_raw(report, format, style, &mut buf)?;
+    through_gate(&buf, format, style, out)
+}
+
+/// Writes a rendering through the redaction gate (and, for a terminal, with control characters
+/// shown escaped).
+fn through_gate(
+    buf: &[u8],
+    format: Format,
+    style: Style,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     let mut gate = match format {
         Format::Human => crate::redact::Scrubbing::for_terminal(out, style.color),
-        Format::Json | Format::Sarif => crate::redact::Scrubbing::new(out),
+        Format::Json | Format::Sarif | Format::Html => crate::redact::Scrubbing::new(out),
     };
-    gate.write_all(&buf)
+    gate.write_all(buf)
+}
+
+/// Renders the state report (`awxguard report`) through the redaction gate: HTML (laid out for
+/// `paper` when printed), JSON (the model serialized), human text, or SARIF (its findings).
+pub fn render_state(
+    report: &state::StateReport,
+    format: Format,
+    style: Style,
+    paper: state::html::Paper,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(64 << 10);
+    match format {
+        Format::Html => state::html::render(report, paper, &mut buf)?,
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut buf, report)?;
+            writeln!(buf)?;
+        }
+        Format::Human => state::human::render(report, style, &mut buf)?,
+        Format::Sarif => {
+            let r = Report::new("report", report.findings.clone());
+            sarif::render(&r, &mut buf)?;
+        }
+    }
+    through_gate(&buf, format, style, out)
 }
 
 /// Renders without the gate (only `render` calls it).
@@ -190,5 +239,6 @@ fn render_raw(
         },
         Format::Json => json::render(report, out),
         Format::Sarif => sarif::render(report, out),
+        Format::Html => html::render(report, out),
     }
 }

@@ -417,7 +417,9 @@ fn record(
     report: &mut ScanReport,
     now: DateTime<Utc>,
 ) -> Result<(), ScanError> {
-    let Recorded { summary, resolved } = store
+    let Recorded {
+        summary, resolved, ..
+    } = store
         .record(scope, &mut report.findings, now)
         .map_err(ScanError::Store)?;
     for f in &resolved {

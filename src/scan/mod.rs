@@ -284,11 +284,11 @@ pub fn leak_recommendation(rule: &str) -> Recommendation {
             "Revoke or regenerate this key now in the Airwallex web app: Settings > Developer > \
              API keys (regenerating kills the old key at once)."
                 .to_string(),
-            "Put the new key where the integration reads it (e.g. Payvy settings > API \
-             Integration) from a secret store, not a file in a repository."
+            "Put the new key where the integration reads it, from a secret store, not a file \
+             in a repository."
                 .into(),
             "Check money movement since the leak: transfers, new beneficiaries and webhook URLs \
-             created since the key was exposed."
+             created since the key was exposed (`awxguard watch` with a read-only key)."
                 .into(),
             "Delete the key from this file; if it was committed, history still holds it, so \
              rotating is the fix and rewriting history only tidies up."

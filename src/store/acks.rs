@@ -21,6 +21,33 @@ pub trait Acknowledgements {
 
     /// Removes an acknowledgement; returns whether there was one.
     fn unacknowledge(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Every acknowledgement, expired ones included, by finding id.
+    fn acknowledgements(&self) -> Result<Vec<AckRecord>, StoreError>;
+}
+
+/// One acknowledgement as stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AckRecord {
+    pub finding_id: String,
+    pub reason: String,
+    /// Who acknowledged it (`--by`); `config` for an acknowledgement the config makes.
+    pub by: Option<String>,
+    /// RFC 3339.
+    pub at: String,
+    /// RFC 3339; none: no expiry.
+    pub expires_at: Option<String>,
+    /// `person` (`findings ack`) or `config` (`allow_literal = true`).
+    pub origin: String,
+}
+
+impl AckRecord {
+    /// Whether it still holds at `now`.
+    pub fn active(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at
+            .as_deref()
+            .is_none_or(|e| e > ts(now).as_str())
+    }
 }
 
 impl Acknowledgements for SqliteStore {
@@ -39,7 +66,7 @@ impl Acknowledgements for SqliteStore {
                  VALUES (?1, ?2, ?3, ?4, ?5) \
                  ON CONFLICT (finding_id) DO UPDATE SET reason = excluded.reason, \
                  acked_by = excluded.acked_by, created_at = excluded.created_at, \
-                 expires_at = excluded.expires_at",
+                 expires_at = excluded.expires_at, origin = 'person'",
                 params![id, reason, by, ts(now), expires_at.map(ts)],
             )
             .map_err(self.q("acknowledge"))?;
@@ -53,5 +80,29 @@ impl Acknowledgements for SqliteStore {
             .execute("DELETE FROM acknowledgements WHERE finding_id = ?1", [&id])
             .map_err(self.q("remove acknowledgement"))?;
         Ok(n > 0)
+    }
+
+    fn acknowledgements(&self) -> Result<Vec<AckRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT finding_id, reason, acked_by, created_at, expires_at, origin \
+                 FROM acknowledgements ORDER BY finding_id",
+            )
+            .map_err(self.q("prepare acknowledgements"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(AckRecord {
+                    finding_id: r.get(0)?,
+                    reason: r.get(1)?,
+                    by: r.get(2)?,
+                    at: r.get(3)?,
+                    expires_at: r.get(4)?,
+                    origin: r.get(5)?,
+                })
+            })
+            .map_err(self.q("list acknowledgements"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(self.q("list acknowledgements"))
     }
 }

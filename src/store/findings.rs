@@ -2,7 +2,7 @@
 //! and finding one by id or unique prefix.
 
 use super::{ts, SqliteStore, StoreError};
-use crate::finding::{Finding, Status};
+use crate::finding::{Finding, Resolution, Status};
 use chrono::{DateTime, Utc};
 
 /// Reading the stored findings.
@@ -33,6 +33,36 @@ pub fn select<S: Findings + ?Sized>(
         .map(|s| s.finding)
         .filter(|f| status.is_none_or(|st| f.status == Some(st)))
         .collect())
+}
+
+/// What `awxguard findings list` shows: the stored findings (most severe first) and the
+/// acknowledgements behind the acknowledged ones (reason, by whom, since and until when).
+#[derive(Debug, Clone)]
+pub struct Listing {
+    pub findings: Vec<Finding>,
+    /// The acknowledgements of the listed findings, expired ones included.
+    pub acknowledgements: Vec<super::AckRecord>,
+}
+
+/// The listing of `scope` (all when `None`) with `status` (any when `None`) at `now`.
+pub fn listing(
+    store: &dyn super::Store,
+    scope: Option<&str>,
+    status: Option<Status>,
+    now: DateTime<Utc>,
+) -> Result<Listing, StoreError> {
+    let mut findings = select(store, scope, status, now)?;
+    findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    let ids: std::collections::HashSet<&str> = findings.iter().map(|f| f.id.as_str()).collect();
+    let acknowledgements = store
+        .acknowledgements()?
+        .into_iter()
+        .filter(|a| ids.contains(a.finding_id.as_str()))
+        .collect();
+    Ok(Listing {
+        findings,
+        acknowledgements,
+    })
 }
 
 /// A finding as the store knows it.
@@ -78,7 +108,7 @@ impl Findings for SqliteStore {
         let mut stmt = conn
             .prepare_cached(
                 "SELECT f.finding, f.status, f.first_seen, f.last_seen, f.resolved_at, f.times_seen, \
-                 f.scope, a.reason, a.expires_at \
+                 f.scope, a.reason, a.expires_at, f.observed_by, f.resolution \
                  FROM findings f LEFT JOIN acknowledgements a ON a.finding_id = f.id \
                  WHERE ?1 IS NULL OR f.scope = ?1",
             )
@@ -96,13 +126,26 @@ impl Findings for SqliteStore {
                     r.get::<_, String>(6)?,
                     r.get::<_, Option<String>>(7)?,
                     r.get::<_, Option<String>>(8)?,
+                    r.get::<_, Option<String>>(9)?,
+                    r.get::<_, Option<String>>(10)?,
                 ))
             })
             .map_err(self.q("list findings"))?;
         let mut out = Vec::new();
         for row in rows {
-            let (json, status, first, last, resolved_at, times, scope, reason, expires) =
-                row.map_err(self.q("list findings"))?;
+            let (
+                json,
+                status,
+                first,
+                last,
+                resolved_at,
+                times,
+                scope,
+                reason,
+                expires,
+                observed,
+                resolution,
+            ) = row.map_err(self.q("list findings"))?;
             let Ok(mut finding) = serde_json::from_str::<Finding>(&json) else {
                 continue;
             };
@@ -114,6 +157,16 @@ impl Findings for SqliteStore {
                 "new" => Status::New,
                 _ => Status::Open,
             });
+            finding.observed_by = super::lifecycle::observed_from(observed);
+            finding.resolution = match finding.status {
+                Some(Status::Resolved) => Some(
+                    resolution
+                        .as_deref()
+                        .and_then(Resolution::parse)
+                        .unwrap_or(Resolution::Fixed),
+                ),
+                _ => None,
+            };
             out.push(StoredFinding {
                 finding,
                 scope,

@@ -41,6 +41,16 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "daemon",
         sql: include_str!("migrations/0005_daemon.sql"),
     },
+    Migration {
+        version: 6,
+        name: "keys",
+        sql: include_str!("migrations/0006_keys.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "observed",
+        sql: include_str!("migrations/0007_observed.sql"),
+    },
 ];
 
 /// The schema version this build writes (`PRAGMA user_version`): the last step's.

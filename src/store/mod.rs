@@ -9,7 +9,7 @@
 //! `outbox` (alerts queued by the recording transaction, their messages and deliveries),
 //! `proxy` (the recording proxy's token attributions and objects), `watch` (the money-movement
 //! watch's cursors and objects), `daemon` (the daemon lock, job runs, the refs of scanned
-//! repositories).
+//! repositories), `keys` (the keys as the last audit saw them, for the report).
 //!
 //! Adding an area: a file `store/<area>.rs` with a trait and `impl <Trait> for SqliteStore`, its
 //! tables in the next migration (`migrations.rs`), the trait added to `Store`'s supertraits
@@ -22,6 +22,7 @@
 pub mod acks;
 pub mod daemon;
 pub mod findings;
+pub mod keys;
 pub mod lifecycle;
 pub mod migrations;
 pub mod outbox;
@@ -31,12 +32,13 @@ pub mod runs;
 pub mod sqlite;
 pub mod watch;
 
-pub use acks::Acknowledgements;
+pub use acks::{AckRecord, Acknowledgements};
 pub use daemon::{
     DaemonHolder, DaemonRecords, JobCounts, JobOutcome, JobRun, LockOutcome, StoreStats,
 };
 pub use findings::{Findings, StoredFinding};
-pub use lifecycle::{Lifecycle, RecordSummary, Recorded};
+pub use keys::{KeyRecord, KeyRecords};
+pub use lifecycle::{Lifecycle, NotRechecked, Observation, RecordSummary, Recorded};
 pub use migrations::SCHEMA_VERSION;
 pub use outbox::{AlertKind, AlertPlanner, Delivery, NewMessage, Outbox, QueueRow, QueuedAlert};
 pub use postgres::PgStore;
@@ -59,6 +61,7 @@ pub trait Store:
     + ProxyRecords
     + WatchState
     + DaemonRecords
+    + KeyRecords
     + Send
     + Sync
 {
@@ -73,6 +76,7 @@ impl<
             + ProxyRecords
             + WatchState
             + DaemonRecords
+            + KeyRecords
             + Send
             + Sync,
     > Store for T
@@ -117,6 +121,11 @@ pub enum StoreError {
         what: &'static str,
         source: rusqlite::Error,
     },
+    #[error(
+        "{path}: no database there: nothing was recorded at this path (check --db, \
+         AWXGUARD_DB or [store] path; `awxguard audit` and `awxguard scan --record` create it)"
+    )]
+    Missing { path: PathBuf },
     #[error(
         "{path}: database schema version {found} is older than this awxguard's \
          ({SCHEMA_VERSION}); a read-only command does not upgrade it: run a recording command \
@@ -244,7 +253,7 @@ pub(crate) fn ts(t: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::finding::{Finding, Severity, Status};
+    use crate::finding::{Finding, Resolution, Severity, Status};
     use rusqlite::Connection;
 
     fn f(id_part: &str) -> Finding {
@@ -270,6 +279,7 @@ mod tests {
             let Recorded {
                 summary: sum,
                 resolved,
+                ..
             } = s.record("audit", &mut run1, t0).unwrap();
             assert_eq!((sum.new, sum.open, sum.resolved), (2, 0, 0));
             assert!(resolved.is_empty());
@@ -278,6 +288,7 @@ mod tests {
             let Recorded {
                 summary: sum,
                 resolved,
+                ..
             } = s.record("audit", &mut run2, t0).unwrap();
             assert_eq!((sum.new, sum.open, sum.resolved), (0, 1, 1));
             assert_eq!(run2[0].status, Some(Status::Open));
@@ -291,6 +302,128 @@ mod tests {
             assert_eq!(s.runs(Some("audit")).unwrap().len(), 3);
             assert_eq!(s.runs(None).unwrap().len(), 4);
         }
+    }
+
+    #[test]
+    fn a_finding_resolves_only_when_a_run_looked_where_it_was_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("a.db")).unwrap();
+        let t0 = Utc::now();
+        let mut leak = f("leak");
+        leak.observed_by = vec!["scan:tree:/srv/app".into(), "secret:env:K".into()];
+        let mut other = f("other");
+        other.observed_by = vec!["config:/etc/awxguard.toml".into()];
+        let everything = Observation::of(
+            [
+                "scan:tree:/srv/app",
+                "secret:env:K",
+                "config:/etc/awxguard.toml",
+            ]
+            .map(String::from),
+        );
+        s.record_observed("audit", &everything, &mut [leak.clone(), other.clone()], t0)
+            .unwrap();
+        // A run that did not scan and could not read the secret: the leak stays open.
+        let partial = Observation::of(["config:/etc/awxguard.toml".to_string()]);
+        let r = s
+            .record_observed("audit", &partial, &mut [other.clone()], t0)
+            .unwrap();
+        assert!(r.resolved.is_empty());
+        assert_eq!(r.summary.not_rechecked, 1);
+        assert_eq!(r.not_rechecked[0].finding.id, leak.id);
+        assert_eq!(
+            r.not_rechecked[0].unseen,
+            ["scan:tree:/srv/app", "secret:env:K"]
+        );
+        assert_eq!(r.not_rechecked[0].finding.status, Some(Status::Open));
+        let stored = s.list(None, t0).unwrap();
+        let l = stored.iter().find(|x| x.finding.id == leak.id).unwrap();
+        assert_eq!(l.finding.status, Some(Status::Open));
+        assert_eq!(l.finding.observed_by, leak.observed_by);
+        // A run over the same inputs that no longer sees it: resolved, fixed.
+        let r = s
+            .record_observed("audit", &everything, &mut [other.clone()], t0)
+            .unwrap();
+        assert_eq!(r.resolved.len(), 1);
+        assert_eq!(r.resolved[0].resolution, Some(Resolution::Fixed));
+        let stored = s.list(None, t0).unwrap();
+        let l = stored.iter().find(|x| x.finding.id == leak.id).unwrap();
+        assert_eq!(l.finding.status, Some(Status::Resolved));
+        assert_eq!(l.finding.resolution, Some(Resolution::Fixed));
+        // Incidents age out.
+        let mut spike = Finding::new("anomaly.rate-spike", Severity::High, "m", &["k", "t"]);
+        spike.observed_by = vec!["usage:/var/log/awx".into()];
+        s.record("usage", std::slice::from_mut(&mut spike), t0)
+            .unwrap();
+        let r = s.record("usage", &mut [], t0).unwrap();
+        assert_eq!(r.resolved[0].resolution, Some(Resolution::AgedOut));
+    }
+
+    #[test]
+    fn the_config_acknowledges_what_it_accepts_and_stops_when_it_no_longer_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("a.db")).unwrap();
+        let t0 = Utc::now();
+        let accepted = || {
+            let mut x = f("literal");
+            x.status = Some(Status::Acknowledged);
+            x.evidence = Some(serde_json::json!({"accepted": "allow_literal = true at a:3"}));
+            x
+        };
+        let mut run = vec![accepted()];
+        let r = s.record("audit", &mut run, t0).unwrap();
+        assert_eq!(run[0].status, Some(Status::Acknowledged));
+        assert_eq!(r.summary.acknowledged, 1);
+        let acks = s.acknowledgements().unwrap();
+        assert_eq!(acks.len(), 1);
+        assert_eq!(
+            (acks[0].origin.as_str(), acks[0].reason.as_str()),
+            ("config", "allow_literal = true at a:3")
+        );
+        assert_eq!(
+            s.list(None, t0).unwrap()[0].finding.status,
+            Some(Status::Acknowledged)
+        );
+        // allow_literal removed: the finding comes plain, the config's acknowledgement goes.
+        let mut run = vec![f("literal")];
+        s.record("audit", &mut run, t0).unwrap();
+        assert_eq!(run[0].status, Some(Status::Open));
+        assert!(s.acknowledgements().unwrap().is_empty());
+        // A person's acknowledgement is never the config's to remove.
+        s.acknowledge(
+            &run[0].id,
+            "accepted until the migration",
+            Some("sec"),
+            None,
+            t0,
+        )
+        .unwrap();
+        let mut run = vec![f("literal")];
+        s.record("audit", &mut run, t0).unwrap();
+        assert_eq!(run[0].status, Some(Status::Acknowledged));
+        assert_eq!(s.acknowledgements().unwrap()[0].origin, "person");
+    }
+
+    #[test]
+    fn a_missing_database_is_refused_for_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("nope.db");
+        let reading = OpenOptions {
+            read_only: true,
+            ..OpenOptions::default()
+        };
+        let existing = OpenOptions {
+            create: false,
+            ..OpenOptions::default()
+        };
+        for opts in [reading, existing] {
+            let err = open_with(&p, opts).err().unwrap().to_string();
+            assert!(err.contains("no database there"), "{err}");
+            assert!(!p.exists());
+        }
+        open(&p).unwrap();
+        assert!(open_with(&p, reading).is_ok());
+        assert!(open_with(&p, existing).is_ok());
     }
 
     #[test]

@@ -432,7 +432,10 @@ impl Outbox for SqliteStore {
             .map_err(self.q("prepare seal check"))?;
         let distinct: std::collections::HashSet<&String> = msg.rows.iter().collect();
         for row in distinct {
-            if !waiting.exists([row]).map_err(self.q("check queued alert"))? {
+            if !waiting
+                .exists([row])
+                .map_err(self.q("check queued alert"))?
+            {
                 return Ok(());
             }
         }

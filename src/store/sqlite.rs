@@ -27,11 +27,14 @@ impl std::fmt::Debug for SqliteStore {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OpenOptions {
     /// Only read (`findings list`, `alerts list`, reports): the file is opened read-only (it may
-    /// be a read-only file), nothing is created or upgraded; a missing database reads as empty.
+    /// be a read-only file), nothing is created or upgraded; a missing database is refused
+    /// (`StoreError::Missing`), never read as empty: a mistyped `--db` would say "no findings".
     pub read_only: bool,
     /// Create missing parent directories (owner-only). Only for the default location: a path
     /// the user gave must be in a directory that exists.
     pub create_dir: bool,
+    /// Create the database when there is none (recording runs); else a missing one is refused.
+    pub create: bool,
 }
 
 impl Default for OpenOptions {
@@ -39,6 +42,7 @@ impl Default for OpenOptions {
         OpenOptions {
             read_only: false,
             create_dir: true,
+            create: true,
         }
     }
 }
@@ -92,15 +96,11 @@ impl SqliteStore {
                 });
             }
         }
-        if opts.read_only && meta.is_none() {
-            // Nothing recorded yet: an empty database that lives in memory only.
-            let conn = Connection::open_in_memory().map_err(|source| StoreError::Open {
+        if meta.is_none() && (opts.read_only || !opts.create) {
+            // Nothing recorded there: a wrong path, never an empty database (issue 16).
+            return Err(StoreError::Missing {
                 path: path.to_path_buf(),
-                source,
-            })?;
-            let store = SqliteStore::with_connection(conn, path, false);
-            store.migrate(false)?;
-            return Ok(store);
+            });
         }
         if meta.is_none() {
             let dir = path
@@ -177,6 +177,7 @@ impl SqliteStore {
                     OpenOptions {
                         read_only: false,
                         create_dir: false,
+                        create: false,
                     },
                 )?);
                 SqliteStore::open_with(path, opts)

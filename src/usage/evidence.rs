@@ -1,6 +1,7 @@
 //! Evidence aggregated from usage events, per key: what the privilege rules need to judge
 //! unused scopes, write access never used, idle keys, shared keys and wrong environments.
 
+use super::screen::Screened;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -73,9 +74,35 @@ pub struct Evidence {
     /// Lines dropped because the same event was already read (from any source).
     #[serde(default)]
     pub duplicates: u64,
+    /// Calls that are not evidence of need (outside the key's IP whitelist, needing a scope it
+    /// does not declare, inside an open anomaly), by the events' `key` field: kept out of
+    /// `keys`, reported by the audit, never learnt from (`usage::screen`).
+    #[serde(default)]
+    pub screened: BTreeMap<String, Screened>,
+    /// The inputs read, as input ids (`usage:/var/log/awx`): what a finding resting on this
+    /// evidence is observed by.
+    #[serde(default)]
+    pub inputs: Vec<String>,
 }
 
 impl Evidence {
+    /// What was screened out of a key's evidence, under its name and fingerprint merged.
+    pub fn screened_of(&self, name: &str, fingerprint: Option<&str>) -> Option<Screened> {
+        let by_name = self.screened.get(name);
+        let by_fp = fingerprint
+            .filter(|f| *f != name)
+            .and_then(|f| self.screened.get(f));
+        match (by_name, by_fp) {
+            (None, None) => None,
+            (Some(a), None) | (None, Some(a)) => Some(a.clone()),
+            (Some(a), Some(b)) => {
+                let mut m = a.clone();
+                m.absorb(b);
+                Some(m)
+            }
+        }
+    }
+
     /// The usage of a key, looked up by its inventory name, then its fingerprint.
     pub fn for_key(&self, name: &str, fingerprint: Option<&str>) -> Option<&KeyUsage> {
         self.keys

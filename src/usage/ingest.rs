@@ -10,6 +10,7 @@
 //! around it are still read.
 
 use super::evidence::{Evidence, KeyUsage, RouteUsage, SourceSpan};
+use super::screen::{Call, Screen, Screened};
 use super::UsageError;
 use crate::airwallex::Catalog;
 use chrono::{DateTime, Utc};
@@ -90,6 +91,7 @@ struct RawEvent<'a> {
     latency_ms: Option<f64>,
     #[serde(default, borrow)]
     host: Option<Str<'a>>,
+    /// `proxy` when awxguard's proxy recorded it (its `source_ip` is then internal).
     #[serde(default, borrow)]
     via: Option<Str<'a>>,
 }
@@ -354,6 +356,9 @@ struct Partial<'c> {
     rejected: u64,
     problems: Vec<String>,
     keys: FxMap<String, KeyAgg<'c>>,
+    /// What is not evidence of need (`screen`), kept out of `keys`.
+    screen: Option<&'c Screen>,
+    screened: FxMap<String, Screened>,
 }
 
 impl<'c> Partial<'c> {
@@ -380,6 +385,9 @@ impl<'c> Partial<'c> {
                     self.keys.insert(k, agg);
                 }
             }
+        }
+        for (k, s) in other.screened {
+            self.screened.entry(k).or_default().absorb(&s);
         }
     }
 
@@ -445,11 +453,13 @@ struct Normalized<'a> {
 fn read_source<'c>(
     input: &Input,
     catalog: &'c Catalog,
+    screen: Option<&'c Screen>,
     seen: &Seen,
 ) -> Result<Partial<'c>, UsageError> {
     let name = input.name();
     let mut partial = Partial {
         name: name.clone(),
+        screen,
         ..Partial::default()
     };
     let read_err = |source| UsageError::Read {
@@ -596,11 +606,13 @@ fn read_block<'c>(
         start = end;
     }
     let name = partial.name.clone();
+    let screen = partial.screen;
     let parsed: Vec<Partial<'c>> = chunks
         .par_iter()
         .map(|(chunk, first)| {
             let mut p = Partial {
                 name: name.clone(),
+                screen,
                 ..Partial::default()
             };
             read_chunk(chunk, *first, &mut p, catalog, seen);
@@ -812,19 +824,54 @@ fn ingest_event<'c>(
     partial.first = min_t(partial.first, ts);
     partial.last = max_t(partial.last, ts);
     let fresh = seen.first_time(&norm);
-    let agg = match partial.keys.get_mut(key) {
-        Some(a) => a,
-        None => partial.keys.entry(key.to_string()).or_default(),
-    };
+    // The key appears in this source (it covers the key) even when its events are duplicates
+    // or screened out.
+    if !partial.keys.contains_key(key) {
+        partial.keys.insert(key.to_string(), KeyAgg::default());
+    }
     if !fresh {
         partial.duplicates += 1;
         return;
     }
+    let ok = (200..300).contains(&ev.status);
+    let route = catalog.route_ref(method, path);
+    if let Some(screen) = partial.screen {
+        // Not evidence of need: kept aside, reported, never learnt from.
+        let reasons = screen.judge(
+            key,
+            ts,
+            route.map(|r| (r.template, r.scope)),
+            opt(&ev.source_ip),
+            opt(&ev.via) == Some("proxy"),
+        );
+        if reasons.any() {
+            let unknown;
+            let call = Call {
+                ts,
+                route: match &route {
+                    Some(r) => r.template,
+                    None => {
+                        unknown = format!("{method} {}", unknown_template(path));
+                        &unknown
+                    }
+                },
+                source_ip: opt(&ev.source_ip),
+                ok,
+                write: !matches!(method, "GET" | "HEAD" | "OPTIONS"),
+            };
+            partial
+                .screened
+                .entry(key.to_string())
+                .or_default()
+                .add(&reasons, &call);
+            return;
+        }
+    }
+    let agg = partial.keys.get_mut(key).expect("entered above");
     agg.events += 1;
     agg.first = min_t(agg.first, ts);
     agg.last = max_t(agg.last, ts);
-    let ok = (200..300).contains(&ev.status);
-    match catalog.route_ref(method, path) {
+    match route {
         Some(r) => {
             agg.routes
                 .entry(r.template)
@@ -874,6 +921,16 @@ fn merge_counts(into: &mut BTreeMap<String, u64>, from: FxMap<String, u64>) {
 
 /// Reads every input and aggregates the events per key (see the module comment).
 pub fn read(paths: &[PathBuf], catalog: &Catalog) -> Result<Evidence, UsageError> {
+    read_screened(paths, catalog, None)
+}
+
+/// `read`, with the calls `screen` says are not evidence of need kept out of each key's usage
+/// and aside in `Evidence::screened`.
+pub fn read_screened(
+    paths: &[PathBuf],
+    catalog: &Catalog,
+    screen: Option<&Screen>,
+) -> Result<Evidence, UsageError> {
     let inputs = inputs(paths)?;
     // about 200 bytes an event: size the dedup set once instead of growing it
     let bytes: u64 = inputs
@@ -886,7 +943,7 @@ pub fn read(paths: &[PathBuf], catalog: &Catalog) -> Result<Evidence, UsageError
     let seen = Seen::new((bytes / 200).min(50_000_000) as usize);
     let partials: Vec<Partial> = inputs
         .par_iter()
-        .map(|i| read_source(i, catalog, &seen))
+        .map(|i| read_source(i, catalog, screen, &seen))
         .collect::<Result<_, _>>()?;
     Ok(merge(partials))
 }
@@ -938,9 +995,20 @@ impl<'c> Collector<'c> {
 
 /// Reads events from text in memory (rule examples, tests), named `name` in messages.
 pub fn read_text(name: &str, text: &str, catalog: &Catalog) -> Evidence {
+    read_text_screened(name, text, catalog, None)
+}
+
+/// `read_text` through a screen (see `read_screened`).
+pub fn read_text_screened(
+    name: &str,
+    text: &str,
+    catalog: &Catalog,
+    screen: Option<&Screen>,
+) -> Evidence {
     let seen = Seen::new(0);
     let mut partial = Partial {
         name: name.to_string(),
+        screen,
         ..Partial::default()
     };
     read_lines(text.as_bytes(), &mut partial, catalog, &seen)
@@ -954,6 +1022,9 @@ fn merge(partials: Vec<Partial>) -> Evidence {
     for p in partials {
         ev.rejected += p.rejected;
         ev.duplicates += p.duplicates;
+        for (key, s) in &p.screened {
+            ev.screened.entry(key.clone()).or_default().absorb(s);
+        }
         for msg in p.problems {
             if ev.problems.len() < MAX_PROBLEMS {
                 ev.problems.push(msg);

@@ -5,8 +5,10 @@
 pub mod detect;
 pub mod evidence;
 pub mod ingest;
+pub mod screen;
 
 pub use evidence::{Evidence, KeyUsage, RouteUsage, SourceSpan};
+pub use screen::{AnomalyWindow, Screen, Screened};
 
 /// Why usage evidence could not be read at all (a bad line is not this: it is counted in
 /// `Evidence::rejected` and reported, and the rest is kept).
@@ -27,4 +29,30 @@ pub fn read_evidence(
     catalog: &crate::airwallex::Catalog,
 ) -> Result<Evidence, UsageError> {
     ingest::read(paths, catalog)
+}
+
+/// `read_evidence` with the calls `screen` says are not evidence of need kept aside
+/// (`Evidence::screened`); each path becomes an input id in `Evidence::inputs`.
+pub fn read_screened_evidence(
+    paths: &[std::path::PathBuf],
+    catalog: &crate::airwallex::Catalog,
+    screen: &Screen,
+) -> Result<Evidence, UsageError> {
+    let mut ev = ingest::read_screened(paths, catalog, Some(screen))?;
+    ev.inputs = paths
+        .iter()
+        .map(|p| {
+            if p.as_os_str() == "-" {
+                "usage:<stdin>".to_string()
+            } else {
+                format!(
+                    "usage:{}",
+                    std::fs::canonicalize(p)
+                        .unwrap_or_else(|_| p.clone())
+                        .display()
+                )
+            }
+        })
+        .collect();
+    Ok(ev)
 }

@@ -339,6 +339,7 @@ fn rules_fixture(dir: &std::path::Path) -> std::process::Command {
     sk("revoked", Behaviour::Revoked, &[], &[]);
     sk("refused", Behaviour::Live, &[], &["10.0.0.0/24"]);
     sk("leaked", Behaviour::Live, &[], &[]);
+    sk("abused", Behaviour::Live, &[], &[]);
     let sim = spawn(keys);
     let t = |name: &str, src: &str, kind: &str, extra: &str| {
         key_table(name, src, "production", kind, extra)
@@ -358,7 +359,7 @@ fn rules_fixture(dir: &std::path::Path) -> std::process::Command {
         t("wrongenv", "env:K_WRONGENV", "custom", &custom("\"transfer:read\"", WL)),
         t("stale", "env:K_STALE", "custom", &custom("\"transfer:read\"", "ip_whitelist = [\"127.0.0.1\"]\nowner = \"finance\"\npurpose = \"AP\"\ncreated = 2024-01-01")),
         t("open", "env:K_OPEN", "custom", &custom("\"transfer:read\"", "owner = \"finance\"\npurpose = \"AP\"\nrotated = 2026-10-01\ncreated = 2025-01-01")),
-        t("literal", &key("literal"), "custom", &custom("\"transfer:read\"", &format!("{WL}\nallow_literal = true"))),
+        t("literal", &key("literal"), "custom", &custom("\"transfer:read\"", WL)),
         t("readable", "file:secrets/readable.key", "custom", &custom("\"transfer:read\"", WL)),
         t("ingit", "file:repo/conf/ingit.key", "custom", &custom("\"transfer:read\"", WL)),
         t("noowner", "env:K_NOOWNER", "custom", &custom("\"transfer:read\"", "ip_whitelist = [\"127.0.0.1\"]\nrotated = 2026-10-01\ncreated = 2025-01-01")),
@@ -366,6 +367,7 @@ fn rules_fixture(dir: &std::path::Path) -> std::process::Command {
         t("refused", "env:K_REFUSED", "custom", &custom("\"transfer:read\"", WL)),
         t("leaked", "env:K_LEAKED", "custom", &custom("\"transfer:read\"", WL)),
         t("nosecret", "env:K_NOT_SET", "custom", &custom("\"transfer:read\"", WL)),
+        t("abused", "env:K_ABUSED", "custom", &custom("\"transfer:read\"", WL)),
     ]
     .concat();
     write(dir, "awxguard.toml", config);
@@ -404,8 +406,24 @@ fn rules_fixture(dir: &std::path::Path) -> std::process::Command {
         "revoked",
         "refused",
         "leaked",
+        "abused",
     ] {
         lines.extend(steady(k, "GET", tr, PROD));
+    }
+    // Someone else with abused's key: from outside its whitelist, adding a beneficiary (a scope
+    // it does not declare), and reading transfers.
+    for (path, method, status) in [
+        ("/api/v1/beneficiaries/create", "POST", 201),
+        ("/api/v1/transfers", "GET", 200),
+    ] {
+        lines.push(
+            serde_json::json!({
+                "ts": "2026-11-22T03:14:00Z", "key": "abused", "method": method, "path": path,
+                "status": status, "source_ip": "203.0.113.66", "user_agent": "curl/8.4",
+                "host": PROD,
+            })
+            .to_string(),
+        );
     }
     lines.extend(steady("wrongenv", "GET", tr, "api-demo.airwallex.com"));
     lines.push(event(3, "shared", "GET", tr, PROD, "payroll-sync/2.1"));
@@ -464,6 +482,7 @@ fn rules_fixture(dir: &std::path::Path) -> std::process::Command {
         "revoked",
         "refused",
         "leaked",
+        "abused",
     ] {
         cmd.env(
             format!("K_{}", name.to_uppercase().replace('-', "_")),
@@ -476,18 +495,18 @@ fn rules_fixture(dir: &std::path::Path) -> std::process::Command {
     cmd
 }
 
+/// (rule, key) of every finding reported, on its own or folded into a stronger one on the same
+/// key (its `also`: one incident, one finding, issue 16).
 fn pairs(r: &serde_json::Value) -> Vec<(String, String)> {
-    r["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["rule"].as_str().unwrap().to_string(),
-                f["key"].as_str().unwrap_or("-").to_string(),
-            )
-        })
-        .collect()
+    let mut out = Vec::new();
+    for f in r["findings"].as_array().unwrap() {
+        let k = f["key"].as_str().unwrap_or("-").to_string();
+        out.push((f["rule"].as_str().unwrap().to_string(), k.clone()));
+        for a in f["also"].as_array().into_iter().flatten() {
+            out.push((a.as_str().unwrap().to_string(), k.clone()));
+        }
+    }
+    out
 }
 
 #[test]
@@ -535,6 +554,8 @@ fn each_rule_fires_on_its_key_and_not_on_a_clean_key() {
         ("privilege.secret-unresolved", "nosecret"),
         ("usage.unknown-key", "mystery"),
         ("usage.unknown-route", "rw-reads"),
+        ("usage.outside-whitelist", "abused"),
+        ("usage.undeclared-scope", "abused"),
     ];
     let mut missing = Vec::new();
     for (rule, k) in want {
@@ -549,6 +570,25 @@ fn each_rule_fires_on_its_key_and_not_on_a_clean_key() {
     // The clean key breaks no rule, and each rule stays quiet on it.
     let clean: Vec<&(String, String)> = got.iter().filter(|(_, k)| k == "clean").collect();
     assert!(clean.is_empty(), "clean key has findings: {clean:?}");
+    // One incident, one finding: the admin in disguise is carried by its admin-key finding.
+    let admin = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "privilege.admin-key" && f["key"] == "disguised")
+        .unwrap();
+    assert!(
+        admin["also"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("privilege.disguised-admin")),
+        "{admin:#}"
+    );
+    assert!(!r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["rule"] == "privilege.disguised-admin"));
     // Every finding of the first audit is new.
     for f in r["findings"].as_array().unwrap() {
         assert_eq!(f["status"], "new", "{f}");
@@ -594,13 +634,18 @@ fn recommendations_snapshot() {
         .unwrap()
         .iter()
         .map(|f| {
-            serde_json::json!({
+            let mut v = serde_json::json!({
                 "rule": f["rule"],
                 "key": f["key"],
                 "severity": f["severity"],
                 "message": f["message"],
                 "recommendation": f["recommendation"],
-            })
+            });
+            // what the finding carries (folding: one incident, one finding)
+            if let Some(also) = f.get("also") {
+                v["also"] = also.clone();
+            }
+            v
         })
         .collect();
     recs.sort_by_key(|v| (v["key"].to_string(), v["rule"].to_string()));
@@ -894,9 +939,8 @@ fn audit_sarif_is_valid_and_carries_no_secret() {
     let errors: Vec<String> = v.iter_errors(&sarif).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "{errors:#?}");
     let results = sarif["runs"][0]["results"].as_array().unwrap();
-    assert!(results
-        .iter()
-        .any(|r| r["ruleId"] == "privilege.disguised-admin"));
+    // (the admin in disguise is carried by its admin-key finding: one incident, issue 16)
+    assert!(results.iter().any(|r| r["ruleId"] == "privilege.admin-key"));
     for k in ["clean", "payvy-admin", "literal", "leaked", "disguised"] {
         assert_no_secret(&stdout(&out), &key(k), "audit SARIF");
     }

@@ -42,18 +42,18 @@ fn example_config_lists_through_the_cli() {
     assert_no_secret(&text, &key("example-payvy"), "inventory of the example");
 }
 
+/// A config error stops every command (exit 2) and names file, line, key and field. A literal
+/// key is not one (issue 16: it is a finding, `privilege.secret-literal`, and every key is
+/// audited): `bad_secret_reference...` below and `audit::a_literal_key_is_a_finding...`.
 #[test]
 fn bad_config_names_file_line_key_and_field_and_exits_2() {
     let dir = tempdir();
-    let literal = key("literal");
     write(
         dir.path(),
         "awxguard.toml",
-        format!(
-            "[[key]]\nname = \"payvy\"\nclient_id = \"c\"\napi_key = \"{literal}\"\nenvironment \
-             = \"production\"\nkind = \"custom\"\nscopes = [\"transfers:write\"]\nip_whitelist = \
-             [\"10.0.0.0/8\"]\n"
-        ),
+        "[[key]]\nname = \"payvy\"\nclient_id = \"c\"\napi_key = \"envv:PAYVY_KEY\"\nenvironment \
+         = \"production\"\nkind = \"custom\"\nscopes = [\"transfers:write\"]\nip_whitelist = \
+         [\"10.0.0.0/8\"]\n",
     );
     let out = run(dir.path(), &["audit"]);
     assert_eq!(code(&out), 2);
@@ -66,14 +66,36 @@ fn bad_config_names_file_line_key_and_field_and_exits_2() {
         "{err}"
     );
     assert!(
-        err.contains("awxguard.toml:4: key \"payvy\": api_key: holds a literal API key"),
+        err.contains("awxguard.toml:4: key \"payvy\": api_key: unknown secret reference \"envv:\""),
         "{err}"
     );
     assert!(
         err.contains("awxguard.toml:8: key \"payvy\": ip_whitelist: 10.0.0.0/8 is wider"),
         "{err}"
     );
-    assert_no_secret(&err, &literal, "config error");
+}
+
+/// A value that is neither a reference nor a key is an error that never echoes it.
+#[test]
+fn a_secret_that_is_neither_reference_nor_key_is_refused_without_echo() {
+    let dir = tempdir();
+    let almost = format!("{}Z", &key("literal")[..95]);
+    write(
+        dir.path(),
+        "awxguard.toml",
+        format!(
+            "[[key]]\nname = \"payvy\"\nclient_id = \"c\"\napi_key = \"{almost}\"\nenvironment \
+             = \"production\"\nkind = \"admin\"\n"
+        ),
+    );
+    let out = run(dir.path(), &["audit"]);
+    assert_eq!(code(&out), 2);
+    let err = stderr(&out);
+    assert!(
+        err.contains("awxguard.toml:4: key \"payvy\": api_key: is neither"),
+        "{err}"
+    );
+    assert_no_secret(&err, &key("literal"), "config error");
 }
 
 #[test]

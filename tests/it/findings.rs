@@ -162,3 +162,66 @@ fn scan_record_tracks_a_leak_from_new_to_resolved_and_the_audit_links_it() {
     let db = db_contents(d.path());
     assert_no_secret(&String::from_utf8_lossy(&db), &k, "database");
 }
+
+/// Issue 16: the listing shows each finding's short id and, for an acknowledged one, why, by
+/// whom, since when and until when (JSON: `summary.acknowledgements`).
+#[test]
+fn acknowledgement_details_and_short_ids_are_shown() {
+    let d = tempdir();
+    let findings = seed(d.path());
+    let admin = &findings[0].id;
+    let o = run(
+        d.path(),
+        &[
+            "findings",
+            "ack",
+            &admin[..8],
+            "--reason",
+            "break-glass key, reviewed in SEC-12",
+            "--by",
+            "sec-team",
+            "--expires",
+            "2026-12-24",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = run(d.path(), &["findings", "list"]);
+    let text = stdout(&o);
+    assert!(
+        text.contains(&format!("id {}  |  status: acknowledged", &admin[..8])),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "acknowledged by sec-team on 2026-11-24 until 2026-12-24: break-glass key, reviewed \
+             in SEC-12"
+        ),
+        "{text}"
+    );
+    let low = &findings[1].id;
+    assert!(
+        text.contains(&format!("id {}  |  status: new", &low[..8])),
+        "{text}"
+    );
+    let o = run(d.path(), &["findings", "list", "--format", "json"]);
+    let j = json(&o);
+    let acks = j["summary"]["acknowledgements"].as_array().unwrap();
+    assert_eq!(acks.len(), 1);
+    assert_eq!(acks[0]["finding_id"], admin.as_str());
+    assert_eq!(acks[0]["by"], "sec-team");
+    assert_eq!(acks[0]["reason"], "break-glass key, reviewed in SEC-12");
+    assert_eq!(acks[0]["expires_at"], "2026-12-24T00:00:00Z");
+    assert_eq!(acks[0]["origin"], "person");
+    // An expired acknowledgement is shown as such, and no longer suppresses.
+    let o = awxguard(d.path())
+        .env("AWXGUARD_NOW", "2027-01-05T00:00:00Z")
+        .args(["findings", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1);
+    assert!(
+        stdout(&o).contains("acknowledgement by sec-team on 2026-11-24 expired 2026-12-24"),
+        "{}",
+        stdout(&o)
+    );
+}

@@ -561,9 +561,11 @@ fn the_database_is_private_and_only_ours_and_read_only_commands_only_read() {
     assert_eq!(json(&listing)["findings"].as_array().unwrap().len(), 1);
     std::fs::set_permissions(d.join("data"), std::fs::Permissions::from_mode(0o700)).unwrap();
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)).unwrap();
-    // A read-only command on a database that does not exist creates nothing.
+    // A read-only command on a database that does not exist creates nothing, and says so
+    // (issue 16: a mistyped --db is refused, never read as "no findings").
     let o = run(d, &["findings", "list", "--db", "none.db"]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("none.db: no database there"));
     assert!(!d.join("none.db").exists());
 
     // Another application's SQLite file is refused, not extended.

@@ -56,6 +56,7 @@ fn clean(name: &str, scopes: &[&str]) -> KeyFacts {
             base_url: "https://api.airwallex.com".into(),
         }),
         leaks: vec![],
+        found_by: Default::default(),
     }
 }
 
@@ -108,8 +109,33 @@ fn rules_of(found: &[Finding]) -> Vec<&str> {
     found.iter().map(|f| f.rule.as_str()).collect()
 }
 
+/// Reported: on its own, or folded into a stronger finding on the same key (in its `also`:
+/// one incident, one finding, issue 16).
 fn fires(found: &[Finding], rule: &str) -> bool {
-    found.iter().any(|f| f.rule == rule)
+    found
+        .iter()
+        .any(|f| f.rule == rule || f.also.iter().any(|a| a == rule))
+}
+
+/// The finding that carries `rule` folded in.
+fn carrier<'a>(found: &'a [Finding], rule: &str) -> &'a Finding {
+    found
+        .iter()
+        .find(|f| f.also.iter().any(|a| a == rule))
+        .unwrap_or_else(|| panic!("nothing carries {rule}: {:?}", rules_of(found)))
+}
+
+/// The message a folded finding had, from its carrier's `evidence.folded`.
+fn folded_message(carrier: &Finding, rule: &str) -> String {
+    carrier.evidence.as_ref().unwrap()["folded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["rule"] == rule)
+        .unwrap_or_else(|| panic!("{rule} not in {:?}", carrier.evidence))["message"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[test]
@@ -170,6 +196,11 @@ fn disguised_admin_and_declared_mismatch_read_the_token() {
     assert!(fires(&found, "privilege.disguised-admin"));
     assert!(fires(&found, "privilege.admin-key"));
     assert!(!fires(&found, "privilege.permissions-unknown"));
+    // one incident: the admin key carries the disguise
+    assert_eq!(
+        carrier(&found, "privilege.disguised-admin").rule,
+        "privilege.admin-key"
+    );
 
     f.kind = KeyKind::ReadOnly;
     f.declared_scopes = vec![];
@@ -226,14 +257,13 @@ fn read_write_key_with_full_access_token_is_a_low_mismatch_not_a_disguised_admin
         "{}",
         m.message
     );
-    // the same token on a read_only key is an admin in disguise, critical in production
+    // the same token on a read_only key is an admin in disguise, critical in production (carried
+    // by the admin-key finding: one incident)
     f.kind = KeyKind::ReadOnly;
     f.declared_scopes = Catalog::builtin().read_ids();
     let found = judge(&[f], None);
-    let d = found
-        .iter()
-        .find(|x| x.rule == "privilege.disguised-admin")
-        .unwrap();
+    let d = carrier(&found, "privilege.disguised-admin");
+    assert_eq!(d.rule, "privilege.admin-key");
     assert_eq!(d.severity.as_str(), "critical");
     assert!(!fires(&found, "privilege.declared-mismatch"));
 }
@@ -351,7 +381,7 @@ fn rotation_whitelist_storage_owner_rules() {
     f.created = Some(NaiveDate::from_ymd_opt(2025, 1, 1).unwrap());
     f.ip_whitelist.clear();
     f.owner = None;
-    f.storage.source = SecretSource::Literal;
+    f.storage.source = SecretSource::Literal { accepted: false };
     f.storage.world_readable = true;
     f.storage.file_mode = Some(0o100644);
     f.storage.in_git_work_tree = Some("/srv/erp".into());
@@ -373,15 +403,15 @@ fn rotation_whitelist_storage_owner_rules() {
         .find(|x| x.rule == "privilege.no-ip-whitelist")
         .unwrap();
     assert!(wl.recommendation.as_ref().unwrap().steps[0].contains("203.0.113.7/32"));
-    let readable = found
-        .iter()
-        .find(|x| x.rule == "privilege.secret-file-readable")
-        .unwrap();
-    assert!(
-        readable.message.contains("mode 644"),
-        "{}",
-        readable.message
-    );
+    // the config holding the literal is where the key is stored: one finding, the literal,
+    // carrying the file's mode and place
+    let literal = carrier(&found, "privilege.secret-file-readable");
+    assert_eq!(literal.rule, "privilege.secret-literal");
+    assert!(literal
+        .also
+        .contains(&"privilege.secret-in-git-work-tree".to_string()));
+    let readable = folded_message(literal, "privilege.secret-file-readable");
+    assert!(readable.contains("mode 644"), "{readable}");
     // the clean key fires none of them
     let found = judge(&[clean("erp", &["transfer:read"])], None);
     assert_eq!(rules_of(&found), ["privilege.not-judged"]);
@@ -474,6 +504,7 @@ fn login_outcomes_leaks_and_shadow_keys() {
         line: Some(3),
         commit: Some("4be1c9d".into()),
         finding_id: "0011223344556677".into(),
+        source: "scan:tree:/srv/app".into(),
     });
     let mut shadow = clean("sha256:5be0c1d07e3a9f21", &[]);
     shadow.declared = false;
@@ -532,6 +563,7 @@ fn shadow_keys_get_shadow_key_and_observed_findings_only() {
         line: Some(12),
         commit: None,
         finding_id: "8899aabbccddeeff".into(),
+        source: "scan:tree:/srv/app".into(),
     });
     let mut admin = shadow("sha256:6a2c8e0f4b1d7e93", Some(Verification::Live));
     admin.login.as_mut().unwrap().permissions = Some(vec!["r:awx:*:*".into(), "w:awx:*:*".into()]);
@@ -548,11 +580,11 @@ fn shadow_keys_get_shadow_key_and_observed_findings_only() {
     };
     assert_eq!(of("sha256:5be0c1d07e3a9f21"), ["privilege.shadow-key"]);
     assert_eq!(of("sha256:9d3e7a1f0c2b4e68"), ["privilege.shadow-key"]);
-    let mut leaked_rules = of("sha256:1f0e4c7a9b2d3e58");
-    leaked_rules.sort();
+    // a leaked shadow key is one finding, the leak, carrying that nobody declared it
+    assert_eq!(of("sha256:1f0e4c7a9b2d3e58"), ["privilege.key-leaked"]);
     assert_eq!(
-        leaked_rules,
-        ["privilege.key-leaked", "privilege.shadow-key"]
+        carrier(&found, "privilege.shadow-key").key.as_deref(),
+        Some("sha256:1f0e4c7a9b2d3e58")
     );
     let mut admin_rules = of("sha256:6a2c8e0f4b1d7e93");
     admin_rules.sort();
@@ -569,7 +601,11 @@ fn shadow_keys_get_shadow_key_and_observed_findings_only() {
     let l = shadow_of("sha256:9d3e7a1f0c2b4e68");
     assert_eq!(l.severity.as_str(), "critical");
     assert!(l.message.contains("it logs in live"), "{}", l.message);
-    assert!(shadow_of("sha256:1f0e4c7a9b2d3e58").message.contains("401"));
+    let leak = carrier(&found, "privilege.shadow-key");
+    assert!(leak.message.contains("401"), "{}", leak.message);
+    assert!(folded_message(leak, "privilege.shadow-key").contains("401"));
+    // it no longer logs in: a leak to clean up, no longer critical
+    assert_eq!(leak.severity.as_str(), "high");
 }
 
 #[test]
@@ -674,6 +710,7 @@ fn recommendations_snapshot() {
         line: Some(3),
         commit: None,
         finding_id: "0011223344556677".into(),
+        source: "scan:tree:/srv/app".into(),
     });
     let mut payouts = clean(
         "payouts",

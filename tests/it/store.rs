@@ -165,13 +165,18 @@ fn store_path_comes_from_the_config_unless_db_is_given() {
         "[store]\npath = \"state/findings.db\"\n",
     );
     write(d.path(), "src/readme.txt", "nothing\n");
-    // Listing reads: nothing is created.
+    // Listing reads: nothing is created, and a path without a database is said (issue 16).
     let o = awxguard(d.path())
         .env_remove("AWXGUARD_DB")
         .args(["findings", "list"])
         .output()
         .unwrap();
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("state/findings.db: no database there"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!d.path().join("state").exists());
     // A path the user chose must be in a directory that exists (issue 17).
     let record = |extra: &[&str]| {
@@ -188,6 +193,47 @@ fn store_path_comes_from_the_config_unless_db_is_given() {
     std::fs::create_dir(d.path().join("state")).unwrap();
     assert_eq!(code(&record(&[])), 0);
     assert!(d.path().join("state/findings.db").exists());
+    let o = awxguard(d.path())
+        .env_remove("AWXGUARD_DB")
+        .args(["findings", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(code(&record(&["--db", "other.db"])), 0);
     assert!(d.path().join("other.db").exists());
+}
+
+/// Issue 16: a read-only command refuses a database path where there is none (a mistyped
+/// `--db`) instead of creating an empty database there and saying "no findings".
+#[test]
+fn a_mistyped_db_for_a_read_only_command_is_refused() {
+    let d = tempdir();
+    std::fs::create_dir_all(d.path().join("empty")).unwrap();
+    let o = awxguard(d.path())
+        .args(["--db", "findings.db", "scan", "--record", "empty"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    for args in [
+        &["findings", "list"][..],
+        &["findings", "ack", "0011", "--reason", "x"],
+        &["findings", "unack", "0011"],
+    ] {
+        let o = awxguard(d.path())
+            .args(["--db", "findngs.db"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(code(&o), 2, "{args:?}: {}", stdout(&o));
+        let err = stderr(&o);
+        assert!(err.contains("findngs.db: no database there"), "{err}");
+        assert!(err.contains("--db"), "{err}");
+        assert!(!d.path().join("findngs.db").exists(), "{args:?} created it");
+    }
+    // the right path still lists
+    let o = awxguard(d.path())
+        .args(["--db", "findings.db", "findings", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
 }

@@ -316,7 +316,15 @@ pub(super) fn payee_and_pay(ctx: &KeyCtx<'_>, rule: &PrivilegeRule) -> Verdict {
                      "transfer_write_used": usage.map(|_| used("transfer:write"))},
         "expected": "creating payees and paying them held by different keys",
     }));
-    hit = hit.var("replacement_scopes", list(&rep.scopes));
+    // "for paying" only for a key whose replacement pays
+    let role = if rep.scopes.iter().any(|s| s == "transfer:write") {
+        " for paying,"
+    } else {
+        ""
+    };
+    hit = hit
+        .var("replacement_scopes", list(&rep.scopes))
+        .var("replacement_role", role);
     hit.replacement = Some(rep);
     Verdict::Fire(hit)
 }

@@ -45,16 +45,26 @@ pub(super) fn no_ip_whitelist(ctx: &KeyCtx<'_>, _rule: &PrivilegeRule) -> Verdic
     })))
 }
 
-/// `secret-literal`.
+/// `secret-literal`: a finding whatever the config says; `allow_literal = true` makes it
+/// acknowledged (by the config), never silent.
 pub(super) fn secret_literal(ctx: &KeyCtx<'_>, _rule: &PrivilegeRule) -> Verdict {
     let f = ctx.f;
-    if f.storage.source != SecretSource::Literal {
+    let SecretSource::Literal { accepted } = f.storage.source else {
         return Verdict::Quiet;
-    }
-    Verdict::Fire(Hit::new(json!({
+    };
+    let mut ev = json!({
         "observed": "literal in the config",
         "expected": "env:VAR or file:PATH",
-    })))
+    });
+    if accepted {
+        ev["accepted"] = json!(format!(
+            "allow_literal = true in the [[key]] at {}",
+            f.declaration().unwrap_or("the config")
+        ));
+    }
+    let mut hit = Hit::new(ev);
+    hit.acknowledged = accepted;
+    Verdict::Fire(hit)
 }
 
 /// `secret-file-readable`.
@@ -169,7 +179,7 @@ pub(super) fn login_refused(ctx: &KeyCtx<'_>, rule: &PrivilegeRule) -> Verdict {
 }
 
 /// `key-leaked`.
-pub(super) fn key_leaked(ctx: &KeyCtx<'_>, _rule: &PrivilegeRule) -> Verdict {
+pub(super) fn key_leaked(ctx: &KeyCtx<'_>, rule: &PrivilegeRule) -> Verdict {
     let f = ctx.f;
     if f.leaks.is_empty() {
         return Verdict::Quiet;
@@ -195,6 +205,10 @@ pub(super) fn key_leaked(ctx: &KeyCtx<'_>, _rule: &PrivilegeRule) -> Verdict {
             .var("leak_count", places.len().to_string())
             .var("leak_places", short_list(&places, 5));
     hit.subject = f.fingerprint.clone();
+    // a key whose login answers 401 can no longer be used: still a leak to clean up
+    if f.login.as_ref().map(|l| l.verification) == Some(Verification::Revoked) {
+        hit.severity = rule.severity_param("severity_revoked");
+    }
     Verdict::Fire(hit)
 }
 
@@ -212,23 +226,11 @@ pub(super) fn shadow_key(ctx: &KeyCtx<'_>, rule: &PrivilegeRule) -> Verdict {
         format!("in {}", short_list(&at, 5))
     };
     let verification = f.login.as_ref().map(|l| l.verification);
-    let login_state = match verification {
-                Some(Verification::Live) => {
-                    "; it logs in live: whoever finds it can move money with it now"
-                }
-                Some(Verification::Revoked) => "; its login answered 401 (revoked or regenerated)",
-                Some(Verification::Forbidden) => {
-                    "; its login answered 403 (it exists, but an IP whitelist or permission refused the call)"
-                }
-                Some(Verification::Unknown) => "; whether it still logs in is unknown",
-                None => "",
-            };
     let mut hit = Hit::new(json!({
         "observed": {"declared": false, "found": at, "verification": verification},
         "expected": "declared as a [[key]]",
     }))
-    .var("found_at", found)
-    .var("login_state", login_state);
+    .var("found_at", found);
     if verification == Some(Verification::Live) {
         hit.severity = rule.severity_param("severity_live");
     }

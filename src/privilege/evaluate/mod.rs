@@ -16,9 +16,9 @@ use super::{Access, Catalog};
 use crate::airwallex::claims::ADMIN_PERMISSIONS;
 use crate::airwallex::KeyKind;
 use crate::airwallex::{host_environment, tier_scopes};
-use crate::finding::{Action, Finding, Recommendation, Severity, Verification};
+use crate::finding::{Action, Finding, Recommendation, Severity, Status, Verification};
 use crate::inventory::{KeyFacts, SecretSource};
-use crate::usage::{Evidence, KeyUsage};
+use crate::usage::{Evidence, KeyUsage, Screened};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -28,6 +28,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 enum Verdict {
     Quiet,
     Fire(Hit),
+    /// One finding per subject (a network, a scope).
+    FireEach(Vec<Hit>),
     NotJudged(String),
 }
 
@@ -41,6 +43,10 @@ struct Hit {
     replacement: Option<Replacement>,
     /// A severity the check chose from the rule's `severity_*` parameters, over the rule's own.
     severity: Option<Severity>,
+    /// The window of the evidence the finding rests on (`start`, `end`), over the usage window.
+    window: Option<(String, String)>,
+    /// Acknowledged where it is made (a literal key the config accepts: `evidence.accepted`).
+    acknowledged: bool,
 }
 
 impl Hit {
@@ -60,7 +66,10 @@ impl Hit {
 /// One key with what every evaluator needs.
 struct KeyCtx<'a> {
     f: &'a KeyFacts,
+    /// The key's calls that are evidence of need (allowed and expected).
     usage: Option<KeyUsage>,
+    /// The key's calls that are not (`usage::screen`): reported, never learnt from.
+    screened: Option<Screened>,
     evidence: Option<&'a Evidence>,
     catalog: &'a Catalog,
     now: DateTime<Utc>,
@@ -81,6 +90,26 @@ fn short_list(items: &[String], max: usize) -> String {
     }
 }
 
+/// What a login said, for a sentence (`; it logs in live: ...`), empty when not verified.
+fn login_state(verification: Option<Verification>) -> &'static str {
+    match verification {
+        Some(Verification::Live) => {
+            "; it logs in live: whoever finds it can move money with it now"
+        }
+        Some(Verification::Revoked) => "; its login answered 401 (revoked or regenerated)",
+        Some(Verification::Forbidden) => {
+            "; its login answered 403 (it exists, but an IP whitelist or permission refused the call)"
+        }
+        Some(Verification::Unknown) => "; whether it still logs in is unknown",
+        None => "",
+    }
+}
+
+/// A window for people, as the anomaly findings write it (`2026-11-20 10:15-10:40 UTC`).
+fn human_window(start: DateTime<Utc>, end: DateTime<Utc>) -> String {
+    crate::usage::detect::human_window(start.timestamp(), end.timestamp())
+}
+
 fn is_admin_perms(p: &[String]) -> bool {
     ADMIN_PERMISSIONS.iter().all(|a| p.iter().any(|q| q == a))
 }
@@ -93,15 +122,26 @@ impl<'a> KeyCtx<'a> {
         now: DateTime<Utc>,
     ) -> KeyCtx<'a> {
         let usage = evidence.and_then(|e| e.usage_of(&f.name, f.fingerprint.as_deref()));
+        let screened = evidence
+            .and_then(|e| e.screened_of(&f.name, f.fingerprint.as_deref()))
+            .filter(|s| s.calls > 0);
         let scopes = if f.declared_scopes.is_empty() {
             tier_scopes(f.kind, &[], catalog)
         } else {
             f.declared_scopes.clone()
         };
-        let replacement = recommend::replacement(f, usage.as_ref(), catalog);
+        let mut replacement = recommend::replacement(f, usage.as_ref(), catalog);
+        if let Some(s) = &screened {
+            replacement.basis.push_str(&format!(
+                "; {} call(s) screened out (outside the IP whitelist, needing undeclared \
+                 scopes or inside open anomalies): reported, not evidence of need",
+                s.calls
+            ));
+        }
         KeyCtx {
             f,
             usage,
+            screened,
             evidence,
             catalog,
             now,
@@ -200,9 +240,21 @@ impl<'a> KeyCtx<'a> {
             v.insert("first_seen", day(u.first_seen));
             v.insert("last_seen", day(u.last_seen));
             v.insert("events", u.events.to_string());
+        } else if let Some(s) = &self.screened {
+            v.insert(
+                "last_seen",
+                format!(
+                    "never, besides {} call(s) that are not evidence of need, reported separately",
+                    s.calls
+                ),
+            );
         } else {
             v.insert("last_seen", "never".to_string());
         }
+        v.insert(
+            "login_state",
+            login_state(f.login.as_ref().map(|l| l.verification)).to_string(),
+        );
         v
     }
 
@@ -268,9 +320,77 @@ fn check(ctx: &KeyCtx<'_>, rule: &PrivilegeRule) -> Verdict {
         Check::KeyMisconfigured => hygiene::key_misconfigured(ctx, rule),
         Check::SecretUnresolved => hygiene::secret_unresolved(ctx, rule),
         Check::UnknownRoute => evidence::unknown_route(ctx, rule),
+        Check::OutsideWhitelist => evidence::outside_whitelist(ctx, rule),
+        Check::UndeclaredScope => evidence::undeclared_scope(ctx, rule),
         // judged once over the evidence and once per key's other verdicts, in `evaluate`
         Check::UnknownKey | Check::NotJudged => Verdict::Quiet,
     }
+}
+
+/// The inputs a finding of `rule` on this key is observed by (resolution by observation): the
+/// config that declares the key, its login when the verdict reads the token, the usage sources
+/// for evidence checks, the places the key was found (and its secret reference, which is how
+/// it was recognised there).
+fn observed_by(ctx: &KeyCtx<'_>, rule: &PrivilegeRule) -> Vec<String> {
+    let f = ctx.f;
+    let mut out: BTreeSet<String> = BTreeSet::new();
+    out.extend(f.config_input());
+    let login = match rule.check {
+        // a declared admin is admin by its declaration; any other key by its token
+        Check::AdminKey | Check::PayeeAndPay | Check::WebhookWriteUnneeded => {
+            f.kind != KeyKind::Admin && ctx.permissions().is_some()
+        }
+        Check::DisguisedAdmin
+        | Check::DeclaredMismatch
+        | Check::PermissionsUnknown
+        | Check::KeyRevoked
+        | Check::KeyRefused => true,
+        Check::WrongEnvironment => f.login.is_some(),
+        _ => false,
+    };
+    if login {
+        out.insert(f.login_input());
+    }
+    let usage = rule.check.needs().evidence
+        || matches!(
+            rule.check,
+            Check::SharedKey
+                | Check::WrongEnvironment
+                | Check::UnknownRoute
+                | Check::OutsideWhitelist
+                | Check::UndeclaredScope
+        );
+    if usage {
+        if let Some(ev) = ctx.evidence {
+            out.extend(ev.inputs.iter().cloned());
+        }
+    }
+    let found = match rule.check {
+        Check::KeyLeaked => {
+            out.extend(f.leaks.iter().map(|l| l.source.clone()));
+            true
+        }
+        Check::SecretInPlaintextFile => {
+            out.extend(f.found_by.iter().cloned());
+            true
+        }
+        Check::ShadowKey => {
+            out.extend(f.leaks.iter().map(|l| l.source.clone()));
+            out.extend(f.found_by.iter().cloned());
+            true
+        }
+        // a shadow key's file facts are facts of where it was found
+        Check::SecretFileReadable | Check::SecretInGitWorkTree if !f.declared => {
+            out.extend(f.leaks.iter().map(|l| l.source.clone()));
+            out.extend(f.found_by.iter().cloned());
+            true
+        }
+        _ => false,
+    };
+    if found {
+        out.extend(f.secret_input());
+    }
+    out.into_iter().collect()
 }
 
 fn finding(
@@ -280,7 +400,7 @@ fn finding(
     key: &str,
     hit: Hit,
     usage: Option<&KeyUsage>,
-) -> Finding {
+) -> Made {
     let mut vars = ctx_vars.clone();
     for (k, v) in hit.vars {
         vars.insert(k, v);
@@ -302,7 +422,14 @@ fn finding(
         out.start = Some(u.coverage_start.to_rfc3339());
         out.end = Some(u.last_seen.to_rfc3339());
     }
+    if let Some((start, end)) = hit.window {
+        out.start = Some(start);
+        out.end = Some(end);
+    }
     out.evidence = Some(hit.evidence);
+    if hit.acknowledged {
+        out.status = Some(Status::Acknowledged);
+    }
     out.recommendation = Some(Recommendation {
         action: rule.action,
         steps: rule.steps.iter().map(|s| render(s, &vars)).collect(),
@@ -316,6 +443,137 @@ fn finding(
             })
             .map(|r| serde_json::to_value(r).expect("serializable")),
     });
+    Made {
+        finding: out,
+        check: rule.check,
+        folds: rule.folds.clone(),
+        folded_steps: rule.folded_steps.iter().map(|s| render(s, &vars)).collect(),
+        folded_replacement_steps: rule
+            .folded_replacement_steps
+            .iter()
+            .map(|s| render(s, &vars))
+            .collect(),
+    }
+}
+
+/// A finding as made, with what folding needs.
+struct Made {
+    finding: Finding,
+    check: Check,
+    /// The checks it carries when they fire on the same key.
+    folds: Vec<Check>,
+    /// What it adds to the finding that carries it.
+    folded_steps: Vec<String>,
+    /// What it adds to a carrier without a replacement key of its own.
+    folded_replacement_steps: Vec<String>,
+}
+
+/// One incident, one finding (findings contract, "Folding"): a finding that a stronger one on
+/// the same key implies is carried in the stronger one's `also` (with its message and evidence
+/// in `evidence.folded`, its inputs in `observed_by`, its `folded_steps` appended to the steps)
+/// instead of being reported on its own. The carrier keeps its severity: a revoked key carrying
+/// an admin key's findings is not "critical: can call every API". Which rule carries which is
+/// data (`folds` in the rule files); a finding carried by one that is itself carried goes to
+/// the top of the chain.
+fn fold(made: Vec<Made>) -> Vec<Finding> {
+    let n = made.len();
+    // An acknowledged finding (a literal the config accepts) carries nothing: what it would
+    // carry is not what was accepted.
+    let folds = |j: usize| -> &[Check] {
+        if made[j].finding.status == Some(Status::Acknowledged) {
+            &[]
+        } else {
+            &made[j].folds
+        }
+    };
+    // carrier[i]: the index of the finding that carries finding i directly
+    let carrier: Vec<Option<usize>> = (0..n)
+        .map(|i| {
+            (0..n).find(|&j| {
+                j != i && folds(j).contains(&made[i].check) && !folds(i).contains(&made[j].check)
+            })
+        })
+        .collect();
+    let top = |mut i: usize| -> Option<usize> {
+        let mut steps = 0;
+        while let Some(j) = carrier[i] {
+            i = j;
+            steps += 1;
+            if steps > n {
+                return None; // a cycle: leave it on its own
+            }
+        }
+        Some(i)
+    };
+    let mut carried: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut standalone = vec![true; n];
+    for i in 0..n {
+        if carrier[i].is_none() {
+            continue;
+        }
+        if let Some(t) = top(i) {
+            carried[t].push(i);
+            standalone[i] = false;
+        }
+    }
+    let mut out = Vec::new();
+    for t in 0..n {
+        if !standalone[t] {
+            continue;
+        }
+        let mut f = made[t].finding.clone();
+        if carried[t].is_empty() {
+            out.push(f);
+            continue;
+        }
+        let mut folded = Vec::new();
+        let mut observed: BTreeSet<String> = f.observed_by.iter().cloned().collect();
+        let own_replacement = f
+            .recommendation
+            .as_ref()
+            .is_some_and(|r| r.replacement.is_some());
+        for &i in &carried[t] {
+            let w = &made[i].finding;
+            f.also.push(w.rule.clone());
+            f.also.extend(w.also.iter().cloned());
+            folded.push(json!({
+                "rule": w.rule,
+                "severity": w.severity,
+                "message": w.message,
+                "evidence": w.evidence,
+            }));
+            observed.extend(w.observed_by.iter().cloned());
+            if let Some(r) = f.recommendation.as_mut() {
+                // a carrier that names its replacement key already says what the key should be
+                let replacement_steps = if own_replacement {
+                    &[][..]
+                } else {
+                    &made[i].folded_replacement_steps[..]
+                };
+                for step in made[i].folded_steps.iter().chain(replacement_steps) {
+                    if !r.steps.contains(step) {
+                        r.steps.push(step.clone());
+                    }
+                }
+                if r.replacement.is_none() {
+                    r.replacement = w
+                        .recommendation
+                        .as_ref()
+                        .and_then(|x| x.replacement.clone());
+                }
+            }
+        }
+        f.also.sort();
+        f.also.dedup();
+        f.observed_by = observed.into_iter().collect();
+        match f.evidence.as_mut().and_then(|e| e.as_object_mut()) {
+            Some(o) => {
+                o.insert("folded".into(), Value::Array(folded));
+            }
+            None => f.evidence = Some(json!({ "folded": folded })),
+        }
+        out.push(f);
+    }
     out
 }
 
@@ -338,6 +596,7 @@ pub fn evaluate(
         let vars = ctx.vars();
         let mut not_judged: Vec<(String, String)> = Vec::new();
         let mut unused_key_fired = false;
+        let mut made = Vec::new();
         for rule in &rules.rules {
             if !f.declared && !rule.check.needs().shadow_keys {
                 continue;
@@ -353,14 +612,16 @@ pub fn evaluate(
                     if rule.check == Check::UnusedKey {
                         unused_key_fired = true;
                     }
-                    out.push(finding(
-                        &vars,
-                        rule,
-                        Some(f),
-                        &f.name,
-                        hit,
-                        ctx.usage.as_ref(),
-                    ));
+                    let mut m = finding(&vars, rule, Some(f), &f.name, hit, ctx.usage.as_ref());
+                    m.finding.observed_by = observed_by(&ctx, rule);
+                    made.push(m);
+                }
+                Verdict::FireEach(hits) => {
+                    for hit in hits {
+                        let mut m = finding(&vars, rule, Some(f), &f.name, hit, ctx.usage.as_ref());
+                        m.finding.observed_by = observed_by(&ctx, rule);
+                        made.push(m);
+                    }
                 }
             }
         }
@@ -378,16 +639,12 @@ pub fn evaluate(
                 }))
                 .var("reason", reasons.join("; "))
                 .var("not_judged_rules", ids.join(", "));
-                out.push(finding(
-                    &vars,
-                    rule,
-                    Some(f),
-                    &f.name,
-                    hit,
-                    ctx.usage.as_ref(),
-                ));
+                let mut m = finding(&vars, rule, Some(f), &f.name, hit, ctx.usage.as_ref());
+                m.finding.observed_by = observed_by(&ctx, rule);
+                made.push(m);
             }
         }
+        out.extend(fold(made));
     }
     if let Some(ev) = evidence {
         for rule in rules.with_check(Check::UnknownKey) {
@@ -423,7 +680,9 @@ pub fn evaluate(
                     "observed": {"events": u.events, "routes": u.routes.keys().take(10).collect::<Vec<_>>(), "source_ips": u.source_ips, "hosts": u.hosts},
                     "expected": "every key in use declared in the inventory (by name or fingerprint)",
                 }));
-                out.push(finding(&vars, rule, None, k, hit, Some(u)));
+                let mut m = finding(&vars, rule, None, k, hit, Some(u));
+                m.finding.observed_by = ev.inputs.clone();
+                out.push(m.finding);
             }
         }
     }

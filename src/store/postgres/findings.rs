@@ -3,9 +3,13 @@
 //! finding upserted by id in one statement so writers on several hosts agree on new/open.
 
 use super::{pg_params, retryable, PgStore};
-use crate::finding::{Finding, Status};
+use crate::finding::{Finding, Resolution, Status};
+use crate::store::acks::AckRecord;
 use crate::store::findings::{Findings, StoredFinding};
-use crate::store::lifecycle::{Lifecycle, RecordSummary, Recorded};
+use crate::store::keys::{KeyRecord, KeyRecords};
+use crate::store::lifecycle::{
+    observed_from, Lifecycle, NotRechecked, Observation, RecordSummary, Recorded,
+};
 use crate::store::runs::{RunRecord, Runs};
 use crate::store::{ts, Acknowledgements, StoreError};
 use chrono::{DateTime, Utc};
@@ -43,7 +47,7 @@ impl Findings for PgStore {
         let rows = self.run(|c| {
             c.query(
                 "SELECT f.finding, f.status, f.first_seen, f.last_seen, f.resolved_at, \
-                 f.times_seen, f.scope, a.reason, a.expires_at \
+                 f.times_seen, f.scope, a.reason, a.expires_at, f.observed_by, f.resolution \
                  FROM findings f LEFT JOIN acknowledgements a ON a.finding_id = f.id \
                  WHERE $1::text IS NULL OR f.scope = $1 ORDER BY f.first_seen, f.id",
                 pg_params![scope],
@@ -68,6 +72,15 @@ impl Findings for PgStore {
                 "new" => Status::New,
                 _ => Status::Open,
             });
+            finding.observed_by = observed_from(r.get(9));
+            finding.resolution = match finding.status {
+                Some(Status::Resolved) => Some(
+                    r.get::<_, Option<&str>>(10)
+                        .and_then(Resolution::parse)
+                        .unwrap_or(Resolution::Fixed),
+                ),
+                _ => None,
+            };
             out.push(StoredFinding {
                 finding,
                 scope: r.get(6),
@@ -83,16 +96,22 @@ impl Findings for PgStore {
 }
 
 impl Lifecycle for PgStore {
-    fn record(
+    fn record_observed(
         &self,
         scope: &str,
+        observation: &Observation,
         findings: &mut [Finding],
         now: DateTime<Utc>,
     ) -> Result<Recorded, StoreError> {
+        // A retry starts from the findings as they came (statuses are set on the way).
+        let incoming: Vec<Option<Status>> = findings.iter().map(|f| f.status).collect();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.record_once(scope, findings, now) {
+            for (f, st) in findings.iter_mut().zip(&incoming) {
+                f.status = *st;
+            }
+            match self.record_once(scope, observation, findings, now) {
                 Err(e) if attempt < ATTEMPTS && retryable(&e) => {
                     tracing::debug!(db = %self.shown(), attempt, "recording retried: {e}");
                     std::thread::sleep(std::time::Duration::from_millis(5 << attempt));
@@ -107,6 +126,7 @@ impl PgStore {
     fn record_once(
         &self,
         scope: &str,
+        observation: &Observation,
         findings: &mut [Finding],
         now: DateTime<Utc>,
     ) -> Result<Recorded, StoreError> {
@@ -118,26 +138,52 @@ impl PgStore {
             let upsert = tx
                 .prepare(
                     "INSERT INTO findings (id, scope, rule, severity, key, path, message, \
-                     finding, status, first_seen, last_seen, times_seen) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'new', $9, $9, 1) \
+                     finding, status, first_seen, last_seen, times_seen, observed_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'new', $9, $9, 1, $10) \
                      ON CONFLICT (id) DO UPDATE SET \
                      status = CASE WHEN findings.status = 'resolved' THEN 'new' ELSE 'open' END, \
                      severity = excluded.severity, message = excluded.message, \
                      finding = excluded.finding, last_seen = excluded.last_seen, \
-                     resolved_at = NULL, times_seen = findings.times_seen + 1, \
-                     scope = excluded.scope \
+                     resolved_at = NULL, resolution = NULL, \
+                     times_seen = findings.times_seen + 1, scope = excluded.scope, \
+                     observed_by = excluded.observed_by \
                      RETURNING status",
                 )
                 .map_err(q("prepare upsert"))?;
             let ack = tx
-                .prepare("SELECT reason, expires_at FROM acknowledgements WHERE finding_id = $1")
+                .prepare(
+                    "SELECT reason, expires_at, origin FROM acknowledgements WHERE finding_id = $1",
+                )
                 .map_err(q("prepare acknowledgement lookup"))?;
+            let config_ack = tx
+                .prepare(
+                    "INSERT INTO acknowledgements (finding_id, reason, acked_by, created_at, \
+                     expires_at, origin) VALUES ($1, $2, 'config', $3, NULL, 'config') \
+                     ON CONFLICT (finding_id) DO UPDATE SET reason = excluded.reason \
+                     WHERE acknowledgements.origin = 'config'",
+                )
+                .map_err(q("prepare config acknowledgement"))?;
+            let drop_config_ack = tx
+                .prepare("DELETE FROM acknowledgements WHERE finding_id = $1 AND origin = 'config'")
+                .map_err(q("prepare config acknowledgement removal"))?;
             // In id order: two runs that share findings lock their rows in the same order.
             let mut order: Vec<usize> = (0..findings.len()).collect();
             order.sort_by(|a, b| findings[*a].id.cmp(&findings[*b].id));
             for i in order {
                 let f = &mut findings[i];
+                // Acknowledged by the config (`evidence.accepted`), or not at all by it.
+                let accepted = (f.status == Some(Status::Acknowledged))
+                    .then(|| {
+                        f.evidence
+                            .as_ref()
+                            .and_then(|e| e.get("accepted"))
+                            .and_then(|a| a.as_str())
+                            .map(str::to_string)
+                    })
+                    .flatten();
+                f.status = None;
                 let json = serde_json::to_string(&*f).expect("findings serialize");
+                let observed = observed_json(&f.observed_by);
                 let row = tx
                     .query_one(
                         &upsert,
@@ -150,11 +196,20 @@ impl PgStore {
                             f.path,
                             f.message,
                             json,
-                            now_s
+                            now_s,
+                            observed
                         ],
                     )
                     .map_err(q("upsert finding"))?;
                 let status: String = row.get(0);
+                match &accepted {
+                    Some(reason) => tx
+                        .execute(&config_ack, pg_params![f.id, reason, now_s])
+                        .map_err(q("acknowledge by config"))?,
+                    None => tx
+                        .execute(&drop_config_ack, pg_params![f.id])
+                        .map_err(q("remove config acknowledgement"))?,
+                };
                 f.status = Some(if status == "new" {
                     Status::New
                 } else {
@@ -179,33 +234,62 @@ impl PgStore {
                     _ => summary.open += 1,
                 }
             }
-            // Whatever this scope reported before and not now is resolved.
+            // Whatever this scope reported before and not now is resolved, if this run could
+            // see it.
             let current: std::collections::HashSet<&str> =
                 findings.iter().map(|f| f.id.as_str()).collect();
             let stale = tx
                 .query(
-                    "SELECT id, finding FROM findings WHERE scope = $1 \
-                     AND status IN ('new', 'open') ORDER BY id FOR UPDATE",
-                    pg_params![scope],
+                    "SELECT f.id, f.finding, f.observed_by, a.reason IS NOT NULL \
+                     AND (a.expires_at IS NULL OR a.expires_at > $2) \
+                     FROM findings f LEFT JOIN acknowledgements a ON a.finding_id = f.id \
+                     WHERE f.scope = $1 AND f.status IN ('new', 'open') \
+                     ORDER BY f.id FOR UPDATE OF f",
+                    pg_params![scope, now_s],
                 )
                 .map_err(q("list open findings"))?;
             let mark = tx
-                .prepare("UPDATE findings SET status = 'resolved', resolved_at = $2 WHERE id = $1")
+                .prepare(
+                    "UPDATE findings SET status = 'resolved', resolved_at = $2, resolution = $3 \
+                     WHERE id = $1",
+                )
                 .map_err(q("prepare resolve"))?;
+            let reopen = tx
+                .prepare("UPDATE findings SET status = 'open' WHERE id = $1")
+                .map_err(q("prepare keep open"))?;
             let mut resolved = Vec::new();
+            let mut not_rechecked = Vec::new();
             for r in stale {
                 let id: String = r.get(0);
                 if current.contains(id.as_str()) {
                     continue;
                 }
-                tx.execute(&mark, pg_params![id, now_s])
-                    .map_err(q("resolve finding"))?;
-                if let Ok(mut f) = serde_json::from_str::<Finding>(r.get::<_, &str>(1)) {
-                    f.status = Some(Status::Resolved);
-                    resolved.push(f);
+                let Ok(mut f) = serde_json::from_str::<Finding>(r.get::<_, &str>(1)) else {
+                    continue;
+                };
+                let acked: bool = r.get(3);
+                f.observed_by = observed_from(r.get(2));
+                let unseen = observation.unseen(&f.observed_by);
+                if !unseen.is_empty() {
+                    tx.execute(&reopen, pg_params![id])
+                        .map_err(q("keep finding open"))?;
+                    f.status = Some(if acked {
+                        Status::Acknowledged
+                    } else {
+                        Status::Open
+                    });
+                    not_rechecked.push(NotRechecked { finding: f, unseen });
+                    continue;
                 }
+                let resolution = Resolution::for_rule(&f.rule);
+                tx.execute(&mark, pg_params![id, now_s, resolution.as_str()])
+                    .map_err(q("resolve finding"))?;
+                f.status = Some(Status::Resolved);
+                f.resolution = Some(resolution);
+                resolved.push(f);
             }
             summary.resolved = resolved.len();
+            summary.not_rechecked = not_rechecked.len();
             // Alerts for this run's new findings are queued with them, or not at all.
             super::outbox::queue_in_run(self, &mut tx, findings, &resolved, now)
                 .map_err(q("queue alerts"))?;
@@ -222,9 +306,19 @@ impl PgStore {
             )
             .map_err(q("record run"))?;
             tx.commit().map_err(q("commit"))?;
-            Ok(Recorded { summary, resolved })
+            Ok(Recorded {
+                summary,
+                resolved,
+                not_rechecked,
+            })
         })
     }
+}
+
+/// The stored form of `observed_by` (a JSON array), none when empty (as SQLite's).
+fn observed_json(observed_by: &[String]) -> Option<String> {
+    (!observed_by.is_empty())
+        .then(|| serde_json::to_string(observed_by).expect("strings serialize"))
 }
 
 impl Acknowledgements for PgStore {
@@ -243,7 +337,7 @@ impl Acknowledgements for PgStore {
                  expires_at) VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (finding_id) DO UPDATE SET reason = excluded.reason, \
                  acked_by = excluded.acked_by, created_at = excluded.created_at, \
-                 expires_at = excluded.expires_at",
+                 expires_at = excluded.expires_at, origin = 'person'",
                 pg_params![id, reason, by, ts(now), expires_at.map(ts)],
             )
             .map_err(self.q("acknowledge"))
@@ -261,6 +355,85 @@ impl Acknowledgements for PgStore {
             .map_err(self.q("remove acknowledgement"))
         })?;
         Ok(n > 0)
+    }
+
+    fn acknowledgements(&self) -> Result<Vec<AckRecord>, StoreError> {
+        let rows = self.run(|c| {
+            c.query(
+                "SELECT finding_id, reason, acked_by, created_at, expires_at, origin \
+                 FROM acknowledgements ORDER BY finding_id",
+                &[],
+            )
+            .map_err(self.q("list acknowledgements"))
+        })?;
+        Ok(rows
+            .iter()
+            .map(|r| AckRecord {
+                finding_id: r.get(0),
+                reason: r.get(1),
+                by: r.get(2),
+                at: r.get(3),
+                expires_at: r.get(4),
+                origin: r.get(5),
+            })
+            .collect())
+    }
+}
+
+impl KeyRecords for PgStore {
+    fn save_keys(&self, source: &str, keys: &[KeyRecord]) -> Result<(), StoreError> {
+        self.run(|c| {
+            let q = |what| self.q(what);
+            let mut tx = c.transaction().map_err(q("begin"))?;
+            tx.execute(
+                "DELETE FROM key_records WHERE source = $1",
+                pg_params![source],
+            )
+            .map_err(q("forget keys"))?;
+            let put = tx
+                .prepare(
+                    "INSERT INTO key_records (name, fingerprint, source, observed_at, row) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO UPDATE SET \
+                     fingerprint = excluded.fingerprint, source = excluded.source, \
+                     observed_at = excluded.observed_at, row = excluded.row",
+                )
+                .map_err(q("prepare key"))?;
+            for k in keys {
+                tx.execute(
+                    &put,
+                    pg_params![
+                        k.name,
+                        k.fingerprint,
+                        source,
+                        k.observed_at,
+                        k.row.to_string()
+                    ],
+                )
+                .map_err(q("save key"))?;
+            }
+            tx.commit().map_err(q("commit"))
+        })
+    }
+
+    fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows = self.run(|c| {
+            c.query(
+                "SELECT name, fingerprint, source, observed_at, row FROM key_records \
+                 ORDER BY name",
+                &[],
+            )
+            .map_err(self.q("list keys"))
+        })?;
+        Ok(rows
+            .iter()
+            .map(|r| KeyRecord {
+                name: r.get(0),
+                fingerprint: r.get(1),
+                source: r.get(2),
+                observed_at: r.get(3),
+                row: serde_json::from_str(r.get::<_, &str>(4)).unwrap_or(serde_json::Value::Null),
+            })
+            .collect())
     }
 }
 

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
+
 use sha2::{Digest, Sha384};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -77,10 +79,7 @@ pub fn db_contents(dir: &Path) -> Vec<u8> {
         .collect();
     let mut out = Vec::new();
     for t in tables {
-        for r in c
-            .query(&format!("SELECT t::text FROM {t} t"), &[])
-            .unwrap()
-        {
+        for r in c.query(&format!("SELECT t::text FROM {t} t"), &[]).unwrap() {
             out.extend(r.get::<_, String>(0).into_bytes());
             out.push(b'\n');
         }

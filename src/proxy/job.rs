@@ -170,11 +170,11 @@ pub async fn serve(
 ) -> Result<ProxyOutcome, JobError> {
     let req = resolve(req, config);
     if let Some(url) = crate::store::postgres_url(&req.db) {
-        // The proxy's writer and lookups are SQLite's; say so rather than write a file named
-        // after the URL.
+        // The proxy's batch writer and lookups are SQLite's (a file beside the proxy, spilled
+        // when busy); say so rather than write a file named after the URL.
         return Err(crate::store::StoreError::Unsupported {
             url: crate::store::postgres::redacted(url),
-            what: "the recording proxy's records (token attributions, proxied objects)",
+            what: "the recording proxy's writer (it records into a SQLite file)",
         }
         .into());
     }

@@ -259,47 +259,48 @@ mod tests {
     #[test]
     fn attributions_expire_and_events_are_stored_once() {
         let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(&dir.path().join("a.db")).unwrap();
-        let now = Utc::now();
-        let a = TokenAttribution {
-            token_fingerprint: "sha256:aaaa".into(),
-            key_fingerprint: "sha256:bbbb".into(),
-            expires_at: now + chrono::Duration::minutes(30),
-            learned_at: now,
-        };
-        s.remember_tokens(std::slice::from_ref(&a)).unwrap();
-        let got = s.token_attribution("sha256:aaaa", now).unwrap().unwrap();
-        assert_eq!(got.key_fingerprint, "sha256:bbbb");
-        assert!(s
-            .token_attribution("sha256:aaaa", now + chrono::Duration::minutes(31))
-            .unwrap()
-            .is_none());
-        assert!(s.token_attribution("sha256:cccc", now).unwrap().is_none());
-        let row = ProxyEventRow {
-            id: "r1-000000000001".into(),
-            ts: "2026-11-20T10:00:00.000Z".into(),
-            key: "payvy".into(),
-            json: "{\"ts\":\"2026-11-20T10:00:00.000Z\"}".into(),
-        };
-        let obj = ObjectSighting {
-            object_id: "ben_1".into(),
-            ts: row.ts.clone(),
-            key: "payvy".into(),
-            method: "POST".into(),
-            path: "/api/v1/beneficiaries/create".into(),
-        };
-        s.append_proxy_events(std::slice::from_ref(&row), std::slice::from_ref(&obj))
-            .unwrap();
-        s.append_proxy_events(&[row], &[obj]).unwrap();
-        assert_eq!(s.proxy_events().unwrap().len(), 1);
-        let seen = s.object_sightings("ben_1").unwrap();
-        assert_eq!((seen.len(), seen[0].key.as_str()), (1, "payvy"));
-        assert!(s.object_sightings("ben_2").unwrap().is_empty());
-        assert!(s.has_object_sightings().unwrap());
-        assert_eq!(
-            s.object_changed_at("ben_1").unwrap().unwrap(),
-            parse("2026-11-20T10:00:00Z").unwrap()
-        );
-        assert!(s.object_changed_at("ben_2").unwrap().is_none());
+        for s in crate::store::tests::backends(dir.path(), "proxy") {
+            let now = Utc::now();
+            let a = TokenAttribution {
+                token_fingerprint: "sha256:aaaa".into(),
+                key_fingerprint: "sha256:bbbb".into(),
+                expires_at: now + chrono::Duration::minutes(30),
+                learned_at: now,
+            };
+            s.remember_tokens(std::slice::from_ref(&a)).unwrap();
+            let got = s.token_attribution("sha256:aaaa", now).unwrap().unwrap();
+            assert_eq!(got.key_fingerprint, "sha256:bbbb");
+            assert!(s
+                .token_attribution("sha256:aaaa", now + chrono::Duration::minutes(31))
+                .unwrap()
+                .is_none());
+            assert!(s.token_attribution("sha256:cccc", now).unwrap().is_none());
+            let row = ProxyEventRow {
+                id: "r1-000000000001".into(),
+                ts: "2026-11-20T10:00:00.000Z".into(),
+                key: "payvy".into(),
+                json: "{\"ts\":\"2026-11-20T10:00:00.000Z\"}".into(),
+            };
+            let obj = ObjectSighting {
+                object_id: "ben_1".into(),
+                ts: row.ts.clone(),
+                key: "payvy".into(),
+                method: "POST".into(),
+                path: "/api/v1/beneficiaries/create".into(),
+            };
+            s.append_proxy_events(std::slice::from_ref(&row), std::slice::from_ref(&obj))
+                .unwrap();
+            s.append_proxy_events(&[row], &[obj]).unwrap();
+            assert_eq!(s.proxy_events().unwrap().len(), 1);
+            let seen = s.object_sightings("ben_1").unwrap();
+            assert_eq!((seen.len(), seen[0].key.as_str()), (1, "payvy"));
+            assert!(s.object_sightings("ben_2").unwrap().is_empty());
+            assert!(s.has_object_sightings().unwrap());
+            assert_eq!(
+                s.object_changed_at("ben_1").unwrap().unwrap(),
+                parse("2026-11-20T10:00:00Z").unwrap()
+            );
+            assert!(s.object_changed_at("ben_2").unwrap().is_none());
+        }
     }
 }

@@ -13,11 +13,12 @@
 //! UPDATE`, one statement decides new/open), in id order so two runs never deadlock, and a run
 //! that still meets a serialization failure or deadlock is retried; a delivery is claimed with
 //! `SELECT .. FOR UPDATE SKIP LOCKED`; a queued alert is sealed only while it is still waiting,
-//! its row locked. Ported areas: findings, lifecycle, acknowledgements, runs, outbox. The other
-//! areas answer [`StoreError::Unsupported`] (never silently nothing).
+//! its row locked. Ported areas: findings, lifecycle, acknowledgements, runs, outbox, keys, the
+//! proxy's records. The watch's state and the daemon's records answer [`StoreError::Unsupported`] (never silently nothing).
 
 mod findings;
 mod outbox;
+mod proxy;
 mod unported;
 
 use super::migrations::{Migration, SCHEMA_VERSION};
@@ -234,19 +235,17 @@ impl PgStore {
     /// what the first did).
     fn migrate(&self) -> Result<(), StoreError> {
         self.run(|c| {
-            let ours: bool = c
-                .query_one("SELECT to_regclass('awxguard_meta') IS NOT NULL", &[])
-                .map_err(self.q("look for awxguard's tables"))?
-                .get(0);
+            // One statement, one snapshot: another process may be creating the tables now.
+            let row = c
+                .query_one(
+                    "SELECT to_regclass('awxguard_meta') IS NOT NULL, \
+                     (SELECT count(*) FROM information_schema.tables \
+                      WHERE table_schema = current_schema())",
+                    &[],
+                )
+                .map_err(self.q("look for awxguard's tables"))?;
+            let (ours, tables): (bool, i64) = (row.get(0), row.get(1));
             if !ours {
-                let tables: i64 = c
-                    .query_one(
-                        "SELECT count(*) FROM information_schema.tables \
-                         WHERE table_schema = current_schema()",
-                        &[],
-                    )
-                    .map_err(self.q("list tables"))?
-                    .get(0);
                 if tables > 0 {
                     return Err(StoreError::NotADatabase {
                         path: self.shown.clone().into(),

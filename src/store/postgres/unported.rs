@@ -1,5 +1,4 @@
-//! The areas not ported to PostgreSQL yet: the proxy's records, the watch's state, the daemon's
-//! records. Their tables exist (the schema steps are the same), but every call answers
+//! The areas not ported to PostgreSQL yet: the watch's state and the daemon's records. Their tables exist (the schema steps are the same), but every call answers
 //! `StoreError::Unsupported` naming what is missing: a command that needs one of them fails
 //! clearly, never reads nothing or drops what it was given.
 
@@ -7,46 +6,12 @@ use super::PgStore;
 use crate::store::daemon::{
     DaemonHolder, DaemonRecords, JobCounts, JobOutcome, JobRun, LockOutcome, StoreStats,
 };
-use crate::store::proxy::{ObjectSighting, ProxyEventRow, ProxyRecords, TokenAttribution};
 use crate::store::watch::{Seen, StoredObject, WatchCursor, WatchObject, WatchState};
 use crate::store::StoreError;
 use chrono::{DateTime, Utc};
 
-const PROXY: &str = "the recording proxy's records (token attributions, proxied objects)";
 const WATCH: &str = "the money-movement watch's state (cursors, objects)";
 const DAEMON: &str = "the daemon's records (job runs, scanned refs, per-job locks)";
-
-impl ProxyRecords for PgStore {
-    fn remember_tokens(&self, _: &[TokenAttribution]) -> Result<(), StoreError> {
-        Err(self.unsupported(PROXY))
-    }
-    fn token_attribution(
-        &self,
-        _: &str,
-        _: DateTime<Utc>,
-    ) -> Result<Option<TokenAttribution>, StoreError> {
-        Err(self.unsupported(PROXY))
-    }
-    fn object_changed_at(&self, _: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Err(self.unsupported(PROXY))
-    }
-    fn append_proxy_events(
-        &self,
-        _: &[ProxyEventRow],
-        _: &[ObjectSighting],
-    ) -> Result<(), StoreError> {
-        Err(self.unsupported(PROXY))
-    }
-    fn proxy_events(&self) -> Result<Vec<String>, StoreError> {
-        Err(self.unsupported(PROXY))
-    }
-    fn object_sightings(&self, _: &str) -> Result<Vec<ObjectSighting>, StoreError> {
-        Err(self.unsupported(PROXY))
-    }
-    fn has_object_sightings(&self) -> Result<bool, StoreError> {
-        Err(self.unsupported(PROXY))
-    }
-}
 
 impl WatchState for PgStore {
     fn watch_cursor(&self, _: &str, _: &str) -> Result<WatchCursor, StoreError> {

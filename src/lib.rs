@@ -18,6 +18,7 @@ pub mod inventory;
 pub mod privilege;
 pub mod proxy;
 pub mod report;
+pub mod rulebook;
 pub mod rules;
 pub mod scan;
 pub mod secret;

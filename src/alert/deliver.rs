@@ -342,24 +342,6 @@ pub async fn deliver_due(
     Ok(report)
 }
 
-/// The outbox as `awxguard alerts list` shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Listing {
-    /// Queued alerts waiting for their time (the digest) or the next delivery round.
-    pub waiting: Vec<QueueRow>,
-    /// Deliveries, newest first: pending (with the last error when failing) or sent (with what
-    /// the server said).
-    pub deliveries: Vec<Delivery>,
-}
-
-/// Reads the outbox.
-pub fn list(store: &dyn Store, limit: usize) -> Result<Listing, StoreError> {
-    Ok(Listing {
-        waiting: store.waiting_alerts(None)?,
-        deliveries: store.deliveries(limit)?,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

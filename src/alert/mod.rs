@@ -5,11 +5,13 @@
 //! (`deliver_due`, at the end of a recording CLI run and on the daemon's timer).
 
 pub mod deliver;
+pub mod listing;
 pub mod model;
 pub mod render;
 pub mod sink;
 
-pub use deliver::{deliver_due, install, list, prepare_due, DeliveryReport, Listing, Planner};
+pub use deliver::{deliver_due, install, prepare_due, DeliveryReport, Planner};
+pub use listing::{configured, list, Listing, NotConfigured, TestReport};
 pub use model::{plan_repeats, plan_run, recipients, AlertKind, KeyCard, QueuedAlert};
 pub use render::{AlertDoc, Group, Item, Titles};
 pub use sink::{Receipt, Sink, SinkError};
@@ -70,7 +72,7 @@ pub struct TestOutcome {
 }
 
 /// Sends a test alert to each configured sink and reports what each server said.
-pub async fn send_test(cfg: &AlertsConfig, clock: &dyn Clock) -> (AlertDoc, Vec<TestOutcome>) {
+pub async fn send_test(cfg: &AlertsConfig, clock: &dyn Clock) -> TestReport {
     let doc = test_doc(cfg, clock);
     let mut out = Vec::new();
     for s in sink::from_config(cfg) {
@@ -81,5 +83,5 @@ pub async fn send_test(cfg: &AlertsConfig, clock: &dyn Clock) -> (AlertDoc, Vec<
             result,
         });
     }
-    (doc, out)
+    TestReport { doc, outcomes: out }
 }

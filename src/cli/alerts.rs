@@ -2,7 +2,6 @@
 //! (`deliver`); and the delivery at the end of every run that recorded findings.
 
 use super::Context;
-use crate::alert::DeliveryReport;
 use crate::report::Format;
 use clap::Subcommand;
 
@@ -23,71 +22,20 @@ pub enum AlertsCommand {
 }
 
 pub fn run(ctx: &Context, cmd: AlertsCommand) -> anyhow::Result<u8> {
-    let Some(cfg) = ctx.config.alerts.as_ref() else {
-        anyhow::bail!(
-            "alerts are not configured: add an [alerts] section with a sink ([alerts.email], \
-             [alerts.webhook] or [alerts.file]) to the config (see examples/awxguard.toml)"
-        );
-    };
+    let cfg = crate::alert::configured(&ctx.config)?;
     match cmd {
         AlertsCommand::Test => {
-            let (doc, outcomes) = ctx.block_on(crate::alert::send_test(cfg, ctx.clock()));
-            say!("test alert {} (Message-ID {})", doc.id, doc.message_id);
-            let mut failed = false;
-            for o in outcomes {
-                match o.result {
-                    Ok(r) => say!("{:<8} {}: accepted: {}", o.sink, o.target, r.reply),
-                    Err(e) => {
-                        failed = true;
-                        say!("{:<8} {}: FAILED: {e}", o.sink, o.target);
-                    }
-                }
-            }
-            Ok(if failed { 2 } else { 0 })
+            let report = ctx.block_on(crate::alert::send_test(cfg, ctx.clock()));
+            print(report.lines(), false);
+            Ok(if report.failed() { 2 } else { 0 })
         }
         AlertsCommand::List { limit } => {
             let store = ctx.open_store_read_only()?;
             let listing = crate::alert::list(store.as_ref(), limit)?;
             if ctx.global.format == Format::Json {
                 say!("{}", serde_json::to_string_pretty(&listing)?);
-                return Ok(0);
-            }
-            say!("waiting: {}", listing.waiting.len());
-            for w in &listing.waiting {
-                let a = &w.alert;
-                say!(
-                    "  {:<9} key {}  {} finding{} ({})  due {}",
-                    a.kind.as_str(),
-                    a.key,
-                    a.finding_ids.len(),
-                    if a.finding_ids.len() == 1 { "" } else { "s" },
-                    a.severity,
-                    a.due_at.format("%Y-%m-%d %H:%M UTC"),
-                );
-            }
-            say!("deliveries: {}", listing.deliveries.len());
-            for d in &listing.deliveries {
-                let state = match (d.state.as_str(), d.attempts) {
-                    ("sent", _) => "sent",
-                    (_, 0) => "queued",
-                    _ => "failing",
-                };
-                say!("  {state:<8} {:<8} {}  {}", d.sink, d.message_id, d.subject);
-                match state {
-                    "sent" => say!(
-                        "           sent {} after {} attempt(s): {}",
-                        d.sent_at.as_deref().unwrap_or("-"),
-                        d.attempts,
-                        d.reply.as_deref().unwrap_or("")
-                    ),
-                    "failing" => say!(
-                        "           {} attempt(s), next at {}: {}",
-                        d.attempts,
-                        d.next_attempt_at,
-                        d.last_error.as_deref().unwrap_or("")
-                    ),
-                    _ => {}
-                }
+            } else {
+                print(listing.lines(), false);
             }
             Ok(0)
         }
@@ -95,38 +43,19 @@ pub fn run(ctx: &Context, cmd: AlertsCommand) -> anyhow::Result<u8> {
             let store = ctx.open_store()?;
             let report =
                 ctx.block_on(crate::alert::deliver_due(store, &ctx.config, ctx.clock()))?;
-            print_report(&report, false);
+            print(report.lines(true), false);
             Ok(if report.failed.is_empty() { 0 } else { 2 })
         }
     }
 }
 
-fn print_report(r: &DeliveryReport, to_stderr: bool) {
-    let out = |line: String| {
+fn print(lines: Vec<String>, to_stderr: bool) {
+    for line in lines {
         if to_stderr {
             tell!("{line}");
         } else {
             say!("{line}");
         }
-    };
-    for s in &r.sent {
-        out(format!(
-            "alert {} sent by {}: {} ({})",
-            s.alert, s.sink, s.reply, s.subject
-        ));
-    }
-    for f in &r.failed {
-        out(format!(
-            "alert {} NOT sent by {} (attempt {}, next at {}): {}",
-            f.alert,
-            f.sink,
-            f.attempts,
-            f.next_attempt_at.format("%Y-%m-%d %H:%M:%S UTC"),
-            f.error
-        ));
-    }
-    if !to_stderr && r.sent.is_empty() && r.failed.is_empty() {
-        out("nothing due".into());
     }
 }
 
@@ -147,7 +76,7 @@ pub fn after_run(ctx: &Context) {
     ));
     match result {
         Ok(r) => {
-            print_report(&r, true);
+            print(r.lines(false), true);
             if !r.failed.is_empty() {
                 tell!("alerts stay in the outbox and are retried: see `awxguard alerts list`");
             }

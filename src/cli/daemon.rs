@@ -20,40 +20,8 @@ pub fn run(global: &GlobalArgs, args: DaemonArgs) -> anyhow::Result<u8> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_PATH));
     if args.check {
-        let config = crate::config::Config::load(&config_path, true)?;
-        if !config.daemon.has_work() {
-            return Err(crate::daemon::DaemonError::NothingToDo(config_path).into());
-        }
-        let now = chrono::Utc::now();
-        let tz = config.daemon.timezone;
-        say!(
-            "{}: ok; schedules in {tz}; health and metrics on http://{}",
-            config_path.display(),
-            config.daemon.listen
-        );
-        for p in crate::daemon::plan(&config, now, 3) {
-            let next: Vec<String> = p
-                .next
-                .iter()
-                .map(|t| {
-                    t.with_timezone(&tz)
-                        .format("%Y-%m-%d %H:%M:%S %Z")
-                        .to_string()
-                })
-                .collect();
-            say!(
-                "  {:<24} {:<18} next: {}",
-                p.job,
-                p.schedule,
-                next.join(", ")
-            );
-        }
-        if config.daemon.proxy {
-            say!(
-                "  {:<24} listening on {}",
-                "proxy",
-                config.proxy.listen.as_deref().unwrap_or("127.0.0.1:8788")
-            );
+        for line in crate::daemon::check(&config_path, chrono::Utc::now())?.lines() {
+            say!("{line}");
         }
         return Ok(0);
     }

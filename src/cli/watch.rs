@@ -1,9 +1,9 @@
 //! `awxguard watch`: one poll of the money-movement watch with a read-only key: the lists read
-//! since the last poll, the findings recorded under `watch:<key>`.
+//! since the last poll, the findings recorded under `watch:<key>` (the job: `watch::run`, which
+//! checks its rule files before anything is sent).
 
 use super::Context;
-use crate::watch::{WatchRequest, WatchRules};
-use anyhow::Context as _;
+use crate::watch::WatchRequest;
 use clap::Args;
 
 #[derive(Debug, Args)]
@@ -14,9 +14,6 @@ pub struct WatchArgs {
 }
 
 pub fn run(ctx: &Context, args: WatchArgs) -> anyhow::Result<u8> {
-    // Rule files are checked before anything is sent.
-    let w = &ctx.config.watch;
-    WatchRules::load(&w.rule_dirs, &w.disable, &w.params).context("cannot load the watch rules")?;
     let store = ctx.open_store()?;
     let req = WatchRequest {
         key: args.key,

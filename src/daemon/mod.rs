@@ -117,3 +117,73 @@ pub fn plan(config: &Config, now: DateTime<Utc>, count: usize) -> Vec<Planned> {
         })
         .collect()
 }
+
+/// What `awxguard daemon --check` found: the config is valid and schedules work; each job's
+/// schedule and next firings, in the daemon's time zone.
+#[derive(Debug, Clone)]
+pub struct CheckOutcome {
+    pub config_path: PathBuf,
+    pub timezone: chrono_tz::Tz,
+    pub listen: String,
+    pub jobs: Vec<Planned>,
+    /// The in-process proxy's address, when `[daemon] proxy = true`.
+    pub proxy: Option<String>,
+}
+
+impl CheckOutcome {
+    /// The report `--check` prints.
+    pub fn lines(&self) -> Vec<String> {
+        let tz = self.timezone;
+        let mut out = vec![format!(
+            "{}: ok; schedules in {tz}; health and metrics on http://{}",
+            self.config_path.display(),
+            self.listen
+        )];
+        for p in &self.jobs {
+            let next: Vec<String> = p
+                .next
+                .iter()
+                .map(|t| {
+                    t.with_timezone(&tz)
+                        .format("%Y-%m-%d %H:%M:%S %Z")
+                        .to_string()
+                })
+                .collect();
+            out.push(format!(
+                "  {:<24} {:<18} next: {}",
+                p.job,
+                p.schedule,
+                next.join(", ")
+            ));
+        }
+        if let Some(addr) = &self.proxy {
+            out.push(format!("  {:<24} listening on {addr}", "proxy"));
+        }
+        out
+    }
+}
+
+/// Loads and checks the daemon's config without starting anything: refused when it schedules
+/// nothing; otherwise each job's next three firings after `now`.
+pub fn check(
+    config_path: &std::path::Path,
+    now: DateTime<Utc>,
+) -> Result<CheckOutcome, DaemonError> {
+    let config = Config::load(config_path, true)?;
+    if !config.daemon.has_work() {
+        return Err(DaemonError::NothingToDo(config_path.to_path_buf()));
+    }
+    Ok(CheckOutcome {
+        config_path: config_path.to_path_buf(),
+        timezone: config.daemon.timezone,
+        listen: config.daemon.listen.to_string(),
+        jobs: plan(&config, now, 3),
+        proxy: config.daemon.proxy.then(|| {
+            config
+                .proxy
+                .listen
+                .clone()
+                .unwrap_or_else(|| "127.0.0.1:8788".into())
+        }),
+    })
+}

@@ -19,6 +19,7 @@
 //! on open (a newer database is refused with advice); WAL; one transaction per batch; prepared
 //! statements cached.
 
+pub mod acknowledge;
 pub mod acks;
 pub mod daemon;
 pub mod findings;

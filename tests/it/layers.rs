@@ -25,6 +25,7 @@ const RANKS: &[(&str, u8)] = &[
     ("watch", 6),
     ("alert", 6),
     ("report", 7),
+    ("rulebook", 7),
     ("daemon", 8),
     ("demo", 8),
     ("cli", 9),
@@ -194,4 +195,114 @@ fn the_checker_sees_upward_imports() {
                 // crate::cli in a comment\nlet x = super::super::cli::run();\n";
     let names: Vec<String> = named_modules(text, 2).into_iter().map(|(_, n)| n).collect();
     assert_eq!(names, ["finding", "report", "scan", "cli"]);
+}
+
+/// What `src/cli/` may name from the store and the Airwallex module: opening the database (the
+/// one the run uses), the planner the proxy is handed, the findings listing job, and the
+/// simulator `awxguard sandbox` serves. Anything else there would be a store query or an
+/// Airwallex call in the command line.
+const CLI_MAY_NAME: &[&str] = &[
+    "crate::store::Store",
+    "crate::store::open_with",
+    "crate::store::OpenOptions",
+    "crate::store::default_path",
+    "crate::store::AlertPlanner",
+    "crate::store::acknowledge",
+    // `findings list`'s job (issue 16 turns it into `store::findings::listing`).
+    "crate::store::findings::select",
+    "crate::store::findings::listing",
+    "crate::airwallex::simulator",
+];
+
+/// Problems in one cli file: a store or Airwallex path not in `CLI_MAY_NAME`, SQL, an HTTP
+/// client, a method called on a store other than handing it on.
+fn cli_problems(name: &str, text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    // A method chain broken over lines (`store\n    .acknowledge(`) is read as one line.
+    let mut lines: Vec<(usize, String)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let code = line.trim();
+        match lines.last_mut() {
+            Some((_, prev)) if code.starts_with('.') && !prev.starts_with("//") => {
+                prev.push_str(code)
+            }
+            _ => lines.push((i, code.to_string())),
+        }
+    }
+    for (i, code) in &lines {
+        let (i, code) = (*i, code.as_str());
+        if code.starts_with("//") {
+            continue;
+        }
+        for prefix in ["crate::store::", "crate::airwallex::"] {
+            let mut rest = code;
+            while let Some(at) = rest.find(prefix) {
+                let path: String = rest[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
+                    .collect();
+                if !CLI_MAY_NAME.iter().any(|ok| path.starts_with(ok)) {
+                    out.push(format!("{name}:{}: names `{path}`", i + 1));
+                }
+                rest = &rest[at + prefix.len()..];
+            }
+        }
+        for banned in [
+            "rusqlite",
+            "reqwest",
+            "hyper::",
+            "Client::new",
+            "Logins",
+            "SELECT ",
+        ] {
+            if code.contains(banned) {
+                out.push(format!("{name}:{}: `{banned}`", i + 1));
+            }
+        }
+        let mut rest = code;
+        while let Some(at) = rest.find("store.") {
+            let method: String = rest[at + "store.".len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let before = rest[..at].chars().last();
+            if !before.is_some_and(|c| c.is_ascii_alphanumeric() || "_:.".contains(c))
+                && !["as_ref", "clone"].contains(&method.as_str())
+            {
+                out.push(format!("{name}:{}: calls the store's `{method}`", i + 1));
+            }
+            rest = &rest[at + "store.".len()..];
+        }
+    }
+    out
+}
+
+/// Issue 8: `src/cli/` is wiring only (arguments into requests, jobs called, reports emitted):
+/// no store query and no Airwallex call in it.
+#[test]
+fn cli_is_wiring_only() {
+    let cli = src().join("cli");
+    let mut files = Vec::new();
+    rust_files(&cli, &mut files);
+    files.sort();
+    assert!(files.len() > 5);
+    let mut problems = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let name = f.strip_prefix(src()).unwrap().display().to_string();
+        problems.extend(cli_problems(&name, &text));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_cli_checker_sees_store_queries_and_airwallex_calls() {
+    let bad = "let id = store\n    .acknowledge(&id, &r, None, None, now)?;\n\
+               let c = crate::airwallex::client::Client::new(&cfg)?;\n\
+               let n: i64 = conn.query_row(\"SELECT count(*) FROM findings\", [], |r| r.get(0))?;\n";
+    let p = cli_problems("cli/x.rs", bad);
+    assert_eq!(p.len(), 4, "{p:#?}");
+    let fine = "let store = ctx.open_store()?;\nlet o = job(store.clone(), store.as_ref());\n\
+                use crate::store::acknowledge::{self, AckRequest};\n";
+    assert!(cli_problems("cli/x.rs", fine).is_empty());
 }

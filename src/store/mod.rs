@@ -363,46 +363,47 @@ mod tests {
     #[test]
     fn the_config_acknowledges_what_it_accepts_and_stops_when_it_no_longer_does() {
         let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(&dir.path().join("a.db")).unwrap();
-        let t0 = Utc::now();
-        let accepted = || {
-            let mut x = f("literal");
-            x.status = Some(Status::Acknowledged);
-            x.evidence = Some(serde_json::json!({"accepted": "allow_literal = true at a:3"}));
-            x
-        };
-        let mut run = vec![accepted()];
-        let r = s.record("audit", &mut run, t0).unwrap();
-        assert_eq!(run[0].status, Some(Status::Acknowledged));
-        assert_eq!(r.summary.acknowledged, 1);
-        let acks = s.acknowledgements().unwrap();
-        assert_eq!(acks.len(), 1);
-        assert_eq!(
-            (acks[0].origin.as_str(), acks[0].reason.as_str()),
-            ("config", "allow_literal = true at a:3")
-        );
-        assert_eq!(
-            s.list(None, t0).unwrap()[0].finding.status,
-            Some(Status::Acknowledged)
-        );
-        // allow_literal removed: the finding comes plain, the config's acknowledgement goes.
-        let mut run = vec![f("literal")];
-        s.record("audit", &mut run, t0).unwrap();
-        assert_eq!(run[0].status, Some(Status::Open));
-        assert!(s.acknowledgements().unwrap().is_empty());
-        // A person's acknowledgement is never the config's to remove.
-        s.acknowledge(
-            &run[0].id,
-            "accepted until the migration",
-            Some("sec"),
-            None,
-            t0,
-        )
-        .unwrap();
-        let mut run = vec![f("literal")];
-        s.record("audit", &mut run, t0).unwrap();
-        assert_eq!(run[0].status, Some(Status::Acknowledged));
-        assert_eq!(s.acknowledgements().unwrap()[0].origin, "person");
+        for s in backends(dir.path(), "config_ack") {
+            let t0 = Utc::now();
+            let accepted = || {
+                let mut x = f("literal");
+                x.status = Some(Status::Acknowledged);
+                x.evidence = Some(serde_json::json!({"accepted": "allow_literal = true at a:3"}));
+                x
+            };
+            let mut run = vec![accepted()];
+            let r = s.record("audit", &mut run, t0).unwrap();
+            assert_eq!(run[0].status, Some(Status::Acknowledged));
+            assert_eq!(r.summary.acknowledged, 1);
+            let acks = s.acknowledgements().unwrap();
+            assert_eq!(acks.len(), 1);
+            assert_eq!(
+                (acks[0].origin.as_str(), acks[0].reason.as_str()),
+                ("config", "allow_literal = true at a:3")
+            );
+            assert_eq!(
+                s.list(None, t0).unwrap()[0].finding.status,
+                Some(Status::Acknowledged)
+            );
+            // allow_literal removed: the finding comes plain, the config's acknowledgement goes.
+            let mut run = vec![f("literal")];
+            s.record("audit", &mut run, t0).unwrap();
+            assert_eq!(run[0].status, Some(Status::Open));
+            assert!(s.acknowledgements().unwrap().is_empty());
+            // A person's acknowledgement is never the config's to remove.
+            s.acknowledge(
+                &run[0].id,
+                "accepted until the migration",
+                Some("sec"),
+                None,
+                t0,
+            )
+            .unwrap();
+            let mut run = vec![f("literal")];
+            s.record("audit", &mut run, t0).unwrap();
+            assert_eq!(run[0].status, Some(Status::Acknowledged));
+            assert_eq!(s.acknowledgements().unwrap()[0].origin, "person");
+        }
     }
 
     #[test]

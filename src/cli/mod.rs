@@ -15,6 +15,7 @@ mod report;
 mod rules;
 mod sandbox;
 mod scan;
+mod store;
 mod watch;
 
 use crate::clock::Clock;
@@ -125,6 +126,10 @@ pub enum Command {
     /// Run unattended: the scheduled audit and repository scans of `[daemon]`, alert delivery,
     /// optionally the proxy; health and Prometheus metrics on loopback; SIGHUP reloads the config.
     Daemon(daemon::DaemonArgs),
+    /// The database: `store migrate` applies the schema steps it has not had (SQLite or
+    /// PostgreSQL), explicitly and idempotently.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
 }
 
 /// Runs the parsed command line and returns the exit code. The process's one tokio runtime is
@@ -154,6 +159,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Alerts(cmd) => alerts::run(&ctx, cmd),
         Command::Watch(args) => watch::run(&ctx, args),
         Command::Report(args) => report::run(&ctx, args),
+        Command::Store(cmd) => store::run(&ctx, cmd),
         Command::Daemon(_) => unreachable!("the daemon runs before the runtime is built"),
     };
     // Whatever the run's outcome, what it queued goes out now.

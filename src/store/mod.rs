@@ -184,7 +184,7 @@ pub fn postgres_url(target: &Path) -> Option<&str> {
 /// PostgreSQL database (`postgres://…`).
 pub fn open(target: &Path) -> Result<Arc<dyn Store>, StoreError> {
     if let Some(url) = postgres_url(target) {
-        return Ok(Arc::new(PgStore::open(url, false)?));
+        return Ok(Arc::new(PgStore::open(url, false, true)?));
     }
     Ok(Arc::new(SqliteStore::open(target)?))
 }
@@ -200,7 +200,7 @@ pub struct Opened {
 pub fn open_with(path: &Path, opts: OpenOptions) -> Result<Opened, StoreError> {
     if let Some(url) = postgres_url(path) {
         return Ok(Opened {
-            store: Arc::new(PgStore::open(url, opts.read_only)?),
+            store: Arc::new(PgStore::open(url, opts.read_only, opts.create)?),
             notes: Vec::new(),
         });
     }
@@ -209,6 +209,56 @@ pub fn open_with(path: &Path, opts: OpenOptions) -> Result<Opened, StoreError> {
     Ok(Opened {
         store: Arc::new(s),
         notes,
+    })
+}
+
+/// What `awxguard store migrate` did: the schema version the database had and has now.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Migrated {
+    /// The database as it may be shown (a path, or a URL without its password).
+    pub database: String,
+    pub backend: &'static str,
+    pub from: i64,
+    pub to: i64,
+}
+
+/// Brings the database `target` names up to this build's schema, explicitly (every recording
+/// command does it too); idempotent: a database already up to date is left as it is. A database
+/// newer than this build is refused.
+pub fn migrate(target: &Path) -> Result<Migrated, StoreError> {
+    if let Some(url) = postgres_url(target) {
+        let from = postgres::peek_version(url)?;
+        let s = PgStore::open(url, false, true)?;
+        return Ok(Migrated {
+            database: s.shown().to_string(),
+            backend: "postgresql",
+            from,
+            to: s.schema_version()?,
+        });
+    }
+    let from = if target.is_file() {
+        rusqlite::Connection::open_with_flags(target, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+            .map_err(|source| StoreError::Open {
+                path: target.to_path_buf(),
+                source,
+            })?
+    } else {
+        0
+    };
+    let s = SqliteStore::open_with(
+        target,
+        OpenOptions {
+            read_only: false,
+            create_dir: false,
+            create: true,
+        },
+    )?;
+    Ok(Migrated {
+        database: target.display().to_string(),
+        backend: "sqlite",
+        from,
+        to: s.schema_version()?,
     })
 }
 
@@ -266,7 +316,7 @@ mod tests {
     pub(crate) fn backends(dir: &Path, label: &str) -> Vec<Arc<dyn Store>> {
         let mut out: Vec<Arc<dyn Store>> = vec![open(&dir.join(format!("{label}.db"))).unwrap()];
         if let Some(url) = postgres::test_database(label) {
-            out.push(Arc::new(PgStore::open(&url, false).unwrap()));
+            out.push(Arc::new(PgStore::open(&url, false, true).unwrap()));
         }
         out
     }

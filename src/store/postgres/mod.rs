@@ -75,6 +75,30 @@ pub fn is_url(target: &str) -> bool {
     target.starts_with("postgres://") || target.starts_with("postgresql://")
 }
 
+/// The schema version of the database at `url` without changing anything (0: none yet).
+pub fn peek_version(url: &str) -> Result<i64, StoreError> {
+    let config: postgres::Config = url
+        .parse()
+        .map_err(|e: postgres::Error| StoreError::BadUrl(format!("not a PostgreSQL URL: {e}")))?;
+    let shown = shown(&config);
+    off_runtime(move || {
+        let mut c = connect(&config, &shown)?;
+        let q = |source| StoreError::Pg {
+            url: shown.clone(),
+            what: "read schema version",
+            source,
+        };
+        let ours: bool = c
+            .query_one("SELECT to_regclass('awxguard_meta') IS NOT NULL", &[])
+            .map_err(q)?
+            .get(0);
+        if !ours {
+            return Ok(0);
+        }
+        version(&mut c).map_err(q)
+    })
+}
+
 /// `url` as it may be shown (no password), or a note that it does not parse.
 pub fn redacted(url: &str) -> String {
     url.parse::<postgres::Config>()
@@ -147,7 +171,9 @@ fn shown(c: &postgres::Config) -> String {
 impl PgStore {
     /// Connects to the database at `url` and brings its schema up to date (read-only: checks
     /// the version; a database made by an older awxguard is upgraded first, as SQLite's is).
-    pub fn open(url: &str, read_only: bool) -> Result<PgStore, StoreError> {
+    /// Without `create`, a database with none of awxguard's tables is refused
+    /// (`StoreError::Missing`), as a missing SQLite file is.
+    pub fn open(url: &str, read_only: bool, create: bool) -> Result<PgStore, StoreError> {
         let config: postgres::Config = url.parse().map_err(|e: postgres::Error| {
             StoreError::BadUrl(format!(
                 "{}: not a PostgreSQL URL ({e}); e.g. postgres://user@host/db",
@@ -163,7 +189,7 @@ impl PgStore {
             read_only,
             planner: RwLock::new(None),
         };
-        store.migrate()?;
+        store.migrate(create)?;
         if read_only {
             store.run(|c| {
                 c.batch_execute("SET default_transaction_read_only = on")
@@ -233,7 +259,7 @@ impl PgStore {
     /// Refuses another application's database, then applies the steps the database has not had,
     /// each in its own transaction under an advisory lock (a second process waits, then skips
     /// what the first did).
-    fn migrate(&self) -> Result<(), StoreError> {
+    fn migrate(&self, create: bool) -> Result<(), StoreError> {
         self.run(|c| {
             // One statement, one snapshot: another process may be creating the tables now.
             let row = c
@@ -245,6 +271,11 @@ impl PgStore {
                 )
                 .map_err(self.q("look for awxguard's tables"))?;
             let (ours, tables): (bool, i64) = (row.get(0), row.get(1));
+            if !ours && tables == 0 && !create {
+                return Err(StoreError::Missing {
+                    path: self.shown.clone().into(),
+                });
+            }
             if !ours {
                 if tables > 0 {
                     return Err(StoreError::NotADatabase {
@@ -546,11 +577,11 @@ mod tests {
         let Some(url) = test_database("refusals") else {
             return;
         };
-        let s = PgStore::open(&url, false).unwrap();
+        let s = PgStore::open(&url, false, true).unwrap();
         assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
         // Two more opens (one read-only) skip what is done.
-        PgStore::open(&url, false).unwrap();
-        let ro = PgStore::open(&url, true).unwrap();
+        PgStore::open(&url, false, true).unwrap();
+        let ro = PgStore::open(&url, true, true).unwrap();
         let err = ro
             .run(|c| {
                 c.batch_execute("DELETE FROM findings")
@@ -564,17 +595,19 @@ mod tests {
                 .map_err(s.q("bump"))
         })
         .unwrap();
-        let err = PgStore::open(&url, false).unwrap_err().to_string();
+        let err = PgStore::open(&url, false, true).unwrap_err().to_string();
         assert!(err.contains("schema version 99"), "{err}");
         assert!(!err.contains("password"), "{err}");
         let other = test_database("foreign").unwrap();
-        let c = PgStore::open(&other, false);
+        let c = PgStore::open(&other, false, true);
         drop(c);
         let foreign = test_database("foreign2").unwrap();
         let cfg: postgres::Config = foreign.parse().unwrap();
         let mut c = cfg.connect(NoTls).unwrap();
         c.batch_execute("CREATE TABLE invoices (id int)").unwrap();
-        let err = PgStore::open(&foreign, false).unwrap_err().to_string();
+        let err = PgStore::open(&foreign, false, true)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("another application"), "{err}");
     }
 
@@ -583,7 +616,7 @@ mod tests {
         let Some(url) = test_database("runtime") else {
             return;
         };
-        let s = PgStore::open(&url, false).unwrap();
+        let s = PgStore::open(&url, false, true).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();

@@ -69,6 +69,10 @@ pub enum Error {
     Build(String),
     #[error("{url}: {reason}")]
     Network { url: String, reason: String },
+    /// The host's name does not resolve, or no route leads to it: no network (or a wrong
+    /// host). Never retried: waiting would not bring the network back within a run.
+    #[error("{url}: unreachable: {reason}")]
+    Unreachable { url: String, reason: String },
     #[error("{url}: HTTP {status} {code}: {message}")]
     Api {
         url: String,
@@ -121,6 +125,8 @@ pub enum LoginOutcome {
     Forbidden { code: String, message: String },
     /// Network error, 429 or 5xx after retries, or a response that could not be read.
     Unknown { reason: String },
+    /// The host's name did not resolve or no route led to it (no network): nothing was sent.
+    Unreachable { reason: String },
 }
 
 impl LoginOutcome {
@@ -130,7 +136,9 @@ impl LoginOutcome {
             LoginOutcome::Live(_) => Verification::Live,
             LoginOutcome::Revoked { .. } => Verification::Revoked,
             LoginOutcome::Forbidden { .. } => Verification::Forbidden,
-            LoginOutcome::Unknown { .. } => Verification::Unknown,
+            LoginOutcome::Unknown { .. } | LoginOutcome::Unreachable { .. } => {
+                Verification::Unknown
+            }
         }
     }
 }
@@ -156,6 +164,30 @@ enum Attempt {
     Done(u16, Vec<u8>),
     Retry(String),
     Fail(String),
+    Unreachable(String),
+}
+
+/// Whether a request failed before reaching the host for want of a network: the name does not
+/// resolve (`dns error`), or the network or host is unreachable.
+fn is_unreachable(e: &reqwest::Error) -> bool {
+    let mut cur: Option<&dyn std::error::Error> = Some(e);
+    while let Some(c) = cur {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::NetworkUnreachable | std::io::ErrorKind::HostUnreachable
+            ) {
+                return true;
+            }
+        }
+        let m = c.to_string();
+        // hyper-util's resolver error ("dns error: failed to lookup address information").
+        if m.starts_with("dns error") || m.contains("failed to lookup address") {
+            return true;
+        }
+        cur = c.source();
+    }
+    false
 }
 
 enum ReadError {
@@ -239,6 +271,7 @@ impl Client {
                     }
                 }
             }
+            Err(e) if is_unreachable(&e) => Attempt::Unreachable(error_chain(&e)),
             Err(e) => Attempt::Retry(error_chain(&e)),
         }
     }
@@ -261,6 +294,12 @@ impl Client {
                 }
                 Attempt::Fail(reason) => {
                     return Err(Error::Protocol {
+                        url: url.to_string(),
+                        reason,
+                    })
+                }
+                Attempt::Unreachable(reason) => {
+                    return Err(Error::Unreachable {
                         url: url.to_string(),
                         reason,
                     })
@@ -293,6 +332,9 @@ impl Client {
             })
             .await;
         match result {
+            Err(e @ Error::Unreachable { .. }) => LoginOutcome::Unreachable {
+                reason: e.to_string(),
+            },
             Err(e) => LoginOutcome::Unknown {
                 reason: e.to_string(),
             },

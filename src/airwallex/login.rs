@@ -12,7 +12,8 @@ use super::AirwallexConfig;
 use crate::finding::Verification;
 use crate::secret::Secret;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Where logins go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +71,8 @@ pub struct LoginResult {
     pub detail: String,
     /// The deciding answer (with the token, for a live key).
     pub outcome: LoginOutcome,
+    /// No host could be reached (no network): the pair was not tried at all.
+    pub unreachable: bool,
 }
 
 /// Why logins could not start: a host the transport rule refuses (nothing was sent).
@@ -98,12 +101,18 @@ fn answer(outcome: &LoginOutcome) -> String {
         LoginOutcome::Revoked { code, .. } => format!("401 {code}").trim().to_string(),
         LoginOutcome::Forbidden { code, .. } => format!("403 {code}").trim().to_string(),
         LoginOutcome::Unknown { reason } => format!("unknown ({reason})"),
+        LoginOutcome::Unreachable { reason } => format!("not sent ({reason})"),
     }
 }
 
 /// Clients for a set of hosts, each built under the transport rule.
 pub struct Logins {
     clients: BTreeMap<String, (Host, Client)>,
+    /// Hosts found unreachable (no network) in this run, with why: later pairs skip them at
+    /// once instead of each waiting for the same failure.
+    unreachable: Mutex<BTreeMap<String, String>>,
+    /// Pairs done so far, for progress reports.
+    done: AtomicUsize,
 }
 
 impl Logins {
@@ -123,7 +132,11 @@ impl Logins {
             })?;
             clients.insert(h.url.clone(), (h.clone(), c));
         }
-        Ok(Logins { clients })
+        Ok(Logins {
+            clients,
+            unreachable: Mutex::new(BTreeMap::new()),
+            done: AtomicUsize::new(0),
+        })
     }
 
     /// The hosts from `[airwallex] allow_hosts` these logins may use: every report that sent a
@@ -136,15 +149,54 @@ impl Logins {
             .collect()
     }
 
+    /// How many pairs `login_all` has finished so far.
+    pub fn done(&self) -> usize {
+        self.done.load(Ordering::Relaxed)
+    }
+
+    /// The hosts found unreachable in this run, with why.
+    pub fn unreachable_hosts(&self) -> BTreeMap<String, String> {
+        self.unreachable
+            .lock()
+            .expect("unreachable poisoned")
+            .clone()
+    }
+
     /// Logs one pair in at each of `hosts` in turn, stopping at the first 201.
     async fn login_one(&self, pair: Pair, hosts: &[Host]) -> LoginResult {
+        let result = self.login_hosts(pair, hosts).await;
+        self.done.fetch_add(1, Ordering::Relaxed);
+        result
+    }
+
+    async fn login_hosts(&self, pair: Pair, hosts: &[Host]) -> LoginResult {
         let mut best: Option<(Verification, Host, LoginOutcome)> = None;
         let mut answers = Vec::new();
+        let (mut tried, mut reached) = (false, false);
         for host in hosts {
             let Some((_, client)) = self.clients.get(&host.url) else {
                 continue;
             };
-            let outcome = client.login(&pair.client_id, &pair.key).await;
+            tried = true;
+            let known = self
+                .unreachable
+                .lock()
+                .expect("unreachable poisoned")
+                .get(&host.url)
+                .cloned();
+            let outcome = match known {
+                Some(reason) => LoginOutcome::Unreachable { reason },
+                None => client.login(&pair.client_id, &pair.key).await,
+            };
+            match &outcome {
+                LoginOutcome::Unreachable { reason } => {
+                    self.unreachable
+                        .lock()
+                        .expect("unreachable poisoned")
+                        .insert(host.url.clone(), reason.clone());
+                }
+                _ => reached = true,
+            }
             let v = outcome.verification();
             answers.push(if hosts.len() > 1 {
                 format!("{}: {}", host.url, answer(&outcome))
@@ -176,6 +228,7 @@ impl Logins {
             host,
             detail: answers.join("; "),
             outcome,
+            unreachable: tried && !reached,
         }
     }
 

@@ -145,7 +145,17 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             command,
         },
     };
-    let ctx = Context::new(&cli.global)?;
+    // Each command reads the config sections it uses: a scan (the pre-commit hook above all)
+    // never stops on a problem in the inventory or another section it does not read.
+    let sections = match &cli.command {
+        Command::Scan(args) => scan::sections(args),
+        Command::Hook(_) => crate::config::Sections::Scan {
+            airwallex: false,
+            store: false,
+        },
+        _ => crate::config::Sections::All,
+    };
+    let ctx = Context::new(&cli.global, sections)?;
     let result = match cli.command {
         Command::Scan(args) => scan::run(&ctx, args),
         Command::Inventory(args) => inventory::run(&ctx, args),
@@ -189,12 +199,12 @@ struct Alerting {
 }
 
 impl Context {
-    fn new(global: &GlobalArgs) -> anyhow::Result<Context> {
+    fn new(global: &GlobalArgs, sections: crate::config::Sections) -> anyhow::Result<Context> {
         let (path, explicit) = match &global.config {
             Some(p) => (p.clone(), true),
             None => (PathBuf::from(crate::config::DEFAULT_PATH), false),
         };
-        let config = Config::load(&path, explicit)?;
+        let config = Config::load_sections(&path, explicit, sections)?;
         Ok(Context {
             global: global.clone(),
             config,

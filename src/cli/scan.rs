@@ -89,6 +89,18 @@ fn input(args: &ScanArgs) -> anyhow::Result<Input> {
     Ok(Input::Paths(args.paths.clone()))
 }
 
+/// The config sections a scan reads: `[scan]`, and `[airwallex]` to verify. A recorded scan
+/// reads the whole file: its alerts name the declared keys its leaks belong to.
+pub fn sections(args: &ScanArgs) -> crate::config::Sections {
+    if args.record {
+        return crate::config::Sections::All;
+    }
+    crate::config::Sections::Scan {
+        airwallex: args.checks.verify,
+        store: false,
+    }
+}
+
 pub fn run(ctx: &Context, args: ScanArgs) -> anyhow::Result<u8> {
     let req = ScanRequest {
         input: input(&args)?,

@@ -103,6 +103,41 @@ pub struct RawConfig {
     pub keys: Vec<Spanned<RawKey>>,
 }
 
+/// Which sections a command reads. A scan reads `[scan]` (and `[airwallex]` to verify,
+/// `[store]` and `[alerts]` to record): a problem in any other section, a mistyped `[[key]]`
+/// above all, is for `inventory` and `audit` to report and never stops a scan or the pre-commit
+/// hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sections {
+    /// Every section, validated together (and unknown sections are errors).
+    All,
+    /// `[scan]`, plus the sections named here; everything else is neither read nor checked
+    /// (only the TOML syntax of the whole file is, as it must be to find `[scan]`).
+    Scan { airwallex: bool, store: bool },
+}
+
+/// `[scan]` alone, the rest of the file ignored.
+#[derive(Debug, Default, Deserialize)]
+struct OnlyScan {
+    #[serde(default)]
+    scan: RawScan,
+}
+
+/// `[airwallex]` alone.
+#[derive(Debug, Default, Deserialize)]
+struct OnlyAirwallex {
+    #[serde(default)]
+    airwallex: RawAirwallex,
+}
+
+/// `[store]` and `[alerts]` alone (recording queues alerts).
+#[derive(Debug, Default, Deserialize)]
+struct OnlyStore {
+    #[serde(default)]
+    store: RawStore,
+    alerts: Option<Spanned<RawAlerts>>,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone, Default)]
 pub struct Config {
@@ -177,13 +212,64 @@ pub fn line_at(text: &str, offset: usize) -> usize {
 impl Config {
     /// Loads `path`; when `explicit` is false and the file does not exist, the defaults.
     pub fn load(path: &Path, explicit: bool) -> Result<Config, ConfigError> {
+        Config::load_sections(path, explicit, Sections::All)
+    }
+
+    /// Loads the `sections` of `path` a command reads; the others keep their defaults.
+    pub fn load_sections(
+        path: &Path,
+        explicit: bool,
+        sections: Sections,
+    ) -> Result<Config, ConfigError> {
         if !explicit && !path.exists() {
             return Ok(Config::default().with_env());
         }
         // A regular file of a sane size only (a FIFO or a device is refused, not read).
         let text = crate::files::read_text_capped(path, crate::files::cap::CONFIG, "config files")
             .map_err(|e| ConfigError::File(e.to_string()))?;
-        Config::parse(path, &text).map(Config::with_env)
+        match sections {
+            Sections::All => Config::parse(path, &text),
+            Sections::Scan { airwallex, store } => {
+                Config::parse_for_scan(path, &text, airwallex, store)
+            }
+        }
+        .map(Config::with_env)
+    }
+
+    /// Parses and validates `[scan]` (and `[airwallex]`, `[store]` with `[alerts]` when asked);
+    /// the rest of the file is not looked at beyond its TOML syntax.
+    pub fn parse_for_scan(
+        path: &Path,
+        text: &str,
+        with_airwallex: bool,
+        with_store: bool,
+    ) -> Result<Config, ConfigError> {
+        let syntax = |e: toml::de::Error| ConfigError::Invalid(vec![toml_problem(path, text, &e)]);
+        let src = Source { path, text };
+        let mut problems = Vec::new();
+        let raw: OnlyScan = toml::from_str(text).map_err(syntax)?;
+        let mut config = Config {
+            path: Some(path.to_path_buf()),
+            scan: scan::validate(&src, &raw.scan, &mut problems),
+            ..Config::default()
+        };
+        if with_airwallex {
+            let raw: OnlyAirwallex = toml::from_str(text).map_err(syntax)?;
+            config.airwallex = airwallex::validate(&src, &raw.airwallex, &mut problems);
+        }
+        if with_store {
+            let raw: OnlyStore = toml::from_str(text).map_err(syntax)?;
+            config.store = store::validate(&src, &raw.store, &mut problems);
+            config.alerts = raw
+                .alerts
+                .as_ref()
+                .and_then(|a| alerts::validate(&src, a, &mut problems));
+        }
+        if !problems.is_empty() {
+            problems.sort_by_key(|p| p.line);
+            return Err(ConfigError::Invalid(problems));
+        }
+        Ok(config)
     }
 
     /// Parses and validates config text; `path` is used in messages and to resolve relative
@@ -275,6 +361,34 @@ mod tests {
             msg.starts_with("awxguard.toml:3: follow: unknown field"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn a_scan_reads_only_its_sections() {
+        let text = "[scan]\nmax_file_size = 10\n[[key]]\nname = 1\nbogus = true\n\
+                    [airwallex]\nbase_url = \"x\"\n[dashboard]\nport = 1\n";
+        assert!(Config::parse(Path::new("c.toml"), text).is_err());
+        let c = Config::parse_for_scan(Path::new("c.toml"), text, false, false).unwrap();
+        assert_eq!(c.scan.max_file_size, Some(10));
+        assert!(c.keys.is_empty());
+        // Verification reads [airwallex]: its problems count then, with file, line and field.
+        let msg = Config::parse_for_scan(Path::new("c.toml"), text, true, false)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.starts_with("c.toml:7: airwallex.base_url:"), "{msg}");
+        // [scan]'s own problems always count.
+        let msg = Config::parse_for_scan(Path::new("c.toml"), "[scan]\nfollow = 1\n", false, false)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.starts_with("c.toml:2: follow: unknown field"), "{msg}");
+        let c = Config::parse_for_scan(
+            Path::new("/etc/a/c.toml"),
+            "[store]\npath = \"x.db\"\n[[key]]\n",
+            false,
+            true,
+        )
+        .unwrap();
+        assert_eq!(c.store.path.as_deref(), Some(Path::new("/etc/a/x.db")));
     }
 
     #[test]

@@ -29,18 +29,11 @@ fn canonical(p: &Path) -> PathBuf {
     p.canonicalize().unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// The file a scan finding's display path stands for.
-fn locate(roots: &[PathBuf], display: &str) -> Option<PathBuf> {
-    for r in roots {
-        if r.is_file() && r.display().to_string() == display {
-            return Some(canonical(r));
-        }
-        let p = r.join(display);
-        if p.is_file() {
-            return Some(canonical(&p));
-        }
-    }
-    None
+/// The file a scan finding's path stands for: paths are relative to the scan's root
+/// (`ScanStats::root`), or absolute for a file outside it.
+fn locate(base: &Path, display: &str) -> Option<PathBuf> {
+    let p = base.join(display);
+    p.is_file().then(|| canonical(&p))
 }
 
 /// The input id of the root among `roots` that holds `abs` (the first root when none does).
@@ -89,6 +82,7 @@ pub fn discover(
         ..opts.clone()
     };
     let scanned = scan::scan_paths(matcher, roots, &opts);
+    let base = PathBuf::from(scanned.stats.root.clone().unwrap_or_default());
     let mut out = DiscoverOutcome {
         stats: scanned.stats,
         problems: scanned.problems,
@@ -113,7 +107,7 @@ pub fn discover(
         let files: Vec<(String, u64, Option<PathBuf>)> = places
             .into_iter()
             .map(|(p, l, _)| {
-                let abs = locate(roots, &p);
+                let abs = locate(&base, &p);
                 (p, l, abs)
             })
             .collect();

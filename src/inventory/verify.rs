@@ -117,7 +117,9 @@ fn login_facts(outcome: &LoginOutcome, base_url: &str) -> LoginFacts {
             ),
             None,
         ),
-        LoginOutcome::Unknown { reason } => (reason.clone(), None),
+        LoginOutcome::Unknown { reason } | LoginOutcome::Unreachable { reason } => {
+            (reason.clone(), None)
+        }
     };
     LoginFacts {
         verification: outcome.verification(),

@@ -213,6 +213,19 @@ fn result_json(f: &Finding, rule_index: usize) -> Value {
     Value::Object(result)
 }
 
+/// `%SRCROOT%`: the directory results' relative URIs start from (a scan's `summary.scan.root`,
+/// the top of the git work tree scanned), as an absolute `file:` URI when the report knows it.
+fn src_root(report: &Report) -> Value {
+    let mut base = json!({ "description": { "text": "The scanned repository or directory" } });
+    if let Some(root) = report.summary.scan.as_ref().and_then(|s| s.root.as_deref()) {
+        let path = uri_path(root);
+        let sep = if path.starts_with('/') { "" } else { "/" };
+        let slash = if path.ends_with('/') { "" } else { "/" };
+        base["uri"] = json!(format!("file://{sep}{path}{slash}"));
+    }
+    base
+}
+
 /// The SARIF log for `report`.
 pub fn to_sarif(report: &Report) -> Value {
     let rules = rules_for(report);
@@ -262,9 +275,7 @@ pub fn to_sarif(report: &Report) -> Value {
                 "executionSuccessful": true,
                 "toolExecutionNotifications": notifications,
             }],
-            "originalUriBaseIds": {
-                SRCROOT: { "description": { "text": "The scanned root or repository" } }
-            },
+            "originalUriBaseIds": { SRCROOT: src_root(report) },
             "columnKind": "unicodeCodePoints",
             "results": results,
         }]

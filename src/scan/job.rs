@@ -396,6 +396,9 @@ fn scan_input(
             (outcome, "what is staged in the index".to_string(), repo)
         }
     };
+    let mut outcome = outcome;
+    // Git names paths from the top of the work tree.
+    outcome.stats.root = super::walk::work_tree_of(repo).map(|t| t.to_string_lossy().into_owned());
     let mut note = format!("git: scanned {what} in {}", repo.display());
     if outcome.stats.unreadable > 0 {
         note.push_str(&format!(

@@ -63,6 +63,10 @@ pub struct ScanStats {
     pub skipped_too_large: u64,
     pub unreadable: u64,
     pub elapsed_ms: u64,
+    /// The directory findings' paths are relative to (the top of the git work tree scanned, else
+    /// the current directory); none for standard input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
 }
 
 /// The result of a scan: findings (unsorted), what was covered, what went wrong.
@@ -140,7 +144,9 @@ pub fn scan_paths(matcher: &Matcher, roots: &[PathBuf], opts: &ScanOptions) -> S
             }
         });
     };
-    walk::walk(roots, &walk_opts, &counts, &visit);
+    let roots = walk::distinct_roots(roots);
+    let base = walk::base_of(&roots);
+    walk::walk(&roots, &base, &walk_opts, &counts, &visit);
     let problems = counts.problems.into_inner().expect("problems poisoned");
     ScanOutcome {
         findings: findings.into_inner().expect("findings poisoned"),
@@ -152,6 +158,7 @@ pub fn scan_paths(matcher: &Matcher, roots: &[PathBuf], opts: &ScanOptions) -> S
             skipped_too_large: too_large.into_inner(),
             unreadable: problems.len() as u64,
             elapsed_ms: started.elapsed().as_millis() as u64,
+            root: Some(base.to_string_lossy().into_owned()),
         },
         problems,
     }

@@ -114,7 +114,15 @@ pub struct PairResult {
     pub host: Host,
     /// Each host's answer, in the order asked (`201`, `401 credentials_invalid`, ...).
     pub detail: String,
+    /// No host could be reached (no network): nothing was sent for this pair.
+    pub unreachable: bool,
 }
+
+/// What a finding whose key could not be sent anywhere says.
+pub const UNREACHABLE: &str = "unverified: unreachable (no network; the key was not sent)";
+
+/// After this long, verification reports its progress on standard error.
+const PROGRESS_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Why a key of an API-key rule has no kept secret: the input kind does not hand keys over yet.
 pub const NOT_KEPT: &str = "this kind of scan did not keep the key for --verify";
@@ -185,10 +193,28 @@ async fn verify_with(
     hosts: &[Host],
     concurrency: usize,
 ) -> Vec<PairResult> {
+    let total = pairs.len();
     let jobs = pairs.into_iter().map(|p| (p, hosts.to_vec())).collect();
-    let mut out: Vec<PairResult> = logins
-        .login_all(jobs, concurrency)
-        .await
+    // When logins take more than a moment (slow hosts, retries), say how far they are.
+    let progress = {
+        let logins = logins.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(
+                tokio::time::Instant::now() + PROGRESS_AFTER,
+                PROGRESS_AFTER,
+            );
+            loop {
+                tick.tick().await;
+                tell!(
+                    "awxguard: verifying keys by login: {} of {total} pairs done",
+                    logins.done()
+                );
+            }
+        })
+    };
+    let results = logins.login_all(jobs, concurrency).await;
+    progress.abort();
+    let mut out: Vec<PairResult> = results
         .into_iter()
         .map(|r| {
             tracing::debug!(
@@ -206,6 +232,7 @@ async fn verify_with(
                 verification: r.verification,
                 host: r.host,
                 detail: r.detail,
+                unreachable: r.unreachable,
             }
         })
         .collect();
@@ -248,6 +275,7 @@ pub fn apply(findings: &mut [Finding], results: &[PairResult], skipped: &[NotVer
                      whitelist (or it lacks permission); treat it as real",
                     r.host.phrase()
                 ),
+                Verification::Unknown if r.unreachable => UNREACHABLE.to_string(),
                 Verification::Unknown => {
                     "could not verify (network error, rate limit or server error after retries)"
                         .to_string()
@@ -348,9 +376,10 @@ pub fn notes(results: &[PairResult], skipped: &[NotVerified]) -> Vec<String> {
         count(Verification::Forbidden),
         count(Verification::Unknown),
     ));
+    // Pairs no host could be reached for have one note (`offline_note`), not one each.
     for r in results
         .iter()
-        .filter(|r| r.verification == Verification::Unknown)
+        .filter(|r| r.verification == Verification::Unknown && !r.unreachable)
     {
         out.push(format!(
             "key {} ({}) with client ID {} could not be verified: {}",
@@ -364,6 +393,31 @@ pub fn notes(results: &[PairResult], skipped: &[NotVerified]) -> Vec<String> {
         ));
     }
     out
+}
+
+/// The one note for pairs no host could be reached for (no network), naming the hosts and why.
+pub fn offline_note(
+    results: &[PairResult],
+    unreachable: &BTreeMap<String, String>,
+) -> Option<String> {
+    let n = results.iter().filter(|r| r.unreachable).count();
+    if n == 0 {
+        return None;
+    }
+    let why = unreachable
+        .values()
+        .next()
+        .map(|r| match r.find("dns error") {
+            Some(i) => r[i..].to_string(),
+            None => r.clone(),
+        })
+        .unwrap_or_default();
+    Some(format!(
+        "no network: could not reach {} ({why}); {n} client-ID-plus-key {} not verified: \
+         nothing was sent, run --verify again with a network",
+        unreachable.keys().cloned().collect::<Vec<_>>().join(", "),
+        if n == 1 { "pair" } else { "pairs" },
+    ))
 }
 
 /// Verifies the keys behind `findings` and writes the outcome onto them; returns the summary
@@ -390,6 +444,7 @@ pub async fn verify_findings(
     apply(findings, &results, &skipped);
     let mut section = summary_section(&hosts, &results, &skipped);
     let mut notes = notes(&results, &skipped);
+    notes.extend(offline_note(&results, &logins.unreachable_hosts()));
     if !results.is_empty() {
         section.allowed_hosts = logins.allowed_hosts();
         for h in &section.allowed_hosts {

@@ -23,7 +23,7 @@ pub struct WalkOptions {
 /// A file the walk hands to its visitor.
 pub struct FileEntry<'a> {
     pub path: &'a Path,
-    /// The path to show: relative to the root for a directory root, as given for a file root.
+    /// The path to show: relative to the walk's base (`base_of`), whatever the roots were.
     pub display: String,
     pub len: u64,
 }
@@ -180,8 +180,90 @@ struct Ctx<'a, F> {
     visit: &'a F,
 }
 
-/// Walks `roots` in parallel, calling `visit` for every file that is not ignored.
-pub fn walk<F>(roots: &[PathBuf], opts: &WalkOptions, counts: &WalkCounts, visit: &F)
+/// `path` made absolute with `.` and `..` resolved lexically (symbolic links are left alone, as
+/// the user named them).
+pub fn absolute(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The top of the git work tree holding `path` (a directory, or a file's directory), found by
+/// looking for `.git` (a directory, or the file of a linked work tree or submodule) upwards.
+pub fn work_tree_of(path: &Path) -> Option<PathBuf> {
+    let abs = absolute(path);
+    let start = if abs.is_dir() {
+        abs.as_path()
+    } else {
+        abs.parent()?
+    };
+    start
+        .ancestors()
+        .find(|d| d.join(".git").exists())
+        .map(Path::to_path_buf)
+}
+
+/// What findings' paths are relative to, so that a file is named the same however the scan was
+/// called (`scan`, `scan src`, `scan src config`, `scan /abs/repo/src`): the top of the git work
+/// tree holding the roots when they all lie in one, else the current directory.
+pub fn base_of(roots: &[PathBuf]) -> PathBuf {
+    let cwd = std::env::current_dir()
+        .map(|d| absolute(&d))
+        .unwrap_or_default();
+    let Some(first) = roots.first() else {
+        return cwd;
+    };
+    match work_tree_of(first) {
+        Some(top) if roots.iter().all(|r| absolute(r).starts_with(&top)) => top,
+        _ => cwd,
+    }
+}
+
+/// `roots` without repeats and without roots inside another one (`scan . src` scans `src`
+/// once), in the order given.
+pub fn distinct_roots(roots: &[PathBuf]) -> Vec<PathBuf> {
+    let abs: Vec<PathBuf> = roots.iter().map(|r| absolute(r)).collect();
+    let mut out: Vec<PathBuf> = Vec::new();
+    for (i, r) in roots.iter().enumerate() {
+        let inside_other = abs
+            .iter()
+            .enumerate()
+            .any(|(j, o)| j != i && abs[i].starts_with(o) && (abs[i] != *o || j < i));
+        if !inside_other {
+            out.push(r.clone());
+        }
+    }
+    out
+}
+
+/// How `root` is shown relative to `base`: `src/` for a directory `base/src`, `` for the base
+/// itself, the absolute path for a root outside it; `file` roots get no trailing slash.
+fn shown_root(root: &Path, base: &Path, is_file: bool) -> String {
+    let abs = absolute(root);
+    let rel = match abs.strip_prefix(base) {
+        Ok(rel) => rel.to_string_lossy().into_owned(),
+        Err(_) => abs.to_string_lossy().into_owned(),
+    };
+    if is_file || rel.is_empty() || rel.ends_with('/') {
+        rel
+    } else {
+        format!("{rel}/")
+    }
+}
+
+/// Walks `roots` in parallel, calling `visit` for every file that is not ignored; files are
+/// shown relative to `base` (see `base_of`).
+pub fn walk<F>(roots: &[PathBuf], base: &Path, opts: &WalkOptions, counts: &WalkCounts, visit: &F)
 where
     F: Fn(FileEntry<'_>) + Sync,
 {
@@ -190,7 +272,6 @@ where
         counts,
         visit,
     };
-    let single_dir_root = roots.len() == 1;
     rayon::scope(|s| {
         for root in roots {
             let meta = match std::fs::metadata(root) {
@@ -203,7 +284,7 @@ where
             if meta.is_file() {
                 (ctx.visit)(FileEntry {
                     path: root,
-                    display: root.display().to_string(),
+                    display: shown_root(root, base, true),
                     len: meta.len(),
                 });
                 continue;
@@ -225,12 +306,7 @@ where
             } else {
                 None
             };
-            let prefix = if single_dir_root {
-                String::new()
-            } else {
-                let shown = root.display().to_string();
-                format!("{}/", shown.trim_end_matches('/'))
-            };
+            let prefix = shown_root(root, base, false);
             let ancestors = Arc::new(vec![dir_id(&meta)]);
             let ctx = &ctx;
             s.spawn(move |s| walk_dir(s, ctx, abs, prefix, chain, ancestors));
@@ -356,5 +432,30 @@ fn shown(display: &str, dir: &Path) -> String {
         dir.display().to_string()
     } else {
         display.trim_end_matches('/').to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_and_repeated_roots_are_walked_once() {
+        let p = |s: &str| PathBuf::from(s);
+        assert_eq!(
+            distinct_roots(&[
+                p("/r/src"),
+                p("/r"),
+                p("/r/"),
+                p("/r/src/../config"),
+                p("/q")
+            ]),
+            [p("/r"), p("/q")]
+        );
+        assert_eq!(
+            distinct_roots(&[p("/r/a"), p("/r/ab")]),
+            [p("/r/a"), p("/r/ab")]
+        );
+        assert_eq!(absolute(Path::new("/r/src/../a/./b")), p("/r/a/b"));
     }
 }

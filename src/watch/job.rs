@@ -204,7 +204,7 @@ pub async fn run(
                 ),
             })
         }
-        LoginOutcome::Unknown { reason } => {
+        LoginOutcome::Unknown { reason } | LoginOutcome::Unreachable { reason } => {
             return Err(WatchError::Login {
                 name,
                 url: base_url,

@@ -731,7 +731,7 @@ fn a_recorded_scan_alerts_on_a_leaked_declared_key_by_its_name() {
         "{subject}"
     );
     let text = docs[0]["text"].as_str().unwrap();
-    assert!(text.contains("Where: .env:1"), "{text}");
+    assert!(text.contains("Where: repo/.env:1"), "{text}");
     assert_no_secret(
         &std::fs::read_to_string(
             t.path()

@@ -159,3 +159,48 @@ fn install_from_a_subdirectory_and_a_linked_worktree_writes_the_repositorys_hook
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(!hook_path(&r).exists());
 }
+
+#[test]
+fn an_inventory_mistake_never_stops_the_hook_or_a_staged_scan() {
+    let r = Repo::new();
+    // A typo in a [[key]] (an unknown field, a number for a name) and an [airwallex] the scan
+    // does not read: `inventory` reports them; the scan and the hook do not care.
+    let config = "[scan]\nmax_file_size = 1000000\n\n[[key]]\nname = 7\nowner = \"ops\"\n\
+                  scopse = [\"transfers:read\"]\n\n[airwallex]\nbase_url = \"not a url\"\n";
+    r.write("awxguard.toml", config);
+    let o = r.awx(&["inventory"]);
+    assert_eq!(code(&o), 2, "{}", stdout(&o));
+    assert!(stderr(&o).contains("awxguard.toml:5:"), "{}", stderr(&o));
+
+    r.git(&["add", "-A"]);
+    let o = r.awx(&["scan", "--staged"]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let o = r.awx(&["hook", "install"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    r.write("README.md", "hello\n");
+    let o = try_commit(&r, "clean, with a broken inventory");
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // The hook still blocks a key.
+    let k = key("bad-inventory");
+    r.write("settings.env", env_line(&k));
+    let o = try_commit(&r, "leak");
+    assert!(!o.status.success(), "the commit went through");
+    let shown = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(shown.contains("leak.airwallex.api-key"), "{shown}");
+    assert_no_secret(&shown, &k, "hook output");
+
+    // What the scan does read is still checked, with file, line and field.
+    r.write(
+        "awxguard.toml",
+        "[scan]\nmax_file_size = 0\n[[key]]\nname = 7\n",
+    );
+    r.git(&["add", "awxguard.toml"]);
+    let o = r.awx(&["scan", "--staged"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("awxguard.toml:2: scan.max_file_size"),
+        "{}",
+        stderr(&o)
+    );
+}

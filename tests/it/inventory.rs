@@ -310,32 +310,35 @@ fn discover_matches_declared_keys_and_finds_shadow_keys() {
     let plain = found("privilege.secret-in-plaintext-file", "payvy");
     assert_eq!(plain["severity"], "high");
     assert!(
-        plain["message"].as_str().unwrap().contains("payvy/.env:2"),
+        plain["message"]
+            .as_str()
+            .unwrap()
+            .contains("srv/payvy/.env:2"),
         "{plain:#}"
     );
     assert_eq!(plain["recommendation"]["action"], "move-secret");
     let steps = plain["recommendation"]["steps"].to_string();
     assert!(
-        steps.contains("Delete the copies of the key from payvy/.env"),
+        steps.contains("Delete the copies of the key from srv/payvy/.env"),
         "{steps}"
     );
     let shadow_finding = found("privilege.shadow-key", &fingerprint(&key("legacy")));
     assert!(shadow_finding["message"]
         .as_str()
         .unwrap()
-        .contains("legacy/config.env:1"));
+        .contains("srv/legacy/config.env:1"));
     // only what discovery establishes: no rotation, whitelist or owner findings here
     assert_eq!(r["findings"].as_array().unwrap().len(), 2, "{r:#}");
     assert_eq!(
         row(&r, "payvy")["found_in"],
-        serde_json::json!(["payvy/.env:2"])
+        serde_json::json!(["srv/payvy/.env:2"])
     );
     let shadow_fp = fingerprint(&key("legacy"));
     let shadow = row(&r, &shadow_fp);
     assert_eq!(shadow["declared"], false);
     assert_eq!(
         shadow["found_in"],
-        serde_json::json!(["legacy/config.env:1"])
+        serde_json::json!(["srv/legacy/config.env:1"])
     );
     assert_eq!(r["summary"]["discovery"]["shadow_keys"], 1);
     assert!(sim.requests().is_empty(), "discover alone never logs in");
@@ -366,7 +369,7 @@ fn discover_human_output_lists_the_storage_finding_and_exits_1() {
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     let text = stdout(&out);
     assert!(
-        text.contains("erp: found in plain text at app.env:1"),
+        text.contains("erp: found in plain text at deploy/app.env:1"),
         "{text}"
     );
     assert!(

@@ -17,6 +17,7 @@ mod harden;
 mod hook;
 mod inventory;
 mod layers;
+mod paths;
 mod postgres;
 mod privilege;
 mod proxy;

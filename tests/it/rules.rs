@@ -129,8 +129,8 @@ fn a_user_rule_directory_adds_a_rule() {
     let j = json(&o);
     assert_eq!(j["findings"][0]["rule"], "leak.acme.token");
     assert_eq!(j["findings"][0]["severity"], "medium");
-    // Paths are relative to the scanned root (findings contract).
-    assert_eq!(j["findings"][0]["path"], ".env");
+    // Paths are relative to the repository top, else the current directory (issue 15).
+    assert_eq!(j["findings"][0]["path"], "app/.env");
     assert_eq!(j["findings"][0]["secret"]["fingerprint"], fingerprint(&t));
     assert!(!stdout(&o).contains(&t));
 

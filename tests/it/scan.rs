@@ -1187,6 +1187,10 @@ fn snapshot_json_report() {
     let mut j = json(&o);
     assert!(j["summary"]["scan"]["elapsed_ms"].is_u64());
     j["summary"]["scan"]["elapsed_ms"] = serde_json::json!("[elapsed]");
+    // Paths are relative to the directory scanned from (no git work tree here).
+    let root = std::path::PathBuf::from(j["summary"]["scan"]["root"].as_str().unwrap());
+    assert_eq!(root, std::fs::canonicalize(d.path()).unwrap());
+    j["summary"]["scan"]["root"] = serde_json::json!("[root]");
     insta::assert_json_snapshot!("scan_json", j);
 }
 

@@ -472,3 +472,84 @@ fn verify_runs_at_most_four_logins_at_once() {
         "{max} logins at once"
     );
 }
+
+/// Whether this machine can run a process without a network (`unshare -rn`: a new network
+/// namespace holding only a down loopback, so nothing can leave it). Outside CI a machine that
+/// cannot is skipped loudly; in CI (`CI=1`) it is a failure.
+fn can_go_offline() -> bool {
+    let ok = std::process::Command::new("unshare")
+        .args(["-rn", "true"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI: `unshare -rn` (util-linux, user and network namespaces) is needed for the \
+             offline --verify test"
+        );
+        eprintln!("SKIPPED: offline --verify test: `unshare -rn` is missing or not permitted here");
+    }
+    ok
+}
+
+#[test]
+fn verify_without_a_network_ends_in_seconds_and_says_so_once() {
+    if !can_go_offline() {
+        return;
+    }
+    let d = tempdir();
+    let keys: Vec<String> = (0..6).map(|i| key(&format!("offline-{i}"))).collect();
+    for (i, k) in keys.iter().enumerate() {
+        env_file(d.path(), &format!("svc{i}/.env"), &client_id("offline"), k);
+    }
+    // No base URL: the keys would go to Airwallex's own hosts, which cannot be resolved in a
+    // network namespace of its own (nothing leaves it).
+    let template = awxguard(d.path());
+    let mut c = std::process::Command::new("unshare");
+    c.current_dir(d.path()).arg("-rn").arg(bin());
+    for (k, v) in template.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    let started = std::time::Instant::now();
+    let o = c
+        .args(["scan", "--verify", "--format", "json", "."])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    // With retries and backoff on every host this took minutes; now one failed lookup per host.
+    assert!(took < std::time::Duration::from_secs(15), "took {took:?}");
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let r = json(&o);
+    for k in &keys {
+        for f in findings_of(&r, k) {
+            assert_eq!(f["verification"], "unknown");
+            let m = f["message"].as_str().unwrap();
+            assert!(m.contains("unverified: unreachable"), "{m}");
+        }
+        assert_nowhere(k, d.path(), &[("scan", &o)], &[]);
+    }
+    let notes: Vec<&str> = r["summary"]["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.as_str())
+        .collect();
+    let offline: Vec<&&str> = notes
+        .iter()
+        .filter(|n| n.starts_with("no network"))
+        .collect();
+    assert_eq!(offline.len(), 1, "{notes:#?}");
+    assert!(
+        offline[0].contains("https://api.airwallex.com"),
+        "{}",
+        offline[0]
+    );
+    assert!(
+        !notes.iter().any(|n| n.contains("could not be verified")),
+        "{notes:#?}"
+    );
+    assert_eq!(r["summary"]["verification"]["outcomes"]["unknown"], 6);
+}

@@ -276,16 +276,14 @@ impl PgStore {
                     path: self.shown.clone().into(),
                 });
             }
-            if !ours {
-                if tables > 0 {
-                    return Err(StoreError::NotADatabase {
-                        path: self.shown.clone().into(),
-                        why: format!(
-                            "it holds another application's tables ({tables}, none of \
-                             awxguard's); awxguard does not add its tables to it"
-                        ),
-                    });
-                }
+            if !ours && tables > 0 {
+                return Err(StoreError::NotADatabase {
+                    path: self.shown.clone().into(),
+                    why: format!(
+                        "it holds another application's tables ({tables}, none of \
+                         awxguard's); awxguard does not add its tables to it"
+                    ),
+                });
             }
             let found = if ours {
                 version(c).map_err(self.q("read schema version"))?

@@ -169,15 +169,6 @@ pub async fn serve(
     ready: impl FnOnce(SocketAddr, Arc<super::Counters>),
 ) -> Result<ProxyOutcome, JobError> {
     let req = resolve(req, config);
-    if let Some(url) = crate::store::postgres_url(&req.db) {
-        // The proxy's batch writer and lookups are SQLite's (a file beside the proxy, spilled
-        // when busy); say so rather than write a file named after the URL.
-        return Err(crate::store::StoreError::Unsupported {
-            url: crate::store::postgres::redacted(url),
-            what: "the recording proxy's writer (it records into a SQLite file)",
-        }
-        .into());
-    }
     let listen = req.listen.clone().unwrap_or_default();
     let catalog = Catalog::builtin_ref();
     let upstream_url = req
@@ -188,6 +179,15 @@ pub async fn serve(
     let upstream =
         Upstream::parse(&upstream_url, &config.airwallex.allow_hosts).map_err(ProxyError::from)?;
     let policy = policy(&req, config, catalog)?;
+    if let Some(url) = crate::store::postgres_url(&req.db) {
+        // The proxy's batch writer and lookups are SQLite's (a file beside the proxy, spilled
+        // when busy); say so rather than write a file named after the URL.
+        return Err(crate::store::StoreError::Unsupported {
+            url: crate::store::postgres::redacted(url),
+            what: "the recording proxy's writer (it records into a SQLite file)",
+        }
+        .into());
+    }
     let spill_dir = req.spill_dir.clone().unwrap_or_else(|| {
         req.db
             .parent()

@@ -10,6 +10,7 @@ manifest never holds a key). Exits 1 when recall or precision is below 100%.
 
 import collections
 import json
+import os
 import sys
 
 
@@ -17,9 +18,14 @@ def main():
     manifest = json.load(open(sys.argv[1]))
     report = json.load(open(sys.argv[2]))
     planted = {(p["path"], p["fingerprint"]): p for p in manifest["planted"]}
+    # Findings name files relative to the report's scan root (the repository top or the
+    # directory scanned from; absolute outside it); the manifest, relative to the corpus.
+    corpus = sys.argv[1].removesuffix(".manifest.json")
+    root = report["summary"].get("scan", {}).get("root") or os.getcwd()
     found = {}
     for f in report["findings"]:
-        found[(f["path"], f["secret"]["fingerprint"])] = f
+        path = os.path.relpath(os.path.join(root, f["path"]), corpus)
+        found[(path, f["secret"]["fingerprint"])] = f
     tp = [k for k in found if k in planted]
     fp = [k for k in found if k not in planted]
     fn = [k for k in planted if k not in found]

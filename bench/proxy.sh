@@ -8,6 +8,11 @@
 #
 #   bench/proxy.sh [SECONDS_PER_RUN] [ROUNDS] [CONNECTIONS]
 #
+# nginx runs with `worker_processes auto` (one worker per core: 2 here), `keepalive 256` to the
+# upstream, access log off; awxguard with its defaults (the CLI's multi-threaded runtime, one
+# worker per core, plus its recording thread). Each run also measures the CPU time the serving
+# process (nginx: master and workers) spent per request.
+#
 # Installs wrk and nginx (Debian packages) if missing. The key and token are made up here and
 # never printed.
 set -euo pipefail
@@ -28,8 +33,12 @@ need wrk wrk
 need nginx nginx
 need curl curl
 
-cargo build --release --quiet --bin awxguard
-BIN=$PWD/target/release/awxguard
+# AWXGUARD_BENCH_BIN: an awxguard binary already built (else the release build of this tree)
+BIN=${AWXGUARD_BENCH_BIN:-}
+if [ -z "$BIN" ]; then
+  cargo build --release --quiet --bin awxguard
+  BIN=$PWD/target/release/awxguard
+fi
 OUT=$(mktemp -d "${TMPDIR:-/tmp}/awxguard-proxy-bench.XXXXXX")
 PIDS=()
 cleanup() {
@@ -86,13 +95,16 @@ EOF
 
 "$BIN" sandbox --listen "127.0.0.1:$UP" --state "$OUT/state.json" 2>"$OUT/sandbox.log" &
 PIDS+=($!)
+SANDBOX_PID=$!
 wait_port "$UP"
 AWXGUARD_BENCH_KEY=$KEY "$BIN" --config "$OUT/awxguard.toml" --db "$OUT/awxguard.db" \
   proxy --listen "127.0.0.1:$PX" --upstream "http://127.0.0.1:$UP" 2>"$OUT/proxy.log" &
 PIDS+=($!)
+PROXY_PID=$!
 wait_port "$PX"
 nginx -c "$OUT/nginx.conf" -p "$OUT" -g 'daemon off;' &
 PIDS+=($!)
+NGINX_PID=$!
 wait_port "$NG"
 
 # Log in through the proxy, so it knows which key the token belongs to.
@@ -101,9 +113,22 @@ TOKEN=$(curl -sf -X POST -H "x-client-id: $CID" -H "x-api-key: $KEY" \
   python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 PATH_Q=/api/v1/balances/current
 
+# CPU time (clock ticks, user + system) of a process and its children (nginx's workers).
+cpu_ticks() {
+  local t=0 p
+  for p in "$1" $(pgrep -P "$1" || true); do
+    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  echo "$t"
+}
+declare -A cpu_pid=([direct]=$SANDBOX_PID [awxguard]=$PROXY_PID [nginx]=$NGINX_PID)
 run() { # name port seconds round
+  local c0 c1
+  c0=$(cpu_ticks "${cpu_pid[$1]}")
   wrk -t2 -c"$CONN" -d"$3"s --latency -H "Authorization: Bearer $TOKEN" \
     "http://127.0.0.1:$2$PATH_Q" >"$OUT/wrk-$1-$4.txt"
+  c1=$(cpu_ticks "${cpu_pid[$1]}")
+  echo "$((c1 - c0))" >"$OUT/cpu-$1-$4.txt"
 }
 declare -A ports=([direct]=$UP [awxguard]=$PX [nginx]=$NG)
 order=(direct awxguard nginx)
@@ -123,9 +148,9 @@ for _ in $(seq 100); do
 done
 ROWS=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from proxy_usage_events").fetchone()[0])' "$OUT/awxguard.db")
 
-python3 - "$OUT" "$ROUNDS" "$CONN" "$DUR" "$C" "$ROWS" <<'PY'
+python3 - "$OUT" "$ROUNDS" "$CONN" "$DUR" "$C" "$ROWS" "$(getconf CLK_TCK)" <<'PY'
 import glob, json, re, statistics, sys
-out, rounds, conn, dur, counters, rows = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], json.loads(sys.argv[5]), int(sys.argv[6])
+out, rounds, conn, dur, counters, rows, hz = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], json.loads(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
 unit = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 def parse(path):
     t = open(path).read()
@@ -139,18 +164,22 @@ res, totals = {}, {}
 for name in ("direct", "awxguard", "nginx"):
     runs = [parse(f"{out}/wrk-{name}-{r}.txt") for r in range(1, rounds + 1)]
     warm = parse(f"{out}/wrk-{name}-warmup.txt")
-    res[name] = {k: statistics.median(r[k] for r in runs) for k in ("p50", "p99", "rps")}
+    for r, run in enumerate(runs, 1):
+        # CPU time of the process serving this target (the upstream itself for direct)
+        run["cpu_us"] = int(open(f"{out}/cpu-{name}-{r}.txt").read()) * 1e6 / hz / run["total"]
+    res[name] = {k: statistics.median(r[k] for r in runs) for k in ("p50", "p99", "rps", "cpu_us")}
     res[name]["errors"] = sum(r["errors"] for r in runs) + warm["errors"]
     totals[name] = sum(r["total"] for r in runs) + warm["total"]
 print(f"wrk -t2 -c{conn} -d{dur}s GET /api/v1/balances/current (bearer token), {rounds} interleaved rounds, medians")
-print(f"{'target':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+print(f"{'target':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU µs/req':>11}")
 for name in ("direct", "awxguard", "nginx"):
     r = res[name]
-    print(f"{name:<10} {r['rps']:>9.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['errors']:>7}")
+    print(f"{name:<10} {r['rps']:>9.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['errors']:>7} {r['cpu_us']:>11.1f}")
+print("(CPU µs/req: user + system time of the upstream for direct, of the proxy under test otherwise)")
 d, a, n = res["direct"], res["awxguard"], res["nginx"]
 add_a, add_n = a["p50"] - d["p50"], n["p50"] - d["p50"]
 print(f"added median latency: awxguard {add_a:+.2f} ms, nginx {add_n:+.2f} ms")
-print(f"ratios awxguard/nginx: throughput {a['rps']/n['rps']:.2f}, p99 {a['p99']/n['p99']:.2f}, p50 {a['p50']/n['p50']:.2f}")
+print(f"ratios awxguard/nginx: throughput {a['rps']/n['rps']:.2f}, p99 {a['p99']/n['p99']:.2f}, p50 {a['p50']/n['p50']:.2f}, CPU per request {a['cpu_us']/n['cpu_us']:.2f}")
 proxied = totals["awxguard"] + 1  # + the login
 # wrk counts only the requests it saw answered; the ones in flight when a run stops are answered
 # (or closed: status 499) after it, and recorded too

@@ -4,6 +4,26 @@
 use chrono::{DateTime, Utc};
 use std::sync::{Arc, Mutex};
 
+/// The longest span a window, horizon or expiry can have (about 5,000 years): any time near now
+/// plus or minus it is still a date chrono can hold, so arithmetic on it never overflows.
+pub const MAX_SPAN_DAYS: i64 = 1_826_250;
+
+/// `n` days, saturated to `MAX_SPAN_DAYS` either way: a rule parameter or option of any size
+/// gives a usable window, never a panic.
+pub fn days(n: i64) -> chrono::Duration {
+    chrono::Duration::seconds(n.clamp(-MAX_SPAN_DAYS, MAX_SPAN_DAYS) * 86_400)
+}
+
+/// `n` hours, saturated like [`days`].
+pub fn hours(n: i64) -> chrono::Duration {
+    chrono::Duration::seconds(n.clamp(-MAX_SPAN_DAYS * 24, MAX_SPAN_DAYS * 24) * 3_600)
+}
+
+/// `n` minutes, saturated like [`days`].
+pub fn minutes(n: i64) -> chrono::Duration {
+    chrono::Duration::seconds(n.clamp(-MAX_SPAN_DAYS * 1_440, MAX_SPAN_DAYS * 1_440) * 60)
+}
+
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
 }
@@ -56,5 +76,25 @@ pub fn from_env() -> Arc<dyn Clock> {
             }
         },
         Err(_) => Arc::new(SystemClock),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_saturate() {
+        let now = Utc::now();
+        for d in [
+            days(i64::MAX),
+            days(i64::MIN),
+            hours(i64::MAX),
+            minutes(i64::MIN),
+        ] {
+            let _ = now + d;
+            let _ = now - d;
+        }
+        assert_eq!(days(3), chrono::Duration::days(3));
     }
 }

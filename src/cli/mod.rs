@@ -16,6 +16,7 @@ mod rules;
 mod sandbox;
 mod scan;
 mod store;
+mod usage;
 mod watch;
 
 use crate::clock::Clock;
@@ -115,6 +116,10 @@ pub enum Command {
     /// The recording (and, with --enforce, enforcing) proxy in front of Airwallex: point the
     /// integration's Airwallex base URL at it.
     Proxy(proxy::ProxyArgs),
+    /// The usage evidence store: ingest usage events (then detect and record anomalies), show
+    /// what it holds, list the anomalies.
+    #[command(subcommand)]
+    Usage(usage::UsageCommand),
     /// The store's current state as a report: keys by risk, what is new and resolved, each key
     /// with its findings and usage chart, leaks by repository, anomalies, and the blast radius
     /// of every leaked key. `--format html -o report.html` writes a printable page.
@@ -167,6 +172,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Proxy(args) => proxy::run(&ctx, args),
         Command::Findings(cmd) => findings::run(&ctx, cmd),
         Command::Alerts(cmd) => alerts::run(&ctx, cmd),
+        Command::Usage(cmd) => usage::run(&ctx, cmd),
         Command::Watch(args) => watch::run(&ctx, args),
         Command::Report(args) => report::run(&ctx, args),
         Command::Store(cmd) => store::run(&ctx, cmd),

@@ -14,9 +14,9 @@ pub struct RawAirwallex {
     /// Extra hosts (`host` or `host:port`) a key may be sent to over HTTPS.
     #[serde(default)]
     pub allow_hosts: Vec<Spanned<String>>,
-    pub timeout_ms: Option<u64>,
-    pub retries: Option<u32>,
-    pub retry_base_ms: Option<u64>,
+    pub timeout_ms: Option<Spanned<u64>>,
+    pub retries: Option<Spanned<u32>>,
+    pub retry_base_ms: Option<Spanned<u64>>,
 }
 
 /// Validates `[airwallex]`.
@@ -56,14 +56,29 @@ pub(super) fn validate(
         }
         airwallex.allow_hosts.push(host);
     }
-    if let Some(t) = raw.timeout_ms {
-        airwallex.timeout_ms = t;
+    // Bounded: a run must end. At most 10 minutes a request, 10 retries, a minute of base
+    // backoff.
+    let mut bounded = |field: &str, span: std::ops::Range<usize>, v: u64, lo: u64, hi: u64| {
+        if !(lo..=hi).contains(&v) {
+            problems.push(src.problem(span, field, format!("{v} is out of range: {lo} to {hi}")));
+        }
+        v.clamp(lo, hi)
+    };
+    if let Some(t) = &raw.timeout_ms {
+        airwallex.timeout_ms = bounded("airwallex.timeout_ms", t.span(), *t.get_ref(), 1, 600_000);
     }
-    if let Some(r) = raw.retries {
-        airwallex.retries = r;
+    if let Some(r) = &raw.retries {
+        airwallex.retries = bounded(
+            "airwallex.retries",
+            r.span(),
+            u64::from(*r.get_ref()),
+            0,
+            10,
+        ) as u32;
     }
-    if let Some(b) = raw.retry_base_ms {
-        airwallex.retry_base_ms = b;
+    if let Some(b) = &raw.retry_base_ms {
+        airwallex.retry_base_ms =
+            bounded("airwallex.retry_base_ms", b.span(), *b.get_ref(), 0, 60_000);
     }
     airwallex
 }

@@ -247,15 +247,29 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let n: u64 = num
         .parse()
         .map_err(|_| format!("{s:?} is not a duration; write e.g. 30s, 5m, 24h or 7d"))?;
-    let secs = match unit {
-        "ms" => return Ok(Duration::from_millis(n)),
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+    let per = match unit {
+        "ms" => 0,
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
         _ => return Err(format!("{s:?}: unit {unit:?} is not one of ms, s, m, h, d")),
     };
-    Ok(Duration::from_secs(secs))
+    // Ten years at most: longer is a typo, and a duration must stay addable to a time.
+    const MAX_SECS: u64 = 3650 * 86_400;
+    let secs = if per == 0 {
+        n / 1000
+    } else {
+        n.saturating_mul(per)
+    };
+    if secs > MAX_SECS {
+        return Err(format!("{s:?} is longer than ten years (3650d)"));
+    }
+    Ok(if per == 0 {
+        Duration::from_millis(n)
+    } else {
+        Duration::from_secs(secs)
+    })
 }
 
 /// Whether `host` names this machine's loopback interface.

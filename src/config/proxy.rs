@@ -61,7 +61,11 @@ pub(super) fn validate(
     let mut out = ProxyConfig {
         listen: raw.listen.as_ref().map(|l| l.get_ref().clone()),
         upstream: raw.upstream.as_ref().map(|u| u.get_ref().clone()),
-        money_guard_minutes: raw.money_guard_minutes.filter(|m| *m > 0),
+        // A year at most: a hold longer than that is a typo (and must stay addable to a time).
+        money_guard_minutes: raw
+            .money_guard_minutes
+            .filter(|m| *m > 0)
+            .map(|m| m.min(525_600)),
         ..ProxyConfig::default()
     };
     if let Some(l) = &raw.listen {
@@ -123,11 +127,11 @@ pub(super) fn validate(
     }
     out.spill_dir = raw.spill_dir.as_ref().map(|d| src.base().join(d.get_ref()));
     if let Some(q) = &raw.queue_capacity {
-        if *q.get_ref() < 64 {
+        if *q.get_ref() < 64 || *q.get_ref() > 16 << 20 {
             problems.push(src.problem(
                 q.span(),
                 "proxy.queue_capacity",
-                "must be at least 64 events; the default is 65536".into(),
+                "must be from 64 to 16777216 events; the default is 65536".into(),
             ));
         }
         out.queue_capacity = Some(*q.get_ref() as usize);

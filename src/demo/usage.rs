@@ -220,6 +220,8 @@ pub fn anomalies(text: &str, config: &Config) -> Result<Vec<Finding>, String> {
             source_ip: u.source_ip.as_deref().and_then(|s| s.parse().ok()),
             user_agent: u.user_agent.clone(),
             via_proxy: u.via_proxy(),
+            host: u.host.clone(),
+            account: u.account_id.clone(),
         };
         series.add(&e.as_ref(), 1);
     }

@@ -219,11 +219,17 @@ pub async fn gather(
     } else {
         let usage = req.usage.clone();
         let cat = catalog.clone();
-        // What the keys declare (and their open anomalies) decides which calls are evidence.
+        // What the keys declare (and their open anomalies) decides which calls are evidence;
+        // events dated beyond now plus the allowed clock skew are rejected.
         let screen = super::screen(&inv.facts(), &req.anomalies, &catalog);
-        let ev = blocking(move || crate::usage::read_screened_evidence(&usage, &cat, &screen))
-            .await?
-            .map_err(GatherError::Usage)?;
+        let not_after = chrono::Duration::from_std(config.usage.max_future)
+            .ok()
+            .and_then(|d| now.checked_add_signed(d));
+        let ev = blocking(move || {
+            crate::usage::read_screened_evidence(&usage, &cat, &screen, not_after)
+        })
+        .await?
+        .map_err(GatherError::Usage)?;
         lap("evidence", &mut timings);
         Some(ev)
     };

@@ -216,6 +216,23 @@ impl Inventory {
         self.entries.iter().map(|e| e.facts.clone()).collect()
     }
 
+    /// `fingerprints` of the keys `config` declares (none declared: empty, no secret read).
+    pub fn fingerprints_of(config: &Config) -> std::collections::BTreeMap<String, String> {
+        if config.keys.is_empty() {
+            return Default::default();
+        }
+        Inventory::from_config(config, &Catalog::builtin()).fingerprints()
+    }
+
+    /// Fingerprint → name of every key whose secret could be read: usage events filed under a
+    /// key's fingerprint are that key's (`usage::job::IngestRequest::fingerprints`).
+    pub fn fingerprints(&self) -> std::collections::BTreeMap<String, String> {
+        self.entries
+            .iter()
+            .filter_map(|e| Some((e.facts.fingerprint.clone()?, e.facts.name.clone())))
+            .collect()
+    }
+
     /// The entry with this fingerprint.
     pub fn by_fingerprint_mut(&mut self, fp: &str) -> Option<&mut Entry> {
         self.entries

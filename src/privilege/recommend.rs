@@ -4,7 +4,7 @@
 //! templates of the rules filled in.
 
 use super::{Access, Catalog};
-use crate::inventory::KeyFacts;
+use crate::inventory::{KeyFacts, SecretSource};
 use crate::usage::KeyUsage;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -158,13 +158,25 @@ pub fn integration_place(facts: &KeyFacts) -> String {
     if facts.declared && (says(&facts.integration) || says(&facts.purpose)) {
         return "Payvy settings > API Integration".to_string();
     }
-    match (&facts.integration, facts.consumers.as_slice()) {
+    let place = match (&facts.integration, facts.consumers.as_slice()) {
         (Some(i), _) => format!("the place where {i} reads its Airwallex key"),
         (None, [one]) => format!("the place where {one} reads its Airwallex key"),
         _ => format!(
             "the place where the integration using {} reads its Airwallex key",
             facts.name
         ),
+    };
+    // what awxguard itself read names a place that exists (a literal is its own finding; an
+    // unset variable or missing file names nothing)
+    match (
+        &facts.storage.source,
+        facts.declared && facts.fingerprint.is_some(),
+    ) {
+        (SecretSource::Env { var }, true) => format!("{place} (awxguard reads it from env:{var})"),
+        (SecretSource::File { path }, true) => {
+            format!("{place} (awxguard reads it from file:{})", path.display())
+        }
+        _ => place,
     }
 }
 

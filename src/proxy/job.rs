@@ -140,7 +140,7 @@ pub fn policy(req: &ProxyRequest, config: &Config, catalog: &Catalog) -> Result<
         &req.allowed_clients,
         req.money_guard_minutes
             .filter(|m| *m > 0)
-            .map(|m| Duration::from_secs(m * 60)),
+            .map(|m| Duration::from_secs(m.saturating_mul(60))),
     )
     .map_err(JobError::Clients)
 }

@@ -55,7 +55,10 @@ pub fn render(report: &Report, style: Style, out: &mut dyn Write) -> std::io::Re
     }
     // Findings the user can act on by id (`findings ack`) show it: stored ones, and every
     // finding of an audit or a listing.
-    let show_ids = matches!(report.summary.command.as_str(), "audit" | "findings");
+    let show_ids = matches!(
+        report.summary.command.as_str(),
+        "audit" | "findings" | "scan"
+    );
     let acks: &[crate::store::AckRecord] =
         report.summary.acknowledgements.as_deref().unwrap_or(&[]);
     // Print a recommendation's steps in full the first time they appear, then refer back.

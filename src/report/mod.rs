@@ -10,6 +10,7 @@ mod json;
 pub mod sarif;
 pub mod state;
 mod table;
+pub mod usage;
 pub mod watch;
 
 use crate::finding::{count_by_severity, Finding};
@@ -113,6 +114,9 @@ pub struct Summary {
     /// `scan --verify`, `inventory verify`: what the logins said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<VerificationSection>,
+    /// `usage ingest`, `usage stats`: what was read and stored, which baseline each key is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<usage::UsageSection>,
     /// `watch`: what each list read, where it stopped, what stays open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch: Option<crate::watch::WatchOutcome>,

@@ -144,3 +144,22 @@ pub fn unique_ids<'a>(
     }
     Ok(seen)
 }
+
+/// The `{placeholder}` names of a finding-text template (every rule family's templates).
+pub fn placeholders(template: &str) -> impl Iterator<Item = &str> {
+    template
+        .split('{')
+        .skip(1)
+        .filter_map(|s| s.split_once('}'))
+        .map(|(p, _)| p)
+}
+
+/// A rule id's family prefix aside, its words are non-empty lower-case ASCII, digits and `-`,
+/// separated by dots (`watch.new-payee-paid`).
+pub fn id_words_valid(id: &str) -> bool {
+    id.split('.').all(|w| {
+        !w.is_empty()
+            && w.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    })
+}

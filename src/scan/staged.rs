@@ -11,8 +11,8 @@
 //! their content, so a loose object found by id is that blob whichever store it was found in.
 
 use super::git::{
-    build_findings, ignore_for, is_ignored, is_scanned_mode, scan_blob, scan_blobs, work_tree_top,
-    BlobCounts, BlobRequest, CommitInfo, Git, GitError, Intro, Introductions,
+    build_findings, ignore_for, is_ignored, is_scanned_mode, scan_blob, scan_blobs, BlobCounts,
+    BlobRequest, CommitInfo, Git, GitError, Intro, Introductions,
 };
 use super::{Match, Matcher, ScanOptions, ScanOutcome, ScanStats};
 use rayon::prelude::*;
@@ -221,7 +221,7 @@ fn objects_dir(repo: &Path) -> Option<PathBuf> {
     let git_dir = match var("GIT_DIR") {
         Some(dir) => dir,
         None => {
-            let top = work_tree_top(repo)?;
+            let top = super::walk::work_tree_of(repo)?;
             let dot_git = top.join(".git");
             if dot_git.is_dir() {
                 dot_git

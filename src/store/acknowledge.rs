@@ -58,12 +58,28 @@ pub enum AckError {
     BadUnit(String),
     #[error("--expires is in the past")]
     Past,
+    #[error("--expires {0:?} is after 9999-12-31; give an earlier date")]
+    TooLate(String),
     #[error("cannot acknowledge: {0}")]
     Store(#[from] StoreError),
 }
 
-/// Parses `2026-12-31`, an RFC 3339 time, or a duration from now (`30d`, `12w`, `48h`).
+/// Parses `2026-12-31`, an RFC 3339 time, or a duration from now (`30d`, `12w`, `48h`). Any
+/// number gives a time or an error, never a panic; the store keeps four-digit years, so a time
+/// after 9999-12-31 is refused.
 pub fn parse_expiry(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, AckError> {
+    let t = parse_expiry_unbounded(s, now)?;
+    let last = NaiveDate::from_ymd_opt(9999, 12, 31)
+        .and_then(|d| d.and_hms_opt(23, 59, 59))
+        .expect("a valid date")
+        .and_utc();
+    if t > last {
+        return Err(AckError::TooLate(s.into()));
+    }
+    Ok(t)
+}
+
+fn parse_expiry_unbounded(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, AckError> {
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
     }
@@ -72,10 +88,11 @@ pub fn parse_expiry(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, AckErr
     }
     let (num, unit) = s.split_at(s.len().saturating_sub(1));
     let n: i64 = num.parse().map_err(|_| AckError::BadExpiry(s.into()))?;
+    // Saturating: a duration of any size gives a time (then checked against 9999-12-31).
     let d = match unit {
-        "h" => chrono::Duration::hours(n),
-        "d" => chrono::Duration::days(n),
-        "w" => chrono::Duration::weeks(n),
+        "h" => crate::clock::hours(n),
+        "d" => crate::clock::days(n),
+        "w" => crate::clock::days(n.saturating_mul(7)),
         _ => return Err(AckError::BadUnit(s.into())),
     };
     Ok(now + d)

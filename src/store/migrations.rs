@@ -51,6 +51,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "observed",
         sql: include_str!("migrations/0007_observed.sql"),
     },
+    Migration {
+        version: 8,
+        name: "usage",
+        sql: include_str!("migrations/0008_usage.sql"),
+    },
 ];
 
 /// The schema version this build writes (`PRAGMA user_version`): the last step's.

@@ -31,6 +31,8 @@ pub mod postgres;
 pub mod proxy;
 pub mod runs;
 pub mod sqlite;
+pub mod usage;
+pub mod usage_series;
 pub mod watch;
 
 pub use acks::{AckRecord, Acknowledgements};
@@ -46,6 +48,9 @@ pub use postgres::PgStore;
 pub use proxy::ProxyRecords;
 pub use runs::{RunRecord, Runs};
 pub use sqlite::{OpenOptions, SqliteStore};
+pub use usage::{
+    Appended, KeyHoldings, Pruned, SampleQuery, SourceCursor, UsageEvent, UsageRecords,
+};
 pub use watch::{PendingRead, Seen, StoredObject, WatchCursor, WatchObject, WatchState};
 
 use chrono::{DateTime, Utc};
@@ -63,6 +68,7 @@ pub trait Store:
     + WatchState
     + DaemonRecords
     + KeyRecords
+    + UsageRecords
     + Send
     + Sync
 {
@@ -78,6 +84,7 @@ impl<
             + WatchState
             + DaemonRecords
             + KeyRecords
+            + UsageRecords
             + Send
             + Sync,
     > Store for T

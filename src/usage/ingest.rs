@@ -94,6 +94,8 @@ struct RawEvent<'a> {
     /// `proxy` when awxguard's proxy recorded it (its `source_ip` is then internal).
     #[serde(default, borrow)]
     via: Option<Str<'a>>,
+    #[serde(default)]
+    object_ids: Option<Vec<String>>,
 }
 
 /// Where events come from.
@@ -104,7 +106,8 @@ pub enum Input {
 }
 
 impl Input {
-    fn name(&self) -> String {
+    /// How messages name it: the path, or `<stdin>`.
+    pub fn name(&self) -> String {
         match self {
             Input::Stdin => "<stdin>".to_string(),
             Input::File(p) => p.display().to_string(),
@@ -184,6 +187,16 @@ pub fn looks_like_raw_key(s: &str) -> bool {
     s.len() == 96 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// The longest run of hex digits in `s` (a key name or fingerprint has none of 32 or more: such
+/// a run is a key, or a cut piece of one).
+fn longest_hex_run(s: &str) -> usize {
+    s.as_bytes()
+        .split(|b| !b.is_ascii_hexdigit())
+        .map(<[u8]>::len)
+        .max()
+        .unwrap_or(0)
+}
+
 /// A message about a line, through the redaction gate (and runs of 32 or more hex digits, which
 /// a usage file has no business holding, shown as `<redacted>` as before), so a rejection never
 /// echoes a key.
@@ -221,24 +234,7 @@ pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// Groups IDs of a path the catalog does not know: a segment with a digit and at least six
-/// characters, or a UUID, becomes `{id}`.
-pub fn unknown_template(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for seg in path.split('/').filter(|s| !s.is_empty()) {
-        out.push('/');
-        let id_like = seg.len() >= 6 && seg.bytes().any(|b| b.is_ascii_digit());
-        if id_like {
-            out.push_str("{id}");
-        } else {
-            out.push_str(seg);
-        }
-    }
-    if out.is_empty() {
-        out.push('/');
-    }
-    out
-}
+pub use crate::store::usage_series::unknown_template;
 
 #[derive(Debug, Default)]
 struct RouteAgg<'c> {
@@ -404,6 +400,8 @@ struct Seen {
     shards: Vec<Mutex<HashSet<u128, FxBuild>>>,
     /// SipHash with a random key: the half an input cannot aim at.
     a: RandomState,
+    /// Events dated after this (now plus the allowed clock skew) are rejected.
+    not_after: Option<DateTime<Utc>>,
 }
 
 impl Seen {
@@ -419,6 +417,7 @@ impl Seen {
                 })
                 .collect(),
             a: RandomState::new(),
+            not_after: None,
         }
     }
 
@@ -450,6 +449,20 @@ struct Normalized<'a> {
     via: Option<&'a str>,
 }
 
+/// Opens an event file: a regular file only (checked on the open descriptor): a FIFO, a device
+/// or a socket, even one swapped in after the listing, is refused, never read.
+pub(crate) fn open_events(p: &Path) -> std::io::Result<std::fs::File> {
+    match crate::files::open_regular(p) {
+        Ok((f, _)) => Ok(f),
+        Err(crate::files::FileError::NotRegular { kind, .. }) => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("is {kind}, not a regular file; not read (give - to read standard input)"),
+        )),
+        Err(crate::files::FileError::Io { source, .. }) => Err(source),
+        Err(e) => Err(e.into_io()),
+    }
+}
+
 fn read_source<'c>(
     input: &Input,
     catalog: &'c Catalog,
@@ -473,18 +486,7 @@ fn read_source<'c>(
             read_lines(lock, &mut partial, catalog, seen).map_err(read_err)?;
         }
         Input::File(p) => {
-            // A regular file only (checked on the open descriptor): a FIFO, a device or a socket,
-            // even one swapped in after the listing, is refused, never read.
-            let (f, _) = crate::files::open_regular(p).map_err(|e| match e {
-                crate::files::FileError::NotRegular { kind, .. } => read_err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    format!(
-                        "is {kind}, not a regular file; not read (give - to read standard input)"
-                    ),
-                )),
-                crate::files::FileError::Io { source, .. } => read_err(source),
-                e => read_err(e.into_io()),
-            })?;
+            let f = open_events(p).map_err(read_err)?;
             read_lines(f, &mut partial, catalog, seen).map_err(read_err)?;
         }
     }
@@ -691,7 +693,7 @@ fn check<'a>(ev: &'a RawEvent<'_>, method_buf: &mut String) -> Result<Checked<'a
     let key = ev.key.as_str();
     // A key in any form (whole, `Bearer `-prefixed, split, wrapped, a token): rejected, never
     // echoed.
-    if looks_like_raw_key(key) || crate::redact::holds_key(key) {
+    if looks_like_raw_key(key) || crate::redact::holds_key(key) || longest_hex_run(key) >= 32 {
         return Err(
             "field `key` holds what looks like an API key or token; usage events must name the \
              key by its inventory name or fingerprint (sha256:...), never carry the key (the \
@@ -735,30 +737,7 @@ fn check<'a>(ev: &'a RawEvent<'_>, method_buf: &mut String) -> Result<Checked<'a
     Ok(Checked { ts, path })
 }
 
-/// One usage event read from a contract line and normalized: time in UTC, method upper case,
-/// path without its query string.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UsageEvent {
-    pub ts: DateTime<Utc>,
-    pub key: String,
-    pub method: String,
-    pub path: String,
-    pub status: u16,
-    pub source_ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub account_id: Option<String>,
-    pub latency_ms: Option<f64>,
-    pub host: Option<String>,
-    /// `proxy` when awxguard's proxy recorded it.
-    pub via: Option<String>,
-}
-
-impl UsageEvent {
-    /// Recorded by awxguard's proxy (`source_ip` is then an internal client address).
-    pub fn via_proxy(&self) -> bool {
-        self.via.as_deref() == Some("proxy")
-    }
-}
+pub use crate::store::UsageEvent;
 
 /// Parses and checks one line of the contract, with the reader's messages (without the
 /// `file:line: ` prefix).
@@ -773,12 +752,13 @@ pub fn parse_line(line: &[u8]) -> Result<UsageEvent, String> {
     })?;
     let mut method = String::new();
     let c = check(&ev, &mut method)?;
+    let (ts, path) = (c.ts, c.path.to_string());
     let own = |s: &Option<Str<'_>>| s.as_ref().map(|s| s.as_str().to_string());
     Ok(UsageEvent {
-        ts: c.ts,
+        ts,
         key: ev.key.as_str().to_string(),
         method,
-        path: c.path.to_string(),
+        path,
         status: ev.status,
         source_ip: own(&ev.source_ip),
         user_agent: own(&ev.user_agent),
@@ -786,6 +766,7 @@ pub fn parse_line(line: &[u8]) -> Result<UsageEvent, String> {
         latency_ms: ev.latency_ms,
         host: own(&ev.host),
         via: own(&ev.via),
+        object_ids: ev.object_ids.unwrap_or_default(),
     })
 }
 
@@ -805,6 +786,20 @@ fn ingest_event<'c>(
             return;
         }
     };
+    if let Some(limit) = seen.not_after {
+        if ts > limit {
+            partial.reject(
+                line_no,
+                format!(
+                    "field `ts` {} is in the future (after {}: now plus the allowed clock skew, \
+                     [usage] max_future); rejected",
+                    ts.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    limit.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+            );
+            return;
+        }
+    }
     let method = method_buf.as_str();
     let norm = Normalized {
         ts: ts.timestamp(),
@@ -931,16 +926,38 @@ pub fn read_screened(
     catalog: &Catalog,
     screen: Option<&Screen>,
 ) -> Result<Evidence, UsageError> {
+    read_screened_until(paths, catalog, screen, None)
+}
+
+/// `read_screened`, rejecting events dated after `not_after` (now plus the allowed clock
+/// skew): an event from the future is a broken clock or a forgery, and would distort every
+/// window.
+pub fn read_screened_until(
+    paths: &[PathBuf],
+    catalog: &Catalog,
+    screen: Option<&Screen>,
+    not_after: Option<DateTime<Utc>>,
+) -> Result<Evidence, UsageError> {
     let inputs = inputs(paths)?;
-    // about 200 bytes an event: size the dedup set once instead of growing it
+    // about 200 bytes an event: size the dedup set once instead of growing it (by the bytes
+    // the files really hold: a sparse giant reserves nothing, and 4 million events at most)
     let bytes: u64 = inputs
         .iter()
         .filter_map(|i| match i {
-            Input::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+            Input::File(p) => std::fs::metadata(p).ok().map(|m| {
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::MetadataExt;
+                    m.len().min(m.blocks().saturating_mul(512))
+                }
+                #[cfg(not(unix))]
+                m.len()
+            }),
             Input::Stdin => None,
         })
         .sum();
-    let seen = Seen::new((bytes / 200).min(50_000_000) as usize);
+    let mut seen = Seen::new((bytes / 200).min(4_000_000) as usize);
+    seen.not_after = not_after;
     let partials: Vec<Partial> = inputs
         .par_iter()
         .map(|i| read_source(i, catalog, screen, &seen))

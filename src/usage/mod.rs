@@ -5,6 +5,8 @@
 pub mod detect;
 pub mod evidence;
 pub mod ingest;
+pub mod job;
+pub mod reader;
 pub mod screen;
 
 pub use evidence::{Evidence, KeyUsage, RouteUsage, SourceSpan};
@@ -32,13 +34,15 @@ pub fn read_evidence(
 }
 
 /// `read_evidence` with the calls `screen` says are not evidence of need kept aside
-/// (`Evidence::screened`); each path becomes an input id in `Evidence::inputs`.
+/// (`Evidence::screened`), and events dated after `not_after` (now plus `[usage]
+/// max_future`) rejected; each path becomes an input id in `Evidence::inputs`.
 pub fn read_screened_evidence(
     paths: &[std::path::PathBuf],
     catalog: &crate::airwallex::Catalog,
     screen: &Screen,
+    not_after: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<Evidence, UsageError> {
-    let mut ev = ingest::read_screened(paths, catalog, Some(screen))?;
+    let mut ev = ingest::read_screened_until(paths, catalog, Some(screen), not_after)?;
     ev.inputs = paths
         .iter()
         .map(|p| {

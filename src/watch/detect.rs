@@ -421,7 +421,7 @@ fn new_payee_paid(
     ctx: &Context<'_>,
     problems: &mut Vec<String>,
 ) -> Vec<Draft> {
-    let window = Duration::minutes(rule.int("minutes"));
+    let window = crate::clock::minutes(rule.int("minutes"));
     // Airwallex stamps both objects with its own clock; a minute of slack covers rounding.
     let slack = Duration::minutes(1);
     let mut out = Vec::new();
@@ -504,7 +504,7 @@ fn amount_outlier(
     problems: &mut Vec<String>,
 ) -> Vec<Draft> {
     let min_history = rule.int("min_history").max(1) as usize;
-    let horizon = Duration::days(rule.int("history_days"));
+    let horizon = crate::clock::days(rule.int("history_days"));
     let z = rule.float("z");
     let min_ratio = rule.float("min_ratio");
     let floor = rule.float("spread_floor");
@@ -600,7 +600,7 @@ fn new_destination(
     problems: &mut Vec<String>,
 ) -> Vec<Draft> {
     let min_history = rule.int("min_history").max(1) as usize;
-    let horizon = Duration::days(rule.int("history_days"));
+    let horizon = crate::clock::days(rule.int("history_days"));
     let mut out = Vec::new();
     for (i, t) in data.transfers.iter().enumerate().filter(|(_, t)| t.fresh) {
         let t = &t.item;
@@ -702,12 +702,12 @@ fn payout_burst(
     ctx: &Context<'_>,
     problems: &mut Vec<String>,
 ) -> Vec<Draft> {
-    let w = Duration::minutes(rule.int("window_minutes"));
+    let w = crate::clock::minutes(rule.int("window_minutes"));
     let min_count = rule.int("min_count").max(1) as usize;
     let ratio = rule.float("ratio");
     let sum_ratio = rule.float("sum_ratio");
     let min_history = rule.int("min_history").max(0) as usize;
-    let horizon = Duration::days(rule.int("history_days"));
+    let horizon = crate::clock::days(rule.int("history_days"));
     let Some(first_fresh) = data
         .transfers
         .iter()
@@ -958,12 +958,12 @@ fn balance_drop(
     ctx: &Context<'_>,
     problems: &mut Vec<String>,
 ) -> Vec<Draft> {
-    let w = Duration::hours(rule.int("window_hours"));
+    let w = crate::clock::hours(rule.int("window_hours"));
     let z = rule.float("z");
     let min_share = rule.float("min_share");
     let cold_share = rule.float("cold_share");
     let min_windows = rule.int("min_windows").max(1) as usize;
-    let horizon = Duration::days(rule.int("history_days"));
+    let horizon = crate::clock::days(rule.int("history_days"));
     let mut by_cur: BTreeMap<&str, Vec<&Obs<BalancePoint>>> = BTreeMap::new();
     for p in &data.balances {
         by_cur.entry(p.item.currency.as_str()).or_default().push(p);

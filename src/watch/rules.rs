@@ -529,15 +529,6 @@ fn apply_override(rule: &mut WatchRule, table: &toml::Table) -> Result<(), RuleE
     Ok(())
 }
 
-/// The placeholders of a template.
-pub fn placeholders(template: &str) -> impl Iterator<Item = &str> {
-    template
-        .split('{')
-        .skip(1)
-        .filter_map(|s| s.split_once('}'))
-        .map(|(p, _)| p)
-}
-
 fn parse_file(path: &Path, text: &str) -> Result<Vec<WatchRule>, RuleError> {
     let raw: RawFile = toml::from_str(text).map_err(|e| toml_error(path, text, e))?;
     let mut out = Vec::new();
@@ -589,7 +580,7 @@ fn parse_file(path: &Path, text: &str) -> Result<Vec<WatchRule>, RuleError> {
             }
         }
         for t in std::iter::once(&r.message).chain(&r.steps) {
-            for p in placeholders(t) {
+            for p in crate::rules::placeholders(t) {
                 if !PLACEHOLDERS.contains(&p) {
                     return Err(parse_err(format!(
                         "rule {}: unknown placeholder {{{p}}} (known: {})",
@@ -624,12 +615,7 @@ fn parse_file(path: &Path, text: &str) -> Result<Vec<WatchRule>, RuleError> {
 }
 
 fn valid_id(id: &str) -> bool {
-    id.starts_with("watch.")
-        && id.split('.').all(|w| {
-            !w.is_empty()
-                && w.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        })
+    id.starts_with("watch.") && crate::rules::id_words_valid(id)
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ fn run_vv(dir: &Path, secret: &str, args: &[&str]) -> Output {
 
 /// Every command a config reaches, each checked for the key.
 fn every_command(dir: &Path, secret: &str, what: &str) -> Vec<Output> {
-    let report = dir.join("report.json");
+    let reports = [dir.join("report.json"), dir.join("report.html")];
     let runs: Vec<(&str, Vec<&str>)> = vec![
         ("inventory json", vec!["inventory", "--format", "json"]),
         ("inventory human", vec!["inventory"]),
@@ -38,6 +38,15 @@ fn every_command(dir: &Path, secret: &str, what: &str) -> Vec<Output> {
             ],
         ),
         ("findings list", vec!["findings", "list"]),
+        (
+            "report html -o",
+            vec!["report", "--format", "html", "-o", "report.html"],
+        ),
+        ("report json", vec!["report", "--format", "json"]),
+        (
+            "daemon --check",
+            vec!["daemon", "--config", "awxguard.toml", "--check"],
+        ),
         ("scan", vec!["scan", "--format", "json", "src"]),
     ];
     let mut outs = Vec::new();
@@ -48,12 +57,7 @@ fn every_command(dir: &Path, secret: &str, what: &str) -> Vec<Output> {
             continue;
         }
         let o = run_vv(dir, secret, &args);
-        assert_nowhere(
-            secret,
-            dir,
-            &[(&format!("{what}: {name}"), &o)],
-            std::slice::from_ref(&report),
-        );
+        assert_nowhere(secret, dir, &[(&format!("{what}: {name}"), &o)], &reports);
         assert!(
             !stderr(&o).contains("panicked"),
             "{what}: {name} panicked: {}",
@@ -622,4 +626,163 @@ fn concurrent_writers_wait_instead_of_failing() {
     }
     let o = run(d, &["findings", "list", "--format", "json"]);
     assert_eq!(json(&o)["findings"].as_array().unwrap().len(), 6);
+}
+
+/// No input makes awxguard panic: options and config values at the ends of their types, dates
+/// outside what a calendar library holds, events from the future, cells of any length.
+#[test]
+fn extreme_values_are_refused_or_saturated_never_a_panic() {
+    let dir = tempdir();
+    let d = dir.path();
+    let panicked = |o: &Output, what: &str| {
+        let e = stderr(o);
+        assert!(
+            !e.contains("panicked") && !e.contains("overflow") && o.status.code().is_some(),
+            "{what}: {e}"
+        );
+    };
+    write(
+        d,
+        "src/a.env",
+        format!("AIRWALLEX_API_KEY={}\n", key("extreme")),
+    );
+    let o = run(d, &["scan", "src", "--record", "--format", "json"]);
+    let id = json(&o)["findings"][0]["id"].as_str().unwrap().to_string();
+    for e in [
+        "9223372036854775807d",
+        "-9223372036854775808h",
+        "99999999999999w",
+        "262143-12-31",
+        "9999-12-31",
+        "+275760-09-13T00:00:00Z",
+        "10000-01-01T00:00:00Z",
+        "0000-01-01",
+        "-1d",
+        "d",
+        "",
+    ] {
+        let o = run(
+            d,
+            &["findings", "ack", &id, "--reason", "r", "--expires", e],
+        );
+        panicked(&o, e);
+        let o = run(d, &["findings", "list", "--format", "json"]);
+        panicked(&o, e);
+        assert!(code(&o) <= 1, "{e}: {}", stderr(&o));
+    }
+    let big = 9223372036854775807i64;
+    let k = key_table("a", "env:X", "sandbox", "admin", "");
+    for (what, cfg) in [
+        ("timeout", format!("[airwallex]\nbase_url = \"http://127.0.0.1:9\"\ntimeout_ms = {big}\n{k}")),
+        ("retries", format!("[airwallex]\nbase_url = \"http://127.0.0.1:9\"\nretries = 4294967295\n{k}")),
+        ("retry base", format!("[airwallex]\nbase_url = \"http://127.0.0.1:9\"\nretry_base_ms = {big}\n{k}")),
+        ("alerts durations", format!("[alerts]\nfallback = [\"a@example.com\"]\nrepeat_interval = \"999999999999999d\"\nretry_base = \"99999999999999999w\"\n[alerts.file]\ndir = \"alerts\"\n{k}")),
+        ("proxy queue", format!("[proxy]\nqueue_capacity = {big}\n{k}")),
+        ("skew", format!("[usage]\nmax_future = \"99999999999999999d\"\n{k}")),
+        ("dates", key_table("a", "env:X", "sandbox", "admin", "created = 0001-01-01\nrotated = 9999-12-31")),
+        ("dates 2", key_table("a", "env:X", "sandbox", "admin", "created = 9999-12-31")),
+        ("watch", format!("[watch]\nlookback = \"99999999999999d\"\nhistory = \"99999999999999d\"\n{k}")),
+        ("params", format!("[audit.params.\"privilege.unused-scope\"]\ndays = {big}\n[audit.params.\"privilege.key-rotation-overdue\"]\ndays = -{big}\n{k}")),
+    ] {
+        write(d, "awxguard.toml", &cfg);
+        // Logins go to a closed loopback port, once.
+        let cfg = if cfg.contains("[airwallex]") {
+            cfg.replace("[airwallex]\n", "[airwallex]\nretries = 0\n")
+        } else {
+            format!("[airwallex]\nbase_url = \"http://127.0.0.1:9\"\nretries = 0\n{cfg}")
+        };
+        write(d, "awxguard.toml", &cfg);
+        for args in [
+            &["inventory", "verify"][..],
+            &["audit", "--no-verify", "--no-store", "--usage", "ev.jsonl"],
+            &["alerts", "test"],
+        ] {
+            write(d, "ev.jsonl", "{\"ts\":\"2026-11-20T10:15:00Z\",\"key\":\"a\",\"method\":\"GET\",\"path\":\"/api/v1/balances/current\",\"status\":200}\n");
+            let o = awxguard(d)
+                .args(args)
+                .env("X", key("extreme-x"))
+                .output()
+                .unwrap();
+            panicked(&o, &format!("{what}: {args:?}"));
+        }
+    }
+    std::fs::remove_file(d.join("awxguard.toml")).unwrap();
+
+    // Events from the future (the clock is pinned at 2026-11-24T12:00:00Z) and outside the
+    // calendar.
+    write(
+        d,
+        "awxguard.toml",
+        format!(
+            "{}[usage]\nmax_future = \"10m\"\n",
+            key_table(
+                "a",
+                "env:X",
+                "sandbox",
+                "admin",
+                &format!("owner = \"{}\"", "o".repeat(100_000))
+            )
+        ),
+    );
+    let ev = |ts: &str| {
+        format!("{{\"ts\":\"{ts}\",\"key\":\"a\",\"method\":\"GET\",\"path\":\"/api/v1/balances/current\",\"status\":200}}\n")
+    };
+    write(
+        d,
+        "ev.jsonl",
+        [
+            ev("2026-11-24T12:05:00Z"),
+            ev("2026-11-24T12:30:00Z"),
+            ev("9999-12-31T23:59:59Z"),
+            ev("+275760-09-13T00:00:00Z"),
+            ev("-000001-01-01T00:00:00Z"),
+            ev("2026-02-30T00:00:00Z"),
+        ]
+        .concat(),
+    );
+    let o = awxguard(d)
+        .args([
+            "audit",
+            "--no-verify",
+            "--no-store",
+            "--usage",
+            "ev.jsonl",
+            "--format",
+            "json",
+        ])
+        .env("X", key("extreme-x"))
+        .output()
+        .unwrap();
+    panicked(&o, "events");
+    let all = stdout(&o);
+    assert!(
+        all.contains("ev.jsonl:2: field `ts` 2026-11-24T12:30:00Z is in the future"),
+        "{all}"
+    );
+    assert!(all.contains("ev.jsonl:3: field `ts`"), "{all}");
+    assert!(!all.contains("ev.jsonl:1:"), "within the skew: {all}");
+    // A 100,000-character owner: the table cuts it, JSON keeps it whole.
+    let o = awxguard(d)
+        .args(["inventory"])
+        .env("X", key("extreme-x"))
+        .output()
+        .unwrap();
+    panicked(&o, "table");
+    assert!(
+        stdout(&o).lines().all(|l| l.chars().count() < 400),
+        "{}",
+        stdout(&o)
+    );
+    let o = awxguard(d)
+        .args(["inventory", "--format", "json"])
+        .env("X", key("extreme-x"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        json(&o)["summary"]["keys"][0]["owner"]
+            .as_str()
+            .unwrap()
+            .len(),
+        100_000
+    );
 }

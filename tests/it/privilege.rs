@@ -506,22 +506,45 @@ fn login_outcomes_leaks_and_shadow_keys() {
         finding_id: "0011223344556677".into(),
         source: "scan:tree:/srv/app".into(),
     });
+    let mut payer = clean("payer", &["transfer:read", "transfer:write"]);
+    payer.leaks = leaked.leaks.clone();
     let mut shadow = clean("sha256:5be0c1d07e3a9f21", &[]);
     shadow.declared = false;
     shadow.storage.plaintext_locations = vec!["src/settings.py:12".into()];
-    let found = judge(&[revoked, refused, leaked, shadow], None);
+    let found = judge(&[revoked, refused, leaked, payer, shadow], None);
     let by = |r: &str| found.iter().find(|x| x.rule == r).unwrap();
     assert_eq!(by("privilege.key-revoked").key.as_deref(), Some("old"));
     assert_eq!(by("privilege.key-refused").key.as_deref(), Some("walled"));
-    let leak = by("privilege.key-leaked");
+    let leak_of = |k: &str| {
+        found
+            .iter()
+            .find(|x| x.rule == "privilege.key-leaked" && x.key.as_deref() == Some(k))
+            .unwrap()
+    };
+    let steps = |f: &Finding| f.recommendation.as_ref().unwrap().steps.join("\n");
+    // A key that can pay: money movement is what to check, and it is said to move money.
+    let leak = leak_of("payer");
     assert_eq!(leak.severity.as_str(), "critical");
-    assert!(leak
-        .recommendation
-        .as_ref()
-        .unwrap()
-        .steps
-        .iter()
-        .any(|s| s.contains("money movement")));
+    assert!(leak.message.contains("can move money"), "{}", leak.message);
+    assert!(steps(leak).contains("money movement"), "{}", steps(leak));
+    // A key that can only read is not "can move money" (issue 16): its steps say what it read,
+    // and a scoped key is deleted, not "regenerated" like an admin key.
+    let leak = leak_of("leaky");
+    assert_eq!(leak.severity.as_str(), "critical");
+    assert!(
+        leak.message
+            .contains("can read with it now (transfer:read)"),
+        "{}",
+        leak.message
+    );
+    assert!(!leak.message.contains("money"), "{}", leak.message);
+    assert!(!steps(leak).contains("money movement"), "{}", steps(leak));
+    assert!(!steps(leak).contains("admin"), "{}", steps(leak));
+    assert!(
+        steps(leak).contains("could only read (transfer:read)"),
+        "{}",
+        steps(leak)
+    );
     assert!(by("privilege.shadow-key")
         .message
         .contains("src/settings.py:12"));

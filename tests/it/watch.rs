@@ -29,7 +29,7 @@ fn at(t: DateTime<Utc>) -> String {
 /// A simulator on its own thread and runtime, on a manual clock, and a directory with a config
 /// whose `[watch]` reads with the read-only key `watcher`.
 struct Env {
-    dir: tempfile::TempDir,
+    dir: TestDir,
     sim: Simulator,
     url: String,
     clock: Arc<ManualClock>,

@@ -132,7 +132,7 @@ pub(super) fn write_never_used(ctx: &KeyCtx<'_>, rule: &PrivilegeRule) -> Verdic
     let Some(u) = usage else {
         return Verdict::NotJudged("no usage evidence for this key".into());
     };
-    if u.coverage_start > ctx.now - Duration::days(days) {
+    if u.coverage_start > ctx.now - crate::clock::days(days) {
         return Verdict::NotJudged(format!(
             "usage evidence for this key starts {}, less than {days} days ago",
             day(u.coverage_start)
@@ -212,7 +212,7 @@ pub(super) fn unused_key(ctx: &KeyCtx<'_>, rule: &PrivilegeRule) -> Verdict {
     let f = ctx.f;
     let usage = ctx.usage.as_ref();
     let days = rule.int("days");
-    let start = ctx.now - Duration::days(days);
+    let start = ctx.now - crate::clock::days(days);
     match usage {
         Some(u) => {
             let start = match ctx.window(days) {
@@ -343,7 +343,7 @@ pub(super) fn webhook_write_unneeded(ctx: &KeyCtx<'_>, rule: &PrivilegeRule) -> 
     let Some(u) = usage else {
         return Verdict::NotJudged("no usage evidence for this key".into());
     };
-    if u.coverage_start > ctx.now - Duration::days(days) {
+    if u.coverage_start > ctx.now - crate::clock::days(days) {
         return Verdict::NotJudged(format!(
             "usage evidence for this key starts {}, less than {days} days ago",
             day(u.coverage_start)

@@ -20,6 +20,7 @@ mod findings;
 mod outbox;
 mod proxy;
 mod unported;
+mod usage;
 
 use super::migrations::{Migration, SCHEMA_VERSION};
 use super::outbox::AlertPlanner;
@@ -64,6 +65,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 7,
         name: "observed",
         sql: include_str!("migrations/0007_observed.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "usage",
+        sql: include_str!("migrations/0008_usage.sql"),
     },
 ];
 

@@ -106,6 +106,8 @@ fn event(
         source_ip,
         user_agent: ua.clone(),
         via_proxy: via.as_deref() == Some("proxy"),
+        host: None,
+        account: None,
     })
 }
 

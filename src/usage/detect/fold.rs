@@ -9,9 +9,9 @@
 //! finding with the id rule + key + subject.
 
 use super::{rfc3339, Signal};
-use crate::finding::{finding_id, Finding, Recommendation};
+use crate::finding::{finding_id, Finding, Recommendation, Severity};
 use std::cmp::Reverse;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The id of an anomaly finding: rule + key + the start of its first anomalous hour.
 pub fn anomaly_id(rule: &str, key: &str, bucket: i64) -> String {
@@ -72,8 +72,11 @@ fn signal_json(s: &Signal) -> serde_json::Value {
 }
 
 fn condition(s: &Signal) -> Finding {
-    let subject = s.subject.as_deref().unwrap_or("");
-    let mut f = Finding::new(&s.rule, s.severity, s.message.clone(), &[&s.key, subject]);
+    // rule + key + subject; rule + key when the subject is the key itself (usage.unknown-key)
+    let mut f = match s.subject.as_deref().filter(|x| !x.is_empty()) {
+        Some(subject) => Finding::new(&s.rule, s.severity, s.message.clone(), &[&s.key, subject]),
+        None => Finding::new(&s.rule, s.severity, s.message.clone(), &[&s.key]),
+    };
     f.key = Some(s.key.clone());
     f.start = Some(rfc3339(s.start));
     f.end = Some(rfc3339(s.end));
@@ -99,7 +102,17 @@ fn incident(group: &[&Signal]) -> Finding {
         .iter()
         .max_by_key(|s| (s.severity, Reverse(s.start), Reverse(s.rule.as_str())))
         .expect("non-empty group");
-    let severity = primary.severity;
+    // corroboration: three or more kinds of signal in one incident weigh one level more
+    let kinds: BTreeSet<&str> = group
+        .iter()
+        .filter(|s| s.severity >= Severity::Low)
+        .map(|s| s.rule.as_str())
+        .collect();
+    let severity = if kinds.len() >= 3 {
+        raise(primary.severity)
+    } else {
+        primary.severity
+    };
     let start = group.iter().map(|s| s.start).min().unwrap_or(first.start);
     let end = group.iter().map(|s| s.end).max().unwrap_or(first.end);
     let mut also: Vec<String> = group
@@ -131,15 +144,44 @@ fn incident(group: &[&Signal]) -> Finding {
             ev.insert(k.into(), v.clone());
         }
     }
+    let mut samples: Vec<serde_json::Value> = Vec::new();
+    for s in std::iter::once(first).chain(group.iter()) {
+        for x in s
+            .evidence
+            .get("samples")
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+        {
+            if samples.len() < MAX_SAMPLES && !samples.contains(x) {
+                samples.push(x.clone());
+            }
+        }
+    }
     ev.insert(
         "signals".into(),
-        serde_json::Value::Array(group.iter().map(|s| signal_json(s)).collect()),
+        serde_json::Value::Array(
+            group
+                .iter()
+                .map(|s| {
+                    let mut j = signal_json(s);
+                    if let Some(e) = j.get_mut("evidence").and_then(|e| e.as_object_mut()) {
+                        e.remove("samples");
+                    }
+                    j
+                })
+                .collect(),
+        ),
     );
-    ev.insert("samples".into(), serde_json::json!([]));
+    ev.insert("samples".into(), samples.into());
     f.evidence = Some(serde_json::Value::Object(ev));
-    let mut steps: Vec<String> = Vec::new();
-    for s in std::iter::once(primary).chain(group.iter()) {
-        for st in &s.steps {
+    // the most severe signal's steps, then how to check each other kind of signal
+    let mut steps: Vec<String> = primary.steps.clone();
+    for s in group.iter() {
+        if s.rule == primary.rule {
+            continue;
+        }
+        if let Some(st) = s.steps.first() {
             if !steps.contains(st) {
                 steps.push(st.clone());
             }
@@ -152,4 +194,16 @@ fn incident(group: &[&Signal]) -> Finding {
     });
     f.also = also;
     f
+}
+
+/// Sample events kept in a folded finding.
+const MAX_SAMPLES: usize = 10;
+
+fn raise(s: Severity) -> Severity {
+    match s {
+        Severity::Info => Severity::Low,
+        Severity::Low => Severity::Medium,
+        Severity::Medium => Severity::High,
+        _ => Severity::Critical,
+    }
 }

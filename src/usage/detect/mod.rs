@@ -202,6 +202,9 @@ pub fn detect_key(
                     out.extend(usage_checks::undeclared_scope(ks, d, rule, watermark))
                 }
             }
+            "unknown-key" if decl.is_none() && !opts.declared.is_empty() => {
+                out.extend(usage_checks::unknown_key(ks, rule))
+            }
             _ => {}
         }
     }

@@ -488,6 +488,10 @@ pub fn dense(
     let n = (last_hour - h0 + 1).max(0) as usize;
     let mut values = vec![0.0; n];
     let mut missing = vec![false; n];
+    if n == 0 {
+        // nothing judged yet: the key's first hour is after `last_hour` (the watermark)
+        return (h0, values, missing);
+    }
     for (h, b) in ks.hours.range(h0..=last_hour) {
         values[(h - h0) as usize] = metric.value(b);
     }

@@ -142,6 +142,7 @@ pub const DETECTORS: &[(&str, &[(&str, ParamType)])] = &[
         "undeclared-scope",
         &[("severity_write", ParamType::Severity)],
     ),
+    ("unknown-key", &[]),
 ];
 
 /// Placeholders a message or step may use; anything else is a load error.
@@ -176,6 +177,7 @@ pub const PLACEHOLDERS: &[&str] = &[
     "slot",
     "whitelist",
     "declared_scopes",
+    "first_seen",
     "last_seen",
 ];
 
@@ -538,15 +540,6 @@ fn apply_override(rule: &mut AnomalyRule, table: &toml::Table) -> Result<(), Rul
     Ok(())
 }
 
-/// The placeholders of a template.
-pub fn placeholders(template: &str) -> impl Iterator<Item = &str> {
-    template
-        .split('{')
-        .skip(1)
-        .filter_map(|s| s.split_once('}'))
-        .map(|(p, _)| p)
-}
-
 fn parse_file(path: &Path, text: &str) -> Result<Vec<AnomalyRule>, RuleError> {
     let raw: RawFile = toml::from_str(text).map_err(|e| toml_error(path, text, e))?;
     let mut out = Vec::new();
@@ -598,7 +591,7 @@ fn parse_file(path: &Path, text: &str) -> Result<Vec<AnomalyRule>, RuleError> {
             }
         }
         for t in std::iter::once(&r.message).chain(&r.steps) {
-            for p in placeholders(t) {
+            for p in crate::rules::placeholders(t) {
                 if !PLACEHOLDERS.contains(&p) {
                     return Err(parse_err(format!(
                         "rule {}: unknown placeholder {{{p}}} (known: {})",
@@ -633,12 +626,7 @@ fn parse_file(path: &Path, text: &str) -> Result<Vec<AnomalyRule>, RuleError> {
 }
 
 fn valid_id(id: &str) -> bool {
-    (id.starts_with("anomaly.") || id.starts_with("usage."))
-        && id.split('.').all(|w| {
-            !w.is_empty()
-                && w.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        })
+    (id.starts_with("anomaly.") || id.starts_with("usage.")) && crate::rules::id_words_valid(id)
 }
 
 #[cfg(test)]

@@ -385,6 +385,8 @@ impl Gen<'_, '_> {
             source_ip: Some(ip),
             user_agent: Some(ua),
             via_proxy: false,
+            host: Some("api.airwallex.com"),
+            account: None,
         };
         (self.sink)(&e, n);
     }
@@ -666,6 +668,8 @@ pub fn generate(cfg: &Config, catalog: &Catalog) -> Stream {
                 source_ip: e.source_ip,
                 user_agent: e.user_agent.map(str::to_string),
                 via_proxy: e.via_proxy,
+                host: e.host.map(str::to_string),
+                account: e.account.map(str::to_string),
             },
             n,
         ))

@@ -177,3 +177,41 @@ pub fn undeclared_scope(
     }
     out
 }
+
+/// `usage.unknown-key`: events of a key that is neither a declared name nor a known fingerprint
+/// (judged only when keys are declared). Its id is rule + key.
+pub fn unknown_key(ks: &KeySeries, rule: &AnomalyRule) -> Vec<Signal> {
+    let names = |kind: AttrKind| -> String {
+        let v: Vec<&str> = ks.attrs_of(kind).map(|(v, _)| v).take(5).collect();
+        if v.is_empty() {
+            "none recorded".into()
+        } else {
+            v.join(", ")
+        }
+    };
+    let mut v = BTreeMap::new();
+    v.insert("calls", human_count(ks.events as f64));
+    v.insert("address", names(AttrKind::SourceIp));
+    v.insert("user_agent", names(AttrKind::UserAgent));
+    v.insert("first_seen", super::rfc3339(ks.first));
+    v.insert("last_seen", super::rfc3339(ks.last));
+    let evidence = serde_json::json!({
+        "observed": ks.events,
+        "expected": "every key in use declared in the inventory (by name or fingerprint)",
+        "routes": ks.attrs_of(AttrKind::Route).map(|(r, _)| r).take(10).collect::<Vec<_>>(),
+        "baseline": {"kind": "declared keys"},
+    });
+    let mut s = signal(
+        rule,
+        &ks.key,
+        rule.severity,
+        ks.first,
+        ks.last + 1,
+        ks.first.div_euclid(HOUR) * HOUR,
+        v,
+        evidence,
+        SampleFilter::Any,
+    );
+    s.subject = Some(String::new());
+    vec![s]
+}

@@ -44,8 +44,6 @@ pub fn db_target(dir: &Path) -> PathBuf {
     if !on_postgres() {
         return dir.join(".awxguard-test.db");
     }
-    // Remembered in memory, not in `dir`: a scan of `dir` must not meet a file of the harness.
-    static DATABASES: std::sync::Mutex<Vec<(PathBuf, PathBuf)>> = std::sync::Mutex::new(Vec::new());
     let mut known = DATABASES.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, url)) = known.iter().find(|(d, _)| d == dir) {
         return url.clone();
@@ -85,6 +83,45 @@ pub fn db_contents(dir: &Path) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Sets the schema version of the test database in `dir` (SQLite's `user_version`, PostgreSQL's
+/// `awxguard_meta`): a database "from a newer awxguard".
+pub fn set_schema_version(dir: &Path, version: i64) {
+    let target = db_target(dir);
+    match awxguard::store::postgres_url(&target) {
+        Some(url) => {
+            let cfg: postgres::Config = url.parse().unwrap();
+            let mut c = cfg.connect(postgres::NoTls).unwrap();
+            c.execute(
+                "UPDATE awxguard_meta SET value = $1 WHERE name = 'schema_version'",
+                &[&version.to_string()],
+            )
+            .unwrap();
+        }
+        None => {
+            let c = rusqlite::Connection::open(&target).unwrap();
+            c.execute_batch(&format!("PRAGMA user_version = {version};"))
+                .unwrap();
+        }
+    }
+}
+
+/// Rows of `table` in the test database of `dir`, on either backend.
+pub fn count_rows(dir: &Path, table: &str) -> i64 {
+    let target = db_target(dir);
+    let sql = format!("SELECT count(*) FROM {table}");
+    match awxguard::store::postgres_url(&target) {
+        Some(url) => {
+            let cfg: postgres::Config = url.parse().unwrap();
+            let mut c = cfg.connect(postgres::NoTls).unwrap();
+            c.query_one(&sql, &[]).unwrap().get(0)
+        }
+        None => rusqlite::Connection::open(&target)
+            .unwrap()
+            .query_row(&sql, [], |r| r.get(0))
+            .unwrap(),
+    }
 }
 
 /// Runs the binary with `args` in `dir`.
@@ -137,8 +174,59 @@ pub fn write(dir: &Path, rel: &str, text: impl AsRef<[u8]>) {
 }
 
 /// A fresh temporary directory.
-pub fn tempdir() -> tempfile::TempDir {
-    tempfile::tempdir().expect("tempdir")
+pub fn tempdir() -> TestDir {
+    TestDir(tempfile::tempdir().expect("tempdir"))
+}
+
+/// A test's temporary directory; on PostgreSQL runs, the test database of the directory is
+/// dropped with it (a database is ~7 MB: the suite's would fill the disk).
+pub struct TestDir(tempfile::TempDir);
+
+impl std::ops::Deref for TestDir {
+    type Target = tempfile::TempDir;
+    fn deref(&self) -> &tempfile::TempDir {
+        &self.0
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        drop_test_database(self.0.path());
+    }
+}
+
+/// Test databases by directory (PostgreSQL runs): remembered in memory, not in the directory (a
+/// scan of it must not meet a file of the harness).
+static DATABASES: std::sync::Mutex<Vec<(PathBuf, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+
+/// Drops the PostgreSQL test database of `dir`, if it has one (processes still connected to it
+/// are disconnected).
+pub fn drop_test_database(dir: &Path) {
+    let url = {
+        let mut known = DATABASES.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(i) = known.iter().position(|(d, _)| d == dir) else {
+            return;
+        };
+        known.remove(i).1
+    };
+    let (Some(url), Ok(admin)) = (
+        url.to_str().map(str::to_string),
+        std::env::var("AWXGUARD_TEST_PG_URL"),
+    ) else {
+        return;
+    };
+    let Ok(cfg) = url.parse::<postgres::Config>() else {
+        return;
+    };
+    let Some(name) = cfg.get_dbname().map(str::to_string) else {
+        return;
+    };
+    if let Ok(mut c) = admin
+        .parse::<postgres::Config>()
+        .and_then(|a| a.connect(postgres::NoTls))
+    {
+        let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    }
 }
 
 /// Parses a JSON report from stdout.

@@ -179,18 +179,11 @@ pub async fn serve(
     let upstream =
         Upstream::parse(&upstream_url, &config.airwallex.allow_hosts).map_err(ProxyError::from)?;
     let policy = policy(&req, config, catalog)?;
-    if let Some(url) = crate::store::postgres_url(&req.db) {
-        // The proxy's batch writer and lookups are SQLite's (a file beside the proxy, spilled
-        // when busy); say so rather than write a file named after the URL.
-        return Err(crate::store::StoreError::Unsupported {
-            url: crate::store::postgres::redacted(url),
-            what: "the recording proxy's writer (it records into a SQLite file)",
-        }
-        .into());
-    }
+    // Beside a SQLite file; for a PostgreSQL URL, in the working directory.
     let spill_dir = req.spill_dir.clone().unwrap_or_else(|| {
-        req.db
-            .parent()
+        crate::store::postgres_url(&req.db)
+            .map(|_| std::path::Path::new("."))
+            .or_else(|| req.db.parent())
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(std::path::Path::new("."))
             .join("proxy-spill")

@@ -165,11 +165,6 @@ pub enum StoreError {
         name: &'static str,
         source: ::postgres::Error,
     },
-    #[error(
-        "{url}: {what} is not supported on PostgreSQL yet; use a SQLite database for this \
-         command (--db FILE)"
-    )]
-    Unsupported { url: String, what: &'static str },
 }
 
 /// The default database: `$XDG_DATA_HOME/awxguard/awxguard.db` (or `~/.local/share/...`).

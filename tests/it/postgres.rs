@@ -1,6 +1,6 @@
 //! The PostgreSQL store from the command line: `[store] url` with its credentials behind an
 //! `env:` reference, a password written in the config refused, `store migrate` explicit and
-//! idempotent, a scan recorded and listed, and the areas not ported refusing clearly. Runs when
+//! idempotent, a scan recorded and listed, the watch's state stored. Runs when
 //! the tests have a server (`AWXGUARD_TEST_PG_URL`; always in CI).
 
 use crate::common::*;
@@ -67,12 +67,38 @@ fn store_url_by_reference_migrate_record_and_list() {
         &key("pg-cli"),
         "database",
     );
-    // The watch's state is not on PostgreSQL yet: said, not silently empty.
-    let err = store
+    // The watch's state is on PostgreSQL too: a page and its cursor in one transaction.
+    let page = awxguard::store::WatchCursor {
+        high_water: Some(chrono::Utc::now()),
+        pending: None,
+    };
+    let obj = awxguard::store::WatchObject {
+        kind: "transfer".into(),
+        id: "t_1".into(),
+        version: "v1".into(),
+        at: chrono::Utc::now(),
+        changed_at: None,
+        data: serde_json::json!({"amount": 5}),
+    };
+    let seen = store
+        .watch_save_page(
+            "w",
+            "transfers",
+            std::slice::from_ref(&obj),
+            Some(&page),
+            chrono::Utc::now(),
+        )
+        .unwrap();
+    assert_eq!(seen, vec![awxguard::store::Seen::New]);
+    let again = store
+        .watch_save_page("w", "transfers", &[obj], None, chrono::Utc::now())
+        .unwrap();
+    assert_eq!(again, vec![awxguard::store::Seen::Unchanged]);
+    assert!(store
         .watch_cursor("w", "transfers")
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("not supported on PostgreSQL yet"), "{err}");
+        .unwrap()
+        .high_water
+        .is_some());
     // The reference not set: the error names it.
     let o = awxguard(d)
         .env_remove("AWXGUARD_DB")

@@ -11,13 +11,7 @@ use std::collections::BTreeMap;
 
 /// The store's calls of `key` per hour, straight from the database.
 fn hourly_counts(db: &std::path::Path, key: &str) -> BTreeMap<DateTime<Utc>, u64> {
-    let c = rusqlite::Connection::open(db).unwrap();
-    let mut stmt = c.prepare("SELECT event FROM proxy_usage_events").unwrap();
-    let rows: Vec<String> = stmt
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let rows = db_strings(db, "SELECT event FROM proxy_usage_events");
     let mut out = BTreeMap::new();
     for row in rows {
         let v: serde_json::Value = serde_json::from_str(&row).unwrap();
@@ -107,14 +101,7 @@ fn the_report_in_chromium_charts_the_store_prints_a4_and_makes_a_screenshot() {
         .contains("<title id=\"chart1-t\">Hourly calls of payvy-ap</title>"));
 
     // Every finding of the store is on the page.
-    let c = rusqlite::Connection::open(&db).unwrap();
-    let ids: Vec<String> = c
-        .prepare("SELECT id FROM findings")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let ids = db_strings(&db, "SELECT id FROM findings");
     assert_eq!(ids.len(), 5);
     for id in &ids {
         assert!(

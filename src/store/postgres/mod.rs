@@ -13,14 +13,16 @@
 //! UPDATE`, one statement decides new/open), in id order so two runs never deadlock, and a run
 //! that still meets a serialization failure or deadlock is retried; a delivery is claimed with
 //! `SELECT .. FOR UPDATE SKIP LOCKED`; a queued alert is sealed only while it is still waiting,
-//! its row locked. Ported areas: findings, lifecycle, acknowledgements, runs, outbox, keys, the
-//! proxy's records. The watch's state and the daemon's records answer [`StoreError::Unsupported`] (never silently nothing).
+//! its row locked. Every area is ported: findings, lifecycle, acknowledgements, runs, outbox, keys,
+//! the proxy's records, the watch's state, the daemon's records (daemons share the database and
+//! claim each job run under an advisory lock: `daemon.rs`), usage evidence (`usage.rs`).
 
+mod daemon;
 mod findings;
 mod outbox;
 mod proxy;
-mod unported;
 mod usage;
+mod watch;
 
 use super::migrations::{Migration, SCHEMA_VERSION};
 use super::outbox::AlertPlanner;
@@ -238,14 +240,6 @@ impl PgStore {
             url: self.shown.clone(),
             what,
             source,
-        }
-    }
-
-    /// An area this backend does not have yet.
-    pub(super) fn unsupported(&self, what: &'static str) -> StoreError {
-        StoreError::Unsupported {
-            url: self.shown.clone(),
-            what,
         }
     }
 

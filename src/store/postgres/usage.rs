@@ -167,11 +167,14 @@ fn route_ids(tx: &mut Transaction<'_>, routes: &[Route]) -> Result<Vec<i64>, pos
     Ok(ids)
 }
 
+/// A row of the hourly calls rollup: key, hour, route, status class, network, agent.
+type CallKey = (i64, i64, i64, i64, i64, i64);
+
 /// Rollups of the new events of one batch.
 #[derive(Default)]
 struct Rollups {
     keys: BTreeMap<i64, KeySeries>,
-    calls: BTreeMap<(i64, i64, i64, i64, i64, i64), i64>,
+    calls: BTreeMap<CallKey, i64>,
     days: BTreeMap<i64, i64>,
 }
 
@@ -727,9 +730,7 @@ fn merge_rollups(tx: &mut Transaction<'_>, roll: &Rollups) -> Result<(), postgre
     }
     // counters
     if !roll.calls.is_empty() {
-        let col = |f: fn(&(i64, i64, i64, i64, i64, i64)) -> i64| -> Vec<i64> {
-            roll.calls.keys().map(f).collect()
-        };
+        let col = |f: fn(&CallKey) -> i64| -> Vec<i64> { roll.calls.keys().map(f).collect() };
         let n: Vec<i64> = roll.calls.values().copied().collect();
         tx.execute(
             "INSERT INTO usage_hour_calls (key, hour, route, class, network, agent, calls) \

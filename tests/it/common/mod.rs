@@ -124,6 +124,28 @@ pub fn count_rows(dir: &Path, table: &str) -> i64 {
     }
 }
 
+/// The one text column `sql` selects, every row, from the database `target` (a SQLite file or
+/// a PostgreSQL URL).
+pub fn db_strings(target: &Path, sql: &str) -> Vec<String> {
+    match awxguard::store::postgres_url(target) {
+        Some(url) => {
+            let cfg: postgres::Config = url.parse().unwrap();
+            let mut c = cfg.connect(postgres::NoTls).unwrap();
+            c.query(sql, &[])
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect()
+        }
+        None => {
+            let c = rusqlite::Connection::open(target).unwrap();
+            let mut s = c.prepare(sql).unwrap();
+            let rows = s.query_map([], |r| r.get(0)).unwrap();
+            rows.collect::<Result<_, _>>().unwrap()
+        }
+    }
+}
+
 /// Runs the binary with `args` in `dir`.
 pub fn run(dir: &Path, args: &[&str]) -> Output {
     awxguard(dir).args(args).output().expect("run awxguard")

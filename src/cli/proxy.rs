@@ -32,7 +32,7 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "MINUTES")]
     pub money_guard: Option<u64>,
     /// Where events go while the database refuses them [default: proxy-spill/ beside the
-    /// database].
+    /// database; for PostgreSQL, in the working directory: give each proxy its own].
     #[arg(long, value_name = "DIR")]
     pub spill_dir: Option<PathBuf>,
 }

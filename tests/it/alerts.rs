@@ -2,7 +2,7 @@
 //! webhook receiver and a file sink; messages parsed and checked; no secret anywhere.
 
 #[path = "alerts/servers.rs"]
-mod servers;
+pub(crate) mod servers;
 
 use crate::common::{self, assert_no_secret};
 use mail_parser::MessageParser;

@@ -256,8 +256,7 @@ impl DaemonRecords for PgStore {
     fn store_stats(&self, now: DateTime<Utc>) -> Result<StoreStats, StoreError> {
         self.run(|c| {
             let q = |what| self.q(what);
-            let mut stats = StoreStats::default();
-            stats.findings = c
+            let findings = c
                 .query(
                     "SELECT f.severity, CASE \
                        WHEN f.status != 'resolved' AND a.finding_id IS NOT NULL \
@@ -271,7 +270,7 @@ impl DaemonRecords for PgStore {
                 .iter()
                 .map(|r| (r.get(0), r.get(1), r.get::<_, i64>(2) as u64))
                 .collect();
-            stats.alerts_waiting = c
+            let alerts_waiting = c
                 .query_one(
                     "SELECT count(*) FROM alert_queue WHERE message_id IS NULL",
                     &[],
@@ -285,9 +284,12 @@ impl DaemonRecords for PgStore {
                     &[],
                 )
                 .map_err(q("count pending deliveries"))?;
-            stats.deliveries_pending = r.get::<_, i64>(0) as u64;
-            stats.deliveries_failing = r.get::<_, i64>(1) as u64;
-            Ok(stats)
+            Ok(StoreStats {
+                findings,
+                alerts_waiting,
+                deliveries_pending: r.get::<_, i64>(0) as u64,
+                deliveries_failing: r.get::<_, i64>(1) as u64,
+            })
         })
     }
 }

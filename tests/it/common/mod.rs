@@ -221,33 +221,45 @@ impl Drop for TestDir {
 /// scan of it must not meet a file of the harness).
 static DATABASES: std::sync::Mutex<Vec<(PathBuf, PathBuf)>> = std::sync::Mutex::new(Vec::new());
 
+/// A fresh PostgreSQL database for the test in `dir` (dropped with the directory), when the
+/// tests have a server (`AWXGUARD_TEST_PG_URL`), whichever backend the suite runs on.
+pub fn pg_database(dir: &Path) -> Option<PathBuf> {
+    let url = PathBuf::from(awxguard::store::postgres::test_database("pg")?);
+    DATABASES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((dir.to_path_buf(), url.clone()));
+    Some(url)
+}
+
 /// Drops the PostgreSQL test database of `dir`, if it has one (processes still connected to it
 /// are disconnected).
 pub fn drop_test_database(dir: &Path) {
-    let url = {
+    let urls: Vec<PathBuf> = {
         let mut known = DATABASES.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(i) = known.iter().position(|(d, _)| d == dir) else {
-            return;
+        let (mine, rest) = std::mem::take(&mut *known)
+            .into_iter()
+            .partition(|(d, _)| d == dir);
+        *known = rest;
+        mine.into_iter().map(|(_, u)| u).collect()
+    };
+    let Ok(admin) = std::env::var("AWXGUARD_TEST_PG_URL") else {
+        return;
+    };
+    for url in urls {
+        let Some(name) = url
+            .to_str()
+            .and_then(|u| u.parse::<postgres::Config>().ok())
+            .and_then(|c| c.get_dbname().map(str::to_string))
+        else {
+            continue;
         };
-        known.remove(i).1
-    };
-    let (Some(url), Ok(admin)) = (
-        url.to_str().map(str::to_string),
-        std::env::var("AWXGUARD_TEST_PG_URL"),
-    ) else {
-        return;
-    };
-    let Ok(cfg) = url.parse::<postgres::Config>() else {
-        return;
-    };
-    let Some(name) = cfg.get_dbname().map(str::to_string) else {
-        return;
-    };
-    if let Ok(mut c) = admin
-        .parse::<postgres::Config>()
-        .and_then(|a| a.connect(postgres::NoTls))
-    {
-        let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        if let Ok(mut c) = admin
+            .parse::<postgres::Config>()
+            .and_then(|a| a.connect(postgres::NoTls))
+        {
+            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
     }
 }
 

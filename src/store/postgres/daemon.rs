@@ -279,8 +279,10 @@ impl DaemonRecords for PgStore {
                 .get::<_, i64>(0) as u64;
             let r = c
                 .query_one(
-                    "SELECT count(*), coalesce(sum(CASE WHEN attempts > 0 THEN 1 ELSE 0 END), 0) \
-                     FROM alert_deliveries WHERE state = 'pending'",
+                    "SELECT count(*) FILTER (WHERE state = 'pending'), \
+                     count(*) FILTER (WHERE state = 'pending' AND attempts > 0), \
+                     count(*) FILTER (WHERE state = 'dead') \
+                     FROM alert_deliveries WHERE state IN ('pending', 'dead')",
                     &[],
                 )
                 .map_err(q("count pending deliveries"))?;
@@ -289,6 +291,7 @@ impl DaemonRecords for PgStore {
                 alerts_waiting,
                 deliveries_pending: r.get::<_, i64>(0) as u64,
                 deliveries_failing: r.get::<_, i64>(1) as u64,
+                deliveries_dead: r.get::<_, i64>(2) as u64,
             })
         })
     }

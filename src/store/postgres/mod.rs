@@ -73,6 +73,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "usage",
         sql: include_str!("migrations/0008_usage.sql"),
     },
+    Migration {
+        version: 9,
+        name: "outbox_dead",
+        sql: include_str!("migrations/0009_outbox_dead.sql"),
+    },
 ];
 
 /// The advisory lock key that serializes schema steps across processes ("awxg" + 1).

@@ -107,12 +107,13 @@ fn delivery_row(r: &postgres::Row) -> Delivery {
         last_error: r.get(9),
         reply: r.get(10),
         sent_at: r.get(11),
+        dead_at: r.get(12),
     }
 }
 
 const DELIVERY_COLUMNS: &str = "d.message_id, d.sink, m.kind, m.subject, m.document, \
-     m.created_at, d.state, d.attempts, d.next_attempt_at, d.last_error, d.reply, d.sent_at \
-     FROM alert_deliveries d JOIN alert_messages m ON m.id = d.message_id";
+     m.created_at, d.state, d.attempts, d.next_attempt_at, d.last_error, d.reply, d.sent_at, \
+     d.dead_at FROM alert_deliveries d JOIN alert_messages m ON m.id = d.message_id";
 
 impl Outbox for PgStore {
     fn set_alert_planner(&self, planner: Option<Arc<dyn AlertPlanner>>) {
@@ -354,6 +355,25 @@ impl Outbox for PgStore {
                 pg_params![message_id, sink, error, ts(next_attempt)],
             )
             .map_err(self.q("mark delivery failed"))
+        })?;
+        Ok(())
+    }
+
+    fn mark_dead(
+        &self,
+        message_id: &str,
+        sink: &str,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.run(|c| {
+            c.execute(
+                "UPDATE alert_deliveries SET state = 'dead', attempts = attempts + 1, \
+                 last_error = $3, dead_at = $4, claimed_by = NULL, claimed_until = NULL \
+                 WHERE message_id = $1 AND sink = $2 AND state = 'pending'",
+                pg_params![message_id, sink, error, ts(now)],
+            )
+            .map_err(self.q("mark delivery dead"))
         })?;
         Ok(())
     }

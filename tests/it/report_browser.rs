@@ -11,14 +11,17 @@ use std::collections::BTreeMap;
 
 /// The store's calls of `key` per hour, straight from the database.
 fn hourly_counts(db: &std::path::Path, key: &str) -> BTreeMap<DateTime<Utc>, u64> {
-    let rows = db_strings(db, "SELECT event FROM proxy_usage_events");
+    let rows = db_strings(
+        db,
+        &format!(
+            "SELECT CAST(e.ts AS TEXT) FROM usage_events e JOIN usage_keys k ON k.id = e.key \
+             WHERE k.name = '{key}'"
+        ),
+    );
     let mut out = BTreeMap::new();
-    for row in rows {
-        let v: serde_json::Value = serde_json::from_str(&row).unwrap();
-        if v["key"] != key {
-            continue;
-        }
-        let ts = t(v["ts"].as_str().unwrap());
+    for ms in rows {
+        let ms: i64 = ms.parse().unwrap();
+        let ts = DateTime::<Utc>::from_timestamp_millis(ms).unwrap();
         let hour = ts
             - Duration::seconds(ts.timestamp() % 3600)
             - Duration::nanoseconds(ts.timestamp_subsec_nanos() as i64);

@@ -1,9 +1,9 @@
-//! The recording proxy's records on PostgreSQL: token attributions shared by every proxy, the
-//! objects proxied calls created or changed, and (until the usage-event store lands) the proxy's
-//! usage events, each stored once by its id. As `store/proxy.rs`.
+//! The recording proxy's records on PostgreSQL: token attributions shared by every proxy and
+//! the objects proxied calls created or changed (its events go to the usage evidence store). As
+//! `store/proxy.rs`.
 
 use super::{pg_params, PgStore};
-use crate::store::proxy::{ObjectSighting, ProxyEventRow, ProxyRecords, TokenAttribution};
+use crate::store::proxy::{ObjectSighting, ProxyRecords, TokenAttribution};
 use crate::store::StoreError;
 use chrono::{DateTime, Utc};
 
@@ -16,14 +16,6 @@ fn parse(s: &str) -> Option<DateTime<Utc>> {
         .ok()
         .map(|t| t.with_timezone(&Utc))
 }
-
-/// The interim events table, made on first use as SQLite's is.
-const EVENTS_TABLE: &str = "CREATE TABLE IF NOT EXISTS proxy_usage_events (
-    id     TEXT PRIMARY KEY,
-    ts     TEXT NOT NULL,
-    key    TEXT NOT NULL,
-    event  TEXT NOT NULL
-)";
 
 impl ProxyRecords for PgStore {
     fn remember_tokens(&self, a: &[TokenAttribution]) -> Result<(), StoreError> {
@@ -98,28 +90,10 @@ impl ProxyRecords for PgStore {
         Ok(t.as_deref().and_then(parse))
     }
 
-    fn append_proxy_events(
-        &self,
-        events: &[ProxyEventRow],
-        objects: &[ObjectSighting],
-    ) -> Result<(), StoreError> {
+    fn append_object_sightings(&self, objects: &[ObjectSighting]) -> Result<(), StoreError> {
         self.run(|c| {
             let q = |what| self.q(what);
             let mut tx = c.transaction().map_err(q("begin"))?;
-            if !events.is_empty() {
-                tx.batch_execute(EVENTS_TABLE)
-                    .map_err(q("create proxy_usage_events"))?;
-                let ins = tx
-                    .prepare(
-                        "INSERT INTO proxy_usage_events (id, ts, key, event) \
-                         VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
-                    )
-                    .map_err(q("prepare event"))?;
-                for e in events {
-                    tx.execute(&ins, pg_params![e.id, e.ts, e.key, e.json])
-                        .map_err(q("insert event"))?;
-                }
-            }
             let obj = tx
                 .prepare(
                     "INSERT INTO proxy_objects (object_id, ts, key, method, path) \
@@ -160,25 +134,6 @@ impl ProxyRecords for PgStore {
             c.query_one("SELECT EXISTS (SELECT 1 FROM proxy_objects)", &[])
                 .map(|r| r.get(0))
                 .map_err(self.q("count object sightings"))
-        })
-    }
-
-    fn proxy_events(&self) -> Result<Vec<String>, StoreError> {
-        self.run(|c| {
-            let exists: bool = c
-                .query_one("SELECT to_regclass('proxy_usage_events') IS NOT NULL", &[])
-                .map(|r| r.get(0))
-                .map_err(self.q("look for proxy events"))?;
-            if !exists {
-                return Ok(Vec::new());
-            }
-            Ok(
-                c.query("SELECT event FROM proxy_usage_events ORDER BY ts", &[])
-                    .map_err(self.q("list proxy events"))?
-                    .iter()
-                    .map(|r| r.get(0))
-                    .collect(),
-            )
         })
     }
 }

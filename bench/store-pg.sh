@@ -14,6 +14,7 @@
 #   bench/store-pg.sh                                  # 200 keys, 30 days, 1,000,000 events
 #   EVENTS=200000 AUDIT_KEYS=100 bench/store-pg.sh     # a quicker look
 #   NO_BUILD=1 bench/store-pg.sh                       # use the release binaries as they are
+#   NO_BUILD=1 BIN_DIR=target/debug bench/store-pg.sh  # a smoke run of the script (debug build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KEYS="${KEYS:-200}"
@@ -26,8 +27,9 @@ PORT="${AWXGUARD_BENCH_PORT:-18798}"
 if [ -z "${NO_BUILD:-}" ]; then
   cargo build --release --quiet --bin awxguard --example usage_stream --example bench_audit
 fi
-GEN=target/release/examples/usage_stream
-AWX=target/release/awxguard
+BIN_DIR="${BIN_DIR:-target/release}"
+GEN=$BIN_DIR/examples/usage_stream
+AWX=$BIN_DIR/awxguard
 DIR=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/awxguard-store-pg.XXXXXX")
 eval "$(.ci/pg-cluster start)"
 SIM=
@@ -61,7 +63,7 @@ size_sq=$(du -cb "$SQ"* | tail -n 1 | cut -f1)
 size_pg=$(psql "$PG" -Atqc "SELECT pg_database_size(current_database())")
 
 # 2. audit
-target/release/examples/bench_audit "$DIR/audit" "$AUDIT_KEYS" "$AUDIT_EVENTS" "$AUDIT_DAYS" >/dev/null
+"$BIN_DIR/examples/bench_audit" "$DIR/audit" "$AUDIT_KEYS" "$AUDIT_EVENTS" "$AUDIT_DAYS" >/dev/null
 "$AWX" sandbox --listen "127.0.0.1:$PORT" --state "$DIR/audit/sim-state.json" 2>/dev/null &
 SIM=$!
 for _ in $(seq 100); do

@@ -142,8 +142,11 @@ fn no_regression(before: &Snapshot, after: &Snapshot) {
     }
 }
 
-/// (job, started_at, ended_at, outcome) of every run, oldest first.
-fn runs(c: &mut postgres::Client) -> Vec<(String, String, Option<String>, String)> {
+/// A job run: job, started_at, ended_at, outcome.
+type Run = (String, String, Option<String>, String);
+
+/// Every job run, oldest first.
+fn runs(c: &mut postgres::Client) -> Vec<Run> {
     c.query(
         "SELECT job, started_at, ended_at, outcome FROM daemon_job_runs ORDER BY id",
         &[],
@@ -313,8 +316,7 @@ fn two_daemons_and_three_proxies_share_one_postgresql_database() {
 
     // One run at a time per job, one run per scheduled second, across both daemons.
     let runs = runs(&mut c);
-    let mut by_job: BTreeMap<&str, Vec<&(String, String, Option<String>, String)>> =
-        BTreeMap::new();
+    let mut by_job: BTreeMap<&str, Vec<&Run>> = BTreeMap::new();
     for r in &runs {
         by_job.entry(&r.0).or_default().push(r);
     }

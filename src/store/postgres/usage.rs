@@ -228,6 +228,19 @@ impl UsageRecords for PgStore {
         Ok(row.map(|r| cursor_of(&r)))
     }
 
+    fn usage_cursor_by_file(&self, dev: u64, ino: u64) -> Result<Option<SourceCursor>, StoreError> {
+        let row = self.run(|c| {
+            c.query_opt(
+                "SELECT source, dev, ino, \"offset\", lines, head, head_len, size \
+                 FROM usage_sources WHERE dev = $1 AND ino = $2 \
+                 ORDER BY updated DESC, \"offset\" DESC LIMIT 1",
+                pg_params![dev as i64, ino as i64],
+            )
+            .map_err(self.q("find a source by its file"))
+        })?;
+        Ok(row.map(|r| cursor_of(&r)))
+    }
+
     fn usage_newest(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let v: Option<i64> = self.run(|c| {
             c.query_opt("SELECT value FROM usage_meta WHERE name = 'newest'", &[])

@@ -138,7 +138,9 @@ pub fn scan_paths(matcher: &Matcher, roots: &[PathBuf], opts: &ScanOptions) -> S
             };
             files.fetch_add(1, Ordering::Relaxed);
             bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
-            let found = scan_bytes_keeping(matcher, &entry.display, &text, None, keep);
+            let matches = matcher.scan(entry.context(), &text);
+            let found =
+                findings_from_matches(matcher, &matches, &entry.display, None, keep, |_, _| true);
             if !found.is_empty() {
                 findings.lock().expect("findings poisoned").extend(found);
             }

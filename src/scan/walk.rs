@@ -30,7 +30,6 @@ pub struct FileEntry<'a> {
     /// it (shown absolute), the part below the root, so the directories above what was scanned
     /// (`/tmp/awx-checkout/...`) never make every file look like an Airwallex file.
     pub context_from: usize,
-    pub len: u64,
 }
 
 impl FileEntry<'_> {
@@ -312,7 +311,6 @@ where
                     path: root,
                     display,
                     context_from,
-                    len: meta.len(),
                 });
                 continue;
             }
@@ -443,22 +441,12 @@ fn walk_dir<'s, F>(
             };
             s.spawn(move |s| walk_dir(s, ctx, path, child, chain, Arc::new(next)));
         } else if ft.is_file() {
-            let len = match meta {
-                Some(m) => m.len(),
-                None => match entry.metadata() {
-                    Ok(m) => m.len(),
-                    Err(e) => {
-                        ctx.counts.problem(rel, e.to_string());
-                        continue;
-                    }
-                },
-            };
+            // No stat here: the visitor opens the file and reads its size from the descriptor.
             s.spawn(move |_| {
                 (ctx.visit)(FileEntry {
                     path: &path,
                     display: rel,
                     context_from,
-                    len,
                 })
             });
         }

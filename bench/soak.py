@@ -3,6 +3,10 @@
 
   soak.py traffic PROXY_URL CLIENT_ID KEY SECONDS RATE   calls through the proxy (login, reads)
   soak.py commits REPO SECONDS EVERY LEAK|PLAIN          commits to a repository on a timer
+  soak.py usage FILE SECONDS RATE ATTACK_EVERY ROTATE_AT  usage events appended to FILE (one
+                                                         from outside the whitelist every
+                                                         ATTACK_EVERY s; FILE rotated to
+                                                         FILE.1 at ROTATE_AT s)
   soak.py report WORKDIR                                 checks and figures (exit 1 on a failure)
 
 Every loop is bounded by SECONDS and stops by itself; traffic goes to loopback only.
@@ -19,6 +23,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+
+# [usage] lateness in soak.sh's config
+USAGE_LATENESS_MS = 20_000
 
 
 def traffic(proxy, client_id, key, seconds, rate):
@@ -53,6 +60,56 @@ def traffic(proxy, client_id, key, seconds, rate):
         sent += 1
         time.sleep(gap)
     print("traffic: %d requests, %d errors" % (sent, errors))
+
+
+def usage(path, seconds, rate, attack_every, rotate_at):
+    """The integration's usage log, in the usage-event contract: RATE calls a second from its
+    own address (198.51.100.7, inside the key's whitelist), and every ATTACK_EVERY seconds one
+    call from a new /24 outside it (198.18.N.66): each a usage.outside-whitelist finding. The
+    file is rotated once (renamed to FILE.1, a new FILE started). Prints the counts; the attacks
+    go to FILE's directory/../attacks.json."""
+    start = time.time()
+    end = start + float(seconds)
+    gap = 1.0 / float(rate)
+    paths = ["/api/v1/balances/current", "/api/v1/transfers", "/api/v1/beneficiaries"]
+    lines = 0
+    attacks = []
+    last_ms = 0
+    rotated = False
+    next_attack = start + float(attack_every)
+    f = open(path, "a")
+
+    def write(ip):
+        nonlocal lines, last_ms
+        ms = max(int(time.time() * 1000), last_ms + 1)
+        last_ms = ms
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + ".%03dZ" % (ms % 1000)
+        f.write(json.dumps({
+            "ts": ts, "key": "soak", "method": "GET", "path": paths[lines % len(paths)],
+            "status": 200, "source_ip": ip, "user_agent": "erp/1.0",
+            "host": "api.airwallex.com", "latency_ms": 20 + lines % 50,
+        }) + "\n")
+        f.flush()
+        lines += 1
+        return ms
+
+    while time.time() < end:
+        now = time.time()
+        if not rotated and now - start >= float(rotate_at):
+            f.close()
+            os.rename(path, path + ".1")
+            f = open(path, "a")
+            rotated = True
+        if now >= next_attack:
+            ip = "198.18.%d.66" % (len(attacks) + 1)
+            attacks.append({"ms": write(ip), "ip": ip})
+            next_attack += float(attack_every)
+        write("198.51.100.7")
+        time.sleep(gap)
+    f.close()
+    with open(os.path.join(os.path.dirname(os.path.dirname(path)), "attacks.json"), "w") as a:
+        json.dump(attacks, a)
+    print("usage: %d lines %d attacks, rotated %s" % (lines, len(attacks), rotated))
 
 
 def git(repo, *args):
@@ -179,14 +236,51 @@ def report(work):
                 return float(line.split()[-1])
         return 0.0
 
-    events = q("SELECT count(*) FROM proxy_usage_events")[0][0] if q(
-        "SELECT name FROM sqlite_master WHERE name = 'proxy_usage_events'") else 0
+    # the proxy's events: its interim table, or the usage store (via = 1) once it writes there
+    events = q("SELECT count(*) FROM usage_events WHERE via = 1")[0][0]
+    if q("SELECT name FROM sqlite_master WHERE name = 'proxy_usage_events'"):
+        events += q("SELECT count(*) FROM proxy_usage_events")[0][0]
     check(
         "events appended continuously (proxy)",
         events > 0 and sample("awxguard_proxy_events_dropped_total") == 0,
         "%d proxied requests, %d usage events stored, %d dropped"
         % (sample("awxguard_proxy_requests_total"), events,
            sample("awxguard_proxy_events_dropped_total")),
+    )
+    # The usage job: every line appended (across the rotation) stored once, from its file;
+    # each call from outside the whitelist that the log had moved past by [usage] lateness is a
+    # finding, and alerted.
+    with open(os.path.join(work, "usage.count")) as f:
+        written = int(f.read().split()[1])
+    stored = q("SELECT count(*) FROM usage_events WHERE via = 0")[0][0]
+    newest = q("SELECT max(ts) FROM usage_events WHERE via = 0")[0][0] or 0
+    with open(os.path.join(work, "attacks.json")) as f:
+        attacks = json.load(f)
+    judged = [a for a in attacks if a["ms"] <= newest - USAGE_LATENESS_MS]
+    found = {r[0] for r in q(
+        "SELECT f.finding FROM findings f WHERE f.rule = 'usage.outside-whitelist'")}
+    found_ips = set()
+    for ev in found:
+        try:
+            found_ips.update(json.loads(ev).get("evidence", {}).get("addresses", []))
+        except (TypeError, ValueError):
+            pass
+    missed = [a["ip"] for a in judged if a["ip"] not in found_ips]
+    unalerted_usage = q(
+        "SELECT count(*) FROM findings f WHERE f.rule LIKE 'usage.%' AND NOT EXISTS "
+        "(SELECT 1 FROM alert_state s WHERE s.finding_id = f.id)")[0][0]
+    check(
+        "usage file appended continuously (rotated once): each line stored once",
+        stored == written and sample('awxguard_usage_events_ingested_total{source="file"}')
+        == written,
+        "%d lines written, %d stored, %d counted by /metrics"
+        % (written, stored, sample('awxguard_usage_events_ingested_total{source="file"}')),
+    )
+    check(
+        "every injected outside-whitelist call found and alerted",
+        judged and not missed and unalerted_usage == 0,
+        "%d injected, %d judged by the end (lateness), %d found, %d missed, %d not alerted"
+        % (len(attacks), len(judged), len(found_ips), len(missed), unalerted_usage),
     )
     with open(os.path.join(work, "readyz.end")) as f:
         ready = f.read()
@@ -202,6 +296,8 @@ def main():
         traffic(*sys.argv[2:7])
     elif cmd == "commits":
         commits(*sys.argv[2:6])
+    elif cmd == "usage":
+        usage(*sys.argv[2:7])
     elif cmd == "report":
         sys.exit(report(sys.argv[2]))
     else:

@@ -3,9 +3,11 @@
 # with short schedules (audit every 10 s with a login against the local simulator, three
 # repository scans every 1-7 s, one with `git fetch`), leaked keys committed every 20 s (each a
 # new finding and an immediate alert by email), plain commits every 3 s, the in-process proxy
-# recording ~20 calls a second, and the SMTP server (aiosmtpd, STARTTLS) killed and restarted
-# twice. Then checks: resident memory after the first minute grows less than 10%, no alert lost,
-# no alert with two Message-IDs, every leak found and alerted, no job stuck, ready at the end.
+# recording ~20 calls a second, a usage log appended ~10 lines a second (rotated once, a call
+# from outside the key's whitelist every 30 s) ingested every 2 s, and the SMTP server
+# (aiosmtpd, STARTTLS) killed and restarted twice. Then checks: resident memory after the first
+# minute grows less than 10%, no alert lost, no alert with two Message-IDs, every leak and every
+# injected call found and alerted, every usage line stored once, no job stuck, ready at the end.
 #
 #   bench/soak.sh              # release build, 10 minutes
 #   SOAK_SECONDS=120 bench/soak.sh
@@ -29,7 +31,7 @@ cleanup() {
 trap cleanup EXIT
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 export GIT_CONFIG_NOSYSTEM=1 HOME=$work/home
-mkdir -p "$HOME" "$work/smtp"
+mkdir -p "$HOME" "$work/smtp" "$work/usage"
 
 # The SMTP server's certificate, from a CA of our own.
 (
@@ -79,6 +81,13 @@ proxy = true
 [daemon.audit]
 schedule = "*/10 * * * * *"
 
+[daemon.usage]
+schedule = "*/2 * * * * *"
+
+[usage]
+sources = ["usage"]
+lateness = "20s"
+
 [[daemon.repo]]
 path = "leaks"
 schedule = "*/5 * * * * *"
@@ -116,6 +125,7 @@ environment = "production"
 kind = "read_only"
 owner = "secops@example.test"
 purpose = "soak"
+ip_whitelist = ["198.51.100.0/24"]
 EOF
 
 cd "$work"
@@ -135,6 +145,8 @@ echo "soak: daemon pid $daemon_pid, health http://127.0.0.1:$health_port, proxy 
 ) &
 pids+=($!)
 python3 "$root/bench/soak.py" traffic "http://127.0.0.1:$proxy_port" "$cid" "$key" "$secs" 20 >"$work/traffic.log" 2>&1 &
+pids+=($!)
+python3 "$root/bench/soak.py" usage "$work/usage/erp.jsonl" "$secs" 10 30 $(( secs / 2 )) >"$work/usage.count" 2>&1 &
 pids+=($!)
 python3 "$root/bench/soak.py" commits "$work/leaks" "$secs" 20 LEAK >"$work/leaks.count" 2>&1 &
 pids+=($!)

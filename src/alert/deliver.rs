@@ -79,7 +79,8 @@ pub struct Sent {
     pub reply: String,
 }
 
-/// A delivery that did not go through this time.
+/// A delivery that did not go through this time (or, in `DeliveryReport::dead`, ever: delivery
+/// gave up).
 #[derive(Debug, Clone, Serialize)]
 pub struct Failed {
     pub alert: String,
@@ -87,6 +88,7 @@ pub struct Failed {
     pub subject: String,
     pub error: String,
     pub attempts: i64,
+    /// The next attempt; for a dead delivery, when it gave up.
     pub next_attempt_at: DateTime<Utc>,
 }
 
@@ -97,8 +99,13 @@ pub struct DeliveryReport {
     pub sealed: usize,
     pub sent: Vec<Sent>,
     pub failed: Vec<Failed>,
+    /// Deliveries that failed and gave up this round (`[alerts] give_up_after`,
+    /// `max_attempts`): dead, never retried.
+    pub dead: Vec<Failed>,
     /// Deliveries another live process is sending right now.
     pub busy: usize,
+    /// Deliveries not tried this round because their sink had just failed (tried next round).
+    pub deferred: usize,
 }
 
 /// Errors of a delivery round (a sink that fails is not one: it is retried).
@@ -251,9 +258,38 @@ async fn blocking<T: Send + 'static>(
         .map_err(DeliverError::from)
 }
 
+/// Whether a delivery that just failed for the `attempts`-th time gives up: older than
+/// `give_up_after` since its message was sealed, or out of `max_attempts`.
+pub fn gives_up(
+    cfg: &AlertsConfig,
+    attempts: i64,
+    sealed_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> bool {
+    let too_old = cfg.give_up_after.is_some_and(|age| {
+        now.signed_duration_since(sealed_at) >= Duration::from_std(age).unwrap_or(Duration::MAX)
+    });
+    let too_many = cfg
+        .max_attempts
+        .is_some_and(|max| attempts >= i64::from(max));
+    too_old || too_many
+}
+
+/// What happened to one delivery.
+enum Outcome {
+    Sent(Sent),
+    Failed(Failed),
+    Dead(Failed),
+    Busy,
+    Deferred,
+}
+
 /// One delivery round: prepares what is due (`prepare_due`), then sends each pending delivery
-/// whose attempt is due, once per sink. A sink that fails is retried on a later round after
-/// `backoff`; one that accepts is marked sent and never sent again.
+/// whose attempt is due, once per sink. Sinks go side by side (a stalled SMTP server does not
+/// hold up the webhook or the files); within a sink, deliveries go in order, and after one fails
+/// the rest of that sink's wait for the next round. A failed delivery is retried after
+/// `backoff`; one past `give_up_after` or `max_attempts` is marked dead and logged as an error
+/// (the alert of last resort); one that a sink accepts is marked sent and never sent again.
 pub async fn deliver_due(
     store: Arc<dyn Store>,
     config: &Config,
@@ -273,73 +309,147 @@ pub async fn deliver_due(
     }
     let sinks = sink::from_config(&cfg);
     let owner = process_owner();
+    // One queue per sink name, in the outbox's order.
+    let mut queues: BTreeMap<String, Vec<Delivery>> = BTreeMap::new();
     for d in due {
-        let (s, o, m, k) = (
-            store.clone(),
-            owner.clone(),
-            d.message_id.clone(),
-            d.sink.clone(),
-        );
-        let claimed = blocking(move || s.claim_delivery(&m, &k, &o, now, now + CLAIM)).await?;
-        if !claimed {
-            report.busy += 1;
-            continue;
-        }
-        let result = match sinks.iter().find(|s| s.name() == d.sink) {
-            None => Err(SinkError::Setup(format!(
-                "sink {} is no longer configured in [alerts]",
-                d.sink
-            ))),
-            Some(sink) => match serde_json::from_str::<AlertDoc>(&d.document) {
-                Ok(doc) => sink.send(&doc).await,
-                Err(e) => Err(SinkError::Setup(format!("stored alert unreadable: {e}"))),
-            },
-        };
-        // The sink's answer is recorded at the time it came.
-        let at = clock.now();
-        match result {
-            Ok(receipt) => {
-                if std::env::var_os(CRASH_AFTER_ACCEPT_ENV).is_some() {
-                    std::process::abort();
+        queues.entry(d.sink.clone()).or_default().push(d);
+    }
+    let lanes = queues.into_values().map(|queue| {
+        let (store, cfg, owner, sinks) = (store.clone(), &cfg, &owner, &sinks);
+        async move {
+            let mut out = Vec::new();
+            let mut sink_failed = false;
+            for d in queue {
+                if sink_failed {
+                    out.push(Ok(Outcome::Deferred));
+                    continue;
                 }
-                let (s, m, k, r) = (
+                let sink = sinks.iter().find(|s| s.name() == d.sink);
+                let o = deliver_one(
                     store.clone(),
-                    d.message_id.clone(),
-                    d.sink.clone(),
-                    receipt.reply.clone(),
-                );
-                blocking(move || s.mark_sent(&m, &k, &r, at)).await?;
-                tracing::info!(alert = %d.message_id, sink = %d.sink, reply = %receipt.reply, "alert delivered");
-                report.sent.push(Sent {
-                    alert: d.message_id,
-                    sink: d.sink,
-                    subject: d.subject,
-                    reply: receipt.reply,
-                });
+                    cfg,
+                    sink.map(|s| s.as_ref()),
+                    d,
+                    owner,
+                    clock,
+                )
+                .await;
+                sink_failed = matches!(o, Ok(Outcome::Failed(_)) | Ok(Outcome::Dead(_)));
+                out.push(o);
             }
-            Err(e) => {
-                let attempts = d.attempts + 1;
-                let next = at + backoff(&cfg, attempts as u32);
-                let (s, m, k, msg) = (
-                    store.clone(),
-                    d.message_id.clone(),
-                    d.sink.clone(),
-                    e.to_string(),
-                );
-                blocking(move || s.mark_failed(&m, &k, &msg, next)).await?;
-                tracing::warn!(alert = %d.message_id, sink = %d.sink, attempts, "alert not delivered: {e}");
-                report.failed.push(Failed {
-                    alert: d.message_id,
-                    sink: d.sink,
-                    subject: d.subject,
-                    error: e.to_string(),
-                    attempts,
-                    next_attempt_at: next,
-                });
-            }
+            out
+        }
+    });
+    for o in futures_util::future::join_all(lanes)
+        .await
+        .into_iter()
+        .flatten()
+    {
+        match o? {
+            Outcome::Sent(s) => report.sent.push(s),
+            Outcome::Failed(f) => report.failed.push(f),
+            Outcome::Dead(f) => report.dead.push(f),
+            Outcome::Busy => report.busy += 1,
+            Outcome::Deferred => report.deferred += 1,
         }
     }
     Ok(report)
+}
+
+/// Claims, sends and marks one delivery.
+async fn deliver_one(
+    store: Arc<dyn Store>,
+    cfg: &AlertsConfig,
+    sink: Option<&dyn sink::Sink>,
+    d: Delivery,
+    owner: &str,
+    clock: &dyn Clock,
+) -> Result<Outcome, DeliverError> {
+    let now = clock.now();
+    let (s, o, m, k) = (
+        store.clone(),
+        owner.to_string(),
+        d.message_id.clone(),
+        d.sink.clone(),
+    );
+    let claimed = blocking(move || s.claim_delivery(&m, &k, &o, now, now + CLAIM)).await?;
+    if !claimed {
+        return Ok(Outcome::Busy);
+    }
+    let result = match sink {
+        None => Err(SinkError::Setup(format!(
+            "sink {} is no longer configured in [alerts]",
+            d.sink
+        ))),
+        Some(sink) => match serde_json::from_str::<AlertDoc>(&d.document) {
+            Ok(doc) => sink.send(&doc).await,
+            Err(e) => Err(SinkError::Setup(format!("stored alert unreadable: {e}"))),
+        },
+    };
+    // The sink's answer is recorded at the time it came.
+    let at = clock.now();
+    let e = match result {
+        Ok(receipt) => {
+            if std::env::var_os(CRASH_AFTER_ACCEPT_ENV).is_some() {
+                std::process::abort();
+            }
+            let (s, m, k, r) = (
+                store.clone(),
+                d.message_id.clone(),
+                d.sink.clone(),
+                receipt.reply.clone(),
+            );
+            blocking(move || s.mark_sent(&m, &k, &r, at)).await?;
+            tracing::info!(alert = %d.message_id, sink = %d.sink, reply = %receipt.reply, "alert delivered");
+            return Ok(Outcome::Sent(Sent {
+                alert: d.message_id,
+                sink: d.sink,
+                subject: d.subject,
+                reply: receipt.reply,
+            }));
+        }
+        Err(e) => e.to_string(),
+    };
+    let attempts = d.attempts + 1;
+    let sealed_at = parse_ts(&d.created_at);
+    let (s, m, k, msg) = (
+        store.clone(),
+        d.message_id.clone(),
+        d.sink.clone(),
+        e.clone(),
+    );
+    if gives_up(cfg, attempts, sealed_at, at) {
+        blocking(move || s.mark_dead(&m, &k, &msg, at)).await?;
+        // The alert of last resort: nobody was told, so the log says it loudly.
+        tracing::error!(
+            alert = %d.message_id,
+            sink = %d.sink,
+            attempts,
+            subject = %d.subject,
+            "ALERT NOT DELIVERED: gave up after {attempts} attempt(s) since {}: {e}; \
+             see `awxguard alerts list`",
+            sealed_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        );
+        return Ok(Outcome::Dead(Failed {
+            alert: d.message_id,
+            sink: d.sink,
+            subject: d.subject,
+            error: e,
+            attempts,
+            next_attempt_at: at,
+        }));
+    }
+    let next = at + backoff(cfg, attempts as u32);
+    blocking(move || s.mark_failed(&m, &k, &msg, next)).await?;
+    tracing::warn!(alert = %d.message_id, sink = %d.sink, attempts, "alert not delivered: {e}");
+    Ok(Outcome::Failed(Failed {
+        alert: d.message_id,
+        sink: d.sink,
+        subject: d.subject,
+        error: e,
+        attempts,
+        next_attempt_at: next,
+    }))
 }
 
 #[cfg(test)]
@@ -353,5 +463,20 @@ mod tests {
         cfg.retry_max = std::time::Duration::from_secs(300);
         let secs: Vec<i64> = (1..=6).map(|a| backoff(&cfg, a).num_seconds()).collect();
         assert_eq!(secs, vec![30, 60, 120, 240, 300, 300]);
+    }
+
+    #[test]
+    fn giving_up_by_age_or_count() {
+        let mut cfg = AlertsConfig::with_sinks(None, None, None);
+        let t0: DateTime<Utc> = "2026-11-24T12:00:00Z".parse().unwrap();
+        let later = |s: i64| t0 + Duration::seconds(s);
+        // Default: a day, no count limit.
+        assert!(!gives_up(&cfg, 1000, t0, later(86_399)));
+        assert!(gives_up(&cfg, 2, t0, later(86_400)));
+        cfg.give_up_after = None;
+        assert!(!gives_up(&cfg, 1000, t0, later(10 * 86_400)), "off: never");
+        cfg.max_attempts = Some(3);
+        assert!(!gives_up(&cfg, 2, t0, later(1)));
+        assert!(gives_up(&cfg, 3, t0, later(1)));
     }
 }

@@ -27,8 +27,8 @@ pub fn configured(config: &Config) -> Result<&AlertsConfig, NotConfigured> {
 pub struct Listing {
     /// Queued alerts waiting for their time (the digest) or the next delivery round.
     pub waiting: Vec<QueueRow>,
-    /// Deliveries, newest first: pending (with the last error when failing) or sent (with what
-    /// the server said).
+    /// Deliveries, newest first: pending (with the last error when failing), sent (with what
+    /// the server said) or dead (delivery gave up, with the last error).
     pub deliveries: Vec<Delivery>,
 }
 
@@ -60,6 +60,7 @@ impl Listing {
         for d in &self.deliveries {
             let state = match (d.state.as_str(), d.attempts) {
                 ("sent", _) => "sent",
+                ("dead", _) => "dead",
                 (_, 0) => "queued",
                 _ => "failing",
             };
@@ -73,6 +74,12 @@ impl Listing {
                     d.sent_at.as_deref().unwrap_or("-"),
                     d.attempts,
                     d.reply.as_deref().unwrap_or("")
+                )),
+                "dead" => out.push(format!(
+                    "           GAVE UP {} after {} attempt(s), not retried: {}",
+                    d.dead_at.as_deref().unwrap_or("-"),
+                    d.attempts,
+                    d.last_error.as_deref().unwrap_or("")
                 )),
                 "failing" => out.push(format!(
                     "           {} attempt(s), next at {}: {}",
@@ -107,7 +114,14 @@ impl DeliveryReport {
                 f.error
             ));
         }
-        if say_nothing_due && self.sent.is_empty() && self.failed.is_empty() {
+        for f in &self.dead {
+            out.push(format!(
+                "alert {} NOT sent by {}: GAVE UP after {} attempt(s), not retried: {}",
+                f.alert, f.sink, f.attempts, f.error
+            ));
+        }
+        if say_nothing_due && self.sent.is_empty() && self.failed.is_empty() && self.dead.is_empty()
+        {
             out.push("nothing due".into());
         }
         out

@@ -44,7 +44,11 @@ pub fn run(ctx: &Context, cmd: AlertsCommand) -> anyhow::Result<u8> {
             let report =
                 ctx.block_on(crate::alert::deliver_due(store, &ctx.config, ctx.clock()))?;
             print(report.lines(true), false);
-            Ok(if report.failed.is_empty() { 0 } else { 2 })
+            Ok(if report.failed.is_empty() && report.dead.is_empty() {
+                0
+            } else {
+                2
+            })
         }
     }
 }

@@ -34,6 +34,11 @@ pub struct RawAlerts {
     /// First retry delay while a sink is down (doubles per attempt up to `retry_max`).
     pub retry_base: Option<Spanned<String>>,
     pub retry_max: Option<Spanned<String>>,
+    /// Give a delivery up this long after its message was sealed (`24h`; `off`: never): it is
+    /// then `dead`, listed by `alerts list`, counted in `/metrics` and logged as an error.
+    pub give_up_after: Option<Spanned<String>>,
+    /// Give a delivery up after this many failed attempts (default: no limit by count).
+    pub max_attempts: Option<Spanned<i64>>,
     /// Routes by severity and key owner.
     #[serde(default)]
     pub route: Vec<Spanned<RawRoute>>,
@@ -53,6 +58,8 @@ impl RawAlerts {
             && self.fallback.is_empty()
             && self.retry_base.is_none()
             && self.retry_max.is_none()
+            && self.give_up_after.is_none()
+            && self.max_attempts.is_none()
             && self.route.is_empty()
             && self.email.is_none()
             && self.webhook.is_none()
@@ -207,6 +214,10 @@ pub struct AlertsConfig {
     pub routes: Vec<Route>,
     pub retry_base: Duration,
     pub retry_max: Duration,
+    /// None: never give up by age.
+    pub give_up_after: Option<Duration>,
+    /// None: never give up by count.
+    pub max_attempts: Option<u32>,
     pub email: Option<EmailSink>,
     pub webhook: Option<WebhookSink>,
     pub file: Option<FileSink>,
@@ -230,6 +241,8 @@ impl AlertsConfig {
             routes: Vec::new(),
             retry_base: Duration::from_secs(30),
             retry_max: Duration::from_secs(3600),
+            give_up_after: Some(Duration::from_secs(24 * 3600)),
+            max_attempts: None,
             email,
             webhook,
             file,
@@ -413,6 +426,47 @@ pub(super) fn validate(
     if let Some(s) = &raw.retry_max {
         if let Some(d) = duration(s, "retry_max", &mut push) {
             cfg.retry_max = d;
+        }
+    }
+    if cfg.retry_max < cfg.retry_base {
+        if let Some(s) = raw.retry_max.as_ref().or(raw.retry_base.as_ref()) {
+            push(
+                s.span(),
+                if raw.retry_max.is_some() {
+                    "retry_max"
+                } else {
+                    "retry_base"
+                },
+                "retry_max must not be shorter than retry_base".into(),
+            );
+        }
+    }
+    if let Some(s) = &raw.give_up_after {
+        if matches!(s.get_ref().as_str(), "off" | "never") {
+            cfg.give_up_after = None;
+        } else if let Some(d) = duration(s, "give_up_after", &mut push) {
+            if d < cfg.retry_base {
+                push(
+                    s.span(),
+                    "give_up_after",
+                    format!(
+                        "{:?} is shorter than retry_base: a failed delivery would give up \
+                         before its first retry; write a longer duration or \"off\"",
+                        s.get_ref()
+                    ),
+                );
+            }
+            cfg.give_up_after = Some(d);
+        }
+    }
+    if let Some(n) = &raw.max_attempts {
+        match u32::try_from(*n.get_ref()) {
+            Ok(v) if v >= 1 => cfg.max_attempts = Some(v),
+            _ => push(
+                n.span(),
+                "max_attempts",
+                format!("{} is not a number of attempts (1 or more)", n.get_ref()),
+            ),
         }
     }
     match &raw.from {

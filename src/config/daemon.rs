@@ -1,7 +1,8 @@
 //! `[daemon]`: what `awxguard daemon` runs and how it lives. Cron schedules (five fields, or six
-//! with seconds first) evaluated in `timezone` for the audit (`[daemon.audit]`) and the
-//! repository scans (`[[daemon.repo]]`); the loopback address of `/healthz`, `/readyz` and
-//! `/metrics`; the money-movement watch (`[daemon.watch]`); how long a stop waits for running jobs; how often queued alerts are delivered;
+//! with seconds first) evaluated in `timezone` for the audit (`[daemon.audit]`), the repository
+//! scans (`[[daemon.repo]]`), the money-movement watch (`[daemon.watch]`) and the usage ingest
+//! of `[usage] sources` (`[daemon.usage]`); the loopback address of `/healthz`, `/readyz` and
+//! `/metrics`; how long a stop waits for running jobs; how often queued alerts are delivered;
 //! whether the recording proxy runs in the same process (`proxy = true`, with `[proxy]`).
 
 use super::{parse_duration, ConfigProblem, Source};
@@ -33,6 +34,14 @@ pub struct RawDaemon {
     #[serde(default)]
     pub repo: Vec<Spanned<RawRepoJob>>,
     pub watch: Option<Spanned<RawWatchJob>>,
+    pub usage: Option<Spanned<RawUsageJob>>,
+}
+
+/// `[daemon.usage]` as written: ingests `[usage] sources` (new lines only).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUsageJob {
+    pub schedule: Option<Spanned<String>>,
 }
 
 /// `[daemon.watch]` as written.
@@ -120,6 +129,8 @@ pub struct DaemonConfig {
     pub audit: Option<ScheduledAudit>,
     pub repos: Vec<ScheduledRepo>,
     pub watch: Option<ScheduledWatch>,
+    /// The usage ingest of `[usage] sources`.
+    pub usage: Option<ScheduledUsage>,
 }
 
 impl Default for DaemonConfig {
@@ -133,8 +144,15 @@ impl Default for DaemonConfig {
             audit: None,
             repos: Vec::new(),
             watch: None,
+            usage: None,
         }
     }
+}
+
+/// The scheduled usage ingest (of `[usage] sources`, new lines only: file cursors resume).
+#[derive(Debug, Clone)]
+pub struct ScheduledUsage {
+    pub schedule: Schedule,
 }
 
 /// The scheduled audit.
@@ -165,7 +183,11 @@ pub struct ScheduledRepo {
 impl DaemonConfig {
     /// Whether anything is scheduled or served.
     pub fn has_work(&self) -> bool {
-        self.audit.is_some() || !self.repos.is_empty() || self.watch.is_some() || self.proxy
+        self.audit.is_some()
+            || !self.repos.is_empty()
+            || self.watch.is_some()
+            || self.usage.is_some()
+            || self.proxy
     }
 }
 
@@ -206,6 +228,26 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
         ));
     }
     Ok(addr)
+}
+
+/// `[daemon.usage]` ingests `[usage] sources`: refused when there are none.
+pub(super) fn check_usage_sources(
+    src: &Source<'_>,
+    raw: &RawDaemon,
+    sources: &[Spanned<String>],
+    problems: &mut Vec<ConfigProblem>,
+) {
+    if let Some(u) = &raw.usage {
+        if sources.is_empty() {
+            problems.push(src.problem(
+                u.span(),
+                "daemon.usage",
+                "the usage job ingests [usage] sources, and there are none; list the usage-event \
+                 files or directories there (e.g. sources = [\"/var/log/erp/airwallex.jsonl\"])"
+                    .into(),
+            ));
+        }
+    }
 }
 
 /// Validates `[daemon]`.
@@ -283,6 +325,17 @@ pub(super) fn validate(
                 schedule,
                 key: w.get_ref().key.clone(),
             });
+        }
+    }
+    if let Some(u) = &raw.usage {
+        if let Some(schedule) = schedule(
+            src,
+            &u.get_ref().schedule,
+            u.span(),
+            "daemon.usage.schedule",
+            problems,
+        ) {
+            c.usage = Some(ScheduledUsage { schedule });
         }
     }
     for r in &raw.repo {
@@ -417,6 +470,27 @@ mod tests {
         assert_eq!(c.watch.unwrap().schedule.expr, "*/5 * * * *");
         assert_eq!(c.repos[0].name, "payvy");
         assert!(c.repos[0].fetch);
+        assert!(c.usage.is_none());
+        // the usage job ingests [usage] sources: refused without them, named with its line
+        std::fs::write(dir.path().join("events.jsonl"), "").unwrap();
+        let msg = Config::parse(
+            &dir.path().join("c.toml"),
+            "[daemon]\n\n[daemon.usage]\nschedule = \"* * * * *\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            msg.contains("c.toml:3: daemon.usage: the usage job ingests [usage] sources"),
+            "{msg}"
+        );
+        let c = Config::parse(
+            &dir.path().join("c.toml"),
+            "[usage]\nsources = [\"events.jsonl\"]\n[daemon.usage]\nschedule = \"*/10 * * * * *\"\n",
+        )
+        .unwrap()
+        .daemon;
+        assert!(c.has_work());
+        assert_eq!(c.usage.unwrap().schedule.expr, "*/10 * * * * *");
         assert!(Config::parse(Path::new("c.toml"), "[daemon]\n")
             .unwrap()
             .daemon

@@ -319,6 +319,7 @@ impl Config {
             keys::validate_keys(path, text, &raw.keys, catalog, &mut problems)
         };
         watch::check_key(&src, &raw.watch, &keys, &mut problems);
+        daemon::check_usage_sources(&src, &raw.daemon, &raw.usage.sources, &mut problems);
         let config = Config {
             path: Some(path.to_path_buf()),
             airwallex: airwallex::validate(&src, &raw.airwallex, &mut problems),

@@ -1,13 +1,16 @@
-//! The job registry: which jobs the config schedules (`audit`, `watch`, `scan:NAME` per
-//! repository) and how each runs. A job is a library job (`privilege::audit::run`,
-//! `watch::run`, `scan::job::run` through the incremental repository scan) called with the config, the clock and the store; what it
-//! reports becomes the counts and the one-line detail of its recorded run.
+//! The job registry: which jobs the config schedules (`audit`, `watch`, `usage`, `scan:NAME`
+//! per repository) and how each runs. A job is a library job (`privilege::audit::run`,
+//! `watch::run`, `usage::job::ingest`, `scan::job::run` through the incremental repository
+//! scan) called with the config, the clock and the store; what it reports becomes the counts
+//! and the one-line detail of its recorded run.
 
 use super::repo;
 use crate::clock::Clock;
 use crate::config::{Config, Schedule, ScheduledRepo};
+use crate::inventory::Inventory;
 use crate::privilege::audit::{self, AuditRequest};
 use crate::store::{JobCounts, Store};
+use crate::usage::job::{self as usage_job, IngestRequest};
 use crate::watch::{self, WatchRequest};
 use std::sync::Arc;
 
@@ -20,6 +23,9 @@ pub enum JobKind {
     Repo(Box<ScheduledRepo>),
     /// One poll of the money-movement watch, with this declared key (`None`: `[watch] key`).
     Watch { key: Option<String> },
+    /// The usage ingest of `[usage] sources`: new lines only (each file's cursor resumes),
+    /// then detection over the stored events, recorded.
+    Usage,
 }
 
 /// A scheduled job.
@@ -36,6 +42,8 @@ pub struct JobSpec {
 pub struct JobDone {
     pub counts: JobCounts,
     pub detail: String,
+    /// Usage events this run stored (new ones, not duplicates): `/metrics`' events ingested.
+    pub events_stored: u64,
 }
 
 /// The jobs `config` schedules, in a stable order.
@@ -54,6 +62,13 @@ pub fn registry(config: &Config) -> Vec<JobSpec> {
             name: "watch".into(),
             schedule: w.schedule.clone(),
             kind: JobKind::Watch { key: w.key.clone() },
+        });
+    }
+    if let Some(u) = &d.usage {
+        jobs.push(JobSpec {
+            name: "usage".into(),
+            schedule: u.schedule.clone(),
+            kind: JobKind::Usage,
         });
     }
     for r in &d.repos {
@@ -119,6 +134,7 @@ pub async fn run(
                     }
                 ),
                 counts,
+                ..JobDone::default()
             })
         }
         JobKind::Watch { key } => {
@@ -156,6 +172,54 @@ pub async fn run(
                     }
                 ),
                 counts,
+                ..JobDone::default()
+            })
+        }
+        JobKind::Usage => {
+            let req = IngestRequest {
+                inputs: Vec::new(),
+                fingerprints: Inventory::fingerprints_of(config),
+            };
+            let u = usage_job::ingest(req, config, clock, store)
+                .await
+                .map_err(|e| chain(&e))?;
+            let s = &u.summary;
+            let record = s.store.clone().unwrap_or_default();
+            let counts = JobCounts {
+                findings: u.findings.len() as u64,
+                new: record.new as u64,
+                resolved: record.resolved as u64,
+                items: s.new,
+            };
+            let mut detail = format!(
+                "{} sources: {} lines, {} events stored, {} duplicates, {} rejected; {} \
+                 findings, {} new, {} resolved",
+                s.sources.len(),
+                s.lines,
+                s.new,
+                s.duplicates,
+                s.rejected + s.future,
+                counts.findings,
+                counts.new,
+                counts.resolved
+            );
+            let notes: Vec<String> = s
+                .sources
+                .iter()
+                .filter_map(|src| Some(format!("{}: {}", src.source, src.note.as_ref()?)))
+                .filter(|n| !n.ends_with("unchanged since the last read"))
+                .collect();
+            if !notes.is_empty() {
+                detail.push_str("; ");
+                detail.push_str(&notes.join("; "));
+            }
+            if let Some(p) = u.problems.first() {
+                detail.push_str(&format!("; first problem: {p}"));
+            }
+            Ok(JobDone {
+                events_stored: s.new,
+                detail: crate::redact::scrub(&detail).into_owned(),
+                counts,
             })
         }
         JobKind::Repo(job) => {
@@ -165,6 +229,7 @@ pub async fn run(
             Ok(JobDone {
                 counts: r.counts,
                 detail: r.detail,
+                ..JobDone::default()
             })
         }
     }

@@ -542,6 +542,9 @@ impl Daemon {
                 self.shared
                     .metrics
                     .job_ended(&e.name, "ok", e.seconds, done.counts.new, at);
+                if done.events_stored > 0 {
+                    self.shared.metrics.file_events_stored(done.events_stored);
+                }
                 tracing::info!("job {} ok in {:.1} s: {}", e.name, e.seconds, done.detail);
             }
             Err(err) => {
@@ -604,6 +607,7 @@ impl Daemon {
                 };
                 count("sent", rep.sent.len());
                 count("failed", rep.failed.len());
+                count("dead", rep.dead.len());
                 if !rep.sent.is_empty() {
                     tracing::info!("alerts: {} delivered", rep.sent.len());
                 }
@@ -758,8 +762,8 @@ impl Daemon {
     fn refuse(&self, new: &Config) -> Option<String> {
         if !new.daemon.has_work() {
             return Some(
-                "the new config runs nothing ([daemon.audit], [[daemon.repo]] or [daemon] proxy \
-                 = true)"
+                "the new config runs nothing ([daemon.audit], [[daemon.repo]], [daemon.watch], \
+                 [daemon.usage] or [daemon] proxy = true)"
                     .into(),
             );
         }

@@ -69,6 +69,7 @@ pub struct Metrics {
     pub alerts_waiting: Gauge,
     pub deliveries_pending: Gauge,
     pub deliveries_failing: Gauge,
+    pub deliveries_dead: Gauge,
     pub deliveries: Family<ResultLabels, Counter>,
     pub delivery_round_errors: Counter,
     pub events_ingested: Family<SourceLabels, Counter>,
@@ -106,6 +107,7 @@ impl Metrics {
             alerts_waiting: Gauge::default(),
             deliveries_pending: Gauge::default(),
             deliveries_failing: Gauge::default(),
+            deliveries_dead: Gauge::default(),
             deliveries: Family::default(),
             delivery_round_errors: Counter::default(),
             events_ingested: Family::default(),
@@ -192,8 +194,14 @@ impl Metrics {
             m.deliveries_failing.clone(),
         );
         r.register(
+            "alert_deliveries_dead",
+            "Alert deliveries that gave up ([alerts] give_up_after or max_attempts): never \
+             retried, see `awxguard alerts list`",
+            m.deliveries_dead.clone(),
+        );
+        r.register(
             "alert_deliveries",
-            "Alert delivery attempts by this daemon, by result (sent, failed)",
+            "Alert delivery attempts by this daemon, by result (sent, failed, dead: gave up)",
             m.deliveries.clone(),
         );
         r.register(
@@ -308,6 +316,15 @@ impl Metrics {
         }
     }
 
+    /// Usage events the usage job stored from its files.
+    pub fn file_events_stored(&self, n: u64) {
+        self.events_ingested
+            .get_or_create(&SourceLabels {
+                source: "file".into(),
+            })
+            .inc_by(n);
+    }
+
     pub fn job_skipped(&self, name: &str) {
         self.job_skipped.get_or_create(&Self::job(name)).inc();
     }
@@ -331,6 +348,7 @@ impl Metrics {
         self.alerts_waiting.set(s.alerts_waiting as i64);
         self.deliveries_pending.set(s.deliveries_pending as i64);
         self.deliveries_failing.set(s.deliveries_failing as i64);
+        self.deliveries_dead.set(s.deliveries_dead as i64);
     }
 
     /// Mirrors the proxy's counters (only forward; a restarted proxy starts from zero again).

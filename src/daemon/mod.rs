@@ -42,7 +42,8 @@ pub enum DaemonError {
     Config(#[from] ConfigError),
     #[error(
         "{0}: nothing to run: schedule the audit ([daemon.audit] schedule), a repository scan \
-         ([[daemon.repo]] path and schedule) or set [daemon] proxy = true (see \
+         ([[daemon.repo]] path and schedule), the watch ([daemon.watch] schedule), the usage \
+         ingest ([daemon.usage] schedule) or set [daemon] proxy = true (see \
          examples/awxguard.toml)"
     )]
     NothingToDo(PathBuf),

@@ -7,8 +7,8 @@
 //! 2. the watch's first poll with a read-only key (the usual payee and payments: quiet);
 //! 3. the incident: payvy-ap's leaked key, from a network and a client it never used, creates a
 //!    beneficiary and pays it four minutes later (real calls to the simulator);
-//! 4. five weeks of usage (a weekly batch peak, then the incident) through the anomaly
-//!    detection, recorded;
+//! 4. five weeks of usage (a weekly batch peak, then the incident) ingested into the usage
+//!    evidence store, whose anomaly detection records what it finds;
 //! 5. the least-privilege audit (logins, usage, the leaks), recorded;
 //! 6. the watch's next poll: the payee created and paid at once;
 //! 7. the alerts queued by those recordings, delivered to the file sink;
@@ -387,7 +387,8 @@ pub async fn run(req: DemoRequest, clock: &dyn Clock) -> Result<DemoOutcome, Dem
     incident(&url, &keys, &story).await?;
 
     time("incident");
-    // 4. Five weeks of usage and the incident, as Airwallex's log export: anomaly detection.
+    // 4. Five weeks of usage and the incident, as Airwallex's log export: `usage ingest` stores
+    // them and runs the anomaly detection over everything stored.
     story.advance(Duration::minutes(2));
     let (text, usage_events) = usage::stream(t0, incident_at);
     let usage_dir = ops.join("usage");
@@ -395,16 +396,13 @@ pub async fn run(req: DemoRequest, clock: &dyn Clock) -> Result<DemoOutcome, Dem
         .map_err(|e| DemoError::step("writing the usage events", e))?;
     crate::files::write_atomic(&usage_dir.join("events.jsonl"), text.as_bytes(), 0o600)
         .map_err(|e| DemoError::step("writing the usage events", e))?;
-    let (s, c, now) = (store.clone(), config.clone(), story.now());
-    blocking(move || -> Result<(), DemoError> {
-        let mut anomalies = usage::anomalies(&text, &c)
-            .map_err(|e| DemoError::step("the anomaly detection", std::io::Error::other(e)))?;
-        s.record("usage", &mut anomalies, now)
-            .map_err(|e| DemoError::step("recording the anomalies", e))?;
-        Ok(())
-    })
-    .await??;
-
+    let req = crate::usage::job::IngestRequest {
+        inputs: vec![usage_dir.clone()],
+        ..Default::default()
+    };
+    crate::usage::job::ingest(req, &config, story.as_ref(), store.clone())
+        .await
+        .map_err(|e| DemoError::step("the usage ingest and anomaly detection", e))?;
     time("anomalies");
     // 5. The least-privilege audit: logins, the usage evidence, the leaks.
     story.advance(Duration::minutes(1));

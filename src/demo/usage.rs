@@ -3,15 +3,10 @@
 //! hours, pays a bill each weekday and runs a weekly payment batch every Monday at 02:00 (a peak
 //! the seasonal baseline learns: quiet); reporting reads every morning; the sandbox key runs in
 //! CI on Wednesdays. Then the incident: payvy-ap's leaked key used from a network and a client it
-//! never used, creating a beneficiary and paying it.
+//! never used, creating a beneficiary and paying it. `usage ingest` stores it and runs the
+//! anomaly detection.
 
-use crate::airwallex::Catalog;
-use crate::config::Config;
-use crate::finding::Finding;
-use crate::usage::detect::usage_checks::allowed_routes;
-use crate::usage::detect::{self, classify, AnomalyRules, DetectOptions, Event, KeyDecl, Series};
 use chrono::{DateTime, Datelike, Duration, Timelike, Utc};
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 /// Where the leaked key was used from, and with what.
@@ -169,66 +164,4 @@ pub fn stream(t0: DateTime<Utc>, incident: DateTime<Utc>) -> (String, usize) {
         201,
     ));
     (out, n)
-}
-
-/// The inventory's keys as the rule-like usage checks need them.
-fn declared(config: &Config, catalog: &Catalog) -> Vec<KeyDecl> {
-    config
-        .keys
-        .iter()
-        .map(|k| {
-            let scopes: Option<BTreeSet<String>> = (k.kind == crate::airwallex::KeyKind::Custom)
-                .then(|| k.scopes.iter().cloned().collect());
-            KeyDecl {
-                name: k.name.clone(),
-                fingerprint: None,
-                ip_whitelist: k
-                    .ip_whitelist
-                    .iter()
-                    .filter_map(|w| {
-                        w.parse::<ipnet::IpNet>()
-                            .ok()
-                            .or_else(|| w.parse::<std::net::IpAddr>().ok().map(Into::into))
-                    })
-                    .collect(),
-                allowed_routes: scopes
-                    .as_ref()
-                    .map(|s| allowed_routes(catalog, s))
-                    .unwrap_or_default(),
-                scopes,
-            }
-        })
-        .collect()
-}
-
-/// Runs the anomaly detection (`usage::detect`, the builtin rules) over `text`: the findings,
-/// folded one per incident.
-pub fn anomalies(text: &str, config: &Config) -> Result<Vec<Finding>, String> {
-    let catalog = Catalog::builtin_ref();
-    let mut series = Series::default();
-    for (i, l) in text.lines().enumerate() {
-        let u = crate::usage::ingest::parse_line(l.as_bytes())
-            .map_err(|m| format!("usage line {}: {m}", i + 1))?;
-        let (route, scope, access) = classify(catalog, &u.method, &u.path);
-        let e = Event {
-            ts: u.ts.timestamp(),
-            key: u.key.clone(),
-            route,
-            scope,
-            access,
-            status: u.status,
-            source_ip: u.source_ip.as_deref().and_then(|s| s.parse().ok()),
-            user_agent: u.user_agent.clone(),
-            via_proxy: u.via_proxy(),
-            host: u.host.clone(),
-            account: u.account_id.clone(),
-        };
-        series.add(&e.as_ref(), 1);
-    }
-    let opts = DetectOptions {
-        watermark: None,
-        declared: declared(config, catalog),
-        fold_gap: 0,
-    };
-    Ok(detect::detect(&series, &AnomalyRules::builtin(), &opts).findings)
 }

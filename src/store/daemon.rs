@@ -94,6 +94,8 @@ pub struct StoreStats {
     pub deliveries_pending: u64,
     /// Pending deliveries that failed at least once.
     pub deliveries_failing: u64,
+    /// Deliveries that gave up (`dead`): never retried, an operator must look.
+    pub deliveries_dead: u64,
 }
 
 /// Runs kept per job; older ones are pruned as new ones finish.
@@ -411,16 +413,19 @@ impl DaemonRecords for SqliteStore {
                 |r| r.get::<_, i64>(0),
             )
             .map_err(self.q("count waiting alerts"))? as u64;
-        let (pending, failing): (i64, i64) = conn
+        let (pending, failing, dead): (i64, i64, i64) = conn
             .query_row(
-                "SELECT count(*), coalesce(sum(attempts > 0), 0) FROM alert_deliveries \
-                 WHERE state = 'pending'",
+                "SELECT coalesce(sum(state = 'pending'), 0), \
+                 coalesce(sum(state = 'pending' AND attempts > 0), 0), \
+                 coalesce(sum(state = 'dead'), 0) FROM alert_deliveries \
+                 WHERE state IN ('pending', 'dead')",
                 params![],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .map_err(self.q("count pending deliveries"))?;
         stats.deliveries_pending = pending as u64;
         stats.deliveries_failing = failing as u64;
+        stats.deliveries_dead = dead as u64;
         Ok(stats)
     }
 }

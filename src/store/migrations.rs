@@ -56,6 +56,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "usage",
         sql: include_str!("migrations/0008_usage.sql"),
     },
+    Migration {
+        version: 9,
+        name: "outbox_dead",
+        sql: include_str!("migrations/0009_outbox_dead.sql"),
+    },
 ];
 
 /// The schema version this build writes (`PRAGMA user_version`): the last step's.

@@ -4,6 +4,10 @@
 #[path = "alerts/servers.rs"]
 mod servers;
 
+/// Giving up (dead deliveries) and sinks that do not wait for each other.
+#[path = "alerts/retry.rs"]
+mod retry;
+
 use crate::common::{self, assert_no_secret};
 use mail_parser::MessageParser;
 use servers::*;

@@ -450,6 +450,7 @@ fn metrics_parse_as_prometheus_text_exposition() {
         ("awxguard_findings", false),
         ("awxguard_alert_deliveries_pending", false),
         ("awxguard_alert_deliveries_failing", false),
+        ("awxguard_alert_deliveries_dead", false),
         ("awxguard_alerts_waiting", false),
         ("awxguard_alert_deliveries_total", true),
         ("awxguard_proxy_requests_total", true),
@@ -820,4 +821,152 @@ fn the_audit_and_the_watch_run_on_their_schedules_against_the_simulator() {
     let (st, log) = d.stop();
     assert!(st.success(), "{log}");
     assert_no_secret(&log, &key("daemon-watcher"), "daemon log");
+}
+
+/// One usage event of the contract, filed under `key` (a name or a fingerprint), `mins_ago`
+/// minutes before now.
+fn usage_event(key: &str, mins_ago: i64, ip: &str) -> String {
+    let ts = chrono::Utc::now() - chrono::Duration::minutes(mins_ago);
+    serde_json::json!({
+        "ts": ts.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), "key": key,
+        "method": "GET", "path": "/api/v1/balances/current", "status": 200,
+        "source_ip": ip, "user_agent": "erp/1.0", "host": "api.airwallex.com",
+    })
+    .to_string()
+        + "\n"
+}
+
+fn usage_runs_ok(d: &Daemon) -> Vec<awxguard::store::JobRun> {
+    d.runs("usage")
+        .into_iter()
+        .filter(|r| r.outcome == awxguard::store::JobOutcome::Ok)
+        .collect()
+}
+
+#[test]
+fn the_usage_job_ingests_a_growing_file_and_its_anomaly_is_alerted() {
+    let t = tempdir();
+    let secret = key("daemon-usage-ap");
+    let fp = awxguard::secret::fingerprint(secret.as_bytes());
+    let attacker = "203.0.113.66";
+    config(
+        t.path(),
+        &format!(
+            "[daemon.usage]\nschedule = \"* * * * * *\"\n\n[usage]\nsources = [\"usage\"]\n\n\
+             {FILE_ALERTS}[[key]]\nname = \"ap\"\nclient_id = \"{}\"\napi_key = \"env:AP_KEY\"\n\
+             environment = \"production\"\nkind = \"admin\"\nowner = \"finance\"\n\
+             ip_whitelist = [\"198.51.100.0/24\"]\n",
+            client_id("ap")
+        ),
+    );
+    // The integration's log, filed under the key's fingerprint (never the key itself).
+    let first: String = (0..20)
+        .map(|i| usage_event(&fp, 120 - i, "198.51.100.7"))
+        .collect();
+    write(t.path(), "usage/erp.jsonl", &first);
+    let check = awxguard(t.path())
+        .args(["daemon", "--config", "awxguard.toml", "--check"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&check), 0, "{}", stderr(&check));
+    assert!(
+        stdout(&check).contains("  usage "),
+        "--check lists the usage job: {}",
+        stdout(&check)
+    );
+    let d = Daemon::start_with(t.path(), |c| {
+        c.env("AP_KEY", &secret);
+    });
+    let file = "awxguard_usage_events_ingested_total{source=\"file\"}";
+    wait_until(&d, 30, "the first ingest", || d.sample(file) == 20.0);
+    assert_eq!(eml_count(t.path()), 0, "nothing abnormal yet");
+
+    // The integration keeps writing while the daemon runs: ten more calls from its network,
+    // then one from outside the key's whitelist.
+    let path = t.path().join("usage/erp.jsonl");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    for i in 0..10 {
+        f.write_all(usage_event(&fp, 60 - i, "198.51.100.7").as_bytes())
+            .unwrap();
+        f.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    // One call from outside the key's whitelist, then the integration's own calls go on: an
+    // event is judged once the log is `[usage] lateness` (5 min) past it.
+    f.write_all(usage_event(&fp, 30, attacker).as_bytes())
+        .unwrap();
+    for mins_ago in [10, 0] {
+        f.write_all(usage_event(&fp, mins_ago, "198.51.100.7").as_bytes())
+            .unwrap();
+    }
+    drop(f);
+    wait_until(&d, 30, "the new lines ingested and alerted", || {
+        d.sample(file) == 33.0 && eml_count(t.path()) >= 1
+    });
+    // Every line once: the runs' events add up to the lines written, later runs resumed where
+    // the last one stopped.
+    let runs = usage_runs_ok(&d);
+    assert_eq!(
+        runs.iter().map(|r| r.counts.items).sum::<u64>(),
+        33,
+        "{runs:?}"
+    );
+    assert!(
+        runs.iter().any(|r| r
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("resumed at byte")),
+        "{runs:?}"
+    );
+    let found = runs
+        .iter()
+        .find(|r| r.counts.new >= 1)
+        .expect("a run with a new finding");
+    assert!(
+        found.detail.as_deref().unwrap().contains("1 new"),
+        "{found:?}"
+    );
+    // The anomaly went through the one store and lifecycle, under the key's name.
+    let listed = awxguard(t.path())
+        .args(["--format", "json", "findings", "list"])
+        .output()
+        .unwrap();
+    let all = json(&listed);
+    let f = all["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "usage.outside-whitelist")
+        .unwrap_or_else(|| panic!("no usage.outside-whitelist in {all:#}"));
+    assert_eq!(f["key"], "ap", "{f:#}");
+    // Its alert: an email (file sink) naming the key and the address, the key's secret nowhere.
+    let alerts: Vec<PathBuf> = std::fs::read_dir(t.path().join("alerts-out"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let eml = alerts
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "eml"))
+        .unwrap();
+    let text = std::fs::read_to_string(eml).unwrap();
+    assert!(
+        text.contains(
+            "Subject: [HIGH] awxguard: Key used from an address outside its IP whitelist"
+        ),
+        "{text}"
+    );
+    // the sink's JSON twin says the same without quoted-printable line breaks
+    let doc = std::fs::read_to_string(eml.with_extension("json")).unwrap();
+    assert!(doc.contains("usage.outside-whitelist"), "{doc}");
+    assert!(doc.contains(attacker), "{doc}");
+    assert!(d.sample("awxguard_job_failures_total{job=\"usage\"}") == 0.0);
+    let (st, log) = d.stop();
+    assert!(st.success(), "{log}");
+    let mut files = alerts.clone();
+    files.push(t.path().join("daemon.log"));
+    assert_nowhere(&secret, t.path(), &[("findings list", &listed)], &files);
 }

@@ -128,6 +128,11 @@ fn the_demo_tells_the_whole_story_in_its_store_alerts_and_report_without_a_key()
         report.contains("Blast radius of payvy-ap"),
         "no blast radius"
     );
+    // The usage store's evidence is charted with the anomaly detection's learned band.
+    assert!(
+        report.contains("class=\"band\""),
+        "no learned baseline band on the charts"
+    );
 
     // The guided summary says where things are.
     let out = stdout(&o);

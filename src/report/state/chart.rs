@@ -134,21 +134,27 @@ impl ChartView {
         c.calls = c.line(u.hours.iter().map(|h| h.calls as f64));
         c.writes = c.line(u.hours.iter().map(|h| h.writes as f64));
         c.errors = c.line(u.hours.iter().map(|h| h.errors as f64));
-        if u.hours.iter().all(|h| h.band.is_some()) && !u.hours.is_empty() {
-            let upper = u
-                .hours
+        // The band over the hours that have one (a key's learned baseline starts with its
+        // history): the first unbroken run of them.
+        let first = u.hours.iter().position(|h| h.band.is_some());
+        if let Some(first) = first {
+            let run: Vec<(usize, (f64, f64))> = u.hours[first..]
                 .iter()
                 .enumerate()
-                .map(|(i, h)| format!("{},{}", num(c.x(i)), num(c.y(h.band.expect("all").1))));
-            let lower: Vec<String> = u
-                .hours
-                .iter()
-                .enumerate()
-                .map(|(i, h)| format!("{},{}", num(c.x(i)), num(c.y(h.band.expect("all").0))))
+                .map_while(|(i, h)| h.band.map(|b| (first + i, b)))
                 .collect();
-            let mut pts: Vec<String> = upper.collect();
-            pts.extend(lower.into_iter().rev());
-            c.band = Some(pts.join(" "));
+            let mut pts: Vec<String> = run
+                .iter()
+                .map(|(i, b)| format!("{},{}", num(c.x(*i)), num(c.y(b.1))))
+                .collect();
+            pts.extend(
+                run.iter()
+                    .rev()
+                    .map(|(i, b)| format!("{},{}", num(c.x(*i)), num(c.y(b.0)))),
+            );
+            if run.len() > 1 {
+                c.band = Some(pts.join(" "));
+            }
         }
         // Axis: 0, half, max; a tick per day at midnight (at most 8 labels).
         for v in [0, c.ymax / 2, c.ymax] {

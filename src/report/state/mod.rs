@@ -88,7 +88,7 @@ pub fn run(
     clock: &dyn Clock,
     store: &dyn Store,
 ) -> Result<StateReport, StateError> {
-    let usage = usage::ProxyEvents::load(store)?;
+    let usage = usage::ProxyEvents::load_all(store, config, clock.now())?;
     build(req, config, clock, store, &usage)
 }
 

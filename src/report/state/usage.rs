@@ -2,9 +2,10 @@
 //! the learned baseline band when the evidence store has one), who called (network and user
 //! agent) and when a key was last used.
 //!
-//! One seam, [`UsageSource`]: today it is the proxy's events in the store (`ProxyEvents`: every
-//! call the recording proxy saw, no baseline); when the usage evidence store (issue 9) lands, its
-//! hourly rollups and learned bands implement the same trait and the charts get their band.
+//! One seam, [`UsageSource`], implemented by [`ProxyEvents`]: the events of the store, both the
+//! recording proxy's (every call it saw) and the usage evidence store's (`usage ingest`: raw
+//! events within its retention), with the learned baseline band of each key's hourly calls from
+//! the anomaly detection's own chart (`usage::job::chart`) when the usage store holds the key.
 
 use crate::store::Store;
 use chrono::{DateTime, Duration, DurationRound, Utc};
@@ -108,17 +109,60 @@ pub fn network_of(ip: &str) -> String {
     }
 }
 
-/// The proxy's events in the store (the usage evidence until the usage evidence store lands).
+/// The usage events of the store: the proxy's and the usage evidence store's, with the learned
+/// bands of the keys the usage store holds.
 #[derive(Debug, Default)]
 pub struct ProxyEvents {
     by_key: HashMap<String, Vec<Ev>>,
     total: usize,
+    /// By key, by hour (RFC 3339): the baseline band of the hour's calls.
+    bands: HashMap<String, HashMap<String, (f64, f64)>>,
+    /// Whether the usage evidence store gave events.
+    from_usage_store: bool,
 }
+
+/// How far back the usage store's raw events are read for the report.
+const USAGE_STORE_DAYS: i64 = 90;
 
 impl ProxyEvents {
     /// Reads every stored proxy event.
     pub fn load(store: &dyn Store) -> Result<ProxyEvents, crate::store::StoreError> {
         Ok(ProxyEvents::from_lines(store.proxy_events()?.iter()))
+    }
+
+    /// The proxy's events and the usage evidence store's (raw events of the last 90 days, up to
+    /// `now`), with each usage-store key's learned band (the rate rule's chart).
+    pub fn load_all(
+        store: &dyn Store,
+        config: &crate::config::Config,
+        now: DateTime<Utc>,
+    ) -> Result<ProxyEvents, crate::store::StoreError> {
+        let mut lines = store.proxy_events()?;
+        let names = store.usage_key_names()?;
+        let start = (now - Duration::days(USAGE_STORE_DAYS)).timestamp();
+        let end = now.timestamp() + 1;
+        let mut bands = HashMap::new();
+        for name in &names {
+            for v in
+                store.usage_samples(name, start, end, &crate::store::SampleQuery::Any, 1_000_000)?
+            {
+                lines.push(v.to_string());
+            }
+            if let Ok(chart) = crate::usage::job::chart(store, config, name) {
+                let m: HashMap<String, (f64, f64)> = chart
+                    .calls
+                    .iter()
+                    .map(|p| (p.hour.clone(), (p.band_low, p.band_high)))
+                    .collect();
+                if !m.is_empty() {
+                    bands.insert(name.clone(), m);
+                }
+            }
+        }
+        let mut ev = ProxyEvents::from_lines(lines.iter());
+        ev.bands = bands;
+        ev.from_usage_store = !names.is_empty();
+        Ok(ev)
     }
 
     /// Events from usage-event JSON lines (unreadable lines are skipped).
@@ -146,7 +190,11 @@ impl ProxyEvents {
         for v in by_key.values_mut() {
             v.sort_by_key(|e| e.ts);
         }
-        ProxyEvents { by_key, total }
+        ProxyEvents {
+            by_key,
+            total,
+            ..ProxyEvents::default()
+        }
     }
 
     fn of<'a>(&'a self, key: KeyNames<'_>) -> impl Iterator<Item = &'a Ev> {
@@ -168,11 +216,15 @@ pub fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
 
 impl UsageSource for ProxyEvents {
     fn label(&self) -> &'static str {
-        "proxy events"
+        if self.from_usage_store {
+            "usage store and proxy events"
+        } else {
+            "proxy events"
+        }
     }
 
     fn has_baseline(&self) -> bool {
-        false
+        !self.bands.is_empty()
     }
 
     fn events(&self) -> usize {
@@ -191,6 +243,15 @@ impl UsageSource for ProxyEvents {
                 band: None,
             })
             .collect();
+        let bands = self
+            .bands
+            .get(key.name)
+            .or_else(|| key.fingerprint.and_then(|f| self.bands.get(f)));
+        if let Some(b) = bands {
+            for p in &mut points {
+                p.band = b.get(&p.at).copied();
+            }
+        }
         for e in self.of(key) {
             if e.ts < start || e.ts > to {
                 continue;

@@ -1,223 +1,15 @@
-//! The alert outbox (issue 12): alerts queued by the run that recorded their findings, in the
-//! same transaction (`Lifecycle::record` asks the installed `AlertPlanner` which to queue); the
-//! messages they were sealed into and one delivery per sink, pending until the sink accepted,
-//! then sent and never sent again. The policy (what to queue, what a message says) lives in
-//! `alert`; this file only keeps the rows.
-//!
-//! Exactly once per sink: a delivery is claimed (by `host:pid`, until a deadline) before it is
-//! sent, so two processes never send it at once; it is marked `sent` as soon as the sink accepted
-//! it. A crash between acceptance and that mark leaves it pending, and the next attempt sends the
-//! same stored document again (same `Message-ID`): at most one resend, recognisably the same.
+//! The outbox's SQLite rows: queueing inside the recording transaction, sealing, claiming and
+//! marking deliveries.
 
-use super::params;
-use super::{ts, SqliteStore, StoreError};
+use super::{
+    owner_alive, AlertKind, AlertPlanner, Delivery, NewMessage, Outbox, QueueRow, QueuedAlert,
+};
 use crate::finding::{Finding, Severity, Status};
+use crate::store::params;
+use crate::store::{ts, SqliteStore, StoreError};
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Transaction};
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-
-/// Why an alert is sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AlertKind {
-    /// New findings at or above `min_severity`: sent as soon as they are recorded.
-    Immediate,
-    /// New findings below `min_severity` (and standing ones due a repeat): the daily digest.
-    Digest,
-    /// Findings still open and not acknowledged after `repeat_interval`.
-    Repeat,
-    /// Alerted findings that a later run no longer sees.
-    Resolved,
-    /// `awxguard alerts test` (never queued).
-    Test,
-}
-
-impl AlertKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertKind::Immediate => "immediate",
-            AlertKind::Digest => "digest",
-            AlertKind::Repeat => "repeat",
-            AlertKind::Resolved => "resolved",
-            AlertKind::Test => "test",
-        }
-    }
-}
-
-impl std::str::FromStr for AlertKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "immediate" => AlertKind::Immediate,
-            "digest" => AlertKind::Digest,
-            "repeat" => AlertKind::Repeat,
-            "resolved" => AlertKind::Resolved,
-            "test" => AlertKind::Test,
-            other => return Err(format!("unknown alert kind {other:?}")),
-        })
-    }
-}
-
-/// One key's alert, queued: ids only, the findings stay in the store.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct QueuedAlert {
-    pub id: String,
-    pub kind: AlertKind,
-    /// The key's inventory name, else its fingerprint.
-    pub key: String,
-    pub finding_ids: Vec<String>,
-    /// The most severe finding's severity.
-    pub severity: Severity,
-    /// When it may be sent.
-    pub due_at: DateTime<Utc>,
-}
-
-/// A queued alert as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct QueueRow {
-    #[serde(flatten)]
-    pub alert: QueuedAlert,
-    pub queued_at: String,
-    /// The message it went out in, once sealed.
-    pub message_id: Option<String>,
-}
-
-/// Decides what a recorded run queues. Installed on the store by whoever configured alerts
-/// (the CLI, the daemon); called inside the recording transaction.
-pub trait AlertPlanner: Send + Sync {
-    /// `recorded`: the run's findings, status set; `resolved_alerted`: findings the run resolved
-    /// that had been alerted before.
-    fn plan(
-        &self,
-        recorded: &[Finding],
-        resolved_alerted: &[Finding],
-        now: DateTime<Utc>,
-    ) -> Vec<QueuedAlert>;
-}
-
-/// A message to seal: the rendered document of one or more queued alerts, and the sinks it goes
-/// to.
-#[derive(Debug, Clone)]
-pub struct NewMessage {
-    pub id: String,
-    pub kind: AlertKind,
-    pub subject: String,
-    /// The alert document (JSON).
-    pub document: String,
-    pub created_at: DateTime<Utc>,
-    /// The queue rows it carries.
-    pub rows: Vec<String>,
-    /// One delivery per sink name; empty when there is nothing left to say (the rows are closed).
-    pub sinks: Vec<String>,
-}
-
-/// One delivery of a message to a sink.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Delivery {
-    pub message_id: String,
-    pub sink: String,
-    pub kind: String,
-    pub subject: String,
-    #[serde(skip)]
-    pub document: String,
-    pub created_at: String,
-    /// `pending` or `sent`.
-    pub state: String,
-    pub attempts: i64,
-    pub next_attempt_at: String,
-    pub last_error: Option<String>,
-    pub reply: Option<String>,
-    pub sent_at: Option<String>,
-}
-
-/// The outbox.
-pub trait Outbox {
-    /// Installs (or removes) the planner `record` asks which alerts to queue.
-    fn set_alert_planner(&self, planner: Option<Arc<dyn AlertPlanner>>);
-
-    /// Queues alerts outside a run (repeats) and marks their findings alerted at `now`.
-    fn queue_alerts(&self, alerts: &[QueuedAlert], now: DateTime<Utc>) -> Result<(), StoreError>;
-
-    /// Findings alerted before that are still new or open and not acknowledged at `now`, with
-    /// when they were last alerted.
-    fn standing_alerted(
-        &self,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<(Finding, DateTime<Utc>)>, StoreError>;
-
-    /// Queued alerts not yet sealed; only those due at `now` when given.
-    fn waiting_alerts(&self, due_at: Option<DateTime<Utc>>) -> Result<Vec<QueueRow>, StoreError>;
-
-    /// Seals queued alerts into a message with one pending delivery per sink, atomically.
-    fn seal(&self, msg: &NewMessage) -> Result<(), StoreError>;
-
-    /// Pending deliveries whose next attempt is due at `now`.
-    fn deliveries_due(&self, now: DateTime<Utc>) -> Result<Vec<Delivery>, StoreError>;
-
-    /// Claims a pending delivery for `owner` until `until`; false when it is sent already or
-    /// another live process holds it.
-    fn claim_delivery(
-        &self,
-        message_id: &str,
-        sink: &str,
-        owner: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
-
-    /// The sink accepted the message: `sent`, never sent again.
-    fn mark_sent(
-        &self,
-        message_id: &str,
-        sink: &str,
-        reply: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
-
-    /// The sink did not accept: count the attempt, keep the error, try again at `next_attempt`.
-    fn mark_failed(
-        &self,
-        message_id: &str,
-        sink: &str,
-        error: &str,
-        next_attempt: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
-
-    /// Every delivery, newest message first (at most `limit`).
-    fn deliveries(&self, limit: usize) -> Result<Vec<Delivery>, StoreError>;
-}
-
-/// `host:pid` of this process: who claims a delivery.
-pub fn process_owner() -> String {
-    format!("{}:{}", this_host(), std::process::id())
-}
-
-/// This host's name (`/proc/sys/kernel/hostname`, else `/etc/hostname`, else `localhost`).
-pub fn this_host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
-}
-
-/// Whether the process that claimed a delivery may still be sending it. A process on this host
-/// that no longer exists is not (it crashed: its claim is void); elsewhere, its claim holds
-/// until it expires.
-fn owner_alive(owner: &str) -> bool {
-    let Some((host, pid)) = owner.rsplit_once(':') else {
-        return true;
-    };
-    if host != this_host() || !cfg!(target_os = "linux") {
-        return true;
-    }
-    if pid == std::process::id().to_string() {
-        return true;
-    }
-    std::path::Path::new("/proc").join(pid).exists()
-}
 
 fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
@@ -262,7 +54,7 @@ fn insert_queued(
 
 /// The recording path's hook: asks the installed planner what this run queues and writes it in
 /// the run's transaction. Nothing happens without a planner (alerts not configured).
-pub(super) fn queue_in_run(
+pub(crate) fn queue_in_run(
     store: &SqliteStore,
     tx: &Transaction<'_>,
     recorded: &[Finding],
@@ -307,11 +99,13 @@ fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
         last_error: r.get(9)?,
         reply: r.get(10)?,
         sent_at: r.get(11)?,
+        dead_at: r.get(12)?,
     })
 }
 
 const DELIVERY_COLUMNS: &str = "d.message_id, d.sink, m.kind, m.subject, m.document, \
-     m.created_at, d.state, d.attempts, d.next_attempt_at, d.last_error, d.reply, d.sent_at \
+     m.created_at, d.state, d.attempts, d.next_attempt_at, d.last_error, d.reply, d.sent_at, \
+     d.dead_at \
      FROM alert_deliveries d JOIN alert_messages m ON m.id = d.message_id";
 
 impl Outbox for SqliteStore {
@@ -552,6 +346,24 @@ impl Outbox for SqliteStore {
         Ok(())
     }
 
+    fn mark_dead(
+        &self,
+        message_id: &str,
+        sink: &str,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "UPDATE alert_deliveries SET state = 'dead', attempts = attempts + 1, \
+                 last_error = ?3, dead_at = ?4, claimed_by = NULL, claimed_until = NULL \
+                 WHERE message_id = ?1 AND sink = ?2 AND state = 'pending'",
+                params![message_id, sink, error, ts(now)],
+            )
+            .map_err(self.q("mark delivery dead"))?;
+        Ok(())
+    }
+
     fn deliveries(&self, limit: usize) -> Result<Vec<Delivery>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
@@ -571,6 +383,7 @@ impl Outbox for SqliteStore {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{process_owner, this_host};
     use super::*;
     use crate::store::Lifecycle;
 
@@ -665,5 +478,51 @@ mod tests {
         assert!(!owner_alive(&dead) || !cfg!(target_os = "linux"));
         assert!(owner_alive("another-host:1"));
         assert!(owner_alive(&process_owner()));
+    }
+
+    #[test]
+    fn a_dead_delivery_is_never_due_again_and_is_counted() {
+        use crate::store::DaemonRecords;
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("a.db")).unwrap();
+        let t0 = Utc::now();
+        s.seal(&NewMessage {
+            id: "m1".into(),
+            kind: AlertKind::Immediate,
+            subject: "s".into(),
+            document: "{}".into(),
+            created_at: t0,
+            rows: Vec::new(),
+            sinks: vec!["email".into(), "file".into()],
+        })
+        .unwrap();
+        let me = process_owner();
+        assert!(s.claim_delivery("m1", "email", &me, t0, t0).unwrap());
+        s.mark_dead("m1", "email", "connection refused", t0)
+            .unwrap();
+        let later = t0 + chrono::Duration::days(30);
+        let due = s.deliveries_due(later).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].sink, "file");
+        assert!(!s.claim_delivery("m1", "email", &me, later, later).unwrap());
+        // A dead delivery is not marked sent by a late answer either.
+        s.mark_failed("m1", "email", "late", later).unwrap();
+        let email = s
+            .deliveries(10)
+            .unwrap()
+            .into_iter()
+            .find(|d| d.sink == "email")
+            .unwrap();
+        assert_eq!(
+            (
+                email.state.as_str(),
+                email.attempts,
+                email.last_error.as_deref()
+            ),
+            ("dead", 1, Some("connection refused"))
+        );
+        assert_eq!(email.dead_at, Some(ts(t0)));
+        let stats = s.store_stats(later).unwrap();
+        assert_eq!((stats.deliveries_pending, stats.deliveries_dead), (1, 1));
     }
 }

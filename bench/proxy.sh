@@ -146,7 +146,7 @@ for _ in $(seq 100); do
   python3 -c 'import json,sys; c=json.loads(sys.argv[1]); sys.exit(0 if c["queued"]==0 and c["stored"]+c["spilled"]>=c["requests"] else 1)' "$C" && break
   sleep 0.2
 done
-ROWS=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from proxy_usage_events").fetchone()[0])' "$OUT/awxguard.db")
+ROWS=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from usage_events where via = 1").fetchone()[0])' "$OUT/awxguard.db")
 
 python3 - "$OUT" "$ROUNDS" "$CONN" "$DUR" "$C" "$ROWS" "$(getconf CLK_TCK)" <<'PY'
 import glob, json, re, statistics, sys

@@ -236,10 +236,8 @@ def report(work):
                 return float(line.split()[-1])
         return 0.0
 
-    # the proxy's events: its interim table, or the usage store (via = 1) once it writes there
+    # the proxy's events are in the usage store (via = 1)
     events = q("SELECT count(*) FROM usage_events WHERE via = 1")[0][0]
-    if q("SELECT name FROM sqlite_master WHERE name = 'proxy_usage_events'"):
-        events += q("SELECT count(*) FROM proxy_usage_events")[0][0]
     check(
         "events appended continuously (proxy)",
         events > 0 and sample("awxguard_proxy_events_dropped_total") == 0,

@@ -102,17 +102,28 @@ pub(crate) struct Shared {
     reported: Mutex<HashSet<String>>,
     /// Beneficiaries created or changed through this proxy (for the money guard).
     recent_objects: Mutex<HashMap<String, DateTime<Utc>>>,
-    /// This run's id (random) and request counter, for `request_id`.
-    run_id: String,
-    next_request: std::sync::atomic::AtomicU64,
+    /// The time of the last event (Unix nanoseconds): see `event_ts`.
+    last_event_ns: std::sync::atomic::AtomicI64,
 }
 
 impl Shared {
-    fn request_id(&self) -> String {
-        let n = self
-            .next_request
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        format!("{}-{n:012}", self.run_id)
+    /// The time of a new request's event: `now`, or a nanosecond after this proxy's previous
+    /// event if that is later. The usage store deduplicates on the whole event, so no two of
+    /// one proxy's events may be alike in every field (two requests in one clock tick, or a
+    /// clock that stands still).
+    fn event_ts(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let want = now.timestamp_nanos_opt().unwrap_or(i64::MAX - 1);
+        let prev = self
+            .last_event_ns
+            .fetch_update(Relaxed, Relaxed, |last| Some(want.max(last + 1)))
+            .unwrap_or(want);
+        let ns = want.max(prev + 1);
+        if ns == want {
+            now
+        } else {
+            DateTime::from_timestamp_nanos(ns)
+        }
     }
 }
 
@@ -154,13 +165,7 @@ impl Proxy {
             header_timeout: settings.header_timeout,
             reported: Mutex::new(HashSet::new()),
             recent_objects: Mutex::new(HashMap::new()),
-            // start time first: ids sort by run, then by request
-            run_id: format!(
-                "{:010}-{:04x}",
-                Utc::now().timestamp(),
-                rand::random::<u16>()
-            ),
-            next_request: std::sync::atomic::AtomicU64::new(1),
+            last_event_ns: std::sync::atomic::AtomicI64::new(i64::MIN + 1),
         };
         Ok(Proxy {
             shared: Arc::new(shared),
@@ -304,5 +309,50 @@ fn is_private(ip: IpAddr) -> bool {
                 || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
         }
         IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The usage store deduplicates on the whole event: a clock that stands still (or two
+    /// requests in one tick) must still give every event its own time, in order.
+    #[test]
+    fn event_times_are_distinct_and_increasing() {
+        let clock: Arc<dyn Clock> = Arc::new(crate::clock::ManualClock::new(
+            DateTime::parse_from_rfc3339("2026-11-20T10:00:00Z")
+                .unwrap()
+                .to_utc(),
+        ));
+        let upstream = Upstream::parse("http://127.0.0.1:9", &[]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        struct Nowhere;
+        impl ProxyStore for Nowhere {
+            fn append_events(&mut self, _: &[UsageEvent]) -> Result<(), String> {
+                Ok(())
+            }
+            fn record_findings(&mut self, _: &mut [crate::finding::Finding]) -> Result<(), String> {
+                Ok(())
+            }
+            fn remember_tokens(&mut self, _: &[store::TokenAttribution]) -> Result<(), String> {
+                Ok(())
+            }
+        }
+        let p = Proxy::new(
+            ProxySettings::new(upstream, dir.path().join("spill")),
+            Policy::default(),
+            Box::new(Nowhere),
+            None,
+            clock.clone(),
+        )
+        .unwrap();
+        let now = clock.now();
+        let ts: Vec<DateTime<Utc>> = (0..1000).map(|_| p.shared.event_ts(now)).collect();
+        assert_eq!(ts[0], now);
+        assert!(ts.windows(2).all(|w| w[1] > w[0]));
+        // a later clock reading is taken as it is
+        let later = now + chrono::Duration::seconds(1);
+        assert_eq!(p.shared.event_ts(later), later);
     }
 }

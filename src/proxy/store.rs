@@ -7,14 +7,14 @@
 //! `LazySqliteStore` and `LazySqliteLookup` implement them over awxguard's database (the
 //! store's proxy area, `store::proxy`), each on its own connection with a short lock wait, opened
 //! on first use and again after a failure to open: a database locked or missing at start-up
-//! never stops the proxy (its events spill meanwhile). Usage events go to the proxy area's
-//! interim table until the usage evidence store (issue 9) offers its event-append call: that
-//! switch is `append_events` below.
+//! never stops the proxy (its events spill meanwhile). Usage events go to the usage evidence
+//! store (`append_usage`, the same call `usage ingest` makes: deduplicated on the whole event,
+//! rollups for the detectors), the objects they name to the proxy area.
 
 use super::record::UsageEvent;
 use crate::finding::{Finding, Status};
-use crate::store::proxy::{ObjectSighting, ProxyEventRow};
-use crate::store::{Findings, Lifecycle, Outbox, ProxyRecords, SqliteStore};
+use crate::store::proxy::ObjectSighting;
+use crate::store::{Findings, Lifecycle, Outbox, ProxyRecords, SqliteStore, UsageRecords};
 use chrono::{DateTime, Utc};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -104,31 +104,27 @@ pub fn finding_scope(id: &str) -> String {
 
 impl ProxyStore for LazySqliteStore {
     fn append_events(&mut self, events: &[UsageEvent]) -> Result<(), String> {
-        let mut rows = Vec::with_capacity(events.len());
         let mut objects = Vec::new();
-        for e in events {
-            let json = serde_json::to_string(e).expect("events serialize");
-            rows.push(ProxyEventRow {
-                // an event without a request id (not the proxy's) is identified by its content
-                id: e.request_id.clone().unwrap_or_else(|| {
-                    format!("sha256:{}", crate::secret::fingerprint(json.as_bytes()))
-                }),
-                ts: e.ts.clone(),
-                key: e.key.clone(),
-                json,
-            });
+        for e in events.iter().filter(|e| !e.object_ids.is_empty()) {
+            let ts = super::record::event_time(e.ts);
             for id in &e.object_ids {
                 objects.push(ObjectSighting {
                     object_id: id.clone(),
-                    ts: e.ts.clone(),
+                    ts: ts.clone(),
                     key: e.key.clone(),
                     method: e.method.clone(),
                     path: e.path.clone(),
                 });
             }
         }
-        self.get()?
-            .append_proxy_events(&rows, &objects)
+        let store = self.get()?;
+        // events first: should the objects fail, the batch is spilled and read back, its
+        // events then found already stored
+        store
+            .append_usage(events, crate::airwallex::Catalog::builtin_ref(), None)
+            .map_err(|e| e.to_string())?;
+        store
+            .append_object_sightings(&objects)
             .map_err(|e| e.to_string())
     }
 

@@ -2,6 +2,7 @@
 //! from a directory and disable built-ins by id, and every rule carries examples that
 //! `awxguard rules check` runs.
 
+pub mod detector;
 pub mod leak;
 
 pub use leak::{LeakRule, LeakRules, Pattern, RuleExample};

@@ -12,6 +12,9 @@ pub struct Migration {
     /// The file's name after its number (`initial` for `0001_initial.sql`).
     pub name: &'static str,
     pub sql: &'static str,
+    /// Work SQL cannot do, run in the step's transaction before `sql` (moving rows whose new
+    /// form is computed in Rust).
+    pub before: Option<fn(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>>,
 }
 
 /// Every step, in order; `MIGRATIONS[i].version == i + 1`.
@@ -20,46 +23,61 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 1,
         name: "initial",
         sql: include_str!("migrations/0001_initial.sql"),
+        before: None,
     },
     Migration {
         version: 2,
         name: "outbox",
         sql: include_str!("migrations/0002_outbox.sql"),
+        before: None,
     },
     Migration {
         version: 3,
         name: "proxy",
         sql: include_str!("migrations/0003_proxy.sql"),
+        before: None,
     },
     Migration {
         version: 4,
         name: "watch",
         sql: include_str!("migrations/0004_watch.sql"),
+        before: None,
     },
     Migration {
         version: 5,
         name: "daemon",
         sql: include_str!("migrations/0005_daemon.sql"),
+        before: None,
     },
     Migration {
         version: 6,
         name: "keys",
         sql: include_str!("migrations/0006_keys.sql"),
+        before: None,
     },
     Migration {
         version: 7,
         name: "observed",
         sql: include_str!("migrations/0007_observed.sql"),
+        before: None,
     },
     Migration {
         version: 8,
         name: "usage",
         sql: include_str!("migrations/0008_usage.sql"),
+        before: None,
     },
     Migration {
         version: 9,
         name: "outbox_dead",
         sql: include_str!("migrations/0009_outbox_dead.sql"),
+        before: None,
+    },
+    Migration {
+        version: 10,
+        name: "proxy_events",
+        sql: include_str!("migrations/0010_proxy_events.sql"),
+        before: Some(super::proxy::move_interim_events),
     },
 ];
 

@@ -1,8 +1,9 @@
 //! The recording proxy's area (issue 10): token attributions (token fingerprint → key
 //! fingerprint until the token expires; neither is secret) and the objects proxied calls created
-//! or changed. Until the usage evidence store (issue 9) offers its event-append call, the proxy's
-//! usage events also land here, in `proxy_usage_events` (created on first use, not part of the
-//! migrations, deduplicated on the whole event).
+//! or changed (kept past the raw events' retention: the watch joins on them and the money guard
+//! reads them). The proxy's usage events themselves go to the usage evidence store
+//! ([`usage`](super::usage)), like every other source's; [`move_interim_events`] moves the
+//! events older builds kept here (`proxy_usage_events`) into it, as migration step 10.
 
 use super::params;
 use super::{SqliteStore, StoreError};
@@ -29,18 +30,6 @@ pub struct ObjectSighting {
     pub path: String,
 }
 
-/// One usage event as the proxy stores it until issue 9's store takes events.
-#[derive(Debug, Clone)]
-pub struct ProxyEventRow {
-    /// Unique per request (the proxy's `request_id`): the same event read back from a spill
-    /// file is not stored twice. Increasing within a proxy run, so inserts append.
-    pub id: String,
-    pub ts: String,
-    pub key: String,
-    /// The event as one JSON line of the usage-event contract.
-    pub json: String,
-}
-
 /// The proxy's area of the store.
 pub trait ProxyRecords {
     /// Remembers attributions (replacing one of the same token) and forgets expired ones.
@@ -53,15 +42,9 @@ pub trait ProxyRecords {
     ) -> Result<Option<TokenAttribution>, StoreError>;
     /// When a proxied call last created or changed `object_id`.
     fn object_changed_at(&self, object_id: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
-    /// Appends usage events and the objects they name, in one transaction; an event already
-    /// stored (the same JSON) is not stored twice.
-    fn append_proxy_events(
-        &self,
-        events: &[ProxyEventRow],
-        objects: &[ObjectSighting],
-    ) -> Result<(), StoreError>;
-    /// The stored proxy events (JSON lines), oldest first.
-    fn proxy_events(&self) -> Result<Vec<String>, StoreError>;
+    /// Remembers the objects proxied calls created or changed (a sighting already stored is
+    /// not stored twice).
+    fn append_object_sightings(&self, objects: &[ObjectSighting]) -> Result<(), StoreError>;
     /// Every proxied call that created or changed `object_id`, oldest first (the watch's exact
     /// join on object ids).
     fn object_sightings(&self, object_id: &str) -> Result<Vec<ObjectSighting>, StoreError>;
@@ -78,13 +61,6 @@ fn parse(s: &str) -> Option<DateTime<Utc>> {
         .ok()
         .map(|t| t.with_timezone(&Utc))
 }
-
-const EVENTS_TABLE: &str = "CREATE TABLE IF NOT EXISTS proxy_usage_events (
-    id     TEXT PRIMARY KEY,
-    ts     TEXT NOT NULL,
-    key    TEXT NOT NULL,
-    event  TEXT NOT NULL
-) STRICT, WITHOUT ROWID;";
 
 impl SqliteStore {
     /// Sets how long a statement waits for another process's lock before failing (the proxy
@@ -167,31 +143,13 @@ impl ProxyRecords for SqliteStore {
         Ok(t.as_deref().and_then(parse))
     }
 
-    fn append_proxy_events(
-        &self,
-        events: &[ProxyEventRow],
-        objects: &[ObjectSighting],
-    ) -> Result<(), StoreError> {
+    fn append_object_sightings(&self, objects: &[ObjectSighting]) -> Result<(), StoreError> {
+        if objects.is_empty() {
+            return Ok(());
+        }
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(self.q("begin"))?;
         {
-            let mut ins = match tx.prepare_cached(
-                "INSERT OR IGNORE INTO proxy_usage_events (id, ts, key, event) VALUES (?1, ?2, ?3, ?4)",
-            ) {
-                Ok(s) => s,
-                Err(_) => {
-                    tx.execute_batch(EVENTS_TABLE)
-                        .map_err(self.q("create proxy_usage_events"))?;
-                    tx.prepare_cached(
-                        "INSERT OR IGNORE INTO proxy_usage_events (id, ts, key, event) VALUES (?1, ?2, ?3, ?4)",
-                    )
-                    .map_err(self.q("prepare event"))?
-                }
-            };
-            for e in events {
-                ins.execute(params![e.id, e.ts, e.key, e.json])
-                    .map_err(self.q("insert event"))?;
-            }
             let mut obj = tx
                 .prepare_cached(
                     "INSERT OR IGNORE INTO proxy_objects (object_id, ts, key, method, path) \
@@ -236,20 +194,101 @@ impl ProxyRecords for SqliteStore {
             })
             .map_err(self.q("count object sightings"))
     }
+}
 
-    fn proxy_events(&self) -> Result<Vec<String>, StoreError> {
-        let conn = self.conn();
-        let Ok(mut s) = conn.prepare_cached("SELECT event FROM proxy_usage_events ORDER BY ts")
-        else {
-            return Ok(Vec::new());
-        };
-        let rows = s
-            .query_map([], |r| r.get::<_, String>(0))
-            .map_err(self.q("list proxy events"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(self.q("list proxy events"))?;
-        Ok(rows)
+/// An event as builds before migration step 10 kept it in `proxy_usage_events` (one JSON line of
+/// the usage-event contract, plus the proxy's `request_id`).
+#[derive(serde::Deserialize)]
+struct InterimEvent {
+    ts: String,
+    key: String,
+    method: String,
+    path: String,
+    status: u16,
+    #[serde(default)]
+    source_ip: Option<String>,
+    #[serde(default)]
+    user_agent: Option<String>,
+    #[serde(default)]
+    account_id: Option<String>,
+    #[serde(default)]
+    latency_ms: Option<f64>,
+    #[serde(default)]
+    host: Option<String>,
+    #[serde(default)]
+    via: Option<String>,
+    #[serde(default)]
+    object_ids: Vec<String>,
+}
+
+/// Migration step 10: moves the events of the interim table `proxy_usage_events` (if this
+/// database has one) into the usage evidence store, with their rollups, in the step's
+/// transaction; the step's SQL then drops the table. The interim table told requests apart by
+/// their request id: two requests alike in every field the usage store compares (the same
+/// microsecond, key, route, status, latency) stay two events, the second a nanosecond later.
+/// A row that is not an event (never written by the proxy) is skipped and said in the log.
+pub(super) fn move_interim_events(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    let exists: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'proxy_usage_events')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Ok(());
     }
+    let catalog = crate::airwallex::Catalog::builtin_ref();
+    let mut seen = std::collections::HashSet::new();
+    let mut batch = Vec::with_capacity(4096);
+    let (mut moved, mut skipped) = (0u64, 0u64);
+    let mut stmt = tx.prepare("SELECT id, event FROM proxy_usage_events ORDER BY ts, id")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let id: String = row.get(0)?;
+        let text: String = row.get(1)?;
+        let Some(mut e) = serde_json::from_str::<InterimEvent>(&text)
+            .ok()
+            .and_then(|e| Some((parse(&e.ts)?, e)))
+            .map(|(ts, e)| super::UsageEvent {
+                ts,
+                key: e.key,
+                method: e.method.to_ascii_uppercase(),
+                path: e.path.split('?').next().unwrap_or_default().to_string(),
+                status: e.status,
+                source_ip: e.source_ip,
+                user_agent: e.user_agent,
+                account_id: e.account_id,
+                latency_ms: e.latency_ms,
+                host: e.host,
+                via: e.via,
+                object_ids: e.object_ids,
+            })
+        else {
+            skipped += 1;
+            tracing::warn!(row = %crate::redact::scrub(&id), "migration 10: a proxy_usage_events row is not a usage event; skipped");
+            continue;
+        };
+        while !seen.insert((e.ts, e.hash())) {
+            e.ts += chrono::Duration::nanoseconds(1);
+        }
+        batch.push(e);
+        if batch.len() == 4096 {
+            moved += super::usage::append_in(tx, &batch, catalog, None)
+                .map_err(|(_, e)| e)?
+                .new;
+            batch.clear();
+        }
+    }
+    if !batch.is_empty() {
+        moved += super::usage::append_in(tx, &batch, catalog, None)
+            .map_err(|(_, e)| e)?
+            .new;
+    }
+    tracing::info!(
+        moved,
+        skipped,
+        "migration 10: the proxy's events are in the usage store"
+    );
+    Ok(())
 }
 
 #[cfg(test)]
@@ -257,7 +296,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn attributions_expire_and_events_are_stored_once() {
+    fn attributions_expire_and_objects_are_stored_once() {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(&dir.path().join("a.db")).unwrap();
         let now = Utc::now();
@@ -275,23 +314,16 @@ mod tests {
             .unwrap()
             .is_none());
         assert!(s.token_attribution("sha256:cccc", now).unwrap().is_none());
-        let row = ProxyEventRow {
-            id: "r1-000000000001".into(),
-            ts: "2026-11-20T10:00:00.000Z".into(),
-            key: "payvy".into(),
-            json: "{\"ts\":\"2026-11-20T10:00:00.000Z\"}".into(),
-        };
         let obj = ObjectSighting {
             object_id: "ben_1".into(),
-            ts: row.ts.clone(),
+            ts: "2026-11-20T10:00:00.000Z".into(),
             key: "payvy".into(),
             method: "POST".into(),
             path: "/api/v1/beneficiaries/create".into(),
         };
-        s.append_proxy_events(std::slice::from_ref(&row), std::slice::from_ref(&obj))
+        s.append_object_sightings(std::slice::from_ref(&obj))
             .unwrap();
-        s.append_proxy_events(&[row], &[obj]).unwrap();
-        assert_eq!(s.proxy_events().unwrap().len(), 1);
+        s.append_object_sightings(&[obj]).unwrap();
         let seen = s.object_sightings("ben_1").unwrap();
         assert_eq!((seen.len(), seen[0].key.as_str()), (1, "payvy"));
         assert!(s.object_sightings("ben_2").unwrap().is_empty());
@@ -301,5 +333,120 @@ mod tests {
             parse("2026-11-20T10:00:00Z").unwrap()
         );
         assert!(s.object_changed_at("ben_2").unwrap().is_none());
+    }
+
+    /// A database an older build wrote (schema 9, the proxy's events in the interim table)
+    /// opened by this one: every event is in the usage store with its rollups (two alike
+    /// requests stay two), the table is gone.
+    #[test]
+    fn migration_10_moves_the_interim_events_into_the_usage_store() {
+        use crate::store::UsageRecords;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let c = rusqlite::Connection::open(&path).unwrap();
+            for m in &crate::store::migrations::MIGRATIONS[..9] {
+                c.execute_batch(m.sql).unwrap();
+            }
+            c.execute_batch(
+                "PRAGMA user_version = 9;
+                 CREATE TABLE proxy_usage_events (id TEXT PRIMARY KEY, ts TEXT NOT NULL,
+                     key TEXT NOT NULL, event TEXT NOT NULL) STRICT, WITHOUT ROWID;",
+            )
+            .unwrap();
+            let ev = |ts: &str, path: &str, status: u16, rid: &str| {
+                serde_json::json!({"ts": ts, "key": "payvy", "method": "GET", "path": path,
+                    "status": status, "source_ip": "127.0.0.1", "latency_ms": 1.25,
+                    "via": "proxy", "request_id": rid})
+                .to_string()
+            };
+            let rows = [
+                (
+                    "r-1",
+                    "2026-11-20T10:00:00.000001Z",
+                    ev(
+                        "2026-11-20T10:00:00.000001Z",
+                        "/api/v1/transfers",
+                        200,
+                        "r-1",
+                    ),
+                ),
+                // alike in every field but the request id
+                (
+                    "r-2",
+                    "2026-11-20T10:00:00.000001Z",
+                    ev(
+                        "2026-11-20T10:00:00.000001Z",
+                        "/api/v1/transfers",
+                        200,
+                        "r-2",
+                    ),
+                ),
+                (
+                    "r-3",
+                    "2026-11-20T11:30:00.000000Z",
+                    ev(
+                        "2026-11-20T11:30:00.000000Z",
+                        "/api/v1/balances/current",
+                        403,
+                        "r-3",
+                    ),
+                ),
+                (
+                    "r-4",
+                    "2026-11-20T11:31:00.000000Z",
+                    "not an event".to_string(),
+                ),
+            ];
+            for (id, ts, e) in rows {
+                c.execute(
+                    "INSERT INTO proxy_usage_events (id, ts, key, event) VALUES (?1, ?2, 'payvy', ?3)",
+                    rusqlite::params![id, ts, e],
+                )
+                .unwrap();
+            }
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(s.schema_version().unwrap(), 10);
+        let gone: bool = s
+            .conn()
+            .query_row(
+                "SELECT NOT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'proxy_usage_events')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(gone);
+        let h = s.usage_holdings().unwrap();
+        assert_eq!(h.len(), 1);
+        assert_eq!(
+            (h[0].key.as_str(), h[0].events, h[0].raw_events),
+            ("payvy", 3, 3)
+        );
+        let raw = s
+            .usage_samples(
+                "payvy",
+                0,
+                i64::MAX / 1000,
+                &crate::store::SampleQuery::Any,
+                10,
+            )
+            .unwrap();
+        assert_eq!(raw.len(), 3);
+        assert!(raw.iter().all(|e| e["via"] == "proxy"));
+        assert_eq!(raw[2]["status"], 403);
+        // the rollups the detectors read have them too
+        let ks = s.usage_key_series("payvy").unwrap();
+        let calls: Vec<(i64, u32, u32)> = ks
+            .hours
+            .iter()
+            .map(|(h, b)| (*h, b.calls, b.denied))
+            .collect();
+        let h10 = parse("2026-11-20T10:00:00Z").unwrap().timestamp() / 3600;
+        assert_eq!(calls, [(h10, 2, 0), (h10 + 1, 1, 1)]);
+        // opening again changes nothing
+        drop(s);
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(s.usage_holdings().unwrap()[0].events, 3);
     }
 }

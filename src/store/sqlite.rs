@@ -346,7 +346,9 @@ impl SqliteStore {
             if version(&tx)? >= m.version {
                 continue;
             }
-            tx.execute_batch(m.sql)
+            m.before
+                .map_or(Ok(()), |f| f(&tx))
+                .and_then(|()| tx.execute_batch(m.sql))
                 .map_err(|source| StoreError::Migration {
                     path: self.path.clone(),
                     version: m.version,

@@ -482,130 +482,10 @@ impl UsageRecords for SqliteStore {
         catalog: &Catalog,
         cursor: Option<&SourceCursor>,
     ) -> Result<Appended, StoreError> {
-        let q = |what: &'static str| self.q(what);
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(q("begin usage batch"))?;
-        let mut out = Appended {
-            events: events.len() as u64,
-            ..Appended::default()
-        };
-        let mut dicts = Dicts::default();
-        let mut roll = BatchRollups::default();
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO usage_events (ts, hash, key, route, path, status, ip, \
-                     agent, host, account, latency, via, objects) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                )
-                .map_err(q("prepare event insert"))?;
-            for e in events {
-                let ts_ms = e.ts.timestamp_millis();
-                let key = dicts.key(&tx, &e.key).map_err(q("key id"))?;
-                let ri = dicts
-                    .route(&tx, catalog, &e.method, &e.path)
-                    .map_err(q("route id"))?;
-                let agent = match &e.user_agent {
-                    Some(ua) => dicts.name(&tx, NAME_AGENT, ua).map_err(q("agent id"))?,
-                    None => 0,
-                };
-                let objects = (!e.object_ids.is_empty())
-                    .then(|| serde_json::to_string(&e.object_ids).expect("strings serialize"));
-                let n = insert
-                    .execute(params![
-                        ts_ms,
-                        e.hash(),
-                        key,
-                        dicts.routes[ri].id,
-                        e.path,
-                        e.status,
-                        e.source_ip,
-                        agent,
-                        e.host,
-                        e.account_id,
-                        e.latency_ms,
-                        i64::from(e.via_proxy()),
-                        objects
-                    ])
-                    .map_err(q("insert event"))?;
-                if n == 0 {
-                    out.duplicates += 1;
-                    continue;
-                }
-                out.new += 1;
-                let t = e.ts.timestamp();
-                out.first = Some(out.first.map_or(t, |f| f.min(t)));
-                out.last = Some(out.last.map_or(t, |l| l.max(t)));
-                let ip = e
-                    .source_ip
-                    .as_deref()
-                    .and_then(|s| s.parse::<IpAddr>().ok());
-                let network = dicts
-                    .network(&tx, ip, e.via_proxy())
-                    .map_err(q("network id"))?;
-                let r = &dicts.routes[ri];
-                let er = EventRef {
-                    ts: t,
-                    key: &e.key,
-                    route: &r.route,
-                    scope: r.scope.as_deref(),
-                    access: r.access,
-                    status: e.status,
-                    source_ip: ip,
-                    user_agent: e.user_agent.as_deref(),
-                    via_proxy: e.via_proxy(),
-                    host: e.host.as_deref(),
-                    account: e.account_id.as_deref(),
-                };
-                roll.keys
-                    .entry(key)
-                    .or_insert_with(|| KeySeries::new(&e.key))
-                    .add(&er, 1);
-                *roll
-                    .calls
-                    .entry((
-                        key,
-                        t.div_euclid(HOUR),
-                        r.id,
-                        status_class(e.status),
-                        network,
-                        agent,
-                    ))
-                    .or_default() += 1;
-                *roll.days.entry(t.div_euclid(DAY)).or_default() += 1;
-            }
-        }
-        merge_rollups(&tx, &roll).map_err(q("merge rollups"))?;
-        if let Some(last) = out.last {
-            tx.prepare_cached(
-                "INSERT INTO usage_meta (name, value) VALUES ('newest', ?1) \
-                 ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
-            )
-            .and_then(|mut s| s.execute(params![last]))
-            .map_err(q("move the newest event"))?;
-        }
-        if let Some(c) = cursor {
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO usage_sources (source, dev, ino, offset, lines, head, \
-                 head_len, size, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    c.source,
-                    c.dev as i64,
-                    c.ino as i64,
-                    c.offset as i64,
-                    c.lines as i64,
-                    c.head,
-                    c.head_len as i64,
-                    c.size as i64,
-                    Utc::now().timestamp()
-                ])
-            })
-            .map_err(q("move the source cursor"))?;
-        }
-        tx.commit().map_err(q("commit usage batch"))?;
-        out.keys = roll.keys.into_values().map(|k| k.key).collect();
+        let tx = conn.transaction().map_err(self.q("begin usage batch"))?;
+        let out = append_in(&tx, events, catalog, cursor).map_err(|(what, e)| self.q(what)(e))?;
+        tx.commit().map_err(self.q("commit usage batch"))?;
         Ok(out)
     }
 
@@ -964,6 +844,138 @@ impl UsageRecords for SqliteStore {
         }
         Ok(out)
     }
+}
+
+/// Appends `events` inside `tx` (the body of [`UsageRecords::append_usage`], also run by the
+/// migration that moves the proxy's interim events into this store). An error names its step.
+pub(super) fn append_in(
+    tx: &Transaction<'_>,
+    events: &[UsageEvent],
+    catalog: &Catalog,
+    cursor: Option<&SourceCursor>,
+) -> Result<Appended, (&'static str, rusqlite::Error)> {
+    let q = |what: &'static str| move |e: rusqlite::Error| (what, e);
+    let mut out = Appended {
+        events: events.len() as u64,
+        ..Appended::default()
+    };
+    let mut dicts = Dicts::default();
+    let mut roll = BatchRollups::default();
+    {
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO usage_events (ts, hash, key, route, path, status, ip, \
+                     agent, host, account, latency, via, objects) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )
+            .map_err(q("prepare event insert"))?;
+        for e in events {
+            let ts_ms = e.ts.timestamp_millis();
+            let key = dicts.key(tx, &e.key).map_err(q("key id"))?;
+            let ri = dicts
+                .route(tx, catalog, &e.method, &e.path)
+                .map_err(q("route id"))?;
+            let agent = match &e.user_agent {
+                Some(ua) => dicts.name(tx, NAME_AGENT, ua).map_err(q("agent id"))?,
+                None => 0,
+            };
+            let objects = (!e.object_ids.is_empty())
+                .then(|| serde_json::to_string(&e.object_ids).expect("strings serialize"));
+            let n = insert
+                .execute(params![
+                    ts_ms,
+                    e.hash(),
+                    key,
+                    dicts.routes[ri].id,
+                    e.path,
+                    e.status,
+                    e.source_ip,
+                    agent,
+                    e.host,
+                    e.account_id,
+                    e.latency_ms,
+                    i64::from(e.via_proxy()),
+                    objects
+                ])
+                .map_err(q("insert event"))?;
+            if n == 0 {
+                out.duplicates += 1;
+                continue;
+            }
+            out.new += 1;
+            let t = e.ts.timestamp();
+            out.first = Some(out.first.map_or(t, |f| f.min(t)));
+            out.last = Some(out.last.map_or(t, |l| l.max(t)));
+            let ip = e
+                .source_ip
+                .as_deref()
+                .and_then(|s| s.parse::<IpAddr>().ok());
+            let network = dicts
+                .network(tx, ip, e.via_proxy())
+                .map_err(q("network id"))?;
+            let r = &dicts.routes[ri];
+            let er = EventRef {
+                ts: t,
+                key: &e.key,
+                route: &r.route,
+                scope: r.scope.as_deref(),
+                access: r.access,
+                status: e.status,
+                source_ip: ip,
+                user_agent: e.user_agent.as_deref(),
+                via_proxy: e.via_proxy(),
+                host: e.host.as_deref(),
+                account: e.account_id.as_deref(),
+            };
+            roll.keys
+                .entry(key)
+                .or_insert_with(|| KeySeries::new(&e.key))
+                .add(&er, 1);
+            *roll
+                .calls
+                .entry((
+                    key,
+                    t.div_euclid(HOUR),
+                    r.id,
+                    status_class(e.status),
+                    network,
+                    agent,
+                ))
+                .or_default() += 1;
+            *roll.days.entry(t.div_euclid(DAY)).or_default() += 1;
+        }
+    }
+    merge_rollups(tx, &roll).map_err(q("merge rollups"))?;
+    if let Some(last) = out.last {
+        tx.prepare_cached(
+            "INSERT INTO usage_meta (name, value) VALUES ('newest', ?1) \
+                 ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
+        )
+        .and_then(|mut s| s.execute(params![last]))
+        .map_err(q("move the newest event"))?;
+    }
+    if let Some(c) = cursor {
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO usage_sources (source, dev, ino, offset, lines, head, \
+                 head_len, size, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                c.source,
+                c.dev as i64,
+                c.ino as i64,
+                c.offset as i64,
+                c.lines as i64,
+                c.head,
+                c.head_len as i64,
+                c.size as i64,
+                Utc::now().timestamp()
+            ])
+        })
+        .map_err(q("move the source cursor"))?;
+    }
+    out.keys = roll.keys.into_values().map(|k| k.key).collect();
+    Ok(out)
 }
 
 fn cursor_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SourceCursor> {

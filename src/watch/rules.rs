@@ -2,12 +2,12 @@
 //! parameter overrides from `[watch]`, in the same shape as the anomaly and privilege rules. The
 //! logic of each rule is a built-in detector named by `detector`; ids (`watch.*`), severities,
 //! parameters, message and step templates, examples and negative examples are data.
-//!
-//! The anomaly rule loader of `usage::detect` (issue 9) has the same file shape; once it is on
-//! main the two share one reader (only the detector table and example shape differ).
+//! The file shape and its reader are `crate::rules::detector`'s, shared with the anomaly rules;
+//! this module gives the detectors, placeholders and example shape.
 
-use crate::finding::{Action, Severity};
-use crate::rules::{line_of, read_rule_files, toml_error, unique_ids, RuleError};
+use crate::finding::Severity;
+use crate::rules::detector::{DetectorRule, Family};
+use crate::rules::{read_rule_files, unique_ids, RuleError};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -19,28 +19,7 @@ pub const BUILTIN_WATCH_RULES: &[(&str, &str)] = &[(
     include_str!("../../rules/anomaly/watch.toml"),
 )];
 
-/// Type of a parameter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParamType {
-    Integer,
-    Float,
-    Bool,
-    Severity,
-    /// A list of strings.
-    Strings,
-}
-
-impl ParamType {
-    fn toml_name(self) -> &'static str {
-        match self {
-            ParamType::Integer => "integer",
-            ParamType::Float => "float",
-            ParamType::Bool => "boolean",
-            ParamType::Severity => "string",
-            ParamType::Strings => "array of strings",
-        }
-    }
-}
+pub use crate::rules::detector::ParamType;
 
 use ParamType::{Bool, Float, Integer, Strings};
 
@@ -139,32 +118,14 @@ pub const PLACEHOLDERS: &[&str] = &[
     "outflows",
 ];
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFile {
-    #[serde(default)]
-    rule: Vec<RawRule>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRule {
-    id: String,
-    name: String,
-    detector: String,
-    severity: Severity,
-    action: Action,
-    #[serde(default)]
-    params: toml::Table,
-    description: String,
-    message: String,
-    #[serde(default)]
-    steps: Vec<String>,
-    #[serde(default)]
-    examples: Vec<WatchExample>,
-    #[serde(default)]
-    negative_examples: Vec<WatchExample>,
-}
+/// What watch rules may say: ids `watch.*`, the built-in detectors and placeholders.
+pub const FAMILY: Family = Family {
+    kind: "watch",
+    prefixes: &["watch."],
+    detectors: DETECTORS,
+    placeholders: PLACEHOLDERS,
+    overrides_from: "config [watch.params]",
+};
 
 fn yes() -> bool {
     true
@@ -305,70 +266,7 @@ pub struct ExampleOpen {
 }
 
 /// One watch rule in force.
-#[derive(Debug, Clone)]
-pub struct WatchRule {
-    pub id: String,
-    pub name: String,
-    pub detector: String,
-    pub severity: Severity,
-    pub action: Action,
-    pub params: toml::Table,
-    pub description: String,
-    pub message: String,
-    pub steps: Vec<String>,
-    pub examples: Vec<WatchExample>,
-    pub negative_examples: Vec<WatchExample>,
-    pub source: PathBuf,
-}
-
-impl WatchRule {
-    /// A float parameter (checked at load time to exist with that type).
-    pub fn float(&self, name: &str) -> f64 {
-        self.params
-            .get(name)
-            .and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
-            .unwrap_or(0.0)
-    }
-
-    /// An integer parameter.
-    pub fn int(&self, name: &str) -> i64 {
-        self.params
-            .get(name)
-            .and_then(|v| v.as_integer())
-            .unwrap_or(0)
-    }
-
-    /// A boolean parameter.
-    pub fn flag(&self, name: &str) -> bool {
-        self.params
-            .get(name)
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false)
-    }
-
-    /// A severity parameter, or the rule's severity.
-    pub fn severity_param(&self, name: &str) -> Severity {
-        self.params
-            .get(name)
-            .and_then(|v| v.as_str())
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(self.severity)
-    }
-
-    /// A list-of-strings parameter.
-    pub fn strings(&self, name: &str) -> Vec<String> {
-        self.params
-            .get(name)
-            .and_then(|v| v.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str())
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
+pub type WatchRule = DetectorRule<WatchExample>;
 
 /// The watch rules in force.
 #[derive(Debug, Clone, Default)]
@@ -390,7 +288,7 @@ impl WatchRules {
             rules.extend(parse_file(Path::new(name), text)?);
         }
         for (path, text) in read_rule_files(extra)? {
-            if is_watch_file(&text) {
+            if FAMILY.claims(&text) {
                 rules.extend(parse_file(&path, &text)?);
             }
         }
@@ -419,7 +317,7 @@ impl WatchRules {
                     ),
                 });
             };
-            apply_override(rule, table)?;
+            rule.apply_override(&FAMILY, table)?;
         }
         rules.retain(|r| !disabled.contains(&r.id));
         Ok(WatchRules { rules })
@@ -437,185 +335,8 @@ impl WatchRules {
     }
 }
 
-/// Whether a user rule file holds watch rules (ids `watch.*`), so directories shared with other
-/// rule kinds can be given to every loader.
-fn is_watch_file(text: &str) -> bool {
-    let Ok(t) = text.parse::<toml::Table>() else {
-        return false; // the file's own loader reports its syntax error
-    };
-    t.get("rule")
-        .and_then(|r| r.as_array())
-        .is_some_and(|rules| {
-            rules.iter().any(|r| {
-                r.get("id")
-                    .and_then(|i| i.as_str())
-                    .is_some_and(|i| i.starts_with("watch."))
-            })
-        })
-}
-
-fn param_spec(detector: &str) -> &'static [(&'static str, ParamType)] {
-    DETECTORS
-        .iter()
-        .find(|(d, _)| *d == detector)
-        .map(|(_, p)| *p)
-        .unwrap_or(&[])
-}
-
-fn check_param(name: &str, ty: ParamType, v: &toml::Value) -> Result<(), String> {
-    let ok = match ty {
-        ParamType::Integer => v.as_integer().is_some(),
-        ParamType::Float => v.as_float().is_some() || v.as_integer().is_some(),
-        ParamType::Bool => v.as_bool().is_some(),
-        ParamType::Severity => v.as_str().is_some_and(|s| s.parse::<Severity>().is_ok()),
-        ParamType::Strings => v
-            .as_array()
-            .is_some_and(|a| a.iter().all(|s| s.as_str().is_some())),
-    };
-    if !ok {
-        return Err(format!(
-            "parameter {name}: expected {}, got {}",
-            if ty == ParamType::Severity {
-                "a severity (info, low, medium, high, critical)"
-            } else {
-                ty.toml_name()
-            },
-            v.type_str()
-        ));
-    }
-    let positive = match ty {
-        ParamType::Integer => v.as_integer().is_none_or(|n| n > 0),
-        ParamType::Float => v
-            .as_float()
-            .or_else(|| v.as_integer().map(|i| i as f64))
-            .is_none_or(|f| f > 0.0 && f.is_finite()),
-        _ => true,
-    };
-    if !positive {
-        return Err(format!("parameter {name}: must be a positive number"));
-    }
-    if name.ends_with("_share") && v.as_float().is_some_and(|f| f > 1.0) {
-        return Err(format!("parameter {name}: a share, expected at most 1.0"));
-    }
-    Ok(())
-}
-
-fn apply_override(rule: &mut WatchRule, table: &toml::Table) -> Result<(), RuleError> {
-    let invalid = |message: String| RuleError::Invalid {
-        path: PathBuf::from("config [watch.params]"),
-        id: rule.id.clone(),
-        message,
-    };
-    let spec = param_spec(&rule.detector);
-    for (k, v) in table {
-        if k == "severity" {
-            let s = v
-                .as_str()
-                .ok_or_else(|| invalid("severity: expected a string".into()))?;
-            rule.severity = s.parse().map_err(|e: String| invalid(e))?;
-            continue;
-        }
-        let Some((_, ty)) = spec.iter().find(|(n, _)| n == k) else {
-            let mut known: Vec<&str> = spec.iter().map(|(n, _)| *n).collect();
-            known.push("severity");
-            return Err(invalid(format!(
-                "override parameter {k:?} does not exist (known: {})",
-                known.join(", ")
-            )));
-        };
-        check_param(k, *ty, v).map_err(|m| invalid(format!("override {m}")))?;
-        rule.params.insert(k.clone(), v.clone());
-    }
-    Ok(())
-}
-
 fn parse_file(path: &Path, text: &str) -> Result<Vec<WatchRule>, RuleError> {
-    let raw: RawFile = toml::from_str(text).map_err(|e| toml_error(path, text, e))?;
-    let mut out = Vec::new();
-    for r in raw.rule {
-        let line = text
-            .find(&format!("\"{}\"", r.id))
-            .map(|o| line_of(text, o))
-            .unwrap_or(1);
-        let parse_err = |message: String| RuleError::Parse {
-            path: path.to_path_buf(),
-            line,
-            message,
-        };
-        if !valid_id(&r.id) {
-            return Err(parse_err(format!(
-                "rule id {:?} must be dotted lowercase words beginning watch.",
-                r.id
-            )));
-        }
-        let Some((_, spec)) = DETECTORS.iter().find(|(d, _)| *d == r.detector) else {
-            let names: Vec<&str> = DETECTORS.iter().map(|(d, _)| *d).collect();
-            return Err(parse_err(format!(
-                "rule {}: detector {:?} is not a built-in watch detector (known: {})",
-                r.id,
-                r.detector,
-                names.join(", ")
-            )));
-        };
-        for (name, ty) in *spec {
-            match r.params.get(*name) {
-                None => {
-                    return Err(parse_err(format!(
-                        "rule {}: detector {} needs parameter {name} ({})",
-                        r.id,
-                        r.detector,
-                        ty.toml_name()
-                    )))
-                }
-                Some(v) => check_param(name, *ty, v)
-                    .map_err(|m| parse_err(format!("rule {}: {m}", r.id)))?,
-            }
-        }
-        for k in r.params.keys() {
-            if !spec.iter().any(|(n, _)| n == k) {
-                return Err(parse_err(format!(
-                    "rule {}: detector {} has no parameter {k:?}",
-                    r.id, r.detector
-                )));
-            }
-        }
-        for t in std::iter::once(&r.message).chain(&r.steps) {
-            for p in crate::rules::placeholders(t) {
-                if !PLACEHOLDERS.contains(&p) {
-                    return Err(parse_err(format!(
-                        "rule {}: unknown placeholder {{{p}}} (known: {})",
-                        r.id,
-                        PLACEHOLDERS.join(", ")
-                    )));
-                }
-            }
-        }
-        if r.examples.is_empty() || r.negative_examples.is_empty() {
-            return Err(parse_err(format!(
-                "rule {}: give at least one example and one negative example",
-                r.id
-            )));
-        }
-        out.push(WatchRule {
-            id: r.id,
-            name: r.name,
-            detector: r.detector,
-            severity: r.severity,
-            action: r.action,
-            params: r.params,
-            description: r.description,
-            message: r.message,
-            steps: r.steps,
-            examples: r.examples,
-            negative_examples: r.negative_examples,
-            source: path.to_path_buf(),
-        });
-    }
-    Ok(out)
-}
-
-fn valid_id(id: &str) -> bool {
-    id.starts_with("watch.") && crate::rules::id_words_valid(id)
+    crate::rules::detector::parse_file(&FAMILY, path, text)
 }
 
 #[cfg(test)]

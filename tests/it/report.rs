@@ -7,8 +7,8 @@ use crate::common::*;
 use awxguard::finding::{
     Action, Commit, Finding, Recommendation, SecretRef, Severity, Verification,
 };
-use awxguard::store::proxy::{ObjectSighting, ProxyEventRow};
-use awxguard::store::{KeyRecord, WatchObject};
+use awxguard::store::proxy::ObjectSighting;
+use awxguard::store::{KeyRecord, UsageEvent, WatchObject};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -204,14 +204,19 @@ key = "reporting"
                   ids: &[&str]| {
         n += 1;
         let ts_s = ts.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        let e = json!({"ts": ts_s, "key": "payvy-ap", "method": method, "path": path,
-            "status": status, "source_ip": ip, "user_agent": ua, "via": "proxy",
-            "object_ids": ids, "request_id": format!("r1-{n:012}")});
-        events.push(ProxyEventRow {
-            id: format!("r1-{n:012}"),
-            ts: ts_s.clone(),
+        events.push(UsageEvent {
+            ts,
             key: "payvy-ap".into(),
-            json: e.to_string(),
+            method: method.into(),
+            path: path.into(),
+            status,
+            source_ip: Some(ip.into()),
+            user_agent: Some(ua.into()),
+            account_id: None,
+            latency_ms: Some(n as f64),
+            host: None,
+            via: Some("proxy".into()),
+            object_ids: ids.iter().map(|s| s.to_string()).collect(),
         });
         for id in ids {
             objects.push(ObjectSighting {
@@ -290,7 +295,10 @@ key = "reporting"
         "python-requests/2.31",
         &["tr_evil"],
     );
-    store.append_proxy_events(&events, &objects).unwrap();
+    store
+        .append_usage(&events, awxguard::airwallex::Catalog::builtin_ref(), None)
+        .unwrap();
+    store.append_object_sightings(&objects).unwrap();
 
     // The watch saw the payee created and paid at once, and the integration's usual payout.
     let obj = |kind: &str, id: &str, at: DateTime<Utc>, data: Value| WatchObject {

@@ -12,19 +12,19 @@ use std::collections::BTreeMap;
 /// The store's calls of `key` per hour, straight from the database.
 fn hourly_counts(db: &std::path::Path, key: &str) -> BTreeMap<DateTime<Utc>, u64> {
     let c = rusqlite::Connection::open(db).unwrap();
-    let mut stmt = c.prepare("SELECT event FROM proxy_usage_events").unwrap();
-    let rows: Vec<String> = stmt
-        .query_map([], |r| r.get(0))
+    let mut stmt = c
+        .prepare(
+            "SELECT e.ts FROM usage_events e JOIN usage_keys k ON k.id = e.key WHERE k.name = ?1",
+        )
+        .unwrap();
+    let rows: Vec<i64> = stmt
+        .query_map([key], |r| r.get(0))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
     let mut out = BTreeMap::new();
-    for row in rows {
-        let v: serde_json::Value = serde_json::from_str(&row).unwrap();
-        if v["key"] != key {
-            continue;
-        }
-        let ts = t(v["ts"].as_str().unwrap());
+    for ms in rows {
+        let ts = DateTime::<Utc>::from_timestamp_millis(ms).unwrap();
         let hour = ts
             - Duration::seconds(ts.timestamp() % 3600)
             - Duration::nanoseconds(ts.timestamp_subsec_nanos() as i64);

@@ -114,7 +114,7 @@ pub(super) async fn handle(
         p.clone(),
         started,
         UsageEvent {
-            ts: event_time(now),
+            ts: p.event_ts(now),
             key: key_name.clone(),
             method: parts.method.as_str().to_string(),
             path: path.clone(),
@@ -128,7 +128,6 @@ pub(super) async fn handle(
             host: Some(p.upstream.host.clone()),
             via: Some("proxy".to_string()),
             object_ids: Vec::new(),
-            request_id: Some(p.request_id()),
         },
     );
 

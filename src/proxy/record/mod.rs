@@ -2,9 +2,10 @@
 //! each finding, each learned token attribution) on a bounded queue and moves on; one writer
 //! thread takes them off in batches and writes a batch in one transaction. When the store is
 //! locked, read-only or failing, the batch goes to the spill file (JSON Lines, the usage-event
-//! contract, created 0600) and the writer tries the store again after a back-off; once the store
-//! answers, it reads the spill files back into it (the store ignores an event it already holds,
-//! so a spill read twice counts once) and removes them. Should the queue ever be full, the
+//! contract, created 0600, which `awxguard usage ingest` also reads) and the writer tries the
+//! store again after a back-off; once the store answers, it reads the spill files back into it
+//! (the usage store ignores an event it already holds, so a spill read twice counts once) and
+//! removes them. Should the queue ever be full, the
 //! request path appends its event to the spill file itself. Everything is counted
 //! (`Counters`) and said in the log.
 
@@ -17,46 +18,20 @@ use super::store::{ProxyStore, TokenAttribution};
 use crate::finding::Finding;
 use chrono::{DateTime, Utc};
 use crossbeam_channel::{Sender, TrySendError};
-use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// One line of the usage-event contract, as the proxy writes it (`via: "proxy"`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct UsageEvent {
-    pub ts: String,
-    pub key: String,
-    pub method: String,
-    pub path: String,
-    pub status: u16,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source_ip: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_agent: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub account_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub latency_ms: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub via: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub object_ids: Vec<String>,
-    /// Unique per request (`<proxy run>-<n>`): two requests alike in every other field (same
-    /// microsecond, key, route, status, latency) stay two events under whole-event dedup.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
-}
+/// The proxy's events are the usage evidence store's (`via: "proxy"`): one store, one form.
+pub use crate::store::UsageEvent;
 
 /// Milliseconds with microsecond precision.
 pub fn millis(d: Duration) -> f64 {
     (d.as_micros() as f64) / 1000.0
 }
 
-/// RFC 3339 in UTC with microseconds, as events carry it.
+/// RFC 3339 in UTC with microseconds (object sightings, finding texts).
 pub fn event_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }

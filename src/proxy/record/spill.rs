@@ -57,7 +57,7 @@ impl Spill {
     pub fn append(&self, events: &[UsageEvent]) -> std::io::Result<()> {
         let mut buf = Vec::with_capacity(events.len() * 256);
         for e in events {
-            serde_json::to_writer(&mut buf, e).expect("events serialize");
+            serde_json::to_writer(&mut buf, &e.to_json()).expect("events serialize");
             buf.push(b'\n');
         }
         // Through the redaction gate: a spill file is as private as the store it stands in for.

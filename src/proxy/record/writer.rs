@@ -248,7 +248,8 @@ impl Writer {
             if line.trim().is_empty() {
                 continue;
             }
-            match serde_json::from_str::<UsageEvent>(&line) {
+            // read as `usage ingest` reads it: the same normalization, so the same event meets
+            match crate::usage::ingest::parse_line(line.as_bytes()) {
                 Ok(e) => batch.push(e),
                 Err(e) => {
                     tracing::warn!(
@@ -308,7 +309,12 @@ mod tests {
 
     fn event(i: usize) -> UsageEvent {
         UsageEvent {
-            ts: format!("2026-11-20T10:00:{:02}.000Z", i % 60),
+            ts: chrono::DateTime::parse_from_rfc3339(&format!(
+                "2026-11-20T10:00:{:02}.000Z",
+                i % 60
+            ))
+            .unwrap()
+            .to_utc(),
             key: "payvy".into(),
             method: "GET".into(),
             path: format!("/api/v1/transfers/{i}"),
@@ -320,7 +326,6 @@ mod tests {
             host: None,
             via: Some("proxy".into()),
             object_ids: vec![],
-            request_id: None,
         }
     }
 

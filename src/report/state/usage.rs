@@ -2,10 +2,10 @@
 //! the learned baseline band when the evidence store has one), who called (network and user
 //! agent) and when a key was last used.
 //!
-//! One seam, [`UsageSource`], implemented by [`ProxyEvents`]: the events of the store, both the
-//! recording proxy's (every call it saw) and the usage evidence store's (`usage ingest`: raw
-//! events within its retention), with the learned baseline band of each key's hourly calls from
-//! the anomaly detection's own chart (`usage::job::chart`) when the usage store holds the key.
+//! One seam, [`UsageSource`], implemented by [`ProxyEvents`]: the raw events of the usage
+//! evidence store (every call the recording proxy saw and every event `usage ingest` read, within
+//! the raw retention), with the learned baseline band of each key's hourly calls from the anomaly
+//! detection's own chart (`usage::job::chart`).
 
 use crate::store::Store;
 use chrono::{DateTime, Duration, DurationRound, Utc};
@@ -109,35 +109,28 @@ pub fn network_of(ip: &str) -> String {
     }
 }
 
-/// The usage events of the store: the proxy's and the usage evidence store's, with the learned
-/// bands of the keys the usage store holds.
+/// The usage events of the store (the proxy's and those `usage ingest` read), with the learned
+/// bands of the keys.
 #[derive(Debug, Default)]
 pub struct ProxyEvents {
     by_key: HashMap<String, Vec<Ev>>,
     total: usize,
     /// By key, by hour (RFC 3339): the baseline band of the hour's calls.
     bands: HashMap<String, HashMap<String, (f64, f64)>>,
-    /// Whether the usage evidence store gave events.
-    from_usage_store: bool,
 }
 
 /// How far back the usage store's raw events are read for the report.
 const USAGE_STORE_DAYS: i64 = 90;
 
 impl ProxyEvents {
-    /// Reads every stored proxy event.
-    pub fn load(store: &dyn Store) -> Result<ProxyEvents, crate::store::StoreError> {
-        Ok(ProxyEvents::from_lines(store.proxy_events()?.iter()))
-    }
-
-    /// The proxy's events and the usage evidence store's (raw events of the last 90 days, up to
-    /// `now`), with each usage-store key's learned band (the rate rule's chart).
+    /// The usage evidence store's raw events of the last 90 days up to `now` (the proxy's among
+    /// them), with each key's learned band (the rate rule's chart).
     pub fn load_all(
         store: &dyn Store,
         config: &crate::config::Config,
         now: DateTime<Utc>,
     ) -> Result<ProxyEvents, crate::store::StoreError> {
-        let mut lines = store.proxy_events()?;
+        let mut lines = Vec::new();
         let names = store.usage_key_names()?;
         let start = (now - Duration::days(USAGE_STORE_DAYS)).timestamp();
         let end = now.timestamp() + 1;
@@ -161,7 +154,6 @@ impl ProxyEvents {
         }
         let mut ev = ProxyEvents::from_lines(lines.iter());
         ev.bands = bands;
-        ev.from_usage_store = !names.is_empty();
         Ok(ev)
     }
 
@@ -170,15 +162,12 @@ impl ProxyEvents {
         let mut by_key: HashMap<String, Vec<Ev>> = HashMap::new();
         let mut total = 0;
         for line in lines {
-            let Ok(e) = serde_json::from_str::<crate::proxy::UsageEvent>(line) else {
-                continue;
-            };
-            let Some(ts) = DateTime::parse_from_rfc3339(&e.ts).ok().map(|t| t.to_utc()) else {
+            let Ok(e) = crate::usage::ingest::parse_line(line.as_bytes()) else {
                 continue;
             };
             total += 1;
             by_key.entry(e.key.clone()).or_default().push(Ev {
-                ts,
+                ts: e.ts,
                 method: e.method,
                 status: e.status,
                 network: e.source_ip.as_deref().map_or("unknown".into(), network_of),
@@ -216,11 +205,7 @@ pub fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
 
 impl UsageSource for ProxyEvents {
     fn label(&self) -> &'static str {
-        if self.from_usage_store {
-            "usage store and proxy events"
-        } else {
-            "proxy events"
-        }
+        "usage store"
     }
 
     fn has_baseline(&self) -> bool {

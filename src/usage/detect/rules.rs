@@ -3,8 +3,8 @@
 //! built-in detector named by `detector`; ids, severities, parameters, message and step
 //! templates, examples and negative examples are data.
 
-use crate::finding::{Action, Severity};
-use crate::rules::{line_of, read_rule_files, toml_error, unique_ids, RuleError};
+use crate::rules::detector::{DetectorRule, Family};
+use crate::rules::{read_rule_files, unique_ids, RuleError};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -26,25 +26,7 @@ pub const BUILTIN_ANOMALY_RULES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Type of a parameter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParamType {
-    Integer,
-    Float,
-    Bool,
-    Severity,
-}
-
-impl ParamType {
-    fn toml_name(self) -> &'static str {
-        match self {
-            ParamType::Integer => "integer",
-            ParamType::Float => "float",
-            ParamType::Bool => "boolean",
-            ParamType::Severity => "string",
-        }
-    }
-}
+pub use crate::rules::detector::ParamType;
 
 const RATE_SPIKE_PARAMS: &[(&str, ParamType)] = &[
     ("alpha", ParamType::Float),
@@ -181,32 +163,15 @@ pub const PLACEHOLDERS: &[&str] = &[
     "last_seen",
 ];
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFile {
-    #[serde(default)]
-    rule: Vec<RawRule>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRule {
-    id: String,
-    name: String,
-    detector: String,
-    severity: Severity,
-    action: Action,
-    #[serde(default)]
-    params: toml::Table,
-    description: String,
-    message: String,
-    #[serde(default)]
-    steps: Vec<String>,
-    #[serde(default)]
-    examples: Vec<AnomalyExample>,
-    #[serde(default)]
-    negative_examples: Vec<AnomalyExample>,
-}
+/// What anomaly rules may say: ids `anomaly.*` and `usage.*`, the built-in detectors and
+/// placeholders.
+pub const FAMILY: Family = Family {
+    kind: "anomaly",
+    prefixes: &["anomaly.", "usage."],
+    detectors: DETECTORS,
+    placeholders: PLACEHOLDERS,
+    overrides_from: "config",
+};
 
 /// A small stream a rule must fire on (`examples`) or stay silent on (`negative_examples`):
 /// regular background traffic, bursts, literal usage-event lines and key declarations.
@@ -308,56 +273,7 @@ pub struct ExampleKey {
 }
 
 /// One anomaly rule in force.
-#[derive(Debug, Clone)]
-pub struct AnomalyRule {
-    pub id: String,
-    pub name: String,
-    pub detector: String,
-    pub severity: Severity,
-    pub action: Action,
-    pub params: toml::Table,
-    pub description: String,
-    pub message: String,
-    pub steps: Vec<String>,
-    pub examples: Vec<AnomalyExample>,
-    pub negative_examples: Vec<AnomalyExample>,
-    pub source: PathBuf,
-}
-
-impl AnomalyRule {
-    /// A float parameter (checked at load time to exist with that type).
-    pub fn float(&self, name: &str) -> f64 {
-        self.params
-            .get(name)
-            .and_then(|v| v.as_float())
-            .unwrap_or(0.0)
-    }
-
-    /// An integer parameter.
-    pub fn int(&self, name: &str) -> i64 {
-        self.params
-            .get(name)
-            .and_then(|v| v.as_integer())
-            .unwrap_or(0)
-    }
-
-    /// A boolean parameter.
-    pub fn flag(&self, name: &str) -> bool {
-        self.params
-            .get(name)
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false)
-    }
-
-    /// A severity parameter, or the rule's severity.
-    pub fn severity_param(&self, name: &str) -> Severity {
-        self.params
-            .get(name)
-            .and_then(|v| v.as_str())
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(self.severity)
-    }
-}
+pub type AnomalyRule = DetectorRule<AnomalyExample>;
 
 /// The anomaly rules in force.
 #[derive(Debug, Clone, Default)]
@@ -379,7 +295,7 @@ impl AnomalyRules {
             rules.extend(parse_file(Path::new(name), text)?);
         }
         for (path, text) in read_rule_files(extra)? {
-            if is_anomaly_file(&text) {
+            if FAMILY.claims(&text) {
                 rules.extend(parse_file(&path, &text)?);
             }
         }
@@ -426,7 +342,7 @@ impl AnomalyRules {
                 .iter_mut()
                 .find(|r| &r.id == id)
                 .expect("checked above");
-            apply_override(rule, table)?;
+            rule.apply_override(&FAMILY, table)?;
         }
         rules.retain(|r| !disabled.contains(&r.id));
         Ok(AnomalyRules { rules })
@@ -448,185 +364,8 @@ impl AnomalyRules {
     }
 }
 
-fn is_anomaly_file(text: &str) -> bool {
-    let Ok(t) = text.parse::<toml::Table>() else {
-        return true; // let the parser report the error with its line
-    };
-    match t.get("rule").and_then(|r| r.as_array()) {
-        Some(rules) => rules
-            .iter()
-            .any(|r| r.as_table().is_some_and(|t| t.contains_key("detector"))),
-        None => false,
-    }
-}
-
-fn param_spec(detector: &str) -> &'static [(&'static str, ParamType)] {
-    DETECTORS
-        .iter()
-        .find(|(d, _)| *d == detector)
-        .map(|(_, p)| *p)
-        .unwrap_or(&[])
-}
-
-fn check_param(name: &str, ty: ParamType, v: &toml::Value) -> Result<(), String> {
-    let ok = match ty {
-        ParamType::Integer => v.as_integer().is_some(),
-        ParamType::Float => v.as_float().is_some(),
-        ParamType::Bool => v.as_bool().is_some(),
-        ParamType::Severity => v.as_str().is_some(),
-    };
-    if !ok {
-        return Err(format!(
-            "parameter {name}: expected {}, got {}",
-            ty.toml_name(),
-            v.type_str()
-        ));
-    }
-    match ty {
-        ParamType::Severity
-            if v.as_str()
-                .and_then(|s| s.parse::<Severity>().ok())
-                .is_none() =>
-        {
-            return Err(format!(
-                "parameter {name}: expected a severity (info, low, medium, high, critical)"
-            ));
-        }
-        ParamType::Integer if v.as_integer().is_some_and(|n| n <= 0) => {
-            return Err(format!("parameter {name}: must be a positive number"));
-        }
-        ParamType::Float if v.as_float().is_some_and(|f| f <= 0.0 || !f.is_finite()) => {
-            return Err(format!("parameter {name}: must be a positive number"));
-        }
-        _ => {}
-    }
-    if name.starts_with("alpha") && v.as_float().is_some_and(|f| f >= 0.5) {
-        return Err(format!(
-            "parameter {name}: a tail probability, expected well below 0.5 (e.g. 1e-6)"
-        ));
-    }
-    if name.ends_with("_share") && v.as_float().is_some_and(|f| f > 1.0) {
-        return Err(format!("parameter {name}: a share, expected at most 1.0"));
-    }
-    Ok(())
-}
-
-fn apply_override(rule: &mut AnomalyRule, table: &toml::Table) -> Result<(), RuleError> {
-    let invalid = |message: String| RuleError::Invalid {
-        path: PathBuf::from("config"),
-        id: rule.id.clone(),
-        message,
-    };
-    let spec = param_spec(&rule.detector);
-    for (k, v) in table {
-        if k == "severity" {
-            let s = v
-                .as_str()
-                .ok_or_else(|| invalid("severity: expected a string".into()))?;
-            rule.severity = s.parse().map_err(|e: String| invalid(e))?;
-            continue;
-        }
-        let Some((_, ty)) = spec.iter().find(|(n, _)| n == k) else {
-            let mut known: Vec<&str> = spec.iter().map(|(n, _)| *n).collect();
-            known.push("severity");
-            return Err(invalid(format!(
-                "override parameter {k:?} does not exist (known: {})",
-                known.join(", ")
-            )));
-        };
-        check_param(k, *ty, v).map_err(|m| invalid(format!("override {m}")))?;
-        rule.params.insert(k.clone(), v.clone());
-    }
-    Ok(())
-}
-
 fn parse_file(path: &Path, text: &str) -> Result<Vec<AnomalyRule>, RuleError> {
-    let raw: RawFile = toml::from_str(text).map_err(|e| toml_error(path, text, e))?;
-    let mut out = Vec::new();
-    for r in raw.rule {
-        let line = text
-            .find(&format!("\"{}\"", r.id))
-            .map(|o| line_of(text, o))
-            .unwrap_or(1);
-        let parse_err = |message: String| RuleError::Parse {
-            path: path.to_path_buf(),
-            line,
-            message,
-        };
-        if !valid_id(&r.id) {
-            return Err(parse_err(format!(
-                "rule id {:?} must be dotted lowercase words beginning anomaly. or usage.",
-                r.id
-            )));
-        }
-        let Some((_, spec)) = DETECTORS.iter().find(|(d, _)| *d == r.detector) else {
-            let names: Vec<&str> = DETECTORS.iter().map(|(d, _)| *d).collect();
-            return Err(parse_err(format!(
-                "rule {}: detector {:?} is not a built-in detector (known: {})",
-                r.id,
-                r.detector,
-                names.join(", ")
-            )));
-        };
-        for (name, ty) in *spec {
-            match r.params.get(*name) {
-                None => {
-                    return Err(parse_err(format!(
-                        "rule {}: detector {} needs parameter {name} ({})",
-                        r.id,
-                        r.detector,
-                        ty.toml_name()
-                    )))
-                }
-                Some(v) => check_param(name, *ty, v)
-                    .map_err(|m| parse_err(format!("rule {}: {m}", r.id)))?,
-            }
-        }
-        for k in r.params.keys() {
-            if !spec.iter().any(|(n, _)| n == k) {
-                return Err(parse_err(format!(
-                    "rule {}: detector {} has no parameter {k:?}",
-                    r.id, r.detector
-                )));
-            }
-        }
-        for t in std::iter::once(&r.message).chain(&r.steps) {
-            for p in crate::rules::placeholders(t) {
-                if !PLACEHOLDERS.contains(&p) {
-                    return Err(parse_err(format!(
-                        "rule {}: unknown placeholder {{{p}}} (known: {})",
-                        r.id,
-                        PLACEHOLDERS.join(", ")
-                    )));
-                }
-            }
-        }
-        if r.examples.is_empty() || r.negative_examples.is_empty() {
-            return Err(parse_err(format!(
-                "rule {}: give at least one example and one negative example",
-                r.id
-            )));
-        }
-        out.push(AnomalyRule {
-            id: r.id,
-            name: r.name,
-            detector: r.detector,
-            severity: r.severity,
-            action: r.action,
-            params: r.params,
-            description: r.description,
-            message: r.message,
-            steps: r.steps,
-            examples: r.examples,
-            negative_examples: r.negative_examples,
-            source: path.to_path_buf(),
-        });
-    }
-    Ok(out)
-}
-
-fn valid_id(id: &str) -> bool {
-    (id.starts_with("anomaly.") || id.starts_with("usage.")) && crate::rules::id_words_valid(id)
+    crate::rules::detector::parse_file(&FAMILY, path, text)
 }
 
 #[cfg(test)]

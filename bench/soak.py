@@ -142,6 +142,15 @@ def commits(repo, seconds, every, kind):
     print("commits: %d to %s" % (n, repo))
 
 
+def counted(work, name):
+    """The count a generator printed ("usage: N lines ...", "commits: N to ..."); -1 if none."""
+    try:
+        with open(os.path.join(work, name)) as f:
+            return int(f.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
 def report(work):
     ok = True
 
@@ -149,6 +158,15 @@ def report(work):
         nonlocal ok
         ok &= bool(good)
         print("| %s | %s | %s |" % (name, detail, "ok" if good else "FAILED"))
+
+    # The load generators all ran to the end.
+    with open(os.path.join(work, "generators.exit")) as f:
+        exits = [line.split() for line in f if line.strip()]
+    died = ["%s (exit %s)" % (n, st) for n, st in exits if st != "0"]
+    print("| check | figure | verdict |")
+    print("|---|---|---|")
+    check("load generators ran to the end", not died,
+          ", ".join(died) or "%d generators, all exit 0" % len(exits))
 
     # Resident memory.
     samples = []
@@ -160,8 +178,6 @@ def report(work):
     after = [kb for t, kb in samples if t >= 60]
     peak, last = max(after), after[-1]
     first = samples[0][1]
-    print("| check | figure | verdict |")
-    print("|---|---|---|")
     growth = (peak - base) * 100.0 / base
     check(
         "resident memory after the first minute",
@@ -204,8 +220,7 @@ def report(work):
         "AND f.rule LIKE 'leak.%' AND NOT EXISTS (SELECT 1 FROM alert_state s "
         "WHERE s.finding_id = f.id)")[0][0]
     leaks = q("SELECT count(*) FROM findings WHERE rule LIKE 'leak.%'")[0][0]
-    with open(os.path.join(work, "leaks.count")) as f:
-        committed = int(f.read().split()[1])
+    committed = counted(work, "leaks.count")
     check(
         "every committed leak found and alerted",
         leaks == committed and unalerted == 0,
@@ -248,8 +263,7 @@ def report(work):
     # The usage job: every line appended (across the rotation) stored once, from its file;
     # each call from outside the whitelist that the log had moved past by [usage] lateness is a
     # finding, and alerted.
-    with open(os.path.join(work, "usage.count")) as f:
-        written = int(f.read().split()[1])
+    written = counted(work, "usage.count")
     stored = q("SELECT count(*) FROM usage_events WHERE via = 0")[0][0]
     newest = q("SELECT max(ts) FROM usage_events WHERE via = 0")[0][0] or 0
     with open(os.path.join(work, "attacks.json")) as f:

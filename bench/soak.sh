@@ -11,6 +11,7 @@
 #
 #   bench/soak.sh              # release build, 10 minutes
 #   SOAK_SECONDS=120 bench/soak.sh
+#   SOAK_BIN=target/release/awxguard bench/soak.sh   # no build first
 #
 # Everything listens on 127.0.0.1; every loop stops by itself. Needs git, python3 with aiosmtpd,
 # openssl, curl.
@@ -18,8 +19,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 secs=${SOAK_SECONDS:-600}
-cargo build --release --quiet --bin awxguard
-bin=$root/target/release/awxguard
+# SOAK_BIN: a release binary already built (default: build this checkout's).
+if [ -n "${SOAK_BIN:-}" ]; then
+  bin=$(realpath "$SOAK_BIN")
+else
+  cargo build --release --quiet --bin awxguard
+  bin=$root/target/release/awxguard
+fi
 work=$(mktemp -d /tmp/awxguard-soak.XXXXXX)
 echo "soak: ${secs} s in $work"
 pids=()
@@ -144,16 +150,15 @@ echo "soak: daemon pid $daemon_pid, health http://127.0.0.1:$health_port, proxy 
   done
 ) &
 pids+=($!)
-python3 "$root/bench/soak.py" traffic "http://127.0.0.1:$proxy_port" "$cid" "$key" "$secs" 20 >"$work/traffic.log" 2>&1 &
-pids+=($!)
-python3 "$root/bench/soak.py" usage "$work/usage/erp.jsonl" "$secs" 10 30 $(( secs / 2 )) >"$work/usage.count" 2>&1 &
-pids+=($!)
-python3 "$root/bench/soak.py" commits "$work/leaks" "$secs" 20 LEAK >"$work/leaks.count" 2>&1 &
-pids+=($!)
-python3 "$root/bench/soak.py" commits "$work/busy" "$secs" 3 PLAIN >"$work/busy.count" 2>&1 &
-pids+=($!)
-python3 "$root/bench/soak.py" commits "$work/origin" "$secs" 5 PLAIN >"$work/origin.count" 2>&1 &
-pids+=($!)
+# The load generators; each one's exit status is checked by the report (one that died early
+# would leave the daemon idle and the soak proving nothing).
+gens=()
+gen() { local name=$1; shift; python3 "$root/bench/soak.py" "$@" >"$work/$name" 2>&1 & gens+=("$name:$!"); pids+=($!); }
+gen traffic.log traffic "http://127.0.0.1:$proxy_port" "$cid" "$key" "$secs" 20
+gen usage.count usage "$work/usage/erp.jsonl" "$secs" 10 30 $(( secs / 2 ))
+gen leaks.count commits "$work/leaks" "$secs" 20 LEAK
+gen busy.count commits "$work/busy" "$secs" 3 PLAIN
+gen origin.count commits "$work/origin" "$secs" 5 PLAIN
 
 # The SMTP server goes away twice, each time for a minute.
 at() { while [ $(( $(date +%s) - t0 )) -lt "$1" ]; do sleep 1; done; }
@@ -165,6 +170,10 @@ outage() {
 outage $(( secs * 3 / 10 )) $(( secs * 4 / 10 ))
 outage $(( secs * 6 / 10 )) $(( secs * 7 / 10 ))
 at "$secs"
+for g in "${gens[@]}"; do
+  st=0; wait "${g#*:}" || st=$?
+  echo "${g%%:*} $st" >>"$work/generators.exit"
+done
 wait "${pids[@]:1}" 2>/dev/null || true
 date -u +%Y-%m-%dT%H:%M:%SZ >"$work/load.end"
 echo "soak: load ended; letting the last scans and deliveries finish"

@@ -242,6 +242,9 @@ pub trait UsageRecords {
         head: i64,
         head_len: u64,
     ) -> Result<Option<SourceCursor>, StoreError>;
+    /// The cursor last saved for the file `dev`/`ino` under any name (a file renamed by log
+    /// rotation keeps them).
+    fn usage_cursor_by_file(&self, dev: u64, ino: u64) -> Result<Option<SourceCursor>, StoreError>;
     /// The newest event stored (retention counts back from it).
     fn usage_newest(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// Drops raw events before `raw_before` and rollups before `rollups_before`.
@@ -514,6 +517,19 @@ impl UsageRecords for SqliteStore {
                     .optional()
             })
             .map_err(self.q("find a source by its head"))
+    }
+
+    fn usage_cursor_by_file(&self, dev: u64, ino: u64) -> Result<Option<SourceCursor>, StoreError> {
+        self.conn()
+            .prepare_cached(
+                "SELECT source, dev, ino, offset, lines, head, head_len, size FROM usage_sources \
+                 WHERE dev = ?1 AND ino = ?2 ORDER BY updated DESC, offset DESC LIMIT 1",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![dev as i64, ino as i64], cursor_row)
+                    .optional()
+            })
+            .map_err(self.q("find a source by its file"))
     }
 
     fn usage_newest(&self) -> Result<Option<DateTime<Utc>>, StoreError> {

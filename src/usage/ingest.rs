@@ -25,8 +25,40 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// File name endings read from a directory.
+/// File name endings read from a directory (and their rotated copies: `NAME.jsonl.1`,
+/// `NAME.jsonl-20261204`).
 pub const EVENT_FILE_EXTENSIONS: &[&str] = &["jsonl", "ndjson", "json", "log"];
+
+/// How a directory's file is read: `(live name, order)`, where an event file is `(its name, 2)`
+/// and a rotated copy of one (`NAME.EXT.N`, `NAME.EXT-DIGITS`, as logrotate names them) is
+/// `(NAME.EXT, 0 or 1)`; `None`: not an event file. Rotated copies are read before the live file
+/// (the oldest first), so a copy renamed away with lines not yet read resumes from the live
+/// file's cursor instead of being lost or read again.
+fn event_file(name: &str) -> Option<(String, u8, i64, String)> {
+    let is_event = |n: &str| {
+        Path::new(n)
+            .extension()
+            .and_then(|x| x.to_str())
+            .is_some_and(|x| EVENT_FILE_EXTENSIONS.contains(&x))
+    };
+    if is_event(name) {
+        return Some((name.to_string(), 2, 0, String::new()));
+    }
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if let Some((live, n)) = name.rsplit_once('.') {
+        if digits(n) && is_event(live) {
+            // logrotate's numbers grow with age: .2 before .1
+            let n: i64 = n.parse().unwrap_or(i64::MAX);
+            return Some((live.to_string(), 1, -n, String::new()));
+        }
+    }
+    if let Some((live, date)) = name.rsplit_once('-') {
+        if digits(date) && is_event(live) {
+            return Some((live.to_string(), 0, 0, date.to_string()));
+        }
+    }
+    None
+}
 
 /// At most this many rejected-line messages are kept; the count stays exact.
 pub const MAX_PROBLEMS: usize = 100;
@@ -131,7 +163,14 @@ pub fn inputs(paths: &[PathBuf]) -> Result<Vec<Input>, UsageError> {
         if meta.is_dir() {
             let mut files = Vec::new();
             walk(p, &mut files)?;
-            files.sort();
+            // by directory and live name; rotated copies (oldest first) before the live file
+            files.sort_by_cached_key(|f| {
+                let name = f
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                (f.parent().map(Path::to_path_buf), event_file(&name))
+            });
             out.extend(files.into_iter().map(Input::File));
         } else if !meta.is_file() {
             return Err(UsageError::Read {
@@ -171,11 +210,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), UsageError> {
         })?;
         if ft.is_dir() {
             walk(&path, out)?;
-        } else if path
-            .extension()
-            .and_then(|x| x.to_str())
-            .is_some_and(|x| EVENT_FILE_EXTENSIONS.contains(&x))
-        {
+        } else if event_file(&e.file_name().to_string_lossy()).is_some() {
             out.push(path);
         }
     }
@@ -1129,6 +1164,26 @@ fn merge(partials: Vec<Partial>) -> Evidence {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rotated_copies_are_event_files_read_oldest_first_before_the_live_one() {
+        let mut names = vec![
+            "b.jsonl",
+            "a.log.1",
+            "a.log",
+            "a.log.2",
+            "a.log-20261203",
+            "a.log.1.gz",
+            "notes.txt",
+            "a.log.x",
+        ];
+        names.retain(|n| super::event_file(n).is_some());
+        names.sort_by_key(|n| super::event_file(n));
+        assert_eq!(
+            names,
+            ["a.log-20261203", "a.log.2", "a.log.1", "a.log", "b.jsonl"]
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -236,9 +236,12 @@ fn ingest_blocking(
                     source,
                 })?;
                 let by_path = store.usage_cursor(&name)?;
-                let plan = reader::plan(&mut f, by_path.as_ref(), |h, n| {
-                    store.usage_cursor_by_head(h, n).ok().flatten()
-                })
+                let plan = reader::plan(
+                    &mut f,
+                    by_path.as_ref(),
+                    |dev, ino| store.usage_cursor_by_file(dev, ino).ok().flatten(),
+                    |h, n| store.usage_cursor_by_head(h, n).ok().flatten(),
+                )
                 .map_err(|source| UsageError::Read {
                     path: p.clone(),
                     source,

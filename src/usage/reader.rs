@@ -67,11 +67,13 @@ fn dev_ino(_m: &std::fs::Metadata) -> (u64, u64) {
     (0, 0)
 }
 
-/// Decides where to start reading `path`, given its cursor under the same name (`by_path`) and
-/// the cursor of a source with the same head (`by_head`).
+/// Decides where to start reading `path`, given its cursor under the same name (`by_path`),
+/// the cursor last saved for the same file under any name (`by_file(dev, ino)`: a log renamed
+/// by rotation) and the cursor of a source with the same head (`by_head`).
 pub fn plan(
     f: &mut std::fs::File,
     by_path: Option<&SourceCursor>,
+    by_file: impl FnOnce(u64, u64) -> Option<SourceCursor>,
     by_head: impl FnOnce(i64, u64) -> Option<SourceCursor>,
 ) -> std::io::Result<Plan> {
     let meta = f.metadata()?;
@@ -104,15 +106,44 @@ pub fn plan(
             });
             return Ok(p);
         }
-        p.note = Some(if c.dev == dev && c.ino == ino && size < c.offset {
-            format!(
+        if c.dev == dev && c.ino == ino && size < c.offset {
+            p.note = Some(format!(
                 "truncated (now {size} bytes, {} were read): read from the start",
                 c.offset
-            )
-        } else {
-            "rotated (another file under this name): read from the start".to_string()
-        });
+            ));
+            return Ok(p);
+        }
+        // Another file under this name: maybe one read before under another name (the live
+        // file renamed NAME.1 by log rotation, where NAME.1 was another file) resumes there.
+        if let Some(h) = by_file(dev, ino).filter(|h| h.source != c.source) {
+            if same_head(&h) && size >= h.offset {
+                p.start = h.offset;
+                p.lines_before = h.lines;
+                p.note = Some(format!(
+                    "renamed from {}: resumed at byte {} (line {})",
+                    h.source,
+                    h.offset,
+                    h.lines + 1
+                ));
+                return Ok(p);
+            }
+        }
+        p.note = Some("rotated (another file under this name): read from the start".to_string());
         return Ok(p);
+    }
+    // A name never read: maybe a file read before under another name (renamed by rotation).
+    if let Some(h) = by_file(dev, ino) {
+        if same_head(&h) && size >= h.offset {
+            p.start = h.offset;
+            p.lines_before = h.lines;
+            p.note = Some(format!(
+                "renamed from {}: resumed at byte {} (line {})",
+                h.source,
+                h.offset,
+                h.lines + 1
+            ));
+            return Ok(p);
+        }
     }
     if let Some(c) = by_head(head, head_len) {
         if size >= c.offset {
@@ -341,7 +372,7 @@ mod tests {
         text.push_str("{broken\n");
         std::fs::write(&p, &text).unwrap();
         let mut f = std::fs::File::open(&p).unwrap();
-        let plan0 = plan(&mut f, None, |_, _| None).unwrap();
+        let plan0 = plan(&mut f, None, |_, _| None, |_, _| None).unwrap();
         assert_eq!(plan0.start, 0);
         let (ev, problems, c) = read_all(&p, &plan0);
         assert_eq!(ev.len(), 10);
@@ -355,7 +386,7 @@ mod tests {
         let more = format!("{}\n{}", line(20), &line(21)[..30]);
         std::fs::write(&p, format!("{text}{more}")).unwrap();
         let mut f = std::fs::File::open(&p).unwrap();
-        let plan1 = plan(&mut f, Some(&c), |_, _| None).unwrap();
+        let plan1 = plan(&mut f, Some(&c), |_, _| None, |_, _| None).unwrap();
         assert_eq!(plan1.start, c.offset);
         assert!(plan1
             .note
@@ -370,7 +401,7 @@ mod tests {
         // truncated
         std::fs::write(&p, line(1) + "\n").unwrap();
         let mut f = std::fs::File::open(&p).unwrap();
-        let plan2 = plan(&mut f, Some(&c1), |_, _| None).unwrap();
+        let plan2 = plan(&mut f, Some(&c1), |_, _| None, |_, _| None).unwrap();
         assert_eq!(plan2.start, 0);
         let note = plan2.note.unwrap();
         assert!(
@@ -381,7 +412,7 @@ mod tests {
         std::fs::remove_file(&p).unwrap();
         std::fs::write(&p, (30..40).map(|i| line(i) + "\n").collect::<String>()).unwrap();
         let mut f = std::fs::File::open(&p).unwrap();
-        let plan3 = plan(&mut f, Some(&c1), |_, _| None).unwrap();
+        let plan3 = plan(&mut f, Some(&c1), |_, _| None, |_, _| None).unwrap();
         assert_eq!(plan3.start, 0);
         assert!(plan3.note.unwrap().starts_with("rotated"));
     }

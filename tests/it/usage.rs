@@ -303,3 +303,94 @@ fn rejected_messages_are_capped_and_the_count_stays_exact() {
     assert_eq!(ev.problems.len(), awxguard::usage::ingest::MAX_PROBLEMS);
     assert_eq!(ev.events, 1);
 }
+
+/// A directory of logs rotated the logrotate way (`app.jsonl` → `app.jsonl.1` → `app.jsonl.2`)
+/// between ingests: the lines written just before each rotation are read from the renamed copy
+/// where the live file stopped, nothing is read twice, and nothing is lost.
+#[test]
+fn a_rotated_directory_loses_no_line_and_reads_none_twice() {
+    use crate::common::{code, json, run, stderr};
+    let dir = tempdir();
+    let d = dir.path();
+    let mut n = 0;
+    let mut lines = |count: usize| -> String {
+        (0..count)
+            .map(|_| {
+                n += 1;
+                let ts = format!("2026-11-20T{:02}:{:02}:00Z", n / 60, n % 60);
+                line(&ts, "payvy", "GET", "/api/v1/balances/current", 200) + "\n"
+            })
+            .collect()
+    };
+    let ingest = |d: &std::path::Path| {
+        let o = run(d, &["--format", "json", "usage", "ingest", "logs"]);
+        assert!(code(&o) <= 1, "{}", stderr(&o));
+        json(&o)["summary"]["usage"].clone()
+    };
+    let logs = d.join("logs");
+    let app = logs.join("app.jsonl");
+    write(d, "logs/app.jsonl", lines(10));
+    assert_eq!(ingest(d)["new"], 10);
+
+    // three lines the ingest has not seen, then the rotation
+    let mut text = std::fs::read_to_string(&app).unwrap();
+    text.push_str(&lines(3));
+    std::fs::write(&app, &text).unwrap();
+    std::fs::rename(&app, logs.join("app.jsonl.1")).unwrap();
+    write(d, "logs/app.jsonl", lines(4));
+    let u = ingest(d);
+    assert_eq!(
+        (u["new"].as_u64(), u["duplicates"].as_u64()),
+        (Some(7), Some(0)),
+        "{u:#}"
+    );
+    // the renamed copy is read first, from where the live file stopped
+    assert!(
+        u["sources"][0]["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("app.jsonl.1"),
+        "{u:#}"
+    );
+    assert_eq!(u["sources"][0]["new"], 3, "{u:#}");
+    assert!(
+        u["sources"][0]["note"]
+            .as_str()
+            .unwrap()
+            .contains("resumed at byte"),
+        "{u:#}"
+    );
+
+    // the next rotation: .1 becomes .2, the live file .1, two lines it had not given yet
+    let mut text = std::fs::read_to_string(&app).unwrap();
+    text.push_str(&lines(2));
+    std::fs::write(&app, &text).unwrap();
+    std::fs::rename(logs.join("app.jsonl.1"), logs.join("app.jsonl.2")).unwrap();
+    std::fs::rename(&app, logs.join("app.jsonl.1")).unwrap();
+    write(d, "logs/app.jsonl", lines(1));
+    let u = ingest(d);
+    assert_eq!(
+        (u["new"].as_u64(), u["duplicates"].as_u64()),
+        (Some(3), Some(0)),
+        "{u:#}"
+    );
+    let names: Vec<&str> = u["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["source"].as_str().unwrap())
+        .collect();
+    assert!(
+        names[0].ends_with("app.jsonl.2")
+            && names[1].ends_with("app.jsonl.1")
+            && names[2].ends_with("app.jsonl"),
+        "oldest first: {names:?}"
+    );
+    // nothing changed: nothing read
+    let u = ingest(d);
+    assert_eq!(
+        (u["lines"].as_u64(), u["new"].as_u64()),
+        (Some(0), Some(0)),
+        "{u:#}"
+    );
+}

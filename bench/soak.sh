@@ -28,6 +28,7 @@ else
 fi
 work=$(mktemp -d /tmp/awxguard-soak.XXXXXX)
 echo "soak: ${secs} s in $work"
+echo "soak: load at start: $(uptime)"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -176,7 +177,7 @@ for g in "${gens[@]}"; do
 done
 wait "${pids[@]:1}" 2>/dev/null || true
 date -u +%Y-%m-%dT%H:%M:%SZ >"$work/load.end"
-echo "soak: load ended; letting the last scans and deliveries finish"
+echo "soak: load ended ($(uptime)); letting the last scans and deliveries finish"
 sleep 15
 for _ in $(seq 60); do
   pending=$(curl -s "http://127.0.0.1:$health_port/metrics" | awk '/^awxguard_alert_deliveries_pending / {print $2}')

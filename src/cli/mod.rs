@@ -15,6 +15,7 @@ mod report;
 mod rules;
 mod sandbox;
 mod scan;
+mod store;
 mod usage;
 mod watch;
 
@@ -44,7 +45,7 @@ pub struct GlobalArgs {
     /// Config file (TOML). Missing is fine when not given explicitly.
     #[arg(long, global = true, value_name = "PATH", env = "AWXGUARD_CONFIG")]
     pub config: Option<PathBuf>,
-    /// SQLite database for findings and usage evidence [default: $XDG_DATA_HOME/awxguard/awxguard.db]
+    /// Database: a SQLite file, or a PostgreSQL URL (postgres://…) [default: $XDG_DATA_HOME/awxguard/awxguard.db]
     #[arg(long, global = true, value_name = "PATH", env = "AWXGUARD_DB")]
     pub db: Option<PathBuf>,
     /// Report format.
@@ -130,6 +131,10 @@ pub enum Command {
     /// Run unattended: the scheduled audit and repository scans of `[daemon]`, alert delivery,
     /// optionally the proxy; health and Prometheus metrics on loopback; SIGHUP reloads the config.
     Daemon(daemon::DaemonArgs),
+    /// The database: `store migrate` applies the schema steps it has not had (SQLite or
+    /// PostgreSQL), explicitly and idempotently.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
 }
 
 /// Runs the parsed command line and returns the exit code. The process's one tokio runtime is
@@ -170,6 +175,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Usage(cmd) => usage::run(&ctx, cmd),
         Command::Watch(args) => watch::run(&ctx, args),
         Command::Report(args) => report::run(&ctx, args),
+        Command::Store(cmd) => store::run(&ctx, cmd),
         Command::Daemon(_) => unreachable!("the daemon runs before the runtime is built"),
     };
     // Whatever the run's outcome, what it queued goes out now.
@@ -246,24 +252,31 @@ impl Context {
         Style { color }
     }
 
-    /// The database path: `--db`, `AWXGUARD_DB`, `[store] path`, or the default under the XDG
-    /// data directory.
-    pub fn db_path(&self) -> PathBuf {
-        self.db_location().0
+    /// The database: `--db`, `AWXGUARD_DB`, `[store] url` (PostgreSQL, credentials read from
+    /// their reference), `[store] path`, or the default under the XDG data directory. A
+    /// PostgreSQL database is its `postgres://` URL.
+    pub fn db_path(&self) -> anyhow::Result<PathBuf> {
+        Ok(self.db_location()?.0)
     }
 
-    /// The database path and whether the user chose it (then its directory must exist; the
+    /// The database and whether the user chose it (then its directory must exist; the
     /// default location's directory is created, owner-only).
-    fn db_location(&self) -> (PathBuf, bool) {
-        match self
-            .global
-            .db
-            .clone()
-            .or_else(|| self.config.store.path.clone())
+    fn db_location(&self) -> anyhow::Result<(PathBuf, bool)> {
+        if let Some(p) = &self.global.db {
+            return Ok((p.clone(), true));
+        }
+        if let Some(url) = self
+            .config
+            .store
+            .resolve_url()
+            .map_err(|e| anyhow::anyhow!(e))?
         {
+            return Ok((PathBuf::from(url), true));
+        }
+        Ok(match self.config.store.path.clone() {
             Some(p) => (p, true),
             None => (crate::store::default_path(), false),
-        }
+        })
     }
 
     fn open_store_with(
@@ -271,7 +284,7 @@ impl Context {
         read_only: bool,
         create: bool,
     ) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
-        let (path, explicit) = self.db_location();
+        let (path, explicit) = self.db_location()?;
         let opened = crate::store::open_with(
             &path,
             crate::store::OpenOptions {

@@ -32,7 +32,7 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "MINUTES")]
     pub money_guard: Option<u64>,
     /// Where events go while the database refuses them [default: proxy-spill/ beside the
-    /// database].
+    /// database; for PostgreSQL, in the working directory: give each proxy its own].
     #[arg(long, value_name = "DIR")]
     pub spill_dir: Option<PathBuf>,
 }
@@ -50,7 +50,7 @@ pub fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<u8> {
         upstream_ca: args.upstream_ca,
         money_guard_minutes: args.money_guard,
         spill_dir: args.spill_dir,
-        db: ctx.db_path(),
+        db: ctx.db_path()?,
     };
     let outcome = ctx.block_on(job::run(
         req,

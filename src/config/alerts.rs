@@ -293,7 +293,7 @@ pub fn is_loopback_host(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-fn parse_credential(value: &str, base: &Path) -> Result<CredentialRef, String> {
+pub(crate) fn parse_credential(value: &str, base: &Path) -> Result<CredentialRef, String> {
     if let Some(var) = value.strip_prefix("env:") {
         let ok = !var.is_empty()
             && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')

@@ -27,7 +27,7 @@ pub use daemon::{
 pub use keys::{is_api_key_shape, KeyDecl, KeyDescription, RawKey, SecretSpec};
 pub use proxy::{EnforceSetting, ProxyConfig, RawProxy};
 pub use scan::{RawScan, ScanConfig};
-pub use store::{RawStore, StoreConfig};
+pub use store::{RawStore, StoreConfig, StoreUrl};
 pub use usage::{RawUsage, UsageConfig};
 pub use watch::{RawWatch, WatchConfig, WATCH_LISTS};
 

@@ -80,6 +80,8 @@ pub enum JobError {
     UnknownKey(String, String),
     #[error("[proxy] allowed_clients: {0}")]
     Clients(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -177,9 +179,11 @@ pub async fn serve(
     let upstream =
         Upstream::parse(&upstream_url, &config.airwallex.allow_hosts).map_err(ProxyError::from)?;
     let policy = policy(&req, config, catalog)?;
+    // Beside a SQLite file; for a PostgreSQL URL, in the working directory.
     let spill_dir = req.spill_dir.clone().unwrap_or_else(|| {
-        req.db
-            .parent()
+        crate::store::postgres_url(&req.db)
+            .map(|_| std::path::Path::new("."))
+            .or_else(|| req.db.parent())
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(std::path::Path::new("."))
             .join("proxy-spill")

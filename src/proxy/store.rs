@@ -5,7 +5,9 @@
 //! acknowledged).
 //!
 //! `LazySqliteStore` and `LazySqliteLookup` implement them over awxguard's database (the
-//! store's proxy area, `store::proxy`), each on its own connection with a short lock wait, opened
+//! store's proxy area, `store::proxy`): a SQLite file, or a PostgreSQL database that several
+//! proxies share (every proxy then knows every token attribution). Each is on its own
+//! connection (SQLite: with a short lock wait), opened
 //! on first use and again after a failure to open: a database locked or missing at start-up
 //! never stops the proxy (its events spill meanwhile). Usage events go to the usage evidence
 //! store (`append_usage`, the same call `usage ingest` makes: deduplicated on the whole event,
@@ -14,7 +16,7 @@
 use super::record::UsageEvent;
 use crate::finding::{Finding, Status};
 use crate::store::proxy::ObjectSighting;
-use crate::store::{Findings, Lifecycle, Outbox, ProxyRecords, SqliteStore, UsageRecords};
+use crate::store::{SqliteStore, Store};
 use chrono::{DateTime, Utc};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -47,10 +49,13 @@ pub trait ProxyLookup: Send + Sync {
     fn acknowledged(&self, id: &str, now: DateTime<Utc>) -> Result<bool, String>;
 }
 
-fn open(path: &Path, busy: Duration) -> Result<SqliteStore, String> {
+fn open(path: &Path, busy: Duration) -> Result<Arc<dyn Store>, String> {
+    if crate::store::postgres_url(path).is_some() {
+        return crate::store::open(path).map_err(|e| e.to_string());
+    }
     let s = SqliteStore::open(path).map_err(|e| e.to_string())?;
     s.set_busy_timeout(busy).map_err(|e| e.to_string())?;
-    Ok(s)
+    Ok(Arc::new(s))
 }
 
 /// The writer's store, opened on first use and again after a failure to open.
@@ -58,7 +63,7 @@ pub struct LazySqliteStore {
     path: PathBuf,
     busy: Duration,
     clock: Arc<dyn crate::clock::Clock>,
-    inner: Option<SqliteStore>,
+    inner: Option<Arc<dyn Store>>,
     /// Queues alerts for the findings the proxy records (`[alerts]`), in the same transaction.
     planner: Option<Arc<dyn crate::store::AlertPlanner>>,
 }
@@ -84,7 +89,7 @@ impl LazySqliteStore {
         self
     }
 
-    fn get(&mut self) -> Result<&SqliteStore, String> {
+    fn get(&mut self) -> Result<&dyn Store, String> {
         if self.inner.is_none() {
             let s = open(&self.path, self.busy)?;
             if let Some(p) = &self.planner {
@@ -92,7 +97,7 @@ impl LazySqliteStore {
             }
             self.inner = Some(s);
         }
-        Ok(self.inner.as_ref().expect("opened"))
+        Ok(self.inner.as_deref().expect("opened"))
     }
 }
 
@@ -151,7 +156,7 @@ impl ProxyStore for LazySqliteStore {
 pub struct LazySqliteLookup {
     path: PathBuf,
     busy: Duration,
-    inner: Mutex<Option<Arc<SqliteStore>>>,
+    inner: Mutex<Option<Arc<dyn Store>>>,
 }
 
 impl LazySqliteLookup {
@@ -163,12 +168,12 @@ impl LazySqliteLookup {
         }
     }
 
-    fn get(&self) -> Result<Arc<SqliteStore>, String> {
+    fn get(&self) -> Result<Arc<dyn Store>, String> {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(s) = g.as_ref() {
             return Ok(s.clone());
         }
-        let s = Arc::new(open(&self.path, self.busy)?);
+        let s = open(&self.path, self.busy)?;
         *g = Some(s.clone());
         Ok(s)
     }

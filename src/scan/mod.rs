@@ -96,16 +96,13 @@ pub fn scan_paths(matcher: &Matcher, roots: &[PathBuf], opts: &ScanOptions) -> S
         follow_symlinks: opts.follow_symlinks,
     };
     let visit = |entry: walk::FileEntry<'_>| {
-        if entry.len > opts.max_file_size {
-            too_large.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
         BUF.with(|buf| {
             let mut buf = buf.borrow_mut();
             buf.clear();
             // Opened only if it is still a regular file (a FIFO or device swapped in since the
-            // listing is refused on the open descriptor, never read).
-            let read = crate::files::open_regular(entry.path)
+            // listing is refused on the open descriptor, never read); its size comes from that
+            // descriptor, so a file over the limit is skipped unread.
+            let read = crate::files::open_listed_regular(entry.path)
                 .map_err(|e| match e {
                     crate::files::FileError::NotRegular { kind, .. } => {
                         format!("is {kind}, not a regular file; not read")
@@ -116,16 +113,27 @@ pub fn scan_paths(matcher: &Matcher, roots: &[PathBuf], opts: &ScanOptions) -> S
                     crate::files::FileError::Io { source, .. } => source.to_string(),
                     e => e.to_string(),
                 })
-                .and_then(|(f, _)| {
+                .and_then(|(f, meta)| {
+                    if meta.len() > opts.max_file_size {
+                        return Ok(false);
+                    }
                     // Read at most one byte past the limit: a file that grew since its metadata
                     // was read is still held to the limit.
                     f.take(opts.max_file_size + 1)
                         .read_to_end(&mut buf)
+                        .map(|_| true)
                         .map_err(|e| e.to_string())
                 });
-            if let Err(what) = read {
-                counts.problem(entry.display, what);
-                return;
+            match read {
+                Err(what) => {
+                    counts.problem(entry.display, what);
+                    return;
+                }
+                Ok(false) => {
+                    too_large.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Ok(true) => {}
             }
             if buf.len() as u64 > opts.max_file_size {
                 too_large.fetch_add(1, Ordering::Relaxed);
@@ -138,7 +146,9 @@ pub fn scan_paths(matcher: &Matcher, roots: &[PathBuf], opts: &ScanOptions) -> S
             };
             files.fetch_add(1, Ordering::Relaxed);
             bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
-            let found = scan_bytes_keeping(matcher, &entry.display, &text, None, keep);
+            let matches = matcher.scan(entry.context(), &text);
+            let found =
+                findings_from_matches(matcher, &matches, &entry.display, None, keep, |_, _| true);
             if !found.is_empty() {
                 findings.lock().expect("findings poisoned").extend(found);
             }

@@ -25,7 +25,18 @@ pub struct FileEntry<'a> {
     pub path: &'a Path,
     /// The path to show: relative to the walk's base (`base_of`), whatever the roots were.
     pub display: String,
-    pub len: u64,
+    /// Where in `display` the part that says something about the file starts (what rules'
+    /// keywords, `requires` and `near` read, `context()`): 0 under the base; for a root outside
+    /// it (shown absolute), the part below the root, so the directories above what was scanned
+    /// (`/tmp/awx-checkout/...`) never make every file look like an Airwallex file.
+    pub context_from: usize,
+}
+
+impl FileEntry<'_> {
+    /// The path as rules read it for context (see `context_from`).
+    pub fn context(&self) -> &str {
+        &self.display[self.context_from.min(self.display.len())..]
+    }
 }
 
 /// Something the walk could not do; reported, never fatal.
@@ -247,18 +258,26 @@ pub fn distinct_roots(roots: &[PathBuf]) -> Vec<PathBuf> {
 }
 
 /// How `root` is shown relative to `base`: `src/` for a directory `base/src`, `` for the base
-/// itself, the absolute path for a root outside it; `file` roots get no trailing slash.
-fn shown_root(root: &Path, base: &Path, is_file: bool) -> String {
+/// itself, the absolute path for a root outside it; `file` roots get no trailing slash. The flag
+/// says whether the root lies under `base`.
+fn shown_root(root: &Path, base: &Path, is_file: bool) -> (String, bool) {
     let abs = absolute(root);
-    let rel = match abs.strip_prefix(base) {
-        Ok(rel) => rel.to_string_lossy().into_owned(),
-        Err(_) => abs.to_string_lossy().into_owned(),
+    let (rel, inside) = match abs.strip_prefix(base) {
+        Ok(rel) => (rel.to_string_lossy().into_owned(), true),
+        Err(_) => (abs.to_string_lossy().into_owned(), false),
     };
     if is_file || rel.is_empty() || rel.ends_with('/') {
-        rel
+        (rel, inside)
     } else {
-        format!("{rel}/")
+        (format!("{rel}/"), inside)
     }
+}
+
+/// A directory's shown path (ending in `/`, or empty for the base) and where its context part
+/// starts (`FileEntry::context_from`).
+struct Shown {
+    display: String,
+    context_from: usize,
 }
 
 /// Walks `roots` in parallel, calling `visit` for every file that is not ignored; files are
@@ -282,10 +301,16 @@ where
                 }
             };
             if meta.is_file() {
+                let (display, inside) = shown_root(root, base, true);
+                let context_from = if inside {
+                    0
+                } else {
+                    display.rfind('/').map_or(0, |i| i + 1)
+                };
                 (ctx.visit)(FileEntry {
                     path: root,
-                    display: shown_root(root, base, true),
-                    len: meta.len(),
+                    display,
+                    context_from,
                 });
                 continue;
             }
@@ -306,10 +331,14 @@ where
             } else {
                 None
             };
-            let prefix = shown_root(root, base, false);
+            let (prefix, inside) = shown_root(root, base, false);
+            let shown = Shown {
+                context_from: if inside { 0 } else { prefix.len() },
+                display: prefix,
+            };
             let ancestors = Arc::new(vec![dir_id(&meta)]);
             let ctx = &ctx;
-            s.spawn(move |s| walk_dir(s, ctx, abs, prefix, chain, ancestors));
+            s.spawn(move |s| walk_dir(s, ctx, abs, shown, chain, ancestors));
         }
     });
 }
@@ -318,12 +347,16 @@ fn walk_dir<'s, F>(
     s: &rayon::Scope<'s>,
     ctx: &'s Ctx<'s, F>,
     dir: PathBuf,
-    display: String,
+    shown_dir: Shown,
     parent_chain: Option<Arc<IgnoreNode>>,
     ancestors: Arc<Vec<(u64, u64)>>,
 ) where
     F: Fn(FileEntry<'_>) + Sync,
 {
+    let Shown {
+        display,
+        context_from,
+    } = shown_dir;
     let rd = match std::fs::read_dir(&dir) {
         Ok(rd) => rd,
         Err(e) => {
@@ -402,24 +435,18 @@ fn walk_dir<'s, F>(
             next.extend_from_slice(&ancestors);
             next.push(id);
             let chain = chain.clone();
-            let child_display = format!("{rel}/");
-            s.spawn(move |s| walk_dir(s, ctx, path, child_display, chain, Arc::new(next)));
-        } else if ft.is_file() {
-            let len = match meta {
-                Some(m) => m.len(),
-                None => match entry.metadata() {
-                    Ok(m) => m.len(),
-                    Err(e) => {
-                        ctx.counts.problem(rel, e.to_string());
-                        continue;
-                    }
-                },
+            let child = Shown {
+                display: format!("{rel}/"),
+                context_from,
             };
+            s.spawn(move |s| walk_dir(s, ctx, path, child, chain, Arc::new(next)));
+        } else if ft.is_file() {
+            // No stat here: the visitor opens the file and reads its size from the descriptor.
             s.spawn(move |_| {
                 (ctx.visit)(FileEntry {
                     path: &path,
                     display: rel,
-                    len,
+                    context_from,
                 })
             });
         }

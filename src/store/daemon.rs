@@ -49,7 +49,7 @@ impl JobOutcome {
         }
     }
 
-    fn parse(s: &str) -> JobOutcome {
+    pub(crate) fn parse(s: &str) -> JobOutcome {
         match s {
             "running" => JobOutcome::Running,
             "ok" => JobOutcome::Ok,
@@ -150,6 +150,23 @@ pub trait DaemonRecords {
 
     /// Findings by severity and status, and the outbox's depth.
     fn store_stats(&self, now: DateTime<Utc>) -> Result<StoreStats, StoreError>;
+
+    /// Whether several daemons share this database and its work (PostgreSQL): then there is no
+    /// one-daemon lock, and each job run is claimed with `claim_job`. SQLite: one daemon per
+    /// database (`take_daemon_lock`).
+    fn daemons_share_work(&self) -> bool {
+        false
+    }
+    /// Claims `job` for its run scheduled at `due`: false when another daemon is running it or
+    /// already ran it for that time. Held until `release_job` (or until this process's
+    /// connection ends).
+    fn claim_job(&self, _job: &str, _due: DateTime<Utc>) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+    /// Gives a claimed job up.
+    fn release_job(&self, _job: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 fn parse_ts(s: &str) -> Option<DateTime<Utc>> {

@@ -27,6 +27,7 @@ pub mod keys;
 pub mod lifecycle;
 pub mod migrations;
 pub mod outbox;
+pub mod postgres;
 pub mod proxy;
 pub mod runs;
 pub mod sqlite;
@@ -43,6 +44,7 @@ pub use keys::{KeyRecord, KeyRecords};
 pub use lifecycle::{Lifecycle, NotRechecked, Observation, RecordSummary, Recorded};
 pub use migrations::SCHEMA_VERSION;
 pub use outbox::{AlertKind, AlertPlanner, Delivery, NewMessage, Outbox, QueueRow, QueuedAlert};
+pub use postgres::PgStore;
 pub use proxy::ProxyRecords;
 pub use runs::{RunRecord, Runs};
 pub use sqlite::{OpenOptions, SqliteStore};
@@ -144,6 +146,25 @@ pub enum StoreError {
     UnknownFinding(String),
     #[error("finding id prefix {0:?} is ambiguous: {1}")]
     AmbiguousFinding(String, String),
+    #[error("{0}")]
+    BadUrl(String),
+    #[error("{url}: {what}: {}", postgres::describe(source))]
+    Pg {
+        url: String,
+        what: &'static str,
+        source: ::postgres::Error,
+    },
+    #[error(
+        "{url}: cannot upgrade the database to schema version {version} ({name}): {}; \
+         the database is unchanged (each step is one transaction)",
+        postgres::describe(source)
+    )]
+    PgMigration {
+        url: String,
+        version: i64,
+        name: &'static str,
+        source: ::postgres::Error,
+    },
 }
 
 /// The default database: `$XDG_DATA_HOME/awxguard/awxguard.db` (or `~/.local/share/...`).
@@ -156,9 +177,18 @@ pub fn default_path() -> PathBuf {
     base.join("awxguard").join("awxguard.db")
 }
 
-/// Opens the database at `path` (the SQLite backend), schema brought up to date.
-pub fn open(path: &Path) -> Result<Arc<dyn Store>, StoreError> {
-    Ok(Arc::new(SqliteStore::open(path)?))
+/// The `postgres://` URL `target` names, if it names one (`--db`, `AWXGUARD_DB`, `[store] url`).
+pub fn postgres_url(target: &Path) -> Option<&str> {
+    target.to_str().filter(|t| postgres::is_url(t))
+}
+
+/// Opens the database `target` names, schema brought up to date: a SQLite file, or a
+/// PostgreSQL database (`postgres://…`).
+pub fn open(target: &Path) -> Result<Arc<dyn Store>, StoreError> {
+    if let Some(url) = postgres_url(target) {
+        return Ok(Arc::new(PgStore::open(url, false, true)?));
+    }
+    Ok(Arc::new(SqliteStore::open(target)?))
 }
 
 /// A database opened with options, and what the run should say about it (a database readable
@@ -170,11 +200,67 @@ pub struct Opened {
 
 /// Opens the database at `path` as `opts` say (read-only; creating the default directory).
 pub fn open_with(path: &Path, opts: OpenOptions) -> Result<Opened, StoreError> {
+    if let Some(url) = postgres_url(path) {
+        return Ok(Opened {
+            store: Arc::new(PgStore::open(url, opts.read_only, opts.create)?),
+            notes: Vec::new(),
+        });
+    }
     let s = SqliteStore::open_with(path, opts)?;
     let notes = s.notes();
     Ok(Opened {
         store: Arc::new(s),
         notes,
+    })
+}
+
+/// What `awxguard store migrate` did: the schema version the database had and has now.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Migrated {
+    /// The database as it may be shown (a path, or a URL without its password).
+    pub database: String,
+    pub backend: &'static str,
+    pub from: i64,
+    pub to: i64,
+}
+
+/// Brings the database `target` names up to this build's schema, explicitly (every recording
+/// command does it too); idempotent: a database already up to date is left as it is. A database
+/// newer than this build is refused.
+pub fn migrate(target: &Path) -> Result<Migrated, StoreError> {
+    if let Some(url) = postgres_url(target) {
+        let from = postgres::peek_version(url)?;
+        let s = PgStore::open(url, false, true)?;
+        return Ok(Migrated {
+            database: s.shown().to_string(),
+            backend: "postgresql",
+            from,
+            to: s.schema_version()?,
+        });
+    }
+    let from = if target.is_file() {
+        rusqlite::Connection::open_with_flags(target, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+            .map_err(|source| StoreError::Open {
+                path: target.to_path_buf(),
+                source,
+            })?
+    } else {
+        0
+    };
+    let s = SqliteStore::open_with(
+        target,
+        OpenOptions {
+            read_only: false,
+            create_dir: false,
+            create: true,
+        },
+    )?;
+    Ok(Migrated {
+        database: target.display().to_string(),
+        backend: "sqlite",
+        from,
+        to: s.schema_version()?,
     })
 }
 
@@ -227,35 +313,48 @@ mod tests {
         Finding::new("privilege.test", Severity::High, "m", &[id_part])
     }
 
+    /// A fresh store on each backend: SQLite in `dir`, and PostgreSQL when the tests have a
+    /// server (`AWXGUARD_TEST_PG_URL`; always in CI).
+    pub(crate) fn backends(dir: &Path, label: &str) -> Vec<Arc<dyn Store>> {
+        let mut out: Vec<Arc<dyn Store>> = vec![open(&dir.join(format!("{label}.db"))).unwrap()];
+        if let Some(url) = postgres::test_database(label) {
+            out.push(Arc::new(PgStore::open(&url, false, true).unwrap()));
+        }
+        out
+    }
+
     #[test]
     fn lifecycle_new_open_resolved_and_back() {
         let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(&dir.path().join("a.db")).unwrap();
-        let t0 = Utc::now();
-        let mut run1 = vec![f("a"), f("b")];
-        let Recorded {
-            summary: sum,
-            resolved,
-            ..
-        } = s.record("audit", &mut run1, t0).unwrap();
-        assert_eq!((sum.new, sum.open, sum.resolved), (2, 0, 0));
-        assert!(resolved.is_empty());
-        assert_eq!(run1[0].status, Some(Status::New));
-        let mut run2 = vec![f("a")];
-        let Recorded {
-            summary: sum,
-            resolved,
-            ..
-        } = s.record("audit", &mut run2, t0).unwrap();
-        assert_eq!((sum.new, sum.open, sum.resolved), (0, 1, 1));
-        assert_eq!(run2[0].status, Some(Status::Open));
-        assert_eq!(resolved[0].id, f("b").id);
-        assert_eq!(resolved[0].status, Some(Status::Resolved));
-        // Another scope does not resolve audit findings.
-        s.record("scan", &mut [], t0).unwrap();
-        let mut run3 = vec![f("a"), f("b")];
-        let sum = s.record("audit", &mut run3, t0).unwrap().summary;
-        assert_eq!((sum.new, sum.open), (1, 1), "b came back: new again");
+        for s in backends(dir.path(), "lifecycle") {
+            let t0 = Utc::now();
+            let mut run1 = vec![f("a"), f("b")];
+            let Recorded {
+                summary: sum,
+                resolved,
+                ..
+            } = s.record("audit", &mut run1, t0).unwrap();
+            assert_eq!((sum.new, sum.open, sum.resolved), (2, 0, 0));
+            assert!(resolved.is_empty());
+            assert_eq!(run1[0].status, Some(Status::New));
+            let mut run2 = vec![f("a")];
+            let Recorded {
+                summary: sum,
+                resolved,
+                ..
+            } = s.record("audit", &mut run2, t0).unwrap();
+            assert_eq!((sum.new, sum.open, sum.resolved), (0, 1, 1));
+            assert_eq!(run2[0].status, Some(Status::Open));
+            assert_eq!(resolved[0].id, f("b").id);
+            assert_eq!(resolved[0].status, Some(Status::Resolved));
+            // Another scope does not resolve audit findings.
+            s.record("scan", &mut [], t0).unwrap();
+            let mut run3 = vec![f("a"), f("b")];
+            let sum = s.record("audit", &mut run3, t0).unwrap().summary;
+            assert_eq!((sum.new, sum.open), (1, 1), "b came back: new again");
+            assert_eq!(s.runs(Some("audit")).unwrap().len(), 3);
+            assert_eq!(s.runs(None).unwrap().len(), 4);
+        }
     }
 
     #[test]
@@ -316,46 +415,47 @@ mod tests {
     #[test]
     fn the_config_acknowledges_what_it_accepts_and_stops_when_it_no_longer_does() {
         let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(&dir.path().join("a.db")).unwrap();
-        let t0 = Utc::now();
-        let accepted = || {
-            let mut x = f("literal");
-            x.status = Some(Status::Acknowledged);
-            x.evidence = Some(serde_json::json!({"accepted": "allow_literal = true at a:3"}));
-            x
-        };
-        let mut run = vec![accepted()];
-        let r = s.record("audit", &mut run, t0).unwrap();
-        assert_eq!(run[0].status, Some(Status::Acknowledged));
-        assert_eq!(r.summary.acknowledged, 1);
-        let acks = s.acknowledgements().unwrap();
-        assert_eq!(acks.len(), 1);
-        assert_eq!(
-            (acks[0].origin.as_str(), acks[0].reason.as_str()),
-            ("config", "allow_literal = true at a:3")
-        );
-        assert_eq!(
-            s.list(None, t0).unwrap()[0].finding.status,
-            Some(Status::Acknowledged)
-        );
-        // allow_literal removed: the finding comes plain, the config's acknowledgement goes.
-        let mut run = vec![f("literal")];
-        s.record("audit", &mut run, t0).unwrap();
-        assert_eq!(run[0].status, Some(Status::Open));
-        assert!(s.acknowledgements().unwrap().is_empty());
-        // A person's acknowledgement is never the config's to remove.
-        s.acknowledge(
-            &run[0].id,
-            "accepted until the migration",
-            Some("sec"),
-            None,
-            t0,
-        )
-        .unwrap();
-        let mut run = vec![f("literal")];
-        s.record("audit", &mut run, t0).unwrap();
-        assert_eq!(run[0].status, Some(Status::Acknowledged));
-        assert_eq!(s.acknowledgements().unwrap()[0].origin, "person");
+        for s in backends(dir.path(), "config_ack") {
+            let t0 = Utc::now();
+            let accepted = || {
+                let mut x = f("literal");
+                x.status = Some(Status::Acknowledged);
+                x.evidence = Some(serde_json::json!({"accepted": "allow_literal = true at a:3"}));
+                x
+            };
+            let mut run = vec![accepted()];
+            let r = s.record("audit", &mut run, t0).unwrap();
+            assert_eq!(run[0].status, Some(Status::Acknowledged));
+            assert_eq!(r.summary.acknowledged, 1);
+            let acks = s.acknowledgements().unwrap();
+            assert_eq!(acks.len(), 1);
+            assert_eq!(
+                (acks[0].origin.as_str(), acks[0].reason.as_str()),
+                ("config", "allow_literal = true at a:3")
+            );
+            assert_eq!(
+                s.list(None, t0).unwrap()[0].finding.status,
+                Some(Status::Acknowledged)
+            );
+            // allow_literal removed: the finding comes plain, the config's acknowledgement goes.
+            let mut run = vec![f("literal")];
+            s.record("audit", &mut run, t0).unwrap();
+            assert_eq!(run[0].status, Some(Status::Open));
+            assert!(s.acknowledgements().unwrap().is_empty());
+            // A person's acknowledgement is never the config's to remove.
+            s.acknowledge(
+                &run[0].id,
+                "accepted until the migration",
+                Some("sec"),
+                None,
+                t0,
+            )
+            .unwrap();
+            let mut run = vec![f("literal")];
+            s.record("audit", &mut run, t0).unwrap();
+            assert_eq!(run[0].status, Some(Status::Acknowledged));
+            assert_eq!(s.acknowledgements().unwrap()[0].origin, "person");
+        }
     }
 
     #[test]
@@ -383,34 +483,41 @@ mod tests {
     #[test]
     fn acknowledgements_suppress_until_they_expire() {
         let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(&dir.path().join("a.db")).unwrap();
-        let t0 = Utc::now();
-        let mut run = vec![f("a")];
-        s.record("audit", &mut run, t0).unwrap();
-        let id = run[0].id.clone();
-        s.acknowledge(
-            &id[..6],
-            "accepted risk",
-            Some("sec"),
-            Some(t0 + chrono::Duration::days(1)),
-            t0,
-        )
-        .unwrap();
-        let mut run = vec![f("a")];
-        let sum = s.record("audit", &mut run, t0).unwrap().summary;
-        assert_eq!(run[0].status, Some(Status::Acknowledged));
-        assert_eq!(sum.acknowledged, 1);
-        let mut run = vec![f("a")];
-        let sum = s
-            .record("audit", &mut run, t0 + chrono::Duration::days(2))
-            .unwrap()
-            .summary;
-        assert_eq!(run[0].status, Some(Status::Open));
-        assert_eq!(sum.expired_acknowledgements.len(), 1);
-        assert!(matches!(
-            s.resolve_id("zzzz"),
-            Err(StoreError::UnknownFinding(_))
-        ));
+        for s in backends(dir.path(), "acks") {
+            let t0 = Utc::now();
+            let mut run = vec![f("a")];
+            s.record("audit", &mut run, t0).unwrap();
+            let id = run[0].id.clone();
+            s.acknowledge(
+                &id[..6],
+                "accepted risk",
+                Some("sec"),
+                Some(t0 + chrono::Duration::days(1)),
+                t0,
+            )
+            .unwrap();
+            let mut run = vec![f("a")];
+            let sum = s.record("audit", &mut run, t0).unwrap().summary;
+            assert_eq!(run[0].status, Some(Status::Acknowledged));
+            assert_eq!(sum.acknowledged, 1);
+            let mut run = vec![f("a")];
+            let sum = s
+                .record("audit", &mut run, t0 + chrono::Duration::days(2))
+                .unwrap()
+                .summary;
+            assert_eq!(run[0].status, Some(Status::Open));
+            assert_eq!(sum.expired_acknowledgements.len(), 1);
+            assert!(matches!(
+                s.resolve_id("zzzz"),
+                Err(StoreError::UnknownFinding(_))
+            ));
+            assert!(s.unacknowledge(&id).unwrap());
+            assert!(!s.unacknowledge(&id).unwrap());
+            let listed = s.list(Some("audit"), t0).unwrap();
+            assert_eq!(listed.len(), 1);
+            assert_eq!(listed[0].times_seen, 3);
+            assert!(s.list(Some("scan"), t0).unwrap().is_empty());
+        }
     }
 
     #[test]
@@ -445,14 +552,15 @@ mod tests {
     #[test]
     fn the_store_is_shared_across_threads() {
         let dir = tempfile::tempdir().unwrap();
-        let s: std::sync::Arc<dyn Store> = open(&dir.path().join("a.db")).unwrap();
-        let t0 = Utc::now();
-        std::thread::scope(|sc| {
-            for scope in ["audit", "scan:a", "scan:b"] {
-                let s = s.clone();
-                sc.spawn(move || s.record(scope, &mut [f(scope)], t0).unwrap());
-            }
-        });
-        assert_eq!(s.list(None, t0).unwrap().len(), 3);
+        for s in backends(dir.path(), "threads") {
+            let t0 = Utc::now();
+            std::thread::scope(|sc| {
+                for scope in ["audit", "scan:a", "scan:b"] {
+                    let s = s.clone();
+                    sc.spawn(move || s.record(scope, &mut [f(scope)], t0).unwrap());
+                }
+            });
+            assert_eq!(s.list(None, t0).unwrap().len(), 3);
+        }
     }
 }

@@ -300,6 +300,32 @@ impl SqliteStore {
             .map_err(self.q("read schema version"))
     }
 
+    /// Switches a new database to WAL. The switch needs the database to itself and SQLite does
+    /// not wait for it through the busy handler: when several processes open a new database at
+    /// once, all but one are told "locked". They wait here instead (up to the busy timeout) until
+    /// the database is in WAL mode, whoever switched it.
+    fn enable_wal(&self, conn: &Connection) -> Result<(), StoreError> {
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        loop {
+            let mode: Result<String, _> = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0));
+            if mode.as_deref().is_ok_and(|m| m.eq_ignore_ascii_case("wal")) {
+                return Ok(());
+            }
+            match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)) {
+                Ok(_) => return Ok(()),
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if matches!(
+                        e.code,
+                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                    ) && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => return Err(self.q("enable WAL")(e)),
+            }
+        }
+    }
+
     /// Applies the steps the database has not had, each in its own transaction, in order. Read
     /// only, it only checks the version: an older database is upgraded by the next run that
     /// records.
@@ -327,9 +353,7 @@ impl SqliteStore {
             }
             return Ok(());
         }
-        let _: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(self.q("enable WAL"))?;
+        self.enable_wal(&conn)?;
         let app: i32 = conn
             .query_row("PRAGMA application_id", [], |r| r.get(0))
             .map_err(self.q("read application id"))?;

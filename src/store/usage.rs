@@ -275,10 +275,10 @@ pub trait UsageRecords {
 }
 
 /// `usage_names` kinds.
-const NAME_AGENT: i64 = 1;
-const NAME_NETWORK: i64 = 2;
+pub(super) const NAME_AGENT: i64 = 1;
+pub(super) const NAME_NETWORK: i64 = 2;
 
-fn kind_code(k: AttrKind) -> i64 {
+pub(super) fn kind_code(k: AttrKind) -> i64 {
     match k {
         AttrKind::SourceIp => 1,
         AttrKind::ProxyIp => 2,
@@ -291,7 +291,7 @@ fn kind_code(k: AttrKind) -> i64 {
     }
 }
 
-fn kind_of(code: i64) -> Option<AttrKind> {
+pub(super) fn kind_of(code: i64) -> Option<AttrKind> {
     Some(match code {
         1 => AttrKind::SourceIp,
         2 => AttrKind::ProxyIp,
@@ -305,7 +305,7 @@ fn kind_of(code: i64) -> Option<AttrKind> {
     })
 }
 
-fn access_code(a: Access) -> i64 {
+pub(super) fn access_code(a: Access) -> i64 {
     match a {
         Access::Read => 0,
         Access::Write => 1,
@@ -313,7 +313,7 @@ fn access_code(a: Access) -> i64 {
     }
 }
 
-fn access_of(code: i64) -> Access {
+pub(super) fn access_of(code: i64) -> Access {
     match code {
         1 => Access::Write,
         2 => Access::Sensitive,
@@ -474,7 +474,7 @@ struct BatchRollups {
     days: HashMap<i64, i64>,
 }
 
-fn to_ts(ms: i64) -> DateTime<Utc> {
+pub(super) fn to_ts(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
@@ -721,37 +721,13 @@ impl UsageRecords for SqliteStore {
             }
             m
         };
-        let mut out = Vec::new();
-        for name in names {
-            let ks = self.usage_key_series(&name)?;
-            let days: BTreeSet<i64> = ks
-                .hours
-                .keys()
-                .map(|h| (h * HOUR).div_euclid(DAY))
-                .collect();
-            let mut silent: Vec<(i64, i64)> = Vec::new();
-            let mut prev: Option<i64> = None;
-            for d in &days {
-                if let Some(p) = prev {
-                    if d - p > 1 {
-                        silent.push((p + 1, d - 1));
-                    }
-                }
-                prev = Some(*d);
-            }
-            silent.sort_by_key(|(a, b)| std::cmp::Reverse(b - a));
-            silent.truncate(10);
-            out.push(KeyHoldings {
-                key: name.clone(),
-                first: ks.first,
-                last: ks.last,
-                events: ks.events,
-                raw_events: raw.get(&name).copied().unwrap_or(0),
-                active_hours: ks.hours.len() as u64,
-                silent,
-            });
-        }
-        Ok(out)
+        names
+            .into_iter()
+            .map(|name| {
+                let raw = raw.get(&name).copied().unwrap_or(0);
+                Ok(holdings_of(&self.usage_key_series(&name)?, raw))
+            })
+            .collect()
     }
 
     fn usage_samples(
@@ -765,14 +741,7 @@ impl UsageRecords for SqliteStore {
         let q = |what: &'static str| self.q(what);
         let conn = self.conn();
         let mut s = conn
-            .prepare_cached(
-                "SELECT e.ts, r.route, r.scope, r.access, e.path, e.status, e.ip, a.name, e.host, \
-                 e.account, e.latency, e.via, e.objects \
-                 FROM usage_events e JOIN usage_keys k ON k.id = e.key \
-                 JOIN usage_routes r ON r.id = e.route \
-                 LEFT JOIN usage_names a ON a.id = e.agent \
-                 WHERE e.ts >= ?1 AND e.ts < ?2 AND k.name = ?3 ORDER BY e.ts LIMIT 20000",
-            )
+            .prepare_cached(&SAMPLES_SQL.replace('$', "?"))
             .map_err(q("read sample events"))?;
         let cidr: Option<ipnet::IpNet> = match query {
             SampleQuery::Network { cidr, .. } => cidr.parse().ok(),
@@ -780,82 +749,31 @@ impl UsageRecords for SqliteStore {
         };
         let rows = s
             .query_map(params![start * 1000, end * 1000, key], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, i64>(5)?,
-                    r.get::<_, Option<String>>(6)?,
-                    r.get::<_, Option<String>>(7)?,
-                    r.get::<_, Option<String>>(8)?,
-                    r.get::<_, Option<String>>(9)?,
-                    r.get::<_, Option<f64>>(10)?,
-                    r.get::<_, i64>(11)?,
-                    r.get::<_, Option<String>>(12)?,
-                ))
+                Ok(SampleRow {
+                    ts: r.get(0)?,
+                    route: r.get(1)?,
+                    scope: r.get(2)?,
+                    access: r.get(3)?,
+                    path: r.get(4)?,
+                    status: r.get(5)?,
+                    ip: r.get(6)?,
+                    agent: r.get(7)?,
+                    host: r.get(8)?,
+                    account: r.get(9)?,
+                    latency: r.get(10)?,
+                    via: r.get(11)?,
+                    objects: r.get(12)?,
+                })
             })
             .map_err(q("read sample events"))?;
         let mut out = Vec::new();
         for row in rows {
-            let (
-                ts,
-                route,
-                scope,
-                access,
-                path,
-                status,
-                ip,
-                agent,
-                host,
-                account,
-                latency,
-                via,
-                objects,
-            ) = row.map_err(q("read sample events"))?;
-            let access = access_of(access);
-            let status = status as u16;
-            let keep = match query {
-                SampleQuery::Any => true,
-                SampleQuery::Network { via_proxy, .. } => {
-                    (via == 1) == *via_proxy
-                        && ip
-                            .as_deref()
-                            .and_then(|i| i.parse::<IpAddr>().ok())
-                            .is_some_and(|a| cidr.is_some_and(|c| c.contains(&a)))
+            let row = row.map_err(q("read sample events"))?;
+            if let Some(v) = sample_of(key, row, query, cidr) {
+                out.push(v);
+                if out.len() >= limit {
+                    break;
                 }
-                SampleQuery::UserAgent { family } => agent
-                    .as_deref()
-                    .is_some_and(|a| user_agent_family(a) == *family || a == family),
-                SampleQuery::Route { route: r } => &route == r,
-                SampleQuery::Scope { scope: sc } => scope.as_deref() == Some(sc.as_str()),
-                SampleQuery::Errors => matches!(status, 401 | 403 | 429),
-                SampleQuery::Writes => access.writes(),
-            };
-            if !keep {
-                continue;
-            }
-            let method = route.split(' ').next().unwrap_or("GET").to_string();
-            let e = UsageEvent {
-                ts: to_ts(ts),
-                key: key.to_string(),
-                method,
-                path,
-                status,
-                source_ip: ip,
-                user_agent: agent,
-                account_id: account,
-                latency_ms: latency,
-                host,
-                via: (via == 1).then(|| "proxy".to_string()),
-                object_ids: objects
-                    .and_then(|o| serde_json::from_str(&o).ok())
-                    .unwrap_or_default(),
-            };
-            out.push(e.to_json());
-            if out.len() >= limit {
-                break;
             }
         }
         Ok(out)
@@ -992,6 +910,115 @@ pub(super) fn append_in(
     }
     out.keys = roll.keys.into_values().map(|k| k.key).collect();
     Ok(out)
+}
+
+/// What the store holds of one key: its series and `raw` raw events kept.
+pub(super) fn holdings_of(ks: &KeySeries, raw: u64) -> KeyHoldings {
+    let days: BTreeSet<i64> = ks
+        .hours
+        .keys()
+        .map(|h| (h * HOUR).div_euclid(DAY))
+        .collect();
+    let mut silent: Vec<(i64, i64)> = Vec::new();
+    let mut prev: Option<i64> = None;
+    for d in &days {
+        if let Some(p) = prev {
+            if d - p > 1 {
+                silent.push((p + 1, d - 1));
+            }
+        }
+        prev = Some(*d);
+    }
+    silent.sort_by_key(|(a, b)| std::cmp::Reverse(b - a));
+    silent.truncate(10);
+    KeyHoldings {
+        key: ks.key.clone(),
+        first: ks.first,
+        last: ks.last,
+        events: ks.events,
+        raw_events: raw,
+        active_hours: ks.hours.len() as u64,
+        silent,
+    }
+}
+
+/// One raw event as the samples query reads it back (both backends).
+pub(super) struct SampleRow {
+    pub ts: i64,
+    pub route: String,
+    pub scope: Option<String>,
+    pub access: i64,
+    pub path: String,
+    pub status: i64,
+    pub ip: Option<String>,
+    pub agent: Option<String>,
+    pub host: Option<String>,
+    pub account: Option<String>,
+    pub latency: Option<f64>,
+    pub via: i64,
+    pub objects: Option<String>,
+}
+
+/// The sample query every backend runs (`$1`/`?1` start, `$2` end in milliseconds, `$3` key).
+pub(super) const SAMPLES_SQL: &str =
+    "SELECT e.ts, r.route, r.scope, r.access, e.path, e.status, e.ip, a.name, e.host, \
+     e.account, e.latency, e.via, e.objects \
+     FROM usage_events e JOIN usage_keys k ON k.id = e.key \
+     JOIN usage_routes r ON r.id = e.route \
+     LEFT JOIN usage_names a ON a.id = e.agent \
+     WHERE e.ts >= $1 AND e.ts < $2 AND k.name = $3 ORDER BY e.ts LIMIT 20000";
+
+/// The contract line of a stored event of `key` when it matches `query` (`cidr`: the query's
+/// network, parsed once).
+pub(super) fn sample_of(
+    key: &str,
+    row: SampleRow,
+    query: &SampleQuery,
+    cidr: Option<ipnet::IpNet>,
+) -> Option<serde_json::Value> {
+    let access = access_of(row.access);
+    let status = row.status as u16;
+    let keep = match query {
+        SampleQuery::Any => true,
+        SampleQuery::Network { via_proxy, .. } => {
+            (row.via == 1) == *via_proxy
+                && row
+                    .ip
+                    .as_deref()
+                    .and_then(|i| i.parse::<IpAddr>().ok())
+                    .is_some_and(|a| cidr.is_some_and(|c| c.contains(&a)))
+        }
+        SampleQuery::UserAgent { family } => row
+            .agent
+            .as_deref()
+            .is_some_and(|a| user_agent_family(a) == *family || a == family),
+        SampleQuery::Route { route: r } => &row.route == r,
+        SampleQuery::Scope { scope: sc } => row.scope.as_deref() == Some(sc.as_str()),
+        SampleQuery::Errors => matches!(status, 401 | 403 | 429),
+        SampleQuery::Writes => access.writes(),
+    };
+    if !keep {
+        return None;
+    }
+    let method = row.route.split(' ').next().unwrap_or("GET").to_string();
+    let e = UsageEvent {
+        ts: to_ts(row.ts),
+        key: key.to_string(),
+        method,
+        path: row.path,
+        status,
+        source_ip: row.ip,
+        user_agent: row.agent,
+        account_id: row.account,
+        latency_ms: row.latency,
+        host: row.host,
+        via: (row.via == 1).then(|| "proxy".to_string()),
+        object_ids: row
+            .objects
+            .and_then(|o| serde_json::from_str(&o).ok())
+            .unwrap_or_default(),
+    };
+    Some(e.to_json())
 }
 
 fn cursor_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SourceCursor> {

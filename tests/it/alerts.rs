@@ -2,7 +2,7 @@
 //! webhook receiver and a file sink; messages parsed and checked; no secret anywhere.
 
 #[path = "alerts/servers.rs"]
-mod servers;
+pub(crate) mod servers;
 
 /// Giving up (dead deliveries) and sinks that do not wait for each other.
 #[path = "alerts/retry.rs"]
@@ -395,7 +395,7 @@ fn one_key_with_five_findings_gives_one_message_on_call_can_act_on() {
     assert_no_secret(&String::from_utf8_lossy(&eml), &key, "eml file");
     assert_no_secret(&common::stdout(&o), &key, "stdout");
     assert_no_secret(&stderr, &key, "stderr");
-    let db = std::fs::read(t.path().join(".awxguard-test.db")).unwrap();
+    let db = common::db_contents(t.path());
     assert_no_secret(&String::from_utf8_lossy(&db), &key, "database");
     for out in [&String::from_utf8_lossy(&msgs[0]).into_owned(), &stderr] {
         assert!(!out.contains(SMTP_PASSWORD));

@@ -72,17 +72,7 @@ fn the_secret_never_appears_in_output_logs_database_or_errors() {
         .unwrap();
     assert!(code(&out) <= 1, "{}", stderr(&out));
     let human = fleet(dir.path()).1.args(["audit", "-vv"]).output().unwrap();
-    let mut db = Vec::new();
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let p = entry.unwrap().path();
-        if p.file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with(".awxguard-test.db")
-        {
-            db.extend(std::fs::read(&p).unwrap());
-        }
-    }
+    let db = db_contents(dir.path());
     assert!(!db.is_empty(), "the audit recorded to the database");
     let db = String::from_utf8_lossy(&db);
     for k in FLEET {
@@ -448,7 +438,7 @@ fn rules_fixture(dir: &std::path::Path) -> std::process::Command {
     lines.push(event(2, "mystery", "GET", tr, PROD, "curl/8.0"));
     write(dir, "usage/events.jsonl", lines.join("\n") + "\n");
     // A leak the scanner recorded earlier.
-    let db = dir.join(".awxguard-test.db");
+    let db = db_target(dir);
     let store = awxguard::store::open(&db).unwrap();
     let fp = fingerprint(&key("leaked"));
     let mut f = awxguard::finding::Finding::new(

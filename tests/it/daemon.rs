@@ -72,7 +72,7 @@ impl Daemon {
             child,
             log,
             url: String::new(),
-            db: dir.join(".awxguard-test.db"),
+            db: db_target(dir),
         }
     }
 
@@ -601,7 +601,7 @@ fn sigterm_drains_a_running_job() {
         "{log}"
     );
     assert!(log.contains("job scan:slow ok in"), "{log}");
-    let s = awxguard::store::open(&t.path().join(".awxguard-test.db")).unwrap();
+    let s = awxguard::store::open(&db_target(t.path())).unwrap();
     let runs = s.job_runs(Some("scan:slow"), 10).unwrap();
     assert_eq!(runs.len(), 1, "nothing started after the stop: {runs:?}");
     assert_eq!(runs[0].outcome, awxguard::store::JobOutcome::Ok, "{runs:?}");
@@ -629,7 +629,7 @@ fn a_job_still_running_at_the_drain_timeout_is_interrupted_and_recorded() {
     assert!(st.success(), "{log}");
     assert!(started.elapsed() < Duration::from_secs(10), "{log}");
     assert!(log.contains("drain timeout (1 s) ran out"), "{log}");
-    let s = awxguard::store::open(&t.path().join(".awxguard-test.db")).unwrap();
+    let s = awxguard::store::open(&db_target(t.path())).unwrap();
     let runs = s.job_runs(Some("scan:slow"), 10).unwrap();
     assert_eq!(
         runs[0].outcome,
@@ -645,6 +645,19 @@ fn a_second_daemon_on_the_same_database_refuses_naming_the_holder() {
     r.commit("init");
     config(t.path(), &repo_job("app", &r.dir, "0 7 * * *"));
     let first = Daemon::start(t.path());
+    if on_postgres() {
+        // On PostgreSQL daemons share the database and its work (each job run claimed under
+        // an advisory lock): a second one starts beside the first (tests/it/pg_fleet.rs).
+        let second = Daemon::spawn(t.path(), "second.log", |_| {});
+        wait_until(&second, 20, "the second daemon to serve", || {
+            second.log().contains("health and metrics on http://")
+        });
+        let (st, log) = second.stop();
+        assert!(st.success(), "{log}");
+        let (st, log) = first.stop();
+        assert!(st.success(), "{log}");
+        return;
+    }
     let o = awxguard(t.path())
         .env_remove("AWXGUARD_NOW")
         .args(["daemon", "--config", "awxguard.toml"])

@@ -19,7 +19,7 @@ fn seed(dir: &std::path::Path) -> Vec<Finding> {
             &["reports"],
         ),
     ];
-    let store = awxguard::store::open(&dir.join(".awxguard-test.db")).unwrap();
+    let store = awxguard::store::open(&db_target(dir)).unwrap();
     store
         .record("audit", &mut findings, chrono::Utc::now())
         .unwrap();
@@ -159,7 +159,7 @@ fn scan_record_tracks_a_leak_from_new_to_resolved_and_the_audit_links_it() {
     // Without --record nothing is written.
     let o = run(d.path(), &["findings", "list", "--format", "json"]);
     assert_eq!(json(&o)["findings"].as_array().unwrap().len(), 1);
-    let db = std::fs::read(d.path().join(".awxguard-test.db")).unwrap();
+    let db = db_contents(d.path());
     assert_no_secret(&String::from_utf8_lossy(&db), &k, "database");
 }
 

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 /// A git repository in a temp dir, isolated from the machine's git config (its own HOME, no
 /// system config), with deterministic authors and dates.
 pub struct Repo {
-    _tmp: tempfile::TempDir,
+    _tmp: TestDir,
     pub dir: PathBuf,
     home: PathBuf,
     tick: std::cell::Cell<u32>,

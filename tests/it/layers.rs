@@ -208,6 +208,8 @@ const CLI_MAY_NAME: &[&str] = &[
     "crate::store::default_path",
     "crate::store::AlertPlanner",
     "crate::store::acknowledge",
+    // `store migrate`'s job.
+    "crate::store::migrate",
     // `findings list`'s job (issue 16 turns it into `store::findings::listing`).
     "crate::store::findings::select",
     "crate::store::findings::listing",

@@ -19,6 +19,8 @@ mod hook;
 mod inventory;
 mod layers;
 mod paths;
+mod pg_fleet;
+mod postgres;
 mod privilege;
 mod proxy;
 mod report;

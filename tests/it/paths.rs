@@ -165,3 +165,40 @@ fn a_root_baseline_applies_to_scan_src_and_sarif_uris_name_real_files() {
         assert_no_secret(&text, &k2, "SARIF");
     }
 }
+
+/// The directories above a scanned root outside the base (shown as an absolute path) say nothing
+/// about its files: a checkout under `/tmp/airwallex-checkout/` is not "an Airwallex file"
+/// everywhere (which also made every file run every pattern), and the outcome is the same whether
+/// the directory is scanned from outside or from inside.
+#[test]
+fn directories_above_a_root_outside_the_base_are_no_context() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("airwallex-checkout");
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let (generic, named) = (key("ctx-generic"), key("ctx-named"));
+    // A generic field counts only in a file that names Airwallex (its text or its own path).
+    write(&dir, "config/settings.yml", format!("api_key: {generic}\n"));
+    write(&dir, "config/airwallex.yml", format!("api_key: {named}\n"));
+    let fps = |o: &std::process::Output| {
+        assert_eq!(code(o), 1, "{}{}", stdout(o), stderr(o));
+        let mut f: Vec<String> = json(o)["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["secret"]["fingerprint"].as_str().unwrap().to_string())
+            .collect();
+        f.sort();
+        f
+    };
+    let want = vec![fingerprint(&named)];
+    let abs = dir.display().to_string();
+    assert_eq!(
+        fps(&run(&elsewhere, &["scan", "--format", "json", &abs])),
+        want
+    );
+    assert_eq!(fps(&run(&dir, &["scan", "--format", "json"])), want);
+    let file = dir.join("config/settings.yml").display().to_string();
+    let o = run(&elsewhere, &["scan", "--format", "json", &file]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+}

@@ -21,16 +21,21 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 /// A running `awxguard proxy` with its log.
-struct Proxy {
+pub(crate) struct Proxy {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     log: Arc<Mutex<String>>,
 }
 
 impl Proxy {
     /// Starts the proxy in `dir` (config `awxguard.toml` there, database `dir/db/awx.db`) with
     /// `args`, keys' secrets in the environment, at `-vv`.
-    fn start(dir: &Path, upstream: &str, args: &[&str], env: &[(&str, String)]) -> Proxy {
+    pub(crate) fn start(
+        dir: &Path,
+        upstream: &str,
+        args: &[&str],
+        env: &[(&str, String)],
+    ) -> Proxy {
         let mut cmd = awxguard(dir);
         cmd.env("AWXGUARD_DB", db(dir))
             .args([
@@ -83,7 +88,7 @@ impl Proxy {
     }
 
     /// Stops it with SIGTERM and returns its whole log.
-    fn stop(mut self) -> String {
+    pub(crate) fn stop(mut self) -> String {
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
@@ -201,14 +206,14 @@ fn wait_finding(dir: &Path, rule: &str) -> Value {
 }
 
 /// An HTTP client of the integration, talking to `base` (the proxy).
-struct Client {
+pub(crate) struct Client {
     rt: tokio::runtime::Runtime,
     http: reqwest::Client,
     base: String,
 }
 
 impl Client {
-    fn new(base: &str) -> Client {
+    pub(crate) fn new(base: &str) -> Client {
         Client {
             rt: rt(),
             http: reqwest::Client::builder()
@@ -219,7 +224,7 @@ impl Client {
         }
     }
 
-    fn login(&self, who: &str) -> String {
+    pub(crate) fn login(&self, who: &str) -> String {
         let (status, body) = self.login_raw(who);
         assert_eq!(status, 201, "{body}");
         body["token"].as_str().unwrap().to_string()
@@ -241,7 +246,13 @@ impl Client {
         })
     }
 
-    fn call(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) fn call(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         self.rt.block_on(async {
             let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
             let mut r = self
@@ -264,7 +275,7 @@ impl Client {
 
 /// Keys `payvy` (admin), `reader` (custom: transfer:read) and `payer` (custom: beneficiary and
 /// transfer write) declared in `dir/awxguard.toml`, live at a fresh simulator.
-fn setup(dir: &Path) -> (SimHandle, Vec<(&'static str, String)>) {
+pub(crate) fn setup(dir: &Path) -> (SimHandle, Vec<(&'static str, String)>) {
     let mut state = SimState::default();
     for who in ["payvy", "reader", "payer", "outsider"] {
         state = state.with_key(&client_id(who), &key(who), Behaviour::Live);

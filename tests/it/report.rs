@@ -81,8 +81,7 @@ key = "reporting"
             client_id("reporting")
         ),
     );
-    let db = dir.join(".awxguard-test.db");
-    let store = awxguard::store::open(&db).unwrap();
+    let store = awxguard::store::open(&db_target(dir)).unwrap();
     let payvy_fp = fingerprint(&payvy_key());
     let admin_fp = fingerprint(&admin_key());
 
@@ -360,7 +359,7 @@ key = "reporting"
     store
         .record("watch:reporting", &mut [paid], t("2026-11-22T04:00:00Z"))
         .unwrap();
-    db
+    db_target(dir)
 }
 
 /// The report of `dir`'s scenario.
@@ -595,10 +594,10 @@ fn since_and_unknown_keys_and_every_format_without_a_key() {
     assert!(stderr(&o).contains("no database there"), "{}", stderr(&o));
     assert!(!e.path().join(".awxguard-test.db").exists());
     // An empty store: 0, and the report records no run.
-    drop(awxguard::store::open(&e.path().join(".awxguard-test.db")).unwrap());
+    drop(awxguard::store::open(&db_target(e.path())).unwrap());
     let o = report(e.path(), &["--format", "json"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let store = awxguard::store::open(&d.path().join(".awxguard-test.db")).unwrap();
+    let store = awxguard::store::open(&db_target(d.path())).unwrap();
     let runs = store.runs(None).unwrap().len();
     report(d.path(), &["--format", "json"]);
     assert_eq!(store.runs(None).unwrap().len(), runs);

@@ -11,19 +11,16 @@ use std::collections::BTreeMap;
 
 /// The store's calls of `key` per hour, straight from the database.
 fn hourly_counts(db: &std::path::Path, key: &str) -> BTreeMap<DateTime<Utc>, u64> {
-    let c = rusqlite::Connection::open(db).unwrap();
-    let mut stmt = c
-        .prepare(
-            "SELECT e.ts FROM usage_events e JOIN usage_keys k ON k.id = e.key WHERE k.name = ?1",
-        )
-        .unwrap();
-    let rows: Vec<i64> = stmt
-        .query_map([key], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let rows = db_strings(
+        db,
+        &format!(
+            "SELECT CAST(e.ts AS TEXT) FROM usage_events e JOIN usage_keys k ON k.id = e.key \
+             WHERE k.name = '{key}'"
+        ),
+    );
     let mut out = BTreeMap::new();
     for ms in rows {
+        let ms: i64 = ms.parse().unwrap();
         let ts = DateTime::<Utc>::from_timestamp_millis(ms).unwrap();
         let hour = ts
             - Duration::seconds(ts.timestamp() % 3600)
@@ -107,14 +104,7 @@ fn the_report_in_chromium_charts_the_store_prints_a4_and_makes_a_screenshot() {
         .contains("<title id=\"chart1-t\">Hourly calls of payvy-ap</title>"));
 
     // Every finding of the store is on the page.
-    let c = rusqlite::Connection::open(&db).unwrap();
-    let ids: Vec<String> = c
-        .prepare("SELECT id FROM findings")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let ids = db_strings(&db, "SELECT id FROM findings");
     assert_eq!(ids.len(), 5);
     for id in &ids {
         assert!(

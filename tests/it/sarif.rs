@@ -29,7 +29,7 @@ fn assert_valid_sarif(sarif: &Value) {
 }
 
 struct Fixture {
-    dir: tempfile::TempDir,
+    dir: TestDir,
     sim: SimHandle,
     live: String,
     revoked: String,

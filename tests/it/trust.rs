@@ -110,7 +110,7 @@ fn an_audit_with_attacker_traffic_recommends_no_new_scope_and_no_attacker_addres
             - chrono::Duration::days(days))
         .to_utc()
     };
-    let store = awxguard::store::open(&d.join(".awxguard-test.db")).unwrap();
+    let store = awxguard::store::open(&db_target(d)).unwrap();
     let mut anomaly = awxguard::finding::Finding::new(
         "anomaly.new-network",
         awxguard::finding::Severity::High,
@@ -384,7 +384,7 @@ fn a_literal_key_is_a_finding_and_every_key_is_audited() {
         .any(|f| f["key"] == "legacy" && f["rule"] != "privilege.secret-literal"));
     let human = audit("human");
     let sarif = audit("sarif");
-    let db = std::fs::read(d.join(".awxguard-test.db")).unwrap();
+    let db = db_contents(d);
     for (what, text) in [
         ("json", stdout(&out)),
         ("json stderr", stderr(&out)),

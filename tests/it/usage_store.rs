@@ -3,7 +3,9 @@
 //! pieces or shuffled; bad lines counted and reported with nothing valid lost; growing,
 //! truncated and rotated files; a database from a newer awxguard refused.
 
-use crate::common::{code, json, key, run, stderr, stdout, tempdir, write};
+use crate::common::{
+    code, count_rows, json, key, run, set_schema_version, stderr, stdout, tempdir, write,
+};
 use awxguard::airwallex::Catalog;
 use awxguard::usage::detect::synth;
 use std::collections::BTreeSet;
@@ -348,15 +350,8 @@ fn a_database_from_a_newer_awxguard_is_refused() {
         event("2026-11-20T10:00:00Z", "payvy", "203.0.113.7") + "\n",
     );
     ingest(dir.path(), &["e.jsonl"]);
-    let db = dir.path().join(".awxguard-test.db");
-    let before = {
-        let c = rusqlite::Connection::open(&db).unwrap();
-        c.execute_batch("PRAGMA user_version = 99;").unwrap();
-        c.query_row("SELECT count(*) FROM usage_events", [], |r| {
-            r.get::<_, i64>(0)
-        })
-        .unwrap()
-    };
+    let before = count_rows(dir.path(), "usage_events");
+    set_schema_version(dir.path(), 99);
     write(
         dir.path(),
         "f.jsonl",
@@ -375,10 +370,7 @@ fn a_database_from_a_newer_awxguard_is_refused() {
             "{args:?}: {e}"
         );
     }
-    let c = rusqlite::Connection::open(&db).unwrap();
-    let after: i64 = c
-        .query_row("SELECT count(*) FROM usage_events", [], |r| r.get(0))
-        .unwrap();
+    let after = count_rows(dir.path(), "usage_events");
     assert_eq!(after, before, "nothing written to a newer database");
 }
 

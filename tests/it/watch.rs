@@ -29,7 +29,7 @@ fn at(t: DateTime<Utc>) -> String {
 /// A simulator on its own thread and runtime, on a manual clock, and a directory with a config
 /// whose `[watch]` reads with the read-only key `watcher`.
 struct Env {
-    dir: tempfile::TempDir,
+    dir: TestDir,
     sim: Simulator,
     url: String,
     clock: Arc<ManualClock>,
@@ -167,11 +167,8 @@ impl Env {
     }
 
     fn db_has_no_secret(&self) {
-        for name in [".awxguard-test.db", ".awxguard-test.db-wal"] {
-            if let Ok(bytes) = std::fs::read(self.dir.path().join(name)) {
-                self.no_secret(&String::from_utf8_lossy(&bytes), name);
-            }
-        }
+        let bytes = db_contents(self.dir.path());
+        self.no_secret(&String::from_utf8_lossy(&bytes), "the database");
     }
 
     /// GET requests the simulator answered, by path.
@@ -856,10 +853,7 @@ fn the_same_payee_paid_through_the_proxy_is_attributed_to_the_key_that_made_it()
         "{r:#}"
     );
     env.db_has_no_secret();
-    for name in [".awxguard-test.db", ".awxguard-test.db-wal"] {
-        if let Ok(bytes) = std::fs::read(env.dir.path().join(name)) {
-            assert_no_secret(&String::from_utf8_lossy(&bytes), &payouts_key, name);
-            assert_no_secret(&String::from_utf8_lossy(&bytes), &token, name);
-        }
-    }
+    let bytes = String::from_utf8_lossy(&db_contents(env.dir.path())).into_owned();
+    assert_no_secret(&bytes, &payouts_key, "the database");
+    assert_no_secret(&bytes, &token, "the database");
 }

@@ -14,6 +14,8 @@ use tokio::task::JoinError;
 pub(super) struct Ended {
     name: String,
     result: Result<JobDone, String>,
+    /// Not run here: another daemon sharing the database runs it, or ran it for this time.
+    elsewhere: bool,
     seconds: f64,
     at: DateTime<Utc>,
 }
@@ -89,7 +91,7 @@ impl Daemon {
 
     /// Starts every job whose time has come, unless it is still running.
     pub(super) fn fire_due(&mut self, now: DateTime<Utc>) {
-        let due: Vec<JobSpec> = {
+        let due: Vec<(JobSpec, DateTime<Utc>)> = {
             let mut board = self.shared.board_mut();
             let tz = board.tz;
             let mut due = Vec::new();
@@ -97,6 +99,7 @@ impl Daemon {
                 if j.next.is_none_or(|n| n > now) {
                     continue;
                 }
+                let slot = j.next.unwrap_or(now);
                 j.next = j.spec.schedule.next_after(now, tz);
                 if let Some(since) = self.in_flight.get(name) {
                     self.shared.metrics.job_skipped(name);
@@ -108,17 +111,19 @@ impl Daemon {
                     continue;
                 }
                 j.running_since = Some(now);
-                due.push(j.spec.clone());
+                due.push((j.spec.clone(), slot));
             }
             due
         };
-        for spec in due {
+        for (spec, slot) in due {
             self.in_flight.insert(spec.name.clone(), now);
-            self.spawn(spec);
+            self.spawn(spec, slot);
         }
     }
 
-    pub(super) fn spawn(&mut self, spec: JobSpec) {
+    /// Runs `spec` for its scheduled time `slot`. Daemons sharing a database (PostgreSQL) first
+    /// claim the job (`claim_job`): one run at a time anywhere, one run per scheduled time.
+    pub(super) fn spawn(&mut self, spec: JobSpec, slot: DateTime<Utc>) {
         let (config, store, clock) = (
             self.config.clone(),
             self.shared.store.clone(),
@@ -129,6 +134,26 @@ impl Daemon {
         tracing::debug!("job {name}: starting");
         self.running.spawn(async move {
             let t0 = Instant::now();
+            let shared_db = store.daemons_share_work();
+            if shared_db {
+                let (s, n) = (store.clone(), name.clone());
+                let claimed = tokio::task::spawn_blocking(move || s.claim_job(&n, slot)).await;
+                let result = match claimed {
+                    Ok(Ok(true)) => None,
+                    Ok(Ok(false)) => Some(Ok(JobDone::default())),
+                    Ok(Err(e)) => Some(Err(format!("cannot claim the job: {e}"))),
+                    Err(e) => Some(Err(format!("cannot claim the job: {e}"))),
+                };
+                if let Some(result) = result {
+                    return Ended {
+                        elsewhere: result.is_ok(),
+                        name,
+                        result,
+                        seconds: t0.elapsed().as_secs_f64(),
+                        at: clock.now(),
+                    };
+                }
+            }
             let start = clock.now();
             let (s, n) = (store.clone(), name.clone());
             let id = match tokio::task::spawn_blocking(move || s.start_job_run(&n, start)).await {
@@ -172,7 +197,16 @@ impl Daemon {
                     Err(_) => {}
                 }
             }
+            if shared_db {
+                let (s, n) = (store.clone(), name.clone());
+                match tokio::task::spawn_blocking(move || s.release_job(&n)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!("job {name}: cannot release its claim: {e}"),
+                    Err(_) => {}
+                }
+            }
             Ended {
+                elsewhere: false,
                 name,
                 result,
                 seconds,
@@ -193,6 +227,17 @@ impl Daemon {
         self.in_flight.remove(&e.name);
         let at = e.at.timestamp_millis() as f64 / 1000.0;
         let mut board = self.shared.board_mut();
+        if e.elsewhere {
+            self.shared.metrics.job_skipped(&e.name);
+            tracing::info!(
+                "job {}: run by another daemon sharing this database; skipped here",
+                e.name
+            );
+            if let Some(j) = board.jobs.get_mut(&e.name) {
+                j.running_since = None;
+            }
+            return;
+        }
         let next = board.jobs.get(&e.name).and_then(|j| j.next);
         match &e.result {
             Ok(done) => {

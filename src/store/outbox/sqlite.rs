@@ -219,6 +219,21 @@ impl Outbox for SqliteStore {
     fn seal(&self, msg: &NewMessage) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(self.q("begin"))?;
+        // Another process may have sealed these rows meanwhile (the write lock is held from
+        // here): seal only what is still waiting, all of it or nothing, as on PostgreSQL.
+        let mut waiting = tx
+            .prepare_cached("SELECT 1 FROM alert_queue WHERE id = ?1 AND message_id IS NULL")
+            .map_err(self.q("prepare seal check"))?;
+        let distinct: std::collections::HashSet<&String> = msg.rows.iter().collect();
+        for row in distinct {
+            if !waiting
+                .exists([row])
+                .map_err(self.q("check queued alert"))?
+            {
+                return Ok(());
+            }
+        }
+        drop(waiting);
         let created = ts(msg.created_at);
         tx.execute(
             "INSERT OR IGNORE INTO alert_messages (id, kind, subject, document, created_at) \
@@ -385,7 +400,6 @@ impl Outbox for SqliteStore {
 mod tests {
     use super::super::{process_owner, this_host};
     use super::*;
-    use crate::store::Lifecycle;
 
     struct EveryNew;
     impl AlertPlanner for EveryNew {
@@ -419,56 +433,75 @@ mod tests {
     #[test]
     fn record_queues_in_its_transaction_and_a_delivery_is_sent_once() {
         let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(&dir.path().join("a.db")).unwrap();
-        let t0 = Utc::now();
-        // No planner: nothing queued.
-        s.record("audit", &mut [f("x")], t0).unwrap();
-        assert!(s.waiting_alerts(None).unwrap().is_empty());
-        s.set_alert_planner(Some(Arc::new(EveryNew)));
-        s.record("audit", &mut [f("x"), f("a")], t0).unwrap();
-        let waiting = s.waiting_alerts(Some(t0)).unwrap();
-        assert_eq!(waiting.len(), 1, "only the new finding: {waiting:?}");
-        let row = &waiting[0].alert;
-        s.seal(&NewMessage {
-            id: row.id.clone(),
-            kind: row.kind,
-            subject: "s".into(),
-            document: "{}".into(),
-            created_at: t0,
-            rows: vec![row.id.clone()],
-            sinks: vec!["email".into(), "file".into()],
-        })
-        .unwrap();
-        assert!(s.waiting_alerts(None).unwrap().is_empty());
-        let due = s.deliveries_due(t0).unwrap();
-        assert_eq!(due.len(), 2);
-        let me = process_owner();
-        let later = t0 + chrono::Duration::minutes(5);
-        assert!(s.claim_delivery(&row.id, "email", &me, t0, later).unwrap());
-        // Another live process cannot take it while the claim holds.
-        assert!(!s
-            .claim_delivery(&row.id, "email", "elsewhere:1", t0, later)
-            .unwrap());
-        s.mark_failed(&row.id, "email", "connection refused", later)
+        for s in crate::store::tests::backends(dir.path(), "outbox") {
+            let t0 = Utc::now();
+            // No planner: nothing queued.
+            s.record("audit", &mut [f("x")], t0).unwrap();
+            assert!(s.waiting_alerts(None).unwrap().is_empty());
+            s.set_alert_planner(Some(Arc::new(EveryNew)));
+            s.record("audit", &mut [f("x"), f("a")], t0).unwrap();
+            let waiting = s.waiting_alerts(Some(t0)).unwrap();
+            assert_eq!(waiting.len(), 1, "only the new finding: {waiting:?}");
+            let row = &waiting[0].alert;
+            s.seal(&NewMessage {
+                id: row.id.clone(),
+                kind: row.kind,
+                subject: "s".into(),
+                document: "{}".into(),
+                created_at: t0,
+                rows: vec![row.id.clone()],
+                sinks: vec!["email".into(), "file".into()],
+            })
             .unwrap();
-        assert_eq!(s.deliveries_due(t0).unwrap().len(), 1, "file only");
-        assert_eq!(s.deliveries_due(later).unwrap().len(), 2);
-        assert!(s
-            .claim_delivery(&row.id, "email", &me, later, later)
-            .unwrap());
-        s.mark_sent(&row.id, "email", "250 ok", later).unwrap();
-        assert!(!s
-            .claim_delivery(&row.id, "email", &me, later, later)
-            .unwrap());
-        let all = s.deliveries(10).unwrap();
-        let email = all.iter().find(|d| d.sink == "email").unwrap();
-        assert_eq!(
-            (email.state.as_str(), email.attempts, email.reply.as_deref()),
-            ("sent", 2, Some("250 ok"))
-        );
-        // Alerted and still open: a repeat candidate.
-        let standing = s.standing_alerted(later).unwrap();
-        assert_eq!(standing.len(), 1);
+            assert!(s.waiting_alerts(None).unwrap().is_empty());
+            let due = s.deliveries_due(t0).unwrap();
+            assert_eq!(due.len(), 2);
+            let me = process_owner();
+            let later = t0 + chrono::Duration::minutes(5);
+            assert!(s.claim_delivery(&row.id, "email", &me, t0, later).unwrap());
+            // Another live process cannot take it while the claim holds.
+            assert!(!s
+                .claim_delivery(&row.id, "email", "elsewhere:1", t0, later)
+                .unwrap());
+            s.mark_failed(&row.id, "email", "connection refused", later)
+                .unwrap();
+            assert_eq!(s.deliveries_due(t0).unwrap().len(), 1, "file only");
+            assert_eq!(s.deliveries_due(later).unwrap().len(), 2);
+            assert!(s
+                .claim_delivery(&row.id, "email", &me, later, later)
+                .unwrap());
+            s.mark_sent(&row.id, "email", "250 ok", later).unwrap();
+            assert!(!s
+                .claim_delivery(&row.id, "email", &me, later, later)
+                .unwrap());
+            let all = s.deliveries(10).unwrap();
+            let email = all.iter().find(|d| d.sink == "email").unwrap();
+            assert_eq!(
+                (email.state.as_str(), email.attempts, email.reply.as_deref()),
+                ("sent", 2, Some("250 ok"))
+            );
+            // Alerted and still open: a repeat candidate.
+            let standing = s.standing_alerted(later).unwrap();
+            assert_eq!(standing.len(), 1);
+            // Sealing rows that are sealed already makes no second message.
+            s.seal(&NewMessage {
+                id: "another".into(),
+                kind: row.kind,
+                subject: "s".into(),
+                document: "{}".into(),
+                created_at: t0,
+                rows: vec![row.id.clone()],
+                sinks: vec!["email".into()],
+            })
+            .unwrap();
+            let ids: std::collections::BTreeSet<String> = s
+                .deliveries(10)
+                .unwrap()
+                .into_iter()
+                .map(|d| d.message_id)
+                .collect();
+            assert_eq!(ids.len(), 1, "{ids:?}");
+        }
     }
 
     #[test]

@@ -24,11 +24,126 @@ pub fn awxguard(dir: &Path) -> Command {
         .env_remove("AWXGUARD_CONFIG")
         .env_remove("AWXGUARD_AIRWALLEX_URL")
         .env_remove("AWXGUARD_LOG")
-        .env("AWXGUARD_DB", dir.join(".awxguard-test.db"))
+        .env("AWXGUARD_DB", db_target(dir))
         .env("AWXGUARD_NOW", "2026-11-24T12:00:00Z")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null());
     c
+}
+
+/// Whether this run of the suite records into PostgreSQL (`AWXGUARD_TEST_STORE=postgres`, with
+/// the server `AWXGUARD_TEST_PG_URL` names): `.ci/run` runs the store-backed tests a second time
+/// so.
+pub fn on_postgres() -> bool {
+    std::env::var("AWXGUARD_TEST_STORE").is_ok_and(|v| v == "postgres")
+}
+
+/// The database a test in `dir` records into: `dir/.awxguard-test.db`, or on PostgreSQL runs a
+/// fresh database of its own (the same one for every command run in `dir`).
+pub fn db_target(dir: &Path) -> PathBuf {
+    if !on_postgres() {
+        return dir.join(".awxguard-test.db");
+    }
+    let mut known = DATABASES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, url)) = known.iter().find(|(d, _)| d == dir) {
+        return url.clone();
+    }
+    let url = awxguard::store::postgres::test_database("it")
+        .expect("AWXGUARD_TEST_STORE=postgres needs AWXGUARD_TEST_PG_URL (.ci/pg-cluster start)");
+    known.push((dir.to_path_buf(), PathBuf::from(&url)));
+    PathBuf::from(url)
+}
+
+/// Every text the test database holds (each row of each table), to grep for secrets: the SQLite
+/// file and its WAL as bytes, or on PostgreSQL every row as text.
+pub fn db_contents(dir: &Path) -> Vec<u8> {
+    let target = db_target(dir);
+    let Some(url) = awxguard::store::postgres_url(&target) else {
+        let mut out = std::fs::read(&target).unwrap_or_default();
+        out.extend(std::fs::read(dir.join(".awxguard-test.db-wal")).unwrap_or_default());
+        return out;
+    };
+    let cfg: postgres::Config = url.parse().unwrap();
+    let mut c = cfg.connect(postgres::NoTls).unwrap();
+    let tables: Vec<String> = c
+        .query(
+            "SELECT table_name::text FROM information_schema.tables \
+             WHERE table_schema = current_schema()",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut out = Vec::new();
+    for t in tables {
+        for r in c.query(&format!("SELECT t::text FROM {t} t"), &[]).unwrap() {
+            out.extend(r.get::<_, String>(0).into_bytes());
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+/// Sets the schema version of the test database in `dir` (SQLite's `user_version`, PostgreSQL's
+/// `awxguard_meta`): a database "from a newer awxguard".
+pub fn set_schema_version(dir: &Path, version: i64) {
+    let target = db_target(dir);
+    match awxguard::store::postgres_url(&target) {
+        Some(url) => {
+            let cfg: postgres::Config = url.parse().unwrap();
+            let mut c = cfg.connect(postgres::NoTls).unwrap();
+            c.execute(
+                "UPDATE awxguard_meta SET value = $1 WHERE name = 'schema_version'",
+                &[&version.to_string()],
+            )
+            .unwrap();
+        }
+        None => {
+            let c = rusqlite::Connection::open(&target).unwrap();
+            c.execute_batch(&format!("PRAGMA user_version = {version};"))
+                .unwrap();
+        }
+    }
+}
+
+/// Rows of `table` in the test database of `dir`, on either backend.
+pub fn count_rows(dir: &Path, table: &str) -> i64 {
+    let target = db_target(dir);
+    let sql = format!("SELECT count(*) FROM {table}");
+    match awxguard::store::postgres_url(&target) {
+        Some(url) => {
+            let cfg: postgres::Config = url.parse().unwrap();
+            let mut c = cfg.connect(postgres::NoTls).unwrap();
+            c.query_one(&sql, &[]).unwrap().get(0)
+        }
+        None => rusqlite::Connection::open(&target)
+            .unwrap()
+            .query_row(&sql, [], |r| r.get(0))
+            .unwrap(),
+    }
+}
+
+/// The one text column `sql` selects, every row, from the database `target` (a SQLite file or
+/// a PostgreSQL URL).
+pub fn db_strings(target: &Path, sql: &str) -> Vec<String> {
+    match awxguard::store::postgres_url(target) {
+        Some(url) => {
+            let cfg: postgres::Config = url.parse().unwrap();
+            let mut c = cfg.connect(postgres::NoTls).unwrap();
+            c.query(sql, &[])
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect()
+        }
+        None => {
+            let c = rusqlite::Connection::open(target).unwrap();
+            let mut s = c.prepare(sql).unwrap();
+            let rows = s.query_map([], |r| r.get(0)).unwrap();
+            rows.collect::<Result<_, _>>().unwrap()
+        }
+    }
 }
 
 /// Runs the binary with `args` in `dir`.
@@ -81,8 +196,71 @@ pub fn write(dir: &Path, rel: &str, text: impl AsRef<[u8]>) {
 }
 
 /// A fresh temporary directory.
-pub fn tempdir() -> tempfile::TempDir {
-    tempfile::tempdir().expect("tempdir")
+pub fn tempdir() -> TestDir {
+    TestDir(tempfile::tempdir().expect("tempdir"))
+}
+
+/// A test's temporary directory; on PostgreSQL runs, the test database of the directory is
+/// dropped with it (a database is ~7 MB: the suite's would fill the disk).
+pub struct TestDir(tempfile::TempDir);
+
+impl std::ops::Deref for TestDir {
+    type Target = tempfile::TempDir;
+    fn deref(&self) -> &tempfile::TempDir {
+        &self.0
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        drop_test_database(self.0.path());
+    }
+}
+
+/// Test databases by directory (PostgreSQL runs): remembered in memory, not in the directory (a
+/// scan of it must not meet a file of the harness).
+static DATABASES: std::sync::Mutex<Vec<(PathBuf, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+
+/// A fresh PostgreSQL database for the test in `dir` (dropped with the directory), when the
+/// tests have a server (`AWXGUARD_TEST_PG_URL`), whichever backend the suite runs on.
+pub fn pg_database(dir: &Path) -> Option<PathBuf> {
+    let url = PathBuf::from(awxguard::store::postgres::test_database("pg")?);
+    DATABASES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((dir.to_path_buf(), url.clone()));
+    Some(url)
+}
+
+/// Drops the PostgreSQL test database of `dir`, if it has one (processes still connected to it
+/// are disconnected).
+pub fn drop_test_database(dir: &Path) {
+    let urls: Vec<PathBuf> = {
+        let mut known = DATABASES.lock().unwrap_or_else(|e| e.into_inner());
+        let (mine, rest) = std::mem::take(&mut *known)
+            .into_iter()
+            .partition(|(d, _)| d == dir);
+        *known = rest;
+        mine.into_iter().map(|(_, u)| u).collect()
+    };
+    let Ok(admin) = std::env::var("AWXGUARD_TEST_PG_URL") else {
+        return;
+    };
+    for url in urls {
+        let Some(name) = url
+            .to_str()
+            .and_then(|u| u.parse::<postgres::Config>().ok())
+            .and_then(|c| c.get_dbname().map(str::to_string))
+        else {
+            continue;
+        };
+        if let Ok(mut c) = admin
+            .parse::<postgres::Config>()
+            .and_then(|a| a.connect(postgres::NoTls))
+        {
+            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
 }
 
 /// Parses a JSON report from stdout.

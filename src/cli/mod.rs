@@ -313,8 +313,10 @@ impl Context {
     pub fn open_store_if_present(
         &self,
     ) -> anyhow::Result<Option<std::sync::Arc<dyn crate::store::Store>>> {
-        let (path, _) = self.db_location();
-        if !path.exists() {
+        let (path, _) = self.db_location()?;
+        // a server database (postgres://...) is always there to ask; a file only when it exists
+        let server = path.to_str().is_some_and(|p| p.contains("://"));
+        if !server && !path.exists() {
             return Ok(None);
         }
         match self.open_store_read_only() {

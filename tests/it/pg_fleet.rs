@@ -391,3 +391,18 @@ fn db_contents_of(db: &Path) -> Vec<u8> {
     }
     out
 }
+
+/// The PostgreSQL store is synchronous; called from inside a tokio runtime (a daemon's job, the
+/// proxy's writer) it must not panic: its calls are kept off the runtime's threads.
+#[test]
+fn the_store_called_from_inside_a_runtime_does_not_panic() {
+    let Some(url) = awxguard::store::postgres::test_database("runtime") else {
+        return;
+    };
+    let s = awxguard::store::postgres::PgStore::open(&url, false, true).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let v = rt.block_on(async { s.schema_version() }).unwrap();
+    assert_eq!(v, awxguard::store::SCHEMA_VERSION);
+}

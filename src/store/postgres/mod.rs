@@ -628,17 +628,4 @@ mod tests {
             .to_string();
         assert!(err.contains("another application"), "{err}");
     }
-
-    #[test]
-    fn a_call_from_inside_a_runtime_does_not_panic() {
-        let Some(url) = test_database("runtime") else {
-            return;
-        };
-        let s = PgStore::open(&url, false, true).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let v = rt.block_on(async { s.schema_version() }).unwrap();
-        assert_eq!(v, SCHEMA_VERSION);
-    }
 }

@@ -37,6 +37,8 @@ pub mod cap {
     pub const CERTIFICATES: u64 = 4 << 20;
     /// A simulator state file.
     pub const STATE: u64 = 64 << 20;
+    /// A git index, `HEAD`, a ref or `packed-refs` (a million-file index is about 100 MiB).
+    pub const GIT_METADATA: u64 = 1 << 30;
 }
 
 /// Why a file could not be read or written. Every message names the file.

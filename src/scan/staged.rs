@@ -3,13 +3,17 @@
 //! and a 20,000-file repository. A secret counts when the staged change adds it: one the file
 //! already held at HEAD is the history scan's business, not the commit's.
 //!
-//! The hook runs on every commit, so this path starts one git process, not two: `git add`
-//! writes what it stages as loose objects, which are read here straight from the object store
-//! (a zlib stream under `objects/xx/...`, named by the id `git diff` gave). A blob that is not
-//! there as a loose object (packed by `git gc`, kept in an alternate, a `GIT_DIR` set up
-//! elsewhere) comes from one `git cat-file --batch` started only for those. Object ids name
-//! their content, so a loose object found by id is that blob whichever store it was found in.
+//! The hook runs on every commit, so this path starts no git process in the usual case: what is
+//! staged is read from the index and HEAD's trees in process (`git::index`, which steps aside
+//! for `git diff --cached` in the cases it does not handle), and `git add` writes what it
+//! stages as loose objects, which are read here straight from the object store (a zlib stream
+//! under `objects/xx/...`). A blob that is not there as a loose object (packed by `git gc`, kept
+//! in an alternate, a `GIT_DIR` set up elsewhere) comes from one `git cat-file --batch` started
+//! only for those. Object ids name their content, so a loose object found by id is that blob
+//! whichever store it was found in.
 
+use super::git::index::{self, Change};
+use super::git::odb::{self, Kind, Odb, Read};
 use super::git::{
     build_findings, ignore_for, is_ignored, is_scanned_mode, scan_blob, scan_blobs, BlobCounts,
     BlobRequest, CommitInfo, Git, GitError, Intro, Introductions,
@@ -34,12 +38,30 @@ const PARALLEL_FROM: usize = 64;
 /// reading the index, so the caller starts it first and loads the rules meanwhile.
 pub struct StagedDiff {
     git: Git,
-    child: std::process::Child,
+    how: How,
 }
 
-/// Starts `git diff --cached --raw` in the repository at `repo`.
+enum How {
+    /// Read in process (`git::index`): the changes, and where the objects are.
+    Read {
+        objects: PathBuf,
+        changes: Vec<Change>,
+    },
+    /// `git diff --cached`, running.
+    Started(std::process::Child),
+}
+
+/// What is staged in the repository at `repo`: read from the index in process when it can be
+/// (`git::index`), else `git diff --cached --raw` started.
 pub fn start(repo: &Path) -> Result<StagedDiff, GitError> {
     let git = Git::new(repo);
+    if let Some((layout, changes)) = index::staged_changes(repo) {
+        let objects = layout.objects();
+        return Ok(StagedDiff {
+            git,
+            how: How::Read { objects, changes },
+        });
+    }
     let child = git
         .command()
         .args([
@@ -59,7 +81,10 @@ pub fn start(repo: &Path) -> Result<StagedDiff, GitError> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(GitError::Spawn)?;
-    Ok(StagedDiff { git, child })
+    Ok(StagedDiff {
+        git,
+        how: How::Started(child),
+    })
 }
 
 /// Scans the blobs staged in the index of the repository at `repo`.
@@ -78,35 +103,43 @@ pub fn scan_started(
     opts: &ScanOptions,
 ) -> Result<ScanOutcome, GitError> {
     let started = Instant::now();
-    let StagedDiff { git, child } = diff;
+    let StagedDiff { git, how } = diff;
     let repo = git.repo.clone();
-    // While git reads the index: where the objects are, what is ignored.
-    let objects = objects_dir(&repo);
     let ignore = ignore_for(&repo, opts);
-    let out = child.wait_with_output().map_err(|e| GitError::Io {
-        repo: repo.clone(),
-        command: "diff".into(),
-        source: e,
-    })?;
-    if !out.status.success() {
-        // Outside a repository `git diff` turns into `diff --no-index` and complains about
-        // options; say what is really wrong.
-        let failure = git.failure("diff", &out.stderr);
-        return Err(git.check_repository().err().unwrap_or(failure));
-    }
     let mut stats = ScanStats::default();
-    let intros = parse_diff(&out.stdout, &ignore, &mut stats);
+    let (objects, intros) = match how {
+        How::Read { objects, changes } => {
+            let intros = intros_of(&changes, &ignore, &mut stats);
+            (Some(Odb::new(objects)), intros)
+        }
+        How::Started(child) => {
+            // While git reads the index: where the objects are.
+            let objects = objects_dir(&repo).map(Odb::new);
+            let out = child.wait_with_output().map_err(|e| GitError::Io {
+                repo: repo.clone(),
+                command: "diff".into(),
+                source: e,
+            })?;
+            if !out.status.success() {
+                // Outside a repository `git diff` turns into `diff --no-index` and complains
+                // about options; say what is really wrong.
+                let failure = git.failure("diff", &out.stderr);
+                return Err(git.check_repository().err().unwrap_or(failure));
+            }
+            (objects, parse_diff(&out.stdout, &ignore, &mut stats))
+        }
+    };
 
     let counts = BlobCounts::default();
     let too_large = AtomicU64::new(0);
     let hits: Mutex<HashMap<String, Vec<Match>>> = Mutex::new(HashMap::new());
     let not_loose: Mutex<Vec<BlobRequest>> = Mutex::new(Vec::new());
     let one = |i: &Intro| match objects
-        .as_deref()
-        .map(|dir| read_loose_blob(dir, &i.oid, opts.max_file_size))
-        .unwrap_or(Loose::NotHere)
+        .as_ref()
+        .map(|odb| odb.read_loose(&i.oid, opts.max_file_size))
+        .unwrap_or(Read::NotHere)
     {
-        Loose::Blob(data) => {
+        Read::Object(Kind::Blob, data) => {
             let found = scan_blob(matcher, &i.path, &data, &counts);
             if !found.is_empty() {
                 hits.lock()
@@ -114,16 +147,18 @@ pub fn scan_started(
                     .insert(i.oid.clone(), found);
             }
         }
-        Loose::TooLarge => {
+        Read::TooLarge => {
             too_large.fetch_add(1, Ordering::Relaxed);
         }
-        Loose::NotHere => not_loose
-            .lock()
-            .expect("requests poisoned")
-            .push(BlobRequest {
-                oid: i.oid.clone(),
-                path: i.path.clone(),
-            }),
+        Read::Object(..) | Read::NotHere => {
+            not_loose
+                .lock()
+                .expect("requests poisoned")
+                .push(BlobRequest {
+                    oid: i.oid.clone(),
+                    path: i.path.clone(),
+                })
+        }
     };
     if intros.len() < PARALLEL_FROM {
         intros.iter().for_each(one);
@@ -207,6 +242,37 @@ fn parse_diff(
     intros
 }
 
+/// The staged changes read in process that are regular files and not ignored, as `parse_diff`
+/// gives them.
+fn intros_of(
+    changes: &[Change],
+    ignore: &Option<ignore::gitignore::Gitignore>,
+    stats: &mut ScanStats,
+) -> Vec<Intro> {
+    let mut intros = Vec::new();
+    for c in changes {
+        if c.new_mode != 0o100644 && c.new_mode != 0o100755 {
+            continue;
+        }
+        let path = String::from_utf8_lossy(&c.path).into_owned();
+        if is_ignored(ignore, &path) {
+            stats.skipped_ignored += 1;
+            continue;
+        }
+        intros.push(Intro {
+            commit: 0,
+            oid: odb::hex(&c.new_oid),
+            path,
+            parents: if c.old_mode == 0 {
+                Vec::new()
+            } else {
+                vec![odb::hex(&c.old_oid)]
+            },
+        });
+    }
+    intros
+}
+
 /// The object directory git would use for `repo`, found without running git: the environment's
 /// (`GIT_OBJECT_DIRECTORY`, `GIT_DIR`, which git sets for hooks), else `.git/objects` of the
 /// work tree holding `repo`, through a `.git` file (linked work trees, submodules) and
@@ -218,78 +284,9 @@ fn objects_dir(repo: &Path) -> Option<PathBuf> {
     if let Some(dir) = var("GIT_OBJECT_DIRECTORY") {
         return Some(dir);
     }
-    let git_dir = match var("GIT_DIR") {
-        Some(dir) => dir,
-        None => {
-            let top = super::walk::work_tree_of(repo)?;
-            let dot_git = top.join(".git");
-            if dot_git.is_dir() {
-                dot_git
-            } else {
-                let text = std::fs::read_to_string(&dot_git).ok()?;
-                top.join(text.strip_prefix("gitdir:")?.trim())
-            }
-        }
-    };
-    let common = match var("GIT_COMMON_DIR") {
-        Some(dir) => dir,
-        None => match std::fs::read_to_string(git_dir.join("commondir")) {
-            Ok(c) => git_dir.join(c.trim()),
-            Err(_) => git_dir,
-        },
-    };
+    let git_dir = index::git_dir(repo)?;
+    let common = var("GIT_COMMON_DIR").unwrap_or_else(|| index::common_dir(&git_dir));
     Some(common.join("objects"))
-}
-
-/// A blob looked for among the loose objects.
-enum Loose {
-    Blob(Vec<u8>),
-    TooLarge,
-    /// Not a loose object here (or not one this reader understands): ask `cat-file`.
-    NotHere,
-}
-
-/// Reads the blob `oid` from the loose object `objects/xx/yyyy...`: a zlib stream of
-/// `blob <size>\0` and the content.
-fn read_loose_blob(objects: &Path, oid: &str, max: u64) -> Loose {
-    if oid.len() < 4 || !oid.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Loose::NotHere;
-    }
-    let Ok(compressed) = std::fs::read(objects.join(&oid[..2]).join(&oid[2..])) else {
-        return Loose::NotHere;
-    };
-    // The header, then at most `max` bytes of content, then one more to tell a blob too large.
-    let limit = usize::try_from(max)
-        .unwrap_or(usize::MAX)
-        .saturating_add(64);
-    let (data, complete) =
-        match miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(&compressed, limit) {
-            Ok(d) => (d, true),
-            Err(e) if e.status == miniz_oxide::inflate::TINFLStatus::HasMoreOutput => {
-                (e.output, false)
-            }
-            Err(_) => return Loose::NotHere,
-        };
-    let Some(nul) = memchr::memchr(0, &data[..data.len().min(32)]) else {
-        return Loose::NotHere;
-    };
-    let Some(size) = std::str::from_utf8(&data[..nul])
-        .ok()
-        .and_then(|h| h.strip_prefix("blob "))
-        .and_then(|n| n.parse::<u64>().ok())
-    else {
-        return Loose::NotHere;
-    };
-    if size > max {
-        return Loose::TooLarge;
-    }
-    let body = &data[nul + 1..];
-    if !complete || body.len() as u64 != size {
-        return Loose::NotHere;
-    }
-    let mut data = data;
-    data.drain(..=nul);
-    Loose::Blob(data)
 }
 
 #[cfg(test)]
@@ -319,21 +316,15 @@ mod tests {
         std::fs::write(d.path().join("a.txt"), "hello\nworld\n").unwrap();
         git(d.path(), &["add", "a.txt"]);
         let oid = git(d.path(), &["rev-parse", ":a.txt"]);
-        let objects = objects_dir(d.path()).expect("objects dir");
-        match read_loose_blob(&objects, &oid, 1 << 20) {
-            Loose::Blob(data) => assert_eq!(data, b"hello\nworld\n"),
+        let objects = Odb::new(objects_dir(d.path()).expect("objects dir"));
+        match objects.read_loose(&oid, 1 << 20) {
+            Read::Object(Kind::Blob, data) => assert_eq!(data, b"hello\nworld\n"),
             _ => panic!("a staged blob is a loose object"),
         }
-        assert!(matches!(
-            read_loose_blob(&objects, &oid, 4),
-            Loose::TooLarge
-        ));
+        assert!(matches!(objects.read_loose(&oid, 4), Read::TooLarge));
         git(d.path(), &["commit", "-q", "-m", "one"]);
         git(d.path(), &["gc", "-q", "--prune=now"]);
-        assert!(matches!(
-            read_loose_blob(&objects, &oid, 1 << 20),
-            Loose::NotHere
-        ));
+        assert!(matches!(objects.read_loose(&oid, 1 << 20), Read::NotHere));
     }
 
     #[test]

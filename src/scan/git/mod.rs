@@ -9,7 +9,9 @@
 
 mod blobs;
 mod history;
+pub(crate) mod index;
 mod log;
+pub(crate) mod odb;
 
 pub(crate) use blobs::{scan_blob, scan_blobs, BlobCounts, BlobRequest};
 pub(crate) use history::build_findings;

@@ -15,8 +15,7 @@
 use super::detect::{
     self, baseline_of, AnomalyRules, DetectOptions, KeyBaseline, KeyDecl, SampleFilter, Signal,
 };
-use super::ingest::{inputs, Input};
-use super::reader::{self, Batch};
+use super::pipeline::{self, Stored};
 pub use super::stored::stored_evidence;
 use super::UsageError;
 use crate::airwallex::Catalog;
@@ -25,9 +24,7 @@ use crate::config::Config;
 use crate::finding::{Finding, Severity, Status};
 use crate::rules::RuleError;
 use crate::store::usage_series::KeySeries;
-use crate::store::{
-    Appended, KeyHoldings, Pruned, RecordSummary, SampleQuery, Store, StoreError, UsageEvent,
-};
+use crate::store::{KeyHoldings, Pruned, RecordSummary, SampleQuery, Store, StoreError};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -209,126 +206,11 @@ fn ingest_blocking(
     now: DateTime<Utc>,
     store: Arc<dyn Store>,
 ) -> Result<IngestOutcome, UsageJobError> {
-    let catalog = Catalog::builtin();
     let u = &config.usage;
     let started = std::time::Instant::now();
     let mut out = IngestOutcome::default();
-    let max_ts = now + Duration::seconds(secs(u.max_future));
-    let mut newest = store.usage_newest()?;
-    // raw events past retention are pruned as the newest event moves (a day at a time), so a
-    // long backfill never holds more than the retention on disk
-    let mut pruned_at = newest;
-    let mut pruned = Pruned::default();
-    for input in inputs(paths)? {
-        let name = match &input {
-            Input::Stdin => "<stdin>".to_string(),
-            Input::File(p) => std::fs::canonicalize(p)
-                .unwrap_or_else(|_| p.clone())
-                .display()
-                .to_string(),
-        };
-        let shown = input.name();
-        let mut sum = SourceSummary {
-            source: shown.clone(),
-            ..SourceSummary::default()
-        };
-        let (file, plan) = match &input {
-            Input::Stdin => (None, None),
-            Input::File(p) => {
-                let mut f = super::ingest::open_events(p).map_err(|source| UsageError::Read {
-                    path: p.clone(),
-                    source,
-                })?;
-                let by_path = store.usage_cursor(&name)?;
-                let plan = reader::plan(
-                    &mut f,
-                    by_path.as_ref(),
-                    |dev, ino| store.usage_cursor_by_file(dev, ino).ok().flatten(),
-                    |h, n| store.usage_cursor_by_head(h, n).ok().flatten(),
-                )
-                .map_err(|source| UsageError::Read {
-                    path: p.clone(),
-                    source,
-                })?;
-                (Some(f), Some(plan))
-            }
-        };
-        sum.note = plan.as_ref().and_then(|p| p.note.clone());
-        let res = reader::read(&input, file, plan.as_ref(), &name, |b: Batch| {
-            let Batch {
-                events,
-                rejected,
-                rejected_count,
-                lines,
-                cursor,
-            } = b;
-            sum.lines += lines;
-            sum.rejected += rejected_count;
-            for m in rejected {
-                if out.problems.len() < super::ingest::MAX_PROBLEMS {
-                    // messages name the source as the user gave it
-                    out.problems.push(m.replacen(&name, &shown, 1));
-                }
-            }
-            let mut keep: Vec<UsageEvent> = Vec::with_capacity(events.len());
-            for mut e in events {
-                if e.ts > max_ts {
-                    sum.future += 1;
-                    if out.problems.len() < super::ingest::MAX_PROBLEMS {
-                        out.problems.push(format!(
-                            "{shown}: an event of {} stamped {} is more than {}s in the future \
-                             (clock skew?): rejected",
-                            e.key,
-                            e.ts.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                            secs(u.max_future)
-                        ));
-                    }
-                    continue;
-                }
-                if let Some(n) = newest {
-                    if e.ts < n - Duration::seconds(secs(u.rollup_retention)) {
-                        sum.too_old += 1;
-                        continue;
-                    }
-                }
-                e.method.make_ascii_uppercase();
-                keep.push(e);
-            }
-            sum.events += keep.len() as u64;
-            let a: Appended = store.append_usage(&keep, &catalog, cursor.as_ref())?;
-            sum.new += a.new;
-            sum.duplicates += a.duplicates;
-            if let Some(l) = a.last {
-                let l = Utc.timestamp_opt(l, 0).single().unwrap_or(now);
-                newest = Some(newest.map_or(l, |n| n.max(l)));
-            }
-            if let Some(n) = newest {
-                if pruned_at.is_none_or(|p| n - p >= Duration::days(1)) {
-                    let p = store.usage_prune(
-                        n - Duration::seconds(secs(u.raw_retention)),
-                        n - Duration::seconds(secs(u.rollup_retention)),
-                    )?;
-                    pruned.raw_events += p.raw_events;
-                    pruned.hours += p.hours;
-                    pruned.values += p.values;
-                    pruned_at = Some(n);
-                }
-            }
-            Ok::<(), StoreError>(())
-        });
-        match res {
-            Ok(()) => {}
-            Err(e) => return Err(e.into_usage(&shown).map(UsageJobError::Store)?),
-        }
-        out.summary.lines += sum.lines;
-        out.summary.events += sum.events;
-        out.summary.new += sum.new;
-        out.summary.duplicates += sum.duplicates;
-        out.summary.rejected += sum.rejected;
-        out.summary.future += sum.future;
-        out.summary.too_old += sum.too_old;
-        out.summary.sources.push(sum);
-    }
+    let Stored { newest, mut pruned } =
+        pipeline::read_and_store(paths, config, now, store.as_ref(), &mut out)?;
     out.summary.timings_ms.insert(
         "read_and_store".into(),
         started.elapsed().as_millis() as u64,

@@ -6,6 +6,7 @@ pub mod detect;
 pub mod evidence;
 pub mod ingest;
 pub mod job;
+mod pipeline;
 pub mod reader;
 pub mod screen;
 pub mod stored;

@@ -251,7 +251,12 @@ fn produce(
     let mut carry: Vec<u8> = Vec::new();
     let mut offset = start; // bytes consumed (whole lines)
     let mut line_no = lines_before;
-    let mut batch = Batch::default();
+    // a whole batch's room at once: growing it by doubling copies every event again
+    let fresh = || Batch {
+        events: Vec::with_capacity(BATCH),
+        ..Batch::default()
+    };
+    let mut batch = fresh();
     let mut batch_problems = 0usize;
     loop {
         buf.clear();
@@ -285,7 +290,7 @@ fn produce(
                     c.lines = line_no;
                     batch.cursor = Some(c.clone());
                 }
-                if tx.send(Ok(std::mem::take(&mut batch))).is_err() {
+                if tx.send(Ok(std::mem::replace(&mut batch, fresh()))).is_err() {
                     return;
                 }
                 batch_problems = 0;

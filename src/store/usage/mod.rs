@@ -10,17 +10,26 @@
 //! reach the rollups, so re-reading a file adds nothing. A file's cursor moves in the same
 //! transaction as the events read up to it. Every text bound goes through the redaction gate.
 
+mod append;
+
 use super::params;
 use super::usage_series::{
-    classify, network_of, user_agent_family, Access, AttrKind, AttrStats, EventRef, HourBucket,
-    KeySeries, DAY, HOUR,
+    user_agent_family, Access, AttrKind, AttrStats, HourBucket, KeySeries, DAY, HOUR,
 };
 use super::{SqliteStore, StoreError};
 use crate::airwallex::Catalog;
+use append::append_prepared_in;
+pub use append::{prepare, PreparedBatch};
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{OptionalExtension, Transaction};
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
+
+/// The page cache of a connection that appends usage (KiB, SQLite's negative form): a batch
+/// touches every key's newest rollup pages (two tables keyed by key first), about 16 MB for
+/// 1,000 keys; with SQLite's default 2 MB those pages are read back from the file and spilled
+/// mid-transaction on every batch. The cache only grows as pages are touched.
+const APPEND_CACHE_KIB: i64 = 65_536;
 
 /// One usage event of the contract, normalized: time in UTC, method upper case, path without
 /// its query string. What the file reader and the recording proxy hand the store.
@@ -233,6 +242,16 @@ pub trait UsageRecords {
         catalog: &Catalog,
         cursor: Option<&SourceCursor>,
     ) -> Result<Appended, StoreError>;
+    /// Appends a batch [`prepare`]d beforehand, on another thread (the same as `append_usage`
+    /// of its events; a backend without its own form appends the events).
+    fn append_prepared(
+        &self,
+        batch: &PreparedBatch,
+        catalog: &Catalog,
+        cursor: Option<&SourceCursor>,
+    ) -> Result<Appended, StoreError> {
+        self.append_usage(batch.events(), catalog, cursor)
+    }
     /// The cursor of a file source, by path.
     fn usage_cursor(&self, source: &str) -> Result<Option<SourceCursor>, StoreError>;
     /// A cursor of a source whose first bytes hash to `head` over `head_len` bytes (the same
@@ -330,150 +349,6 @@ pub fn status_class(status: u16) -> i64 {
     }
 }
 
-/// A route as the store keeps it.
-#[derive(Debug, Clone)]
-struct RouteRow {
-    id: i64,
-    route: String,
-    scope: Option<String>,
-    access: Access,
-}
-
-/// Dictionaries of one append: names to ids, looked up or created in the transaction.
-#[derive(Default)]
-struct Dicts {
-    keys: HashMap<String, i64>,
-    /// By method and path as written (the catalog match is the expensive part).
-    routes_by_path: HashMap<(String, String), usize>,
-    routes: Vec<RouteRow>,
-    route_ids: HashMap<String, usize>,
-    names: HashMap<(i64, String), i64>,
-    networks: HashMap<(IpAddr, bool), i64>,
-}
-
-impl Dicts {
-    fn key(&mut self, tx: &Transaction<'_>, name: &str) -> rusqlite::Result<i64> {
-        if let Some(id) = self.keys.get(name) {
-            return Ok(*id);
-        }
-        let id = match tx
-            .prepare_cached("SELECT id FROM usage_keys WHERE name = ?1")?
-            .query_row(params![name], |r| r.get(0))
-            .optional()?
-        {
-            Some(id) => id,
-            None => {
-                tx.prepare_cached("INSERT INTO usage_keys (name) VALUES (?1)")?
-                    .execute(params![name])?;
-                tx.last_insert_rowid()
-            }
-        };
-        self.keys.insert(name.to_string(), id);
-        Ok(id)
-    }
-
-    fn route(
-        &mut self,
-        tx: &Transaction<'_>,
-        catalog: &Catalog,
-        method: &str,
-        path: &str,
-    ) -> rusqlite::Result<usize> {
-        if let Some(i) = self
-            .routes_by_path
-            .get(&(method.to_string(), path.to_string()))
-        {
-            return Ok(*i);
-        }
-        let (route, scope, access) = classify(catalog, method, path);
-        let i = match self.route_ids.get(&route) {
-            Some(i) => *i,
-            None => {
-                let id =
-                    match tx
-                        .prepare_cached("SELECT id FROM usage_routes WHERE route = ?1")?
-                        .query_row(params![route], |r| r.get(0))
-                        .optional()?
-                    {
-                        Some(id) => id,
-                        None => {
-                            tx.prepare_cached(
-                            "INSERT INTO usage_routes (route, scope, access) VALUES (?1, ?2, ?3)",
-                        )?
-                        .execute(params![route, scope, access_code(access)])?;
-                            tx.last_insert_rowid()
-                        }
-                    };
-                self.routes.push(RouteRow {
-                    id,
-                    route: route.clone(),
-                    scope,
-                    access,
-                });
-                self.route_ids.insert(route, self.routes.len() - 1);
-                self.routes.len() - 1
-            }
-        };
-        // paths with IDs are many: remember only the templated ones' first few thousand
-        if self.routes_by_path.len() < 50_000 {
-            self.routes_by_path
-                .insert((method.to_string(), path.to_string()), i);
-        }
-        Ok(i)
-    }
-
-    fn name(&mut self, tx: &Transaction<'_>, kind: i64, name: &str) -> rusqlite::Result<i64> {
-        if let Some(id) = self.names.get(&(kind, name.to_string())) {
-            return Ok(*id);
-        }
-        let id = match tx
-            .prepare_cached("SELECT id FROM usage_names WHERE kind = ?1 AND name = ?2")?
-            .query_row(params![kind, name], |r| r.get(0))
-            .optional()?
-        {
-            Some(id) => id,
-            None => {
-                tx.prepare_cached("INSERT INTO usage_names (kind, name) VALUES (?1, ?2)")?
-                    .execute(params![kind, name])?;
-                tx.last_insert_rowid()
-            }
-        };
-        self.names.insert((kind, name.to_string()), id);
-        Ok(id)
-    }
-
-    fn network(
-        &mut self,
-        tx: &Transaction<'_>,
-        ip: Option<IpAddr>,
-        via_proxy: bool,
-    ) -> rusqlite::Result<i64> {
-        let Some(ip) = ip else { return Ok(0) };
-        if let Some(id) = self.networks.get(&(ip, via_proxy)) {
-            return Ok(*id);
-        }
-        let net = network_of(&ip.to_string(), 24, 48);
-        let name = if via_proxy {
-            format!("proxy {net}")
-        } else {
-            net
-        };
-        let id = self.name(tx, NAME_NETWORK, &name)?;
-        if self.networks.len() < 100_000 {
-            self.networks.insert((ip, via_proxy), id);
-        }
-        Ok(id)
-    }
-}
-
-/// Rollups of one batch, merged into the tables at its end.
-#[derive(Default)]
-struct BatchRollups {
-    keys: HashMap<i64, KeySeries>,
-    calls: HashMap<(i64, i64, i64, i64, i64, i64), i64>,
-    days: HashMap<i64, i64>,
-}
-
 pub(super) fn to_ts(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
@@ -485,9 +360,20 @@ impl UsageRecords for SqliteStore {
         catalog: &Catalog,
         cursor: Option<&SourceCursor>,
     ) -> Result<Appended, StoreError> {
+        self.append_prepared(&prepare(events.to_vec(), catalog), catalog, cursor)
+    }
+
+    fn append_prepared(
+        &self,
+        batch: &PreparedBatch,
+        _catalog: &Catalog,
+        cursor: Option<&SourceCursor>,
+    ) -> Result<Appended, StoreError> {
         let mut conn = self.conn();
+        conn.pragma_update(None, "cache_size", -APPEND_CACHE_KIB)
+            .map_err(self.q("size the page cache"))?;
         let tx = conn.transaction().map_err(self.q("begin usage batch"))?;
-        let out = append_in(&tx, events, catalog, cursor).map_err(|(what, e)| self.q(what)(e))?;
+        let out = append_prepared_in(&tx, batch, cursor).map_err(|(what, e)| self.q(what)(e))?;
         tx.commit().map_err(self.q("commit usage batch"))?;
         Ok(out)
     }
@@ -780,138 +666,6 @@ impl UsageRecords for SqliteStore {
     }
 }
 
-/// Appends `events` inside `tx` (the body of [`UsageRecords::append_usage`], also run by the
-/// migration that moves the proxy's interim events into this store). An error names its step.
-pub(super) fn append_in(
-    tx: &Transaction<'_>,
-    events: &[UsageEvent],
-    catalog: &Catalog,
-    cursor: Option<&SourceCursor>,
-) -> Result<Appended, (&'static str, rusqlite::Error)> {
-    let q = |what: &'static str| move |e: rusqlite::Error| (what, e);
-    let mut out = Appended {
-        events: events.len() as u64,
-        ..Appended::default()
-    };
-    let mut dicts = Dicts::default();
-    let mut roll = BatchRollups::default();
-    {
-        let mut insert = tx
-            .prepare_cached(
-                "INSERT OR IGNORE INTO usage_events (ts, hash, key, route, path, status, ip, \
-                     agent, host, account, latency, via, objects) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            )
-            .map_err(q("prepare event insert"))?;
-        for e in events {
-            let ts_ms = e.ts.timestamp_millis();
-            let key = dicts.key(tx, &e.key).map_err(q("key id"))?;
-            let ri = dicts
-                .route(tx, catalog, &e.method, &e.path)
-                .map_err(q("route id"))?;
-            let agent = match &e.user_agent {
-                Some(ua) => dicts.name(tx, NAME_AGENT, ua).map_err(q("agent id"))?,
-                None => 0,
-            };
-            let objects = (!e.object_ids.is_empty())
-                .then(|| serde_json::to_string(&e.object_ids).expect("strings serialize"));
-            let n = insert
-                .execute(params![
-                    ts_ms,
-                    e.hash(),
-                    key,
-                    dicts.routes[ri].id,
-                    e.path,
-                    e.status,
-                    e.source_ip,
-                    agent,
-                    e.host,
-                    e.account_id,
-                    e.latency_ms,
-                    i64::from(e.via_proxy()),
-                    objects
-                ])
-                .map_err(q("insert event"))?;
-            if n == 0 {
-                out.duplicates += 1;
-                continue;
-            }
-            out.new += 1;
-            let t = e.ts.timestamp();
-            out.first = Some(out.first.map_or(t, |f| f.min(t)));
-            out.last = Some(out.last.map_or(t, |l| l.max(t)));
-            let ip = e
-                .source_ip
-                .as_deref()
-                .and_then(|s| s.parse::<IpAddr>().ok());
-            let network = dicts
-                .network(tx, ip, e.via_proxy())
-                .map_err(q("network id"))?;
-            let r = &dicts.routes[ri];
-            let er = EventRef {
-                ts: t,
-                key: &e.key,
-                route: &r.route,
-                scope: r.scope.as_deref(),
-                access: r.access,
-                status: e.status,
-                source_ip: ip,
-                user_agent: e.user_agent.as_deref(),
-                via_proxy: e.via_proxy(),
-                host: e.host.as_deref(),
-                account: e.account_id.as_deref(),
-            };
-            roll.keys
-                .entry(key)
-                .or_insert_with(|| KeySeries::new(&e.key))
-                .add(&er, 1);
-            *roll
-                .calls
-                .entry((
-                    key,
-                    t.div_euclid(HOUR),
-                    r.id,
-                    status_class(e.status),
-                    network,
-                    agent,
-                ))
-                .or_default() += 1;
-            *roll.days.entry(t.div_euclid(DAY)).or_default() += 1;
-        }
-    }
-    merge_rollups(tx, &roll).map_err(q("merge rollups"))?;
-    if let Some(last) = out.last {
-        tx.prepare_cached(
-            "INSERT INTO usage_meta (name, value) VALUES ('newest', ?1) \
-                 ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
-        )
-        .and_then(|mut s| s.execute(params![last]))
-        .map_err(q("move the newest event"))?;
-    }
-    if let Some(c) = cursor {
-        tx.prepare_cached(
-            "INSERT OR REPLACE INTO usage_sources (source, dev, ino, offset, lines, head, \
-                 head_len, size, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                c.source,
-                c.dev as i64,
-                c.ino as i64,
-                c.offset as i64,
-                c.lines as i64,
-                c.head,
-                c.head_len as i64,
-                c.size as i64,
-                Utc::now().timestamp()
-            ])
-        })
-        .map_err(q("move the source cursor"))?;
-    }
-    out.keys = roll.keys.into_values().map(|k| k.key).collect();
-    Ok(out)
-}
-
 /// What the store holds of one key: its series and `raw` raw events kept.
 pub(super) fn holdings_of(ks: &KeySeries, raw: u64) -> KeyHoldings {
     let days: BTreeSet<i64> = ks
@@ -1021,6 +775,17 @@ pub(super) fn sample_of(
     Some(e.to_json())
 }
 
+/// Appends `events` inside `tx` (what `append_usage` does in its transaction; also run by the
+/// migration that moves the proxy's interim events into this store). An error names its step.
+pub(super) fn append_in(
+    tx: &Transaction<'_>,
+    events: &[UsageEvent],
+    catalog: &Catalog,
+    cursor: Option<&SourceCursor>,
+) -> Result<Appended, (&'static str, rusqlite::Error)> {
+    append_prepared_in(tx, &prepare(events.to_vec(), catalog), cursor)
+}
+
 fn cursor_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SourceCursor> {
     Ok(SourceCursor {
         source: r.get(0)?,
@@ -1032,63 +797,4 @@ fn cursor_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SourceCursor> {
         head_len: r.get::<_, i64>(6)? as u64,
         size: r.get::<_, i64>(7)? as u64,
     })
-}
-
-/// Merges a batch's rollups into the tables (read, merge, write for the encoded ones).
-fn merge_rollups(tx: &Transaction<'_>, roll: &BatchRollups) -> rusqlite::Result<()> {
-    let mut get_hour =
-        tx.prepare_cached("SELECT bucket FROM usage_hours WHERE key = ?1 AND hour = ?2")?;
-    let mut put_hour = tx.prepare_cached(
-        "INSERT OR REPLACE INTO usage_hours (key, hour, bucket) VALUES (?1, ?2, ?3)",
-    )?;
-    let mut get_attr = tx.prepare_cached(
-        "SELECT stats FROM usage_attrs WHERE key = ?1 AND kind = ?2 AND value = ?3",
-    )?;
-    let mut put_attr = tx.prepare_cached(
-        "INSERT OR REPLACE INTO usage_attrs (key, kind, value, stats) VALUES (?1, ?2, ?3, ?4)",
-    )?;
-    for (key, ks) in &roll.keys {
-        for (hour, b) in &ks.hours {
-            let old: Option<Vec<u8>> = get_hour
-                .query_row(params![key, hour], |r| r.get(0))
-                .optional()?;
-            let mut merged = old
-                .as_deref()
-                .and_then(HourBucket::from_bytes)
-                .unwrap_or_default();
-            merged.merge(b);
-            put_hour.execute(params![key, hour, merged.to_bytes()])?;
-        }
-        for (kind, m) in &ks.attrs {
-            let code = kind_code(*kind);
-            for (value, a) in m {
-                let old: Option<Vec<u8>> = get_attr
-                    .query_row(params![key, code, value], |r| r.get(0))
-                    .optional()?;
-                let mut merged = old
-                    .as_deref()
-                    .and_then(AttrStats::from_bytes)
-                    .unwrap_or_default();
-                merged.merge(a);
-                put_attr.execute(params![key, code, value, merged.to_bytes()])?;
-            }
-        }
-    }
-    let mut calls = tx.prepare_cached(
-        "INSERT INTO usage_hour_calls (key, hour, route, class, network, agent, calls) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-         ON CONFLICT (key, hour, route, class, network, agent) \
-         DO UPDATE SET calls = calls + excluded.calls",
-    )?;
-    for ((key, hour, route, class, network, agent), n) in &roll.calls {
-        calls.execute(params![key, hour, route, class, network, agent, n])?;
-    }
-    let mut days = tx.prepare_cached(
-        "INSERT INTO usage_days (day, events) VALUES (?1, ?2) \
-         ON CONFLICT (day) DO UPDATE SET events = events + excluded.events",
-    )?;
-    for (day, n) in &roll.days {
-        days.execute(params![day, n])?;
-    }
-    Ok(())
 }

@@ -9,6 +9,8 @@
 #                           .gitignore must not apply)
 #   RUNS=3 SLOW=0           passed to peers.sh (runs per tool; SLOW=1 also runs the slow peers)
 #   PEERS_SH=../shared/bench/peers.sh
+#   AWX=path/to/awxguard    the binary to time (default: target/release/awxguard, built first), so
+#                           that a build before a change can be measured with the same script
 #
 # Output: bench/out/ (gitignored): awxguard-patterns.txt (RG_PATTERNS), report.json (awxguard's
 # findings on the corpus), quality.txt (recall/precision), peers.txt (the timing table).
@@ -20,8 +22,10 @@ CORPUS=${CORPUS:-/tmp/awxguard-bench-corpus}
 PEERS_SH=${PEERS_SH:-../shared/bench/peers.sh}
 mkdir -p "$OUT"
 
-cargo build --release --quiet
-AWX=$PWD/target/release/awxguard
+if [ -z "${AWX:-}" ]; then
+  cargo build --release --quiet
+  AWX=$PWD/target/release/awxguard
+fi
 
 if [ ! -f "$CORPUS.manifest.json" ] || [ ! -d "$CORPUS" ]; then
   python3 bench/corpus.py --out "$CORPUS" --mb "${MB:-420}" --seed "${SEED:-1}"

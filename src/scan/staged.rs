@@ -34,11 +34,12 @@ pub const STAGED: &str = "staged";
 /// starting a pool.
 const PARALLEL_FROM: usize = 64;
 
-/// `git diff --cached` of a repository, started: the pre-commit hook's latency is mostly git
-/// reading the index, so the caller starts it first and loads the rules meanwhile.
+/// What is staged in a repository, being found out on a thread of its own (the index read in
+/// process, else `git diff --cached` started): the caller starts it first and loads the rules
+/// meanwhile, on the other core.
 pub struct StagedDiff {
     git: Git,
-    how: How,
+    reading: std::thread::JoinHandle<Result<How, GitError>>,
 }
 
 enum How {
@@ -51,17 +52,25 @@ enum How {
     Started(std::process::Child),
 }
 
-/// What is staged in the repository at `repo`: read from the index in process when it can be
-/// (`git::index`), else `git diff --cached --raw` started.
+/// Starts finding out what is staged in the repository at `repo`.
 pub fn start(repo: &Path) -> Result<StagedDiff, GitError> {
     let git = Git::new(repo);
+    let repo = repo.to_path_buf();
+    let reading = std::thread::Builder::new()
+        .name("index".into())
+        .spawn(move || read_or_start(&repo))
+        .map_err(|e| git.io("diff", e))?;
+    Ok(StagedDiff { git, reading })
+}
+
+/// What is staged: read from the index in process when it can be (`git::index`), else
+/// `git diff --cached --raw` started.
+fn read_or_start(repo: &Path) -> Result<How, GitError> {
     if let Some((layout, changes)) = index::staged_changes(repo) {
         let objects = layout.objects();
-        return Ok(StagedDiff {
-            git,
-            how: How::Read { objects, changes },
-        });
+        return Ok(How::Read { objects, changes });
     }
+    let git = Git::new(repo);
     let child = git
         .command()
         .args([
@@ -81,10 +90,7 @@ pub fn start(repo: &Path) -> Result<StagedDiff, GitError> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(GitError::Spawn)?;
-    Ok(StagedDiff {
-        git,
-        how: How::Started(child),
-    })
+    Ok(How::Started(child))
 }
 
 /// Scans the blobs staged in the index of the repository at `repo`.
@@ -103,9 +109,12 @@ pub fn scan_started(
     opts: &ScanOptions,
 ) -> Result<ScanOutcome, GitError> {
     let started = Instant::now();
-    let StagedDiff { git, how } = diff;
+    let StagedDiff { git, reading } = diff;
     let repo = git.repo.clone();
     let ignore = ignore_for(&repo, opts);
+    let how = reading
+        .join()
+        .map_err(|_| git.io("diff", std::io::Error::other("the index reader stopped")))??;
     let mut stats = ScanStats::default();
     let (objects, intros) = match how {
         How::Read { objects, changes } => {

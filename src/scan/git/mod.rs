@@ -130,7 +130,7 @@ impl Git {
         }
     }
 
-    fn io(&self, command: &str, source: std::io::Error) -> GitError {
+    pub(crate) fn io(&self, command: &str, source: std::io::Error) -> GitError {
         GitError::Io {
             repo: self.repo.clone(),
             command: command.to_string(),

@@ -226,6 +226,28 @@ impl Context {
         self.clock.as_ref()
     }
 
+    /// Builds the process's runtime with `threads` worker threads before its first use: 1 is a
+    /// single-threaded runtime (every task on the calling thread, blocking work still on its
+    /// blocking pool). Without this call, `block_on` builds a multi-threaded runtime with one
+    /// worker per core. Returns false when the runtime was already built.
+    pub fn use_threads(&self, threads: usize) -> bool {
+        let mut built = false;
+        self.runtime.get_or_init(|| {
+            built = true;
+            if threads <= 1 {
+                tokio::runtime::Builder::new_current_thread()
+            } else {
+                let mut b = tokio::runtime::Builder::new_multi_thread();
+                b.worker_threads(threads);
+                b
+            }
+            .enable_all()
+            .build()
+            .expect("the async runtime starts")
+        });
+        built
+    }
+
     /// Runs a library job (a future) on the process's runtime.
     pub fn block_on<F: std::future::Future>(&self, job: F) -> F::Output {
         self.runtime

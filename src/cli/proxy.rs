@@ -35,9 +35,15 @@ pub struct ProxyArgs {
     /// database; for PostgreSQL, in the working directory: give each proxy its own].
     #[arg(long, value_name = "DIR")]
     pub spill_dir: Option<PathBuf>,
+    /// Threads serving requests. 1 (the default): every connection on one event loop, the
+    /// least CPU per request (the recording thread and blocking lookups run beside it); more
+    /// for more requests per second than one core serves.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: u16,
 }
 
 pub fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<u8> {
+    ctx.use_threads(usize::from(args.threads));
     let req = ProxyRequest {
         listen: args.listen,
         upstream: args.upstream,

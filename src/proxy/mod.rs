@@ -6,9 +6,10 @@
 //! need a scope the key does not declare or come from a client outside `allowed_clients`; the
 //! optional money guard holds transfers to beneficiaries created moments ago.
 //!
-//! Built on hyper 1 (server and the hyper-util pooled client): the HTTP/1.1 engine axum and
-//! reqwest run on, so the proxy streams bodies frame by frame without copying them and pools
-//! upstream connections, with no HTTP logic of our own to get wrong.
+//! Built on hyper 1 (server and client connections): the HTTP/1.1 engine axum and reqwest run
+//! on, so the proxy streams bodies frame by frame without copying them, with no HTTP logic of our
+//! own to get wrong. Each downstream connection drives its own upstream connection in its own
+//! task (`lane`); idle upstream connections are reused by later downstream connections.
 //!
 //! Pieces: `forward` (one request), `body` (streamed, bounded-read and recording bodies),
 //! `upstream` (the host rule and the TLS client), `attribution` (token → key), `policy`
@@ -19,6 +20,7 @@ mod attribution;
 pub mod body;
 mod forward;
 pub mod job;
+mod lane;
 pub mod policy;
 pub mod record;
 pub mod store;
@@ -86,7 +88,7 @@ pub enum ProxyError {
 
 /// What every request shares.
 pub(crate) struct Shared {
-    client: upstream::HttpClient,
+    dialer: Arc<lane::Dialer>,
     upstream: Upstream,
     policy: Policy,
     catalog: &'static Catalog,
@@ -104,6 +106,8 @@ pub(crate) struct Shared {
     recent_objects: Mutex<HashMap<String, DateTime<Utc>>>,
     /// The time of the last event (Unix nanoseconds): see `event_ts`.
     last_event_ns: std::sync::atomic::AtomicI64,
+    /// Keys the hash under which a connection remembers its last token (`forward::Downstream`).
+    token_hasher: std::collections::hash_map::RandomState,
 }
 
 impl Shared {
@@ -144,14 +148,19 @@ impl Proxy {
         lookup: Option<Arc<dyn ProxyLookup>>,
         clock: Arc<dyn Clock>,
     ) -> Result<Proxy, ProxyError> {
-        let client = upstream::client(&settings.upstream_ca, settings.connect_timeout)?;
+        let dialer = Arc::new(lane::Dialer {
+            connector: upstream::connector(&settings.upstream_ca, settings.connect_timeout)?,
+            target: settings.upstream.dial_target(),
+            connect_timeout: settings.connect_timeout,
+            idle: lane::IdleConns::new(1024, Duration::from_secs(50)),
+        });
         let counters = Arc::new(Counters::default());
         let spill = record::Spill::new(&settings.spill_dir);
         let (recorder, writer) =
             record::start(store, spill, settings.writer.clone(), counters.clone())
                 .map_err(ProxyError::Writer)?;
         let shared = Shared {
-            client,
+            dialer,
             upstream: settings.upstream.clone(),
             policy,
             catalog: Catalog::builtin_ref(),
@@ -166,6 +175,7 @@ impl Proxy {
             reported: Mutex::new(HashSet::new()),
             recent_objects: Mutex::new(HashMap::new()),
             last_event_ns: std::sync::atomic::AtomicI64::new(i64::MIN + 1),
+            token_hasher: std::collections::hash_map::RandomState::new(),
         };
         Ok(Proxy {
             shared: Arc::new(shared),
@@ -206,19 +216,26 @@ impl Proxy {
             };
             let _ = stream.set_nodelay(true);
             let shared = self.shared.clone();
-            let service =
-                hyper::service::service_fn(move |req| forward::handle(shared.clone(), peer, req));
-            let conn = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .timer(TokioTimer::new())
-                .header_read_timeout(self.shared.header_timeout)
-                .serve_connection(TokioIo::new(stream), service);
-            let conn = graceful.watch(conn);
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(%peer, "proxy: connection ended: {e}");
-                }
-            });
+            let watcher = graceful.watcher();
+            // the connection and its upstream side in one task (see `lane`)
+            tokio::spawn(lane::drive(
+                self.shared.dialer.clone(),
+                move |lane| async move {
+                    let header_timeout = shared.header_timeout;
+                    let down = Arc::new(forward::Downstream::new(peer, lane));
+                    let service = hyper::service::service_fn(move |req| {
+                        forward::handle(shared.clone(), down.clone(), req)
+                    });
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(true)
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(header_timeout)
+                        .serve_connection(TokioIo::new(stream), service);
+                    if let Err(e) = watcher.watch(conn).await {
+                        tracing::debug!(%peer, "proxy: connection ended: {e}");
+                    }
+                },
+            ));
         }
         if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
             .await

@@ -1,15 +1,13 @@
 //! The upstream: one URL obeying the Airwallex client's host rule (HTTPS to a documented
 //! Airwallex host, loopback for tests and the simulator, or a host named in
-//! `[airwallex] allow_hosts`), and a pooled HTTP/1.1 client to it (hyper-util's pool, keep-alive,
-//! TCP_NODELAY; rustls with the ring provider and the webpki roots plus any CA the config adds).
+//! `[airwallex] allow_hosts`), and the connector that opens connections to it (TCP_NODELAY,
+//! keep-alive; rustls with the ring provider and the webpki roots plus any CA the config adds;
+//! the connections themselves are the lanes', `lane`).
 
-use super::body::Body;
 use http::uri::{Authority, Scheme};
 use http::Uri;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -32,6 +30,8 @@ pub struct Upstream {
     pub prefix: String,
     /// `host[:port]` as events record it.
     pub host: String,
+    /// The `Host` header sent upstream.
+    pub host_header: http::HeaderValue,
 }
 
 impl Upstream {
@@ -64,7 +64,10 @@ impl Upstream {
         // The one transport and host rule every caller that sends keys obeys.
         crate::airwallex::transport::check(url.trim_end_matches('/'), allow_hosts)
             .map_err(|e| bad(e.to_string()))?;
+        let host_header = http::HeaderValue::from_str(authority.as_str())
+            .map_err(|e| bad(format!("host: {e}")))?;
         Ok(Upstream {
+            host_header,
             url: url.trim_end_matches('/').to_string(),
             host: authority.as_str().to_string(),
             prefix: uri.path().trim_end_matches('/').to_string(),
@@ -87,6 +90,28 @@ impl Upstream {
             .build()
     }
 
+    /// The request target upstream of a request's target (origin form, the upstream's path
+    /// prefix first). Without a prefix an origin-form target is sent as it came.
+    pub fn origin(&self, target: &Uri) -> Result<Uri, http::Error> {
+        if self.prefix.is_empty() && target.scheme().is_none() && target.authority().is_none() {
+            return Ok(target.clone());
+        }
+        let pq = target.path_and_query().map_or("/", |pq| pq.as_str());
+        Uri::builder()
+            .path_and_query(format!("{}{pq}", self.prefix))
+            .build()
+    }
+
+    /// The URI a connector dials (scheme and authority).
+    pub fn dial_target(&self) -> Uri {
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query("/")
+            .build()
+            .expect("a validated upstream")
+    }
+
     /// `host:port` to connect to (for the egress-address check).
     pub fn socket_target(&self) -> String {
         let port = self
@@ -102,15 +127,15 @@ impl Upstream {
     }
 }
 
-/// The pooled client.
-pub type HttpClient = Client<HttpsConnector<HttpConnector>, Body>;
+/// Opens connections to the upstream: TCP, then TLS for `https`.
+pub type Connector = HttpsConnector<HttpConnector>;
 
-/// Builds the client: HTTP/1.1, keep-alive pool, TLS with rustls (ring), the webpki roots and
-/// the PEM certificates of `extra_ca` (a private CA, or a test's self-signed certificate).
-pub fn client(
+/// Builds the connector: TLS with rustls (ring), the webpki roots and the PEM certificates of
+/// `extra_ca` (a private CA, or a test's self-signed certificate), HTTP/1.1 (ALPN).
+pub fn connector(
     extra_ca: &[PathBuf],
     connect_timeout: Duration,
-) -> Result<HttpClient, UpstreamError> {
+) -> Result<Connector, UpstreamError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::CertificateDer;
     let mut roots = rustls::RootCertStore::empty();
@@ -145,16 +170,11 @@ pub fn client(
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
     http.set_keepalive(Some(Duration::from_secs(60)));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(1024)
-        .http1_preserve_header_case(false)
-        .build(https))
+        .wrap_connector(http))
 }
 
 #[cfg(test)]

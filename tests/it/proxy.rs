@@ -502,6 +502,48 @@ fn two_clients_with_two_keys_are_never_mixed_up() {
     assert_clean(d.path(), &[key("payvy"), key("reader"), ta, tb], &log);
 }
 
+/// A connection remembers the fingerprint of the token it sent last: a client that changes its
+/// token on the same keep-alive connection is attributed call by call, on one serving thread (the
+/// default) and on several.
+#[test]
+fn tokens_alternating_on_one_connection_are_never_mixed_up() {
+    for threads in ["1", "2"] {
+        let d = tempdir();
+        let (sim, env) = setup(d.path());
+        let proxy = Proxy::start(d.path(), &sim.url(), &["--threads", threads], &env);
+        let a = Client::new(&proxy.url);
+        let ta = a.login("payvy");
+        let tb = a.login("reader");
+        let url = proxy.url.clone();
+        a.rt.block_on(async {
+            // one idle connection kept, requests one after another: the same connection
+            let http = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .build()
+                .unwrap();
+            for i in 0..20 {
+                let token = if i % 3 == 0 { &ta } else { &tb };
+                let r = http
+                    .get(format!("{url}/api/v1/balances/current"))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status().as_u16(), 200);
+            }
+        });
+        let ev = wait_events(d.path(), 22);
+        let of = |k: &str| {
+            ev.iter()
+                .filter(|e| e["key"] == k && e["path"] == "/api/v1/balances/current")
+                .count()
+        };
+        assert_eq!((of("payvy"), of("reader")), (7, 13), "threads {threads}");
+        let log = proxy.stop();
+        assert_clean(d.path(), &[key("payvy"), key("reader"), ta, tb], &log);
+    }
+}
+
 #[test]
 fn attribution_survives_a_restart_and_serves_a_second_proxy() {
     let d = tempdir();

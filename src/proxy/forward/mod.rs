@@ -21,8 +21,9 @@ use learn::{object_ids, tracks_objects};
 use outcome::Pending;
 use serde_json::{json, Value};
 use std::convert::Infallible;
+use std::hash::BuildHasher;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use wire::{
     answer, error_chain, header_str, strip_hop_by_hop, X_API_KEY, X_LOGIN_AS, X_ON_BEHALF_OF,
@@ -46,11 +47,48 @@ enum Who {
     Nobody,
 }
 
+/// One downstream connection: its peer, what its requests repeat (the peer's address as text,
+/// the fingerprint of the token it sent last) and its upstream side.
+pub(crate) struct Downstream {
+    peer: SocketAddr,
+    peer_text: String,
+    /// The last token's fingerprint, under a keyed 64-bit hash of the token (no copy of the token
+    /// is kept): a client sends the same token on every call of a connection, so its SHA-256 is
+    /// computed once per connection and token.
+    last_token: Mutex<Option<(u64, String)>>,
+    pub(super) lane: Arc<super::lane::Lane>,
+}
+
+impl Downstream {
+    pub(crate) fn new(peer: SocketAddr, lane: Arc<super::lane::Lane>) -> Downstream {
+        Downstream {
+            peer,
+            peer_text: peer.ip().to_string(),
+            last_token: Mutex::new(None),
+            lane,
+        }
+    }
+
+    fn token_fingerprint(&self, p: &Shared, token: &str) -> String {
+        let h = p.token_hasher.hash_one(token);
+        let mut last = self.last_token.lock().unwrap_or_else(|e| e.into_inner());
+        match &*last {
+            Some((lh, fp)) if *lh == h => fp.clone(),
+            _ => {
+                let fp = fingerprint(token.as_bytes());
+                *last = Some((h, fp.clone()));
+                fp
+            }
+        }
+    }
+}
+
 pub(super) async fn handle(
     p: Arc<Shared>,
-    peer: SocketAddr,
+    down: Arc<Downstream>,
     req: Request<Incoming>,
 ) -> Result<Response<Recorded>, Infallible> {
+    let peer = down.peer;
     let started = Instant::now();
     let now = p.clock.now();
     let (mut parts, body) = req.into_parts();
@@ -74,7 +112,7 @@ pub(super) async fn handle(
                 .or_else(|| v.strip_prefix("bearer "))
         }) {
             Some(token) => {
-                let tfp = fingerprint(token.trim().as_bytes());
+                let tfp = down.token_fingerprint(&p, token.trim());
                 match p.attributions.resolve(&tfp, now).await {
                     Some(k) => Who::Key(k),
                     None => Who::UnknownToken(tfp),
@@ -119,7 +157,7 @@ pub(super) async fn handle(
             method: parts.method.as_str().to_string(),
             path: path.clone(),
             status: 0,
-            source_ip: Some(client.to_string()),
+            source_ip: Some(down.peer_text.clone()),
             user_agent: header_str(&parts.headers, &header::USER_AGENT).map(str::to_string),
             account_id: header_str(&parts.headers, &X_ON_BEHALF_OF)
                 .or_else(|| header_str(&parts.headers, &X_LOGIN_AS))
@@ -263,12 +301,7 @@ pub(super) async fn handle(
     }
 
     // upstream
-    let pq = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .to_string();
-    parts.uri = match p.upstream.uri(&pq) {
+    parts.uri = match p.upstream.origin(&parts.uri) {
         Ok(u) => u,
         Err(e) => {
             let mut event = pending.take();
@@ -284,48 +317,52 @@ pub(super) async fn handle(
     };
     parts.version = Version::HTTP_11;
     strip_hop_by_hop(&mut parts.headers);
-    parts.headers.remove(header::HOST);
+    parts
+        .headers
+        .insert(header::HOST, p.upstream.host_header.clone());
     let upstream_req = Request::from_parts(parts, body);
-    let resp = match tokio::time::timeout(p.response_timeout, p.client.request(upstream_req)).await
-    {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            p.counters
-                .upstream_errors
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let reason = error_chain(&e);
-            tracing::warn!(upstream = %p.upstream.url, "proxy: upstream failed: {reason}");
-            let mut event = pending.take();
-            event.status = 502;
-            p.record(event, started);
-            return Ok(answer(
-                StatusCode::BAD_GATEWAY,
-                "bad_gateway",
-                &format!(
-                    "awxguard proxy: upstream {} failed: {reason}",
-                    p.upstream.url
-                ),
-            )
-            .map(Recorded::done));
-        }
-        Err(_) => {
-            p.counters
-                .upstream_errors
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let mut event = pending.take();
-            event.status = 504;
-            p.record(event, started);
-            return Ok(answer(
-                StatusCode::GATEWAY_TIMEOUT,
-                "gateway_timeout",
-                &format!(
-                    "awxguard proxy: upstream {} did not answer within {:?}",
-                    p.upstream.url, p.response_timeout
-                ),
-            )
-            .map(Recorded::done));
-        }
-    };
+    let resp =
+        match tokio::time::timeout(p.response_timeout, down.lane.send(&p.dialer, upstream_req))
+            .await
+        {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                p.counters
+                    .upstream_errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let reason = error_chain(&*e);
+                tracing::warn!(upstream = %p.upstream.url, "proxy: upstream failed: {reason}");
+                let mut event = pending.take();
+                event.status = 502;
+                p.record(event, started);
+                return Ok(answer(
+                    StatusCode::BAD_GATEWAY,
+                    "bad_gateway",
+                    &format!(
+                        "awxguard proxy: upstream {} failed: {reason}",
+                        p.upstream.url
+                    ),
+                )
+                .map(Recorded::done));
+            }
+            Err(_) => {
+                p.counters
+                    .upstream_errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let mut event = pending.take();
+                event.status = 504;
+                p.record(event, started);
+                return Ok(answer(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "gateway_timeout",
+                    &format!(
+                        "awxguard proxy: upstream {} did not answer within {:?}",
+                        p.upstream.url, p.response_timeout
+                    ),
+                )
+                .map(Recorded::done));
+            }
+        };
     let (mut rparts, rbody) = resp.into_parts();
     strip_hop_by_hop(&mut rparts.headers);
     pending.event_mut().status = rparts.status.as_u16();

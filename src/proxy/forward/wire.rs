@@ -20,6 +20,11 @@ pub(super) const HOP_BY_HOP: [HeaderName; 9] = [
 
 /// Removes hop-by-hop headers, and those the `Connection` header names.
 pub(super) fn strip_hop_by_hop(h: &mut HeaderMap) {
+    // one pass over the names present (most messages carry none of them) instead of a hashed
+    // removal per name
+    if !h.keys().any(|n| HOP_BY_HOP.contains(n)) {
+        return;
+    }
     if let Some(c) = h.get(header::CONNECTION) {
         if let Ok(list) = c.to_str() {
             let named: Vec<HeaderName> = list

@@ -99,10 +99,14 @@ pub(crate) fn staged_changes(repo: &Path) -> Option<(Layout, Vec<Change>)> {
     if !plain_repository(&layout) {
         return None;
     }
-    let (entries, cache) = match std::fs::symlink_metadata(&layout.index) {
+    let data = match std::fs::symlink_metadata(&layout.index) {
         // No index yet (a new repository): nothing is staged.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), None),
-        _ => parse_index(&read_small(&layout.index)?)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        _ => Some(read_small(&layout.index)?),
+    };
+    let (entries, cache) = match &data {
+        None => (Vec::new(), None),
+        Some(data) => parse_index(data)?,
     };
     let odb = Odb::new(layout.objects());
     let head_tree = match head_commit(&layout)? {
@@ -208,9 +212,10 @@ fn tree_of_commit(odb: &Odb, commit: &Oid) -> Option<Oid> {
     }
 }
 
-/// One stage-0 (or conflicted) index entry.
-struct Entry {
-    path: Vec<u8>,
+/// One stage-0 (or conflicted) index entry; its path borrowed from the index read (versions 2
+/// and 3: no allocation per entry) or built from the previous one's prefix (version 4).
+struct Entry<'a> {
+    path: std::borrow::Cow<'a, [u8]>,
     mode: u32,
     oid: Oid,
     stage: u8,
@@ -226,7 +231,7 @@ struct CacheNode {
 const TREE_MODE: u32 = 0o040000;
 
 /// The index's entries and its cache tree.
-fn parse_index(data: &[u8]) -> Option<(Vec<Entry>, Option<CacheNode>)> {
+fn parse_index(data: &[u8]) -> Option<(Vec<Entry<'_>>, Option<CacheNode>)> {
     // The trailing checksum is git's to verify; a torn index fails the structure checks here.
     let body = data.get(..data.len().checked_sub(20)?)?;
     if body.get(..4)? != b"DIRC" {
@@ -266,10 +271,10 @@ fn parse_index(data: &[u8]) -> Option<(Vec<Entry>, Option<CacheNode>)> {
             let keep = previous.len().checked_sub(usize::try_from(strip).ok()?)?;
             let suffix_at = name_at + used;
             let nul = memchr::memchr(0, body.get(suffix_at..)?)?;
-            let mut path = previous[..keep].to_vec();
-            path.extend_from_slice(&body[suffix_at..suffix_at + nul]);
+            previous.truncate(keep);
+            previous.extend_from_slice(&body[suffix_at..suffix_at + nul]);
             at = suffix_at + nul + 1;
-            path
+            std::borrow::Cow::Owned(previous.clone())
         } else {
             let len = usize::from(flags & 0xfff);
             let len = if len < 0xfff {
@@ -280,12 +285,11 @@ fn parse_index(data: &[u8]) -> Option<(Vec<Entry>, Option<CacheNode>)> {
             if *body.get(name_at + len)? != 0 {
                 return None;
             }
-            let path = body[name_at..name_at + len].to_vec();
+            let path = &body[name_at..name_at + len];
             // Padded with 1 to 8 NULs to a multiple of eight bytes.
             at += (name_at - at + len + 8) & !7;
-            path
+            std::borrow::Cow::Borrowed(path)
         };
-        previous.clone_from(&path);
         entries.push(Entry {
             path,
             mode,
@@ -391,7 +395,7 @@ fn diff_dir(
     odb: &Odb,
     prefix: usize,
     head: Option<Oid>,
-    entries: &[Entry],
+    entries: &[Entry<'_>],
     cache: Option<&CacheNode>,
     out: &mut Vec<Change>,
 ) -> Option<()> {
@@ -436,7 +440,7 @@ fn diff_dir(
                             new_mode: e.mode,
                             old_oid,
                             new_oid: e.oid,
-                            path: e.path.clone(),
+                            path: e.path.to_vec(),
                         });
                     }
                 }

@@ -445,6 +445,20 @@ impl UsageRecords for SqliteStore {
                 params![raw_before.timestamp_millis()],
             )
             .map_err(q("prune raw events"))? as u64;
+        // The rollup tables are keyed by key first: pruning them by time reads them whole. The
+        // days table says at once whether any rollup is old enough (every stored event counted
+        // its day in the same transaction as its rollups).
+        let oldest_day: Option<i64> = tx
+            .query_row("SELECT min(day) FROM usage_days", [], |r| r.get(0))
+            .map_err(q("read the oldest day"))?;
+        if oldest_day.is_none_or(|d| d * DAY >= rollups_before.timestamp()) {
+            tx.commit().map_err(q("commit prune"))?;
+            return Ok(Pruned {
+                raw_events: raw,
+                hours: 0,
+                values: 0,
+            });
+        }
         let hour = rollups_before.timestamp().div_euclid(HOUR);
         let hours = tx
             .execute("DELETE FROM usage_hours WHERE hour < ?1", params![hour])

@@ -134,3 +134,72 @@ fn one_batch_pieces_overlaps_and_shuffles_store_the_same() {
     assert_eq!((again.new, again.duplicates), (0, events.len() as u64));
     assert_eq!(holdings(&shuffled), expected, "shuffled");
 }
+
+/// Rollups older than the rollup retention go (hours, hourly calls, days, first appearances
+/// last seen before it); newer ones, and raw events inside the raw retention, stay. A prune with
+/// nothing old enough removes no rollup.
+#[test]
+fn pruning_drops_rollups_past_retention_and_keeps_the_rest() {
+    let cat = Catalog::builtin();
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir, "prune.db");
+    let mut old = stream();
+    old.truncate(200);
+    let mut new = stream();
+    new.truncate(200);
+    for e in &mut new {
+        e.ts += chrono::Duration::days(500);
+        e.source_ip = Some("203.0.113.9".into()); // an address only the new events have
+    }
+    s.append_usage(&old, &cat, None).unwrap();
+    s.append_usage(&new, &cat, None).unwrap();
+    let count = |sql: &str| -> i64 { s.conn().query_row(sql, [], |r| r.get(0)).unwrap() };
+    let newest = new.iter().map(|e| e.ts).max().unwrap();
+    let (hours, calls, days, attrs) = (
+        count("SELECT count(*) FROM usage_hours"),
+        count("SELECT count(*) FROM usage_hour_calls"),
+        count("SELECT count(*) FROM usage_days"),
+        count("SELECT count(*) FROM usage_attrs"),
+    );
+
+    // nothing older than a retention that reaches back past every event
+    let p = s
+        .usage_prune(
+            newest - chrono::Duration::days(600),
+            newest - chrono::Duration::days(600),
+        )
+        .unwrap();
+    assert_eq!((p.raw_events, p.hours, p.values), (0, 0, 0));
+    assert_eq!(count("SELECT count(*) FROM usage_hours"), hours);
+
+    // 400 days of rollups, 35 of raw events: the old stream's rollups and raw events go
+    let p = s
+        .usage_prune(
+            newest - chrono::Duration::days(35),
+            newest - chrono::Duration::days(400),
+        )
+        .unwrap();
+    assert_eq!(p.raw_events, 200);
+    assert!(p.hours > 0 && p.values > 0, "{p:?}");
+    let cut = (newest - chrono::Duration::days(400)).timestamp();
+    assert_eq!(
+        count(&format!(
+            "SELECT count(*) FROM usage_hours WHERE hour < {}",
+            cut / 3600
+        )),
+        0
+    );
+    assert!(count("SELECT count(*) FROM usage_hour_calls") < calls);
+    assert!(count("SELECT count(*) FROM usage_days") < days);
+    assert!(count("SELECT count(*) FROM usage_attrs") < attrs);
+    assert_eq!(count("SELECT count(*) FROM usage_events"), 200);
+    assert_eq!(
+        count("SELECT count(*) FROM usage_hours") as u64,
+        hours as u64 - p.hours
+    );
+    // every key's series now starts with the new events
+    for k in s.usage_key_names().unwrap() {
+        let ks = s.usage_key_series(&k).unwrap();
+        assert!(ks.hours.keys().all(|h| h * 3600 >= cut), "{k}");
+    }
+}

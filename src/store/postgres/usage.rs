@@ -264,6 +264,20 @@ impl UsageRecords for PgStore {
                     &[&raw_before.timestamp_millis()],
                 )
                 .map_err(q("prune raw events"))?;
+            // as on SQLite: the rollup tables are read whole by a prune by time, so the oldest
+            // day (a primary key) says first whether any rollup is old enough
+            let oldest_day: Option<i64> = tx
+                .query_one("SELECT min(day) FROM usage_days", &[])
+                .map_err(q("read the oldest day"))?
+                .get(0);
+            if oldest_day.is_none_or(|d| d * DAY >= rollups_before.timestamp()) {
+                tx.commit().map_err(q("commit prune"))?;
+                return Ok(Pruned {
+                    raw_events: raw,
+                    hours: 0,
+                    values: 0,
+                });
+            }
             let hour = rollups_before.timestamp().div_euclid(HOUR);
             let hours = tx
                 .execute("DELETE FROM usage_hours WHERE hour < $1", &[&hour])

@@ -31,6 +31,11 @@ use std::net::IpAddr;
 /// mid-transaction on every batch. The cache only grows as pages are touched.
 const APPEND_CACHE_KIB: i64 = 65_536;
 
+/// WAL pages after which a commit of an appending connection copies the WAL back into the
+/// database (SQLite's default: 1,000). A batch rewrites every touched key's newest rollup pages;
+/// copying back every few batches instead of after each copies those pages once, not each time.
+const APPEND_CHECKPOINT: i64 = 16_384;
+
 /// One usage event of the contract, normalized: time in UTC, method upper case, path without
 /// its query string. What the file reader and the recording proxy hand the store.
 #[derive(Debug, Clone, PartialEq)]
@@ -371,6 +376,7 @@ impl UsageRecords for SqliteStore {
     ) -> Result<Appended, StoreError> {
         let mut conn = self.conn();
         conn.pragma_update(None, "cache_size", -APPEND_CACHE_KIB)
+            .and_then(|()| conn.pragma_update(None, "wal_autocheckpoint", APPEND_CHECKPOINT))
             .map_err(self.q("size the page cache"))?;
         let tx = conn.transaction().map_err(self.q("begin usage batch"))?;
         let out = append_prepared_in(&tx, batch, cursor).map_err(|(what, e)| self.q(what)(e))?;

@@ -165,7 +165,7 @@ pub fn declared(
         .collect()
 }
 
-fn secs(d: std::time::Duration) -> i64 {
+pub(super) fn secs(d: std::time::Duration) -> i64 {
     d.as_secs() as i64
 }
 

@@ -8,7 +8,7 @@
 //! failed write stops the reading and is the error reported.
 
 use super::ingest::{inputs, open_events, Input, MAX_PROBLEMS};
-use super::job::{IngestOutcome, SourceSummary, UsageJobError};
+use super::job::{secs, IngestOutcome, SourceSummary, UsageJobError};
 use super::reader::{self, Batch, ReadError};
 use super::UsageError;
 use crate::airwallex::Catalog;
@@ -43,15 +43,11 @@ struct Written {
     duplicates: u64,
 }
 
-fn secs(d: std::time::Duration) -> i64 {
-    d.as_secs() as i64
-}
-
 impl Writer<'_> {
     /// Appends one batch, then prunes when the newest event moved a day since the last prune.
     fn write(
         &mut self,
-        batch: &PreparedBatch,
+        batch: &PreparedBatch<'_>,
         cursor: Option<&SourceCursor>,
         w: &mut Written,
     ) -> Result<(), StoreError> {
@@ -182,7 +178,8 @@ pub(super) fn read_and_store(
         };
         sum.note = plan.as_ref().and_then(|p| p.note.clone());
         let (read, written) = std::thread::scope(|sc| {
-            let (tx, rx) = crossbeam_channel::bounded::<(PreparedBatch, Option<SourceCursor>)>(1);
+            let (tx, rx) =
+                crossbeam_channel::bounded::<(PreparedBatch<'static>, Option<SourceCursor>)>(1);
             let writer = &mut writer;
             let writing = sc.spawn(move || {
                 let mut w = Written::default();

@@ -251,7 +251,7 @@ pub trait UsageRecords {
     /// of its events; a backend without its own form appends the events).
     fn append_prepared(
         &self,
-        batch: &PreparedBatch,
+        batch: &PreparedBatch<'_>,
         catalog: &Catalog,
         cursor: Option<&SourceCursor>,
     ) -> Result<Appended, StoreError> {
@@ -365,12 +365,12 @@ impl UsageRecords for SqliteStore {
         catalog: &Catalog,
         cursor: Option<&SourceCursor>,
     ) -> Result<Appended, StoreError> {
-        self.append_prepared(&prepare(events.to_vec(), catalog), catalog, cursor)
+        self.append_prepared(&prepare(events, catalog), catalog, cursor)
     }
 
     fn append_prepared(
         &self,
-        batch: &PreparedBatch,
+        batch: &PreparedBatch<'_>,
         _catalog: &Catalog,
         cursor: Option<&SourceCursor>,
     ) -> Result<Appended, StoreError> {
@@ -803,7 +803,7 @@ pub(super) fn append_in(
     catalog: &Catalog,
     cursor: Option<&SourceCursor>,
 ) -> Result<Appended, (&'static str, rusqlite::Error)> {
-    append_prepared_in(tx, &prepare(events.to_vec(), catalog), cursor)
+    append_prepared_in(tx, &prepare(events, catalog), cursor)
 }
 
 fn cursor_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SourceCursor> {

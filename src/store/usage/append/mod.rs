@@ -63,18 +63,21 @@ struct Texts {
 impl Texts {
     /// `Some` when the gate changes any of `e`'s texts.
     fn of(e: &UsageEvent) -> Option<Box<Texts>> {
-        let dirty = |s: &str| matches!(redact::scrub(s), Cow::Owned(_));
-        let any = dirty(&e.path)
-            || [&e.source_ip, &e.host, &e.account_id]
-                .into_iter()
-                .any(|t| t.as_deref().is_some_and(dirty));
-        let gate = |t: &Option<String>| t.as_deref().map(|s| redact::scrub(s).into_owned());
+        fn gate(t: &Option<String>) -> Option<Cow<'_, str>> {
+            t.as_deref().map(redact::scrub)
+        }
+        let path = redact::scrub(&e.path);
+        let (ip, host, account) = (gate(&e.source_ip), gate(&e.host), gate(&e.account_id));
+        let changed = |t: &Option<Cow<'_, str>>| matches!(t, Some(Cow::Owned(_)));
+        let any =
+            matches!(path, Cow::Owned(_)) || changed(&ip) || changed(&host) || changed(&account);
+        let own = |t: Option<Cow<'_, str>>| t.map(Cow::into_owned);
         any.then(|| {
             Box::new(Texts {
-                path: redact::scrub(&e.path).into_owned(),
-                ip: gate(&e.source_ip),
-                host: gate(&e.host),
-                account: gate(&e.account_id),
+                path: path.into_owned(),
+                ip: own(ip),
+                host: own(host),
+                account: own(account),
             })
         })
     }
@@ -100,8 +103,10 @@ struct Rollups {
 }
 
 /// Events made ready for [`append_prepared_in`] (see the module's text).
-pub struct PreparedBatch {
-    events: Vec<UsageEvent>,
+pub struct PreparedBatch<'a> {
+    /// Borrowed from a caller that keeps them (the proxy), owned when the batch travels to
+    /// another thread (ingest).
+    events: Cow<'a, [UsageEvent]>,
     planned: Vec<Planned>,
     keys: Vec<String>,
     routes: Vec<RouteInfo>,
@@ -115,7 +120,7 @@ pub struct PreparedBatch {
     unique: bool,
 }
 
-impl PreparedBatch {
+impl PreparedBatch<'_> {
     /// The events, as given.
     pub fn events(&self) -> &[UsageEvent] {
         &self.events
@@ -175,7 +180,11 @@ fn intern<'a>(ix: &mut FxMap<&'a str, u32>, names: &mut Vec<String>, s: &'a str)
 }
 
 /// Step 1: everything about `events` that needs no database (see the module's text).
-pub fn prepare(events: Vec<UsageEvent>, catalog: &Catalog) -> PreparedBatch {
+pub fn prepare<'a>(
+    events: impl Into<Cow<'a, [UsageEvent]>>,
+    catalog: &Catalog,
+) -> PreparedBatch<'a> {
+    let events: Cow<'a, [UsageEvent]> = events.into();
     let mut planned = Vec::with_capacity(events.len());
     let mut keys = Vec::new();
     let mut routes: Vec<RouteInfo> = Vec::new();
@@ -190,7 +199,7 @@ pub fn prepare(events: Vec<UsageEvent>, catalog: &Catalog) -> PreparedBatch {
         let mut route_ix: FxMap<String, u32> = FxMap::default();
         let mut net_by_ip: FxMap<(IpAddr, bool), u32> = FxMap::default();
         let mut net_ix: FxMap<String, u32> = FxMap::default();
-        for e in &events {
+        for e in events.iter() {
             let route = match by_path.get(&(e.method.as_str(), e.path.as_str())) {
                 Some(i) => *i,
                 None => {
@@ -318,7 +327,10 @@ fn id_of(
     Ok(tx.last_insert_rowid())
 }
 
-fn ids(tx: &Transaction<'_>, b: &PreparedBatch) -> Result<Ids, (&'static str, rusqlite::Error)> {
+fn ids(
+    tx: &Transaction<'_>,
+    b: &PreparedBatch<'_>,
+) -> Result<Ids, (&'static str, rusqlite::Error)> {
     let q = |what: &'static str| move |e: rusqlite::Error| (what, e);
     let name = |kind: i64, n: &String| {
         id_of(
@@ -386,7 +398,7 @@ fn ids(tx: &Transaction<'_>, b: &PreparedBatch) -> Result<Ids, (&'static str, ru
 /// migration that moves the proxy's interim events into this store). An error names its step.
 pub(in crate::store) fn append_prepared_in(
     tx: &Transaction<'_>,
-    b: &PreparedBatch,
+    b: &PreparedBatch<'_>,
     cursor: Option<&SourceCursor>,
 ) -> Result<Appended, (&'static str, rusqlite::Error)> {
     let q = |what: &'static str| move |e: rusqlite::Error| (what, e);

@@ -203,3 +203,40 @@ fn pruning_drops_rollups_past_retention_and_keeps_the_rest() {
         assert!(ks.hours.keys().all(|h| h * 3600 >= cut), "{k}");
     }
 }
+
+/// A text the redaction gate changes is stored as the gate left it, on the fast path and the
+/// careful one alike: no row holds the key.
+#[test]
+fn texts_holding_a_key_are_stored_redacted() {
+    let cat = Catalog::builtin();
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir, "redact.db");
+    let secret: String = (0..96)
+        .map(|i| b"0123456789abcdef"[(i * 7 + 3) % 16] as char)
+        .collect();
+    let mut events = stream();
+    events.truncate(130);
+    events[5].path = format!("/api/v1/balances/current?k={secret}");
+    events[100].host = Some(format!("h{secret}.example"));
+    s.append_usage(&events[..70], &cat, None).unwrap(); // all new: many rows per statement
+    s.append_usage(&events[60..], &cat, None).unwrap(); // overlapping: row by row
+    let conn = s.conn();
+    let mut st = conn
+        .prepare("SELECT path, coalesce(host, '') FROM usage_events")
+        .unwrap();
+    let rows: Vec<(String, String)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows.len(), 130);
+    assert!(rows
+        .iter()
+        .all(|(p, h)| !p.contains(&secret) && !h.contains(&secret)));
+    assert_eq!(
+        rows.iter()
+            .filter(|(p, h)| p.contains("[redacted") || h.contains("[redacted"))
+            .count(),
+        2
+    );
+}

@@ -35,15 +35,37 @@ pub struct ProxyArgs {
     /// database; for PostgreSQL, in the working directory: give each proxy its own].
     #[arg(long, value_name = "DIR")]
     pub spill_dir: Option<PathBuf>,
-    /// Threads serving requests. 1 (the default): every connection on one event loop, the
-    /// least CPU per request (the recording thread and blocking lookups run beside it); more
-    /// for more requests per second than one core serves.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
-    pub threads: u16,
+    /// Threads serving requests, each its own single-threaded event loop; connections are dealt
+    /// out in turn and stay on their loop [default: one per core]. The recording thread and
+    /// blocking lookups run beside them.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
 }
 
 pub fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<u8> {
-    ctx.use_threads(usize::from(args.threads));
+    // The accepting loop is this thread's single-threaded runtime; each further loop gets its
+    // own thread and runtime.
+    ctx.use_threads(1);
+    let count = args.threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        usize::from,
+    );
+    let threads = crate::proxy::ServerThreads {
+        count,
+        spawn: std::sync::Arc::new(|served: crate::proxy::ServerFuture| {
+            std::thread::Builder::new()
+                .name("awxguard-serve".into())
+                .spawn(move || {
+                    match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt.block_on(served),
+                        Err(e) => tracing::warn!("proxy: a serving loop has no runtime: {e}"),
+                    }
+                })
+        }),
+    };
     let req = ProxyRequest {
         listen: args.listen,
         upstream: args.upstream,
@@ -57,6 +79,7 @@ pub fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<u8> {
         money_guard_minutes: args.money_guard,
         spill_dir: args.spill_dir,
         db: ctx.db_path()?,
+        threads: Some(threads),
     };
     let outcome = ctx.block_on(job::run(
         req,

@@ -31,17 +31,22 @@ impl Attributions {
         }
     }
 
-    /// The key fingerprint of a token fingerprint, from memory.
-    pub fn cached(&self, token_fp: &str, now: DateTime<Utc>) -> Option<String> {
+    /// The key fingerprint of a token fingerprint and when the token expires, from memory.
+    pub fn cached(&self, token_fp: &str, now: DateTime<Utc>) -> Option<(String, DateTime<Utc>)> {
         let known = self.known.read().unwrap_or_else(|p| p.into_inner());
         known
             .get(token_fp)
             .filter(|(_, exp)| *exp > now)
-            .map(|(k, _)| k.clone())
+            .map(|(k, exp)| (k.clone(), *exp))
     }
 
-    /// The key fingerprint of a token fingerprint: memory, then the store.
-    pub async fn resolve(&self, token_fp: &str, now: DateTime<Utc>) -> Option<String> {
+    /// The key fingerprint of a token fingerprint and when the token expires: memory, then the
+    /// store.
+    pub async fn resolve(
+        &self,
+        token_fp: &str,
+        now: DateTime<Utc>,
+    ) -> Option<(String, DateTime<Utc>)> {
         if let Some(k) = self.cached(token_fp, now) {
             return Some(k);
         }
@@ -63,7 +68,7 @@ impl Attributions {
         match found {
             Ok(Ok(Some(a))) => {
                 self.insert(&a);
-                Some(a.key_fingerprint)
+                Some((a.key_fingerprint, a.expires_at))
             }
             Ok(Ok(None)) => {
                 self.unknown

@@ -4,11 +4,12 @@
 //! read limit). `Recorded` wraps a response body and sends the request's usage event when the
 //! body ends, fails or is dropped (the client went away): exactly one event per request.
 
-use super::record::{Recorder, UsageEvent};
+use super::record::UsageEvent;
 use bytes::{Bytes, BytesMut};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -114,18 +115,29 @@ pub async fn read_limited(mut body: Incoming, limit: usize) -> Read {
     }
 }
 
+/// Where a response body's event goes when the body ends (the connection it was served on).
+pub trait Sink: Send + Sync {
+    /// Records `event`, whose request started at `started`.
+    fn record(&self, event: Box<UsageEvent>, started: Instant);
+}
+
 /// A response body that records its request's event when it ends.
 pub struct Recorded {
     inner: Body,
-    pending: Option<(Recorder, Box<UsageEvent>, Instant)>,
+    pending: Option<(Arc<dyn Sink>, Box<UsageEvent>, Instant)>,
 }
 
 impl Recorded {
-    /// A body whose event is sent when it ends (latency measured from `started` to then).
-    pub fn new(inner: Body, recorder: Recorder, event: UsageEvent, started: Instant) -> Recorded {
+    /// A body whose event is sent to `sink` when it ends.
+    pub fn new(
+        inner: Body,
+        sink: Arc<dyn Sink>,
+        event: Box<UsageEvent>,
+        started: Instant,
+    ) -> Recorded {
         Recorded {
             inner,
-            pending: Some((recorder, Box::new(event), started)),
+            pending: Some((sink, event, started)),
         }
     }
 
@@ -138,9 +150,8 @@ impl Recorded {
     }
 
     fn finish(&mut self) {
-        if let Some((recorder, mut event, started)) = self.pending.take() {
-            event.latency_ms = Some(super::record::millis(started.elapsed()));
-            recorder.event(*event);
+        if let Some((sink, event, started)) = self.pending.take() {
+            sink.record(event, started);
         }
     }
 }

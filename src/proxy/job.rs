@@ -45,6 +45,8 @@ pub struct ProxyRequest {
     /// `None`: `proxy-spill/` beside the database.
     pub spill_dir: Option<PathBuf>,
     pub db: PathBuf,
+    /// Event loops to serve on (`None`: the caller's runtime alone).
+    pub threads: Option<super::ServerThreads>,
 }
 
 /// The request with `[proxy]` filled in where the command line said nothing.
@@ -245,13 +247,14 @@ pub async fn serve(
             }
         })
     };
-    let served = proxy
-        .serve(listener, shutdown)
-        .await
-        .map_err(|source| JobError::Listen {
-            addr: listen.clone(),
-            source,
-        });
+    let served = match &req.threads {
+        Some(t) => proxy.serve_threads(listener, shutdown, t).await,
+        None => proxy.serve(listener, shutdown).await,
+    }
+    .map_err(|source| JobError::Listen {
+        addr: listen.clone(),
+        source,
+    });
     ticker.abort();
     let snapshot = counters.snapshot();
     tracing::info!("proxy: stopped; counters {snapshot}");

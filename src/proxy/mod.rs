@@ -77,6 +77,27 @@ impl ProxySettings {
     }
 }
 
+/// A serving loop handed to another thread.
+pub type ServerFuture = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// How many event loops serve, and how the caller starts one more: it runs the future to its
+/// end on a new thread with its own single-threaded runtime (the library builds no runtime).
+#[derive(Clone)]
+pub struct ServerThreads {
+    pub count: usize,
+    #[allow(clippy::type_complexity)]
+    pub spawn:
+        Arc<dyn Fn(ServerFuture) -> std::io::Result<std::thread::JoinHandle<()>> + Send + Sync>,
+}
+
+impl std::fmt::Debug for ServerThreads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerThreads")
+            .field("count", &self.count)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -130,6 +151,9 @@ impl Shared {
         }
     }
 }
+
+/// Hands a connection to another loop.
+type Dealer = tokio::sync::mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>;
 
 /// A proxy ready to serve.
 #[derive(Clone)]
@@ -199,8 +223,51 @@ impl Proxy {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
+        self.serve_on(listener, shutdown, Vec::new()).await
+    }
+
+    /// `serve` on `threads.count` event loops: this thread's and `threads.count - 1` more, each
+    /// a single-threaded runtime on its own thread (`threads.spawn` starts one: the caller owns
+    /// runtimes). This loop accepts and deals the connections out in turn; a connection then
+    /// stays on its loop with its upstream connection, so no request crosses threads (as
+    /// nginx's worker processes). The recording thread, the store and the counters are shared.
+    pub async fn serve_threads(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()>,
+        threads: &ServerThreads,
+    ) -> std::io::Result<()> {
+        let mut loops = Vec::new();
+        let mut handles = Vec::new();
+        for _ in 1..threads.count.max(1) {
+            let (tx, rx) =
+                tokio::sync::mpsc::unbounded_channel::<(std::net::TcpStream, SocketAddr)>();
+            let me = self.clone();
+            let served: ServerFuture = Box::pin(async move { me.serve_dealt(rx).await });
+            handles.push((threads.spawn)(served)?);
+            loops.push(tx);
+        }
+        let out = self.serve_on(listener, shutdown, loops).await;
+        // the other loops end once their senders are gone (dropped by `serve_on`)
+        let _ = tokio::task::spawn_blocking(move || {
+            for h in handles {
+                let _ = h.join();
+            }
+        })
+        .await;
+        out
+    }
+
+    /// The accepting loop: every connection in turn to this loop or to one of `others`.
+    async fn serve_on(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()>,
+        others: Vec<Dealer>,
+    ) -> std::io::Result<()> {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         tokio::pin!(shutdown);
+        let mut turn = 0usize;
         loop {
             let (stream, peer) = tokio::select! {
                 r = listener.accept() => match r {
@@ -215,28 +282,75 @@ impl Proxy {
                 _ = &mut shutdown => break,
             };
             let _ = stream.set_nodelay(true);
-            let shared = self.shared.clone();
-            let watcher = graceful.watcher();
-            // the connection and its upstream side in one task (see `lane`)
-            tokio::spawn(lane::drive(
-                self.shared.dialer.clone(),
-                move |lane| async move {
-                    let header_timeout = shared.header_timeout;
-                    let down = Arc::new(forward::Downstream::new(peer, lane));
-                    let service = hyper::service::service_fn(move |req| {
-                        forward::handle(shared.clone(), down.clone(), req)
-                    });
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .keep_alive(true)
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(header_timeout)
-                        .serve_connection(TokioIo::new(stream), service);
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(%peer, "proxy: connection ended: {e}");
+            turn = (turn + 1) % (others.len() + 1);
+            if turn > 0 {
+                match stream.into_std() {
+                    Ok(s) => {
+                        if let Err(e) = others[turn - 1].send((s, peer)) {
+                            // that loop is gone: serve the connection here
+                            let (s, peer) = e.0;
+                            if let Ok(s) = tokio::net::TcpStream::from_std(s) {
+                                self.connection(s, peer, &graceful);
+                            }
+                        }
                     }
-                },
-            ));
+                    Err(e) => tracing::warn!(%peer, "proxy: cannot hand a connection on: {e}"),
+                }
+                continue;
+            }
+            self.connection(stream, peer, &graceful);
         }
+        drop(others);
+        self.drain(graceful).await;
+        Ok(())
+    }
+
+    /// A further loop: serves the connections the accepting loop deals it until it stops.
+    async fn serve_dealt(
+        &self,
+        mut dealt: tokio::sync::mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
+    ) {
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        while let Some((s, peer)) = dealt.recv().await {
+            match tokio::net::TcpStream::from_std(s) {
+                Ok(s) => self.connection(s, peer, &graceful),
+                Err(e) => tracing::warn!(%peer, "proxy: cannot take a connection: {e}"),
+            }
+        }
+        self.drain(graceful).await;
+    }
+
+    /// Serves one connection (and its upstream side) in its own task on this loop.
+    fn connection(
+        &self,
+        stream: tokio::net::TcpStream,
+        peer: SocketAddr,
+        graceful: &hyper_util::server::graceful::GracefulShutdown,
+    ) {
+        let shared = self.shared.clone();
+        let watcher = graceful.watcher();
+        // the connection and its upstream side in one task (see `lane`)
+        tokio::spawn(lane::drive(
+            self.shared.dialer.clone(),
+            move |lane| async move {
+                let header_timeout = shared.header_timeout;
+                let down = Arc::new(forward::Downstream::new(shared, peer, lane));
+                let service =
+                    hyper::service::service_fn(move |req| forward::handle(down.clone(), req));
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(true)
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(header_timeout)
+                    .serve_connection(TokioIo::new(stream), service);
+                if let Err(e) = watcher.watch(conn).await {
+                    tracing::debug!(%peer, "proxy: connection ended: {e}");
+                }
+            },
+        ));
+    }
+
+    /// Lets open requests finish (up to 10 s), then writes every event.
+    async fn drain(&self, graceful: hyper_util::server::graceful::GracefulShutdown) {
         if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
             .await
             .is_err()
@@ -246,7 +360,6 @@ impl Proxy {
         let shared = self.shared.clone();
         let _ = tokio::task::spawn_blocking(move || shared.recorder.flush(Duration::from_secs(30)))
             .await;
-        Ok(())
     }
 
     /// The address the upstream sees this proxy connect from, when it can tell: the local

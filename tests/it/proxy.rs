@@ -456,50 +456,63 @@ fn calls_through_the_proxy_are_recorded_with_their_key_and_object_ids() {
 
 #[test]
 fn two_clients_with_two_keys_are_never_mixed_up() {
-    let d = tempdir();
-    let (sim, env) = setup(d.path());
-    let proxy = Proxy::start(d.path(), &sim.url(), &[], &env);
-    let a = Client::new(&proxy.url);
-    let ta = a.login("payvy");
-    let tb = a.login("reader");
-    let url = proxy.url.clone();
-    // interleaved on many connections at once
-    a.rt.block_on(async {
-        let http = reqwest::Client::new();
-        let mut tasks = Vec::new();
-        for i in 0..60 {
-            let (http, url) = (http.clone(), url.clone());
-            let (token, path) = if i % 2 == 0 {
-                (ta.clone(), "/api/v1/balances/current")
-            } else {
-                (tb.clone(), "/api/v1/transfers")
-            };
-            tasks.push(tokio::spawn(async move {
-                let r = http
-                    .get(format!("{url}{path}"))
-                    .bearer_auth(token)
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status().as_u16(), 200);
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap();
-        }
-    });
-    let ev = wait_events(d.path(), 62);
-    let of = |k: &str, p: &str| {
-        ev.iter()
-            .filter(|e| e["key"] == k && e["path"] == p)
-            .count()
-    };
-    assert_eq!(of("payvy", "/api/v1/balances/current"), 30);
-    assert_eq!(of("reader", "/api/v1/transfers"), 30);
-    assert_eq!(of("payvy", "/api/v1/transfers"), 0);
-    assert_eq!(of("reader", "/api/v1/balances/current"), 0);
-    let log = proxy.stop();
-    assert_clean(d.path(), &[key("payvy"), key("reader"), ta, tb], &log);
+    // one event loop, and three: connections dealt out to loops on other threads
+    for threads in ["1", "3"] {
+        let d = tempdir();
+        let (sim, env) = setup(d.path());
+        let proxy = Proxy::start(d.path(), &sim.url(), &["--threads", threads], &env);
+        let a = Client::new(&proxy.url);
+        let ta = a.login("payvy");
+        let tb = a.login("reader");
+        let url = proxy.url.clone();
+        // interleaved on many connections at once
+        a.rt.block_on(async {
+            let http = reqwest::Client::new();
+            let mut tasks = Vec::new();
+            for i in 0..60 {
+                let (http, url) = (http.clone(), url.clone());
+                let (token, path) = if i % 2 == 0 {
+                    (ta.clone(), "/api/v1/balances/current")
+                } else {
+                    (tb.clone(), "/api/v1/transfers")
+                };
+                tasks.push(tokio::spawn(async move {
+                    let r = http
+                        .get(format!("{url}{path}"))
+                        .bearer_auth(token)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status().as_u16(), 200);
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+        let ev = wait_events(d.path(), 62);
+        let of = |k: &str, p: &str| {
+            ev.iter()
+                .filter(|e| e["key"] == k && e["path"] == p)
+                .count()
+        };
+        assert_eq!(
+            of("payvy", "/api/v1/balances/current"),
+            30,
+            "{threads} loops"
+        );
+        assert_eq!(of("reader", "/api/v1/transfers"), 30, "{threads} loops");
+        assert_eq!(of("payvy", "/api/v1/transfers"), 0, "{threads} loops");
+        assert_eq!(
+            of("reader", "/api/v1/balances/current"),
+            0,
+            "{threads} loops"
+        );
+        let log = proxy.stop();
+        // stopped: every loop drained, nothing recorded twice
+        assert_eq!(events(d.path()).len(), 62, "{threads} loops");
+        assert_clean(d.path(), &[key("payvy"), key("reader"), ta, tb], &log);
+    }
 }
 
 /// A connection remembers the fingerprint of the token it sent last: a client that changes its

@@ -13,7 +13,9 @@ use super::body::{read_limited, Body, Read, Recorded};
 use super::policy::{self, Check, TRANSFER_CREATE};
 use super::record::{event_time, UsageEvent};
 use super::Shared;
+use crate::airwallex::model::RouteRef;
 use crate::secret::fingerprint;
+use chrono::{DateTime, Utc};
 use http::header;
 use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
@@ -48,46 +50,129 @@ enum Who {
 }
 
 /// One downstream connection: its peer, what its requests repeat (the peer's address as text,
-/// the fingerprint of the token it sent last) and its upstream side.
+/// what the last request's token and route resolved to) and its upstream side.
 pub(crate) struct Downstream {
+    /// What every connection shares (one reference per connection: the requests of a
+    /// connection do not touch its count, which the serving loops would contend for).
+    shared: Arc<Shared>,
     peer: SocketAddr,
     peer_text: String,
-    /// The last token's fingerprint, under a keyed 64-bit hash of the token (no copy of the token
-    /// is kept): a client sends the same token on every call of a connection, so its SHA-256 is
-    /// computed once per connection and token.
-    last_token: Mutex<Option<(u64, String)>>,
+    memo: Mutex<Memo>,
     pub(super) lane: Arc<super::lane::Lane>,
 }
 
+/// What a connection's last request resolved. A client sends the same token and mostly the same
+/// calls on every request of a connection: the token's SHA-256, the store's and the policy's
+/// answers for it, and the catalog's match of the route are worked out once per connection and
+/// token (or path), not per request.
+#[derive(Default)]
+struct Memo {
+    /// The last token: a keyed 64-bit hash of it (no copy of the token is kept) and its
+    /// fingerprint.
+    token: Option<(u64, String)>,
+    /// The key behind that token (fingerprint, name) and when the token expires.
+    key: Option<(String, String, DateTime<Utc>)>,
+    /// The last call: method, path, the catalog's route and whether it writes.
+    route: Option<(Method, String, Option<RouteRef<'static>>, bool)>,
+}
+
+impl Memo {
+    /// `token` (whose keyed hash is `h`): its key while the token has not expired, else its
+    /// fingerprint to resolve.
+    fn remembered(&mut self, h: u64, token: &str, now: DateTime<Utc>) -> Remembered {
+        if let Some((lh, tfp)) = &self.token {
+            if *lh == h {
+                return match &self.key {
+                    Some((fp, name, until)) if *until > now => Remembered::Key {
+                        fingerprint: fp.clone(),
+                        name: name.clone(),
+                    },
+                    _ => Remembered::Resolve(tfp.clone()),
+                };
+            }
+        }
+        let tfp = fingerprint(token.as_bytes());
+        self.token = Some((h, tfp.clone()));
+        self.key = None;
+        Remembered::Resolve(tfp)
+    }
+
+    /// Remembers the key (fingerprint, name) the token `tfp` resolved to, until `until`: only
+    /// while `tfp` is still the connection's last token.
+    fn remember_key(&mut self, tfp: &str, key: (&str, &str), until: DateTime<Utc>) {
+        if self.token.as_ref().is_some_and(|(_, t)| t == tfp) {
+            self.key = Some((key.0.to_string(), key.1.to_string(), until));
+        }
+    }
+}
+
+/// A token's key as the connection remembers it, or the token's fingerprint to resolve.
+#[derive(Debug, PartialEq)]
+enum Remembered {
+    Key { fingerprint: String, name: String },
+    Resolve(String),
+}
+
 impl Downstream {
-    pub(crate) fn new(peer: SocketAddr, lane: Arc<super::lane::Lane>) -> Downstream {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        peer: SocketAddr,
+        lane: Arc<super::lane::Lane>,
+    ) -> Downstream {
         Downstream {
+            shared,
             peer,
             peer_text: peer.ip().to_string(),
-            last_token: Mutex::new(None),
+            memo: Mutex::new(Memo::default()),
             lane,
         }
     }
 
-    fn token_fingerprint(&self, p: &Shared, token: &str) -> String {
-        let h = p.token_hasher.hash_one(token);
-        let mut last = self.last_token.lock().unwrap_or_else(|e| e.into_inner());
-        match &*last {
-            Some((lh, fp)) if *lh == h => fp.clone(),
-            _ => {
-                let fp = fingerprint(token.as_bytes());
-                *last = Some((h, fp.clone()));
-                fp
+    fn memo(&self) -> std::sync::MutexGuard<'_, Memo> {
+        self.memo.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The key of the connection's last token while it has not expired, else the fingerprint of
+    /// `token` to resolve.
+    fn remembered(&self, p: &Shared, token: &str, now: DateTime<Utc>) -> Remembered {
+        self.memo()
+            .remembered(p.token_hasher.hash_one(token), token, now)
+    }
+
+    /// Remembers the key `tfp` resolved to, until `until`.
+    fn remember_key(&self, tfp: &str, key: (&str, &str), until: DateTime<Utc>) {
+        self.memo().remember_key(tfp, key, until);
+    }
+
+    /// The catalog's route for `method` `path` and whether it writes.
+    fn route(&self, p: &Shared, method: &Method, path: &str) -> (Option<RouteRef<'static>>, bool) {
+        let mut m = self.memo();
+        if let Some((lm, lp, route, writes)) = &m.route {
+            if lm == method && lp == path {
+                return (*route, *writes);
             }
         }
+        let route = p.catalog.route_ref(method.as_str(), path);
+        let writes = policy::writes(route, p.catalog);
+        m.route = Some((method.clone(), path.to_string(), route, writes));
+        (route, writes)
+    }
+}
+
+impl Shared {
+    /// The name the events give a key: its name in the config, else its fingerprint.
+    fn key_name(&self, fp: &str) -> String {
+        self.policy
+            .key(fp)
+            .map_or_else(|| fp.to_string(), |k| k.name.clone())
     }
 }
 
 pub(super) async fn handle(
-    p: Arc<Shared>,
     down: Arc<Downstream>,
     req: Request<Incoming>,
 ) -> Result<Response<Recorded>, Infallible> {
+    let p = &*down.shared;
     let peer = down.peer;
     let started = Instant::now();
     let now = p.clock.now();
@@ -101,24 +186,32 @@ pub(super) async fn handle(
         .requests
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let path = parts.uri.path().to_string();
-    let route = p.catalog.route_ref(parts.method.as_str(), &path);
+    let (route, writes) = down.route(p, &parts.method, &path);
     let template = route.map(|r| r.template);
     let is_login = parts.method == Method::POST && path == crate::airwallex::LOGIN_PATH;
-    let who = if is_login {
-        Who::Login(header_str(&parts.headers, &X_API_KEY).map(|k| fingerprint(k.as_bytes())))
+    let (who, key_name) = if is_login {
+        let k = header_str(&parts.headers, &X_API_KEY).map(|k| fingerprint(k.as_bytes()));
+        let name = k
+            .as_deref()
+            .map_or_else(|| UNKNOWN_KEY.to_string(), |fp| p.key_name(fp));
+        (Who::Login(k), name)
     } else {
         match header_str(&parts.headers, &header::AUTHORIZATION).and_then(|v| {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         }) {
-            Some(token) => {
-                let tfp = down.token_fingerprint(&p, token.trim());
-                match p.attributions.resolve(&tfp, now).await {
-                    Some(k) => Who::Key(k),
-                    None => Who::UnknownToken(tfp),
-                }
-            }
-            None => Who::Nobody,
+            Some(token) => match down.remembered(p, token.trim(), now) {
+                Remembered::Key { fingerprint, name } => (Who::Key(fingerprint), name),
+                Remembered::Resolve(tfp) => match p.attributions.resolve(&tfp, now).await {
+                    Some((k, until)) => {
+                        let name = p.key_name(&k);
+                        down.remember_key(&tfp, (&k, &name), until);
+                        (Who::Key(k), name)
+                    }
+                    None => (Who::UnknownToken(tfp), UNKNOWN_KEY.to_string()),
+                },
+            },
+            None => (Who::Nobody, UNKNOWN_KEY.to_string()),
         }
     };
     let key_fp = match &who {
@@ -126,14 +219,6 @@ pub(super) async fn handle(
         Who::Key(k) => Some(k.as_str()),
         _ => None,
     };
-    let key_name = match key_fp {
-        Some(fp) => p
-            .policy
-            .key(fp)
-            .map_or_else(|| fp.to_string(), |k| k.name.clone()),
-        None => UNKNOWN_KEY.to_string(),
-    };
-    let writes = policy::writes(route, p.catalog);
     // only findings name the route: made when one is
     let route_text = |method: &Method| {
         template.map_or_else(
@@ -149,7 +234,7 @@ pub(super) async fn handle(
     };
     let client = peer.ip();
     let mut pending = Pending::new(
-        p.clone(),
+        down.clone(),
         started,
         UsageEvent {
             ts: p.event_ts(now),
@@ -398,11 +483,65 @@ pub(super) async fn handle(
     }
     Ok(Response::from_parts(
         rparts,
-        Recorded::new(
-            Body::Stream(rbody),
-            p.recorder.clone(),
-            pending.take(),
-            started,
-        ),
+        pending.into_body(Body::Stream(rbody)),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    /// A connection reuses its token's key only while the token lives, and never for another
+    /// token.
+    #[test]
+    fn a_remembered_key_is_used_for_the_same_token_until_it_expires() {
+        let mut m = Memo::default();
+        let now = at("2026-12-05T10:00:00Z");
+        let until = at("2026-12-05T10:30:00Z");
+        let first = m.remembered(1, "token-one", now);
+        let Remembered::Resolve(tfp) = first else {
+            panic!("a new token is resolved: {first:?}")
+        };
+        assert_eq!(tfp, fingerprint(b"token-one"));
+        // nothing remembered yet: resolve again
+        assert_eq!(
+            m.remembered(1, "token-one", now),
+            Remembered::Resolve(tfp.clone())
+        );
+        m.remember_key(&tfp, ("sha256:key1", "payouts"), until);
+        let key = |name: &str| Remembered::Key {
+            fingerprint: "sha256:key1".into(),
+            name: name.into(),
+        };
+        assert_eq!(m.remembered(1, "token-one", now), key("payouts"));
+        assert_eq!(
+            m.remembered(1, "token-one", at("2026-12-05T10:29:59Z")),
+            key("payouts")
+        );
+        // expired: back to the store and the policy
+        assert_eq!(
+            m.remembered(1, "token-one", until),
+            Remembered::Resolve(tfp.clone())
+        );
+        // another token: its own fingerprint, and the old key is forgotten
+        m.remember_key(&tfp, ("sha256:key1", "payouts"), until);
+        assert_eq!(
+            m.remembered(2, "token-two", now),
+            Remembered::Resolve(fingerprint(b"token-two"))
+        );
+        assert_eq!(
+            m.remembered(2, "token-two", now),
+            Remembered::Resolve(fingerprint(b"token-two"))
+        );
+        // a late answer for the old token does not attach to the new one
+        m.remember_key(&tfp, ("sha256:key1", "payouts"), until);
+        assert_eq!(
+            m.remembered(2, "token-two", now),
+            Remembered::Resolve(fingerprint(b"token-two"))
+        );
+    }
 }

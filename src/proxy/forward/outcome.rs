@@ -3,7 +3,8 @@
 //! (502), each recorded once with its latency.
 
 use super::wire::{answer, error_chain};
-use crate::proxy::body::Recorded;
+use super::Downstream;
+use crate::proxy::body::{Body, Recorded, Sink};
 use crate::proxy::policy::{self, Check};
 use crate::proxy::record::{millis, UsageEvent};
 use crate::proxy::Shared;
@@ -17,17 +18,17 @@ use std::time::Instant;
 /// client closed its connection and hyper dropped the request), dropping this records it with
 /// status 499 (nginx's "client closed request"): every request is one event.
 pub(super) struct Pending {
-    shared: Arc<Shared>,
+    down: Arc<Downstream>,
     started: Instant,
-    event: Option<UsageEvent>,
+    event: Option<Box<UsageEvent>>,
 }
 
 impl Pending {
-    pub(super) fn new(shared: Arc<Shared>, started: Instant, event: UsageEvent) -> Pending {
+    pub(super) fn new(down: Arc<Downstream>, started: Instant, event: UsageEvent) -> Pending {
         Pending {
-            shared,
+            down,
             started,
-            event: Some(event),
+            event: Some(Box::new(event)),
         }
     }
 
@@ -40,8 +41,14 @@ impl Pending {
     }
 
     /// The event, for the path that records it.
-    pub(super) fn take(&mut self) -> UsageEvent {
+    pub(super) fn take(&mut self) -> Box<UsageEvent> {
         self.event.take().expect("event taken once")
+    }
+
+    /// A response body that records the event when it ends.
+    pub(super) fn into_body(mut self, inner: Body) -> Recorded {
+        let event = self.take();
+        Recorded::new(inner, self.down.clone(), event, self.started)
     }
 }
 
@@ -49,13 +56,13 @@ impl Drop for Pending {
     fn drop(&mut self) {
         if let Some(mut e) = self.event.take() {
             e.status = 499;
-            self.shared.record(e, self.started);
+            self.down.shared.record(e, self.started);
         }
     }
 }
 
 impl Shared {
-    pub(super) fn record(&self, mut event: UsageEvent, started: Instant) {
+    pub(super) fn record(&self, mut event: Box<UsageEvent>, started: Instant) {
         event.latency_ms = Some(millis(started.elapsed()));
         self.recorder.event(event);
     }
@@ -83,7 +90,7 @@ impl Shared {
         key: &str,
         subject: &[&str],
         vars: &[(&str, &str)],
-        mut event: UsageEvent,
+        mut event: Box<UsageEvent>,
         started: Instant,
         now: DateTime<Utc>,
     ) -> Response<Recorded> {
@@ -109,7 +116,7 @@ impl Shared {
 
     pub(super) fn body_failed(
         &self,
-        mut event: UsageEvent,
+        mut event: Box<UsageEvent>,
         started: Instant,
         e: hyper::Error,
     ) -> Response<Recorded> {
@@ -129,5 +136,12 @@ impl Shared {
             ),
         )
         .map(Recorded::done)
+    }
+}
+
+/// A connection records the events of its responses' bodies.
+impl Sink for Downstream {
+    fn record(&self, event: Box<UsageEvent>, started: Instant) {
+        self.shared.record(event, started);
     }
 }

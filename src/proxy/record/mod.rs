@@ -61,7 +61,9 @@ pub struct Counters {
     pub refused: AtomicU64,
     /// Upstream failures answered 502 or 504.
     pub upstream_errors: AtomicU64,
-    /// Events currently waiting in the queue.
+    /// Messages (events, findings) waiting in the queue when the writer last looked: after each
+    /// batch (the request path does not count them, so the serving loops share no counter for
+    /// it).
     pub queued: AtomicU64,
 }
 
@@ -115,13 +117,11 @@ impl Recorder {
     }
 
     /// Queues an event; with the queue full, appends it to the spill file at once.
-    pub fn event(&self, e: UsageEvent) {
-        self.counters.queued.fetch_add(1, Ordering::Relaxed);
-        match self.tx.try_send(Msg::Event(Box::new(e))) {
+    pub fn event(&self, e: Box<UsageEvent>) {
+        match self.tx.try_send(Msg::Event(e)) {
             Ok(()) => {}
             Err(TrySendError::Full(Msg::Event(e)))
             | Err(TrySendError::Disconnected(Msg::Event(e))) => {
-                self.counters.queued.fetch_sub(1, Ordering::Relaxed);
                 let n = self.counters.queue_full.fetch_add(1, Ordering::Relaxed);
                 if n.is_power_of_two() {
                     tracing::warn!(

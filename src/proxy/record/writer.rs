@@ -70,6 +70,9 @@ impl Writer {
                 }
             }
             self.write(&mut events, &mut findings);
+            self.counters
+                .queued
+                .store(rx.len() as u64, Ordering::Relaxed);
             for f in flushes.drain(..) {
                 self.flush_waiting.fetch_sub(1, Ordering::AcqRel);
                 let _ = f.send(());
@@ -85,10 +88,7 @@ impl Writer {
         flushes: &mut Vec<crossbeam_channel::Sender<()>>,
     ) {
         match m {
-            Msg::Event(e) => {
-                self.counters.queued.fetch_sub(1, Ordering::Relaxed);
-                events.push(*e)
-            }
+            Msg::Event(e) => events.push(*e),
             Msg::Finding(f) => {
                 if self.seen_findings.len() < 100_000 && self.seen_findings.insert(f.id.clone()) {
                     findings.push(*f);
@@ -354,7 +354,7 @@ mod tests {
         .unwrap();
         // more than the queue holds: some go straight to the spill file
         for i in 0..200 {
-            rec.event(event(i));
+            rec.event(Box::new(event(i)));
         }
         assert!(rec.flush(Duration::from_secs(10)));
         assert!(got.lock().unwrap().is_empty());
@@ -365,7 +365,7 @@ mod tests {
             assert!(Instant::now() < deadline);
             rec.flush(Duration::from_secs(1));
         }
-        rec.event(event(500));
+        rec.event(Box::new(event(500)));
         assert!(rec.flush(Duration::from_secs(10)));
         assert_eq!(got.lock().unwrap().len(), 201);
         assert_eq!(counters.unspilled.load(Ordering::SeqCst), 200);

@@ -60,11 +60,24 @@ struct Texts {
     account: Option<String>,
 }
 
+/// Most texts a batch remembers as clean (paths with ids are many).
+const CLEAN_TEXTS: usize = 50_000;
+
 impl Texts {
-    /// `Some` when the gate changes any of `e`'s texts.
-    fn of(e: &UsageEvent) -> Option<Box<Texts>> {
+    /// `Some` when the gate changes any of `e`'s texts. `clean`: texts of earlier events of the
+    /// batch the gate left as they were (events repeat their host, address and most paths).
+    fn of<'e>(e: &'e UsageEvent, clean: &mut FxSet<&'e str>) -> Option<Box<Texts>> {
         fn gate(t: &Option<String>) -> Option<Cow<'_, str>> {
             t.as_deref().map(redact::scrub)
+        }
+        let texts = [
+            Some(e.path.as_str()),
+            e.source_ip.as_deref(),
+            e.host.as_deref(),
+            e.account_id.as_deref(),
+        ];
+        if texts.iter().flatten().all(|t| clean.contains(t)) {
+            return None;
         }
         let path = redact::scrub(&e.path);
         let (ip, host, account) = (gate(&e.source_ip), gate(&e.host), gate(&e.account_id));
@@ -72,6 +85,9 @@ impl Texts {
         let any =
             matches!(path, Cow::Owned(_)) || changed(&ip) || changed(&host) || changed(&account);
         let own = |t: Option<Cow<'_, str>>| t.map(Cow::into_owned);
+        if !any && clean.len() < CLEAN_TEXTS {
+            clean.extend(texts.iter().flatten());
+        }
         any.then(|| {
             Box::new(Texts {
                 path: path.into_owned(),
@@ -199,6 +215,7 @@ pub fn prepare<'a>(
         let mut route_ix: FxMap<String, u32> = FxMap::default();
         let mut net_by_ip: FxMap<(IpAddr, bool), u32> = FxMap::default();
         let mut net_ix: FxMap<String, u32> = FxMap::default();
+        let mut clean: FxSet<&str> = FxSet::default();
         for e in events.iter() {
             let route = match by_path.get(&(e.method.as_str(), e.path.as_str())) {
                 Some(i) => *i,
@@ -260,7 +277,7 @@ pub fn prepare<'a>(
                         serde_json::to_string(&e.object_ids).expect("strings serialize"),
                     )
                 }),
-                screened: Texts::of(e),
+                screened: Texts::of(e, &mut clean),
             });
         }
     }

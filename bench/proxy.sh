@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Benchmark (printed, not in CI): `awxguard proxy` against nginx as the anchor, in one run, with
 # wrk at 200 connections against the same upstream (`awxguard sandbox`, the local Airwallex):
-# direct, through `awxguard proxy` (recording every request into its database), and through
-# nginx (plain proxy_pass with upstream keep-alive), interleaved round by round. Everything
-# shares this machine's cores. Prints medians over the rounds, the ratios to nginx, the targets,
-# and whether every proxied request became an event in the database.
+# direct, through `awxguard proxy` (recording every request into its database), through nginx
+# (plain proxy_pass with upstream keep-alive), and through a bare hyper forwarder
+# (examples/bare_forward.rs: the HTTP engine awxguard is built on with nothing else, one event
+# loop per core: what any hyper-based proxy pays before doing its job), interleaved round by
+# round. Everything shares this machine's cores. Prints medians over the rounds, the ratios to
+# nginx, the targets, and whether every proxied request became an event in the database.
 #
 #   bench/proxy.sh [SECONDS_PER_RUN] [ROUNDS] [CONNECTIONS]
 #
 # nginx runs with `worker_processes auto` (one worker per core: 2 here), `keepalive 256` to the
-# upstream, access log off; awxguard with its defaults (the CLI's multi-threaded runtime, one
-# worker per core, plus its recording thread). Each run also measures the CPU time the serving
-# process (nginx: master and workers) spent per request.
+# upstream, access log off; awxguard with its defaults (one single-threaded event loop per core,
+# plus its recording thread). Each run also measures the CPU time the serving process (nginx:
+# master and workers) spent per request, and for awxguard the part its recording thread spent.
 #
 # Installs wrk and nginx (Debian packages) if missing. The key and token are made up here and
 # never printed.
@@ -23,6 +25,7 @@ CONN=${3:-200}
 UP=${AWXGUARD_BENCH_UPSTREAM_PORT:-18801}
 PX=${AWXGUARD_BENCH_PROXY_PORT:-18802}
 NG=${AWXGUARD_BENCH_NGINX_PORT:-18803}
+HY=${AWXGUARD_BENCH_HYPER_PORT:-18804}
 
 need() {
   command -v "$1" >/dev/null 2>&1 && return
@@ -39,6 +42,8 @@ if [ -z "$BIN" ]; then
   cargo build --release --quiet --bin awxguard
   BIN=$PWD/target/release/awxguard
 fi
+cargo build --release --quiet --example bare_forward
+BARE=${CARGO_TARGET_DIR:-$PWD/target}/release/examples/bare_forward
 OUT=$(mktemp -d "${TMPDIR:-/tmp}/awxguard-proxy-bench.XXXXXX")
 PIDS=()
 cleanup() {
@@ -98,7 +103,7 @@ PIDS+=($!)
 SANDBOX_PID=$!
 wait_port "$UP"
 AWXGUARD_BENCH_KEY=$KEY "$BIN" --config "$OUT/awxguard.toml" --db "$OUT/awxguard.db" \
-  proxy --listen "127.0.0.1:$PX" --upstream "http://127.0.0.1:$UP" 2>"$OUT/proxy.log" &
+  proxy --listen "127.0.0.1:$PX" --upstream "http://127.0.0.1:$UP" ${AWXGUARD_BENCH_PROXY_ARGS:-} 2>"$OUT/proxy.log" &
 PIDS+=($!)
 PROXY_PID=$!
 wait_port "$PX"
@@ -106,6 +111,10 @@ nginx -c "$OUT/nginx.conf" -p "$OUT" -g 'daemon off;' &
 PIDS+=($!)
 NGINX_PID=$!
 wait_port "$NG"
+"$BARE" "127.0.0.1:$HY" "127.0.0.1:$UP" "$(nproc)p" &
+PIDS+=($!)
+HYPER_PID=$!
+wait_port "$HY"
 
 # Log in through the proxy, so it knows which key the token belongs to.
 TOKEN=$(curl -sf -X POST -H "x-client-id: $CID" -H "x-api-key: $KEY" \
@@ -121,21 +130,30 @@ cpu_ticks() {
   done
   echo "$t"
 }
-declare -A cpu_pid=([direct]=$SANDBOX_PID [awxguard]=$PROXY_PID [nginx]=$NGINX_PID)
+# ... and of awxguard's recording thread alone
+writer_ticks() {
+  local t
+  for t in /proc/"$PROXY_PID"/task/*; do
+    [ "$(cat "$t/comm")" = awxguard-proxy- ] && awk '{print $14 + $15}' "$t/stat"
+  done | awk '{s += $1} END {print s + 0}'
+}
+declare -A cpu_pid=([direct]=$SANDBOX_PID [awxguard]=$PROXY_PID [nginx]=$NGINX_PID [hyper]=$HYPER_PID)
 run() { # name port seconds round
-  local c0 c1
+  local c0 c1 w0 w1
   c0=$(cpu_ticks "${cpu_pid[$1]}")
+  w0=$(writer_ticks)
   wrk -t2 -c"$CONN" -d"$3"s --latency -H "Authorization: Bearer $TOKEN" \
     "http://127.0.0.1:$2$PATH_Q" >"$OUT/wrk-$1-$4.txt"
   c1=$(cpu_ticks "${cpu_pid[$1]}")
-  echo "$((c1 - c0))" >"$OUT/cpu-$1-$4.txt"
+  w1=$(writer_ticks)
+  echo "$((c1 - c0)) $((w1 - w0))" >"$OUT/cpu-$1-$4.txt"
 }
-declare -A ports=([direct]=$UP [awxguard]=$PX [nginx]=$NG)
-order=(direct awxguard nginx)
+declare -A ports=([direct]=$UP [awxguard]=$PX [nginx]=$NG [hyper]=$HY)
+order=(direct awxguard nginx hyper)
 for t in "${order[@]}"; do run "$t" "${ports[$t]}" 2 warmup; done
 for r in $(seq "$ROUNDS"); do
-  for i in 0 1 2; do
-    t=${order[$(((i + r) % 3))]}
+  for i in 0 1 2 3; do
+    t=${order[$(((i + r) % 4))]}
     run "$t" "${ports[$t]}" "$DUR" "$r"
   done
 done
@@ -148,6 +166,7 @@ for _ in $(seq 100); do
 done
 ROWS=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from usage_events where via = 1").fetchone()[0])' "$OUT/awxguard.db")
 
+echo "load: $(uptime)"
 python3 - "$OUT" "$ROUNDS" "$CONN" "$DUR" "$C" "$ROWS" "$(getconf CLK_TCK)" <<'PY'
 import glob, json, re, statistics, sys
 out, rounds, conn, dur, counters, rows, hz = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], json.loads(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
@@ -161,32 +180,39 @@ def parse(path):
     sock = sum(map(int, m.groups())) if (m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", t)) else 0
     return dict(p50=lat["50"], p99=lat["99"], rps=rps, total=total, errors=non2xx + sock)
 res, totals = {}, {}
-for name in ("direct", "awxguard", "nginx"):
+names = ("direct", "awxguard", "nginx", "hyper")
+for name in names:
     runs = [parse(f"{out}/wrk-{name}-{r}.txt") for r in range(1, rounds + 1)]
     warm = parse(f"{out}/wrk-{name}-warmup.txt")
     for r, run in enumerate(runs, 1):
-        # CPU time of the process serving this target (the upstream itself for direct)
-        run["cpu_us"] = int(open(f"{out}/cpu-{name}-{r}.txt").read()) * 1e6 / hz / run["total"]
-    res[name] = {k: statistics.median(r[k] for r in runs) for k in ("p50", "p99", "rps", "cpu_us")}
+        # CPU time of the process serving this target (the upstream itself for direct), and of
+        # awxguard's recording thread
+        ticks, writer = map(int, open(f"{out}/cpu-{name}-{r}.txt").read().split())
+        run["cpu_us"] = ticks * 1e6 / hz / run["total"]
+        run["rec_us"] = writer * 1e6 / hz / run["total"]
+    res[name] = {k: statistics.median(r[k] for r in runs) for k in ("p50", "p99", "rps", "cpu_us", "rec_us")}
     res[name]["errors"] = sum(r["errors"] for r in runs) + warm["errors"]
     totals[name] = sum(r["total"] for r in runs) + warm["total"]
 print(f"wrk -t2 -c{conn} -d{dur}s GET /api/v1/balances/current (bearer token), {rounds} interleaved rounds, medians")
 print(f"{'target':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU µs/req':>11}")
-for name in ("direct", "awxguard", "nginx"):
+for name in names:
     r = res[name]
     print(f"{name:<10} {r['rps']:>9.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['errors']:>7} {r['cpu_us']:>11.1f}")
-print("(CPU µs/req: user + system time of the upstream for direct, of the proxy under test otherwise)")
-d, a, n = res["direct"], res["awxguard"], res["nginx"]
+print("(CPU µs/req: user + system time of the upstream for direct, of the proxy under test otherwise;")
+print(f" awxguard's recording thread: {res['awxguard']['rec_us']:.1f} of its {res['awxguard']['cpu_us']:.1f};"
+      " hyper: examples/bare_forward.rs, the HTTP engine alone, recording nothing)")
+d, a, n, h = res["direct"], res["awxguard"], res["nginx"], res["hyper"]
 add_a, add_n = a["p50"] - d["p50"], n["p50"] - d["p50"]
 print(f"added median latency: awxguard {add_a:+.2f} ms, nginx {add_n:+.2f} ms")
 print(f"ratios awxguard/nginx: throughput {a['rps']/n['rps']:.2f}, p99 {a['p99']/n['p99']:.2f}, p50 {a['p50']/n['p50']:.2f}, CPU per request {a['cpu_us']/n['cpu_us']:.2f}")
+print(f"ratios hyper/nginx: throughput {h['rps']/n['rps']:.2f}, CPU per request {h['cpu_us']/n['cpu_us']:.2f}")
 proxied = totals["awxguard"] + 1  # + the login
 # wrk counts only the requests it saw answered; the ones in flight when a run stops are answered
 # (or closed: status 499) after it, and recorded too
 print(f"events: wrk saw {proxied} answers through awxguard; the proxy answered {counters['requests']} requests: "
       f"{counters['stored']} stored, {counters['spilled']} spilled, {counters['dropped']} dropped; {rows} events in the database")
 ok = lambda b: "ok" if b else "MISSED"
-print("targets: zero errors " + ok(a["errors"] == 0 and n["errors"] == 0 and d["errors"] == 0)
+print("targets: zero errors " + ok(all(res[k]["errors"] == 0 for k in names))
       + f"; added median <= nginx's {ok(add_a <= max(add_n, 0))}"
       + f"; p99 <= 1.5x nginx's {ok(a['p99'] <= 1.5 * n['p99'])}"
       + f"; throughput >= nginx's {ok(a['rps'] >= n['rps'])}"

@@ -134,7 +134,7 @@ cpu_ticks() {
 writer_ticks() {
   local t
   for t in /proc/"$PROXY_PID"/task/*; do
-    [ "$(cat "$t/comm")" = awxguard-proxy- ] && awk '{print $14 + $15}' "$t/stat"
+    if [ "$(cat "$t/comm")" = awxguard-proxy- ]; then awk '{print $14 + $15}' "$t/stat"; fi
   done | awk '{s += $1} END {print s + 0}'
 }
 declare -A cpu_pid=([direct]=$SANDBOX_PID [awxguard]=$PROXY_PID [nginx]=$NGINX_PID [hyper]=$HYPER_PID)

@@ -461,7 +461,7 @@ fn every_door_goes_through_the_gate() {
             if l.starts_with("//") {
                 continue;
             }
-            if (l.contains("println!(") || l.contains("print!(")) && !rel.ends_with("redact.rs") {
+            if (l.contains("println!(") || l.contains("print!(")) && !rel.starts_with("redact") {
                 problems.push(format!("src/{rel}:{}: print through say!/tell!", n + 1));
             }
             let names_params = l.contains("rusqlite::params")

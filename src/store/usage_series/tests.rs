@@ -1,4 +1,5 @@
 use super::*;
+use crate::airwallex::Catalog;
 
 fn ev<'a>(ts: i64, ip: &str, status: u16, access: Access) -> EventRef<'a> {
     EventRef {

@@ -15,124 +15,28 @@
 //! `SELECT .. FOR UPDATE SKIP LOCKED`; a queued alert is sealed only while it is still waiting,
 //! its row locked. Every area is ported: findings, lifecycle, acknowledgements, runs, outbox, keys,
 //! the proxy's records, the watch's state, the daemon's records (daemons share the database and
-//! claim each job run under an advisory lock: `daemon.rs`), usage evidence (`usage.rs`).
+//! claim each job run under an advisory lock: `daemon.rs`), usage evidence (`usage/`).
+//!
+//! Here: the store, its connection and the redaction gate for bound values; the schema steps
+//! and their application in `schema`; naming, creating and describing databases in `server`.
 
 mod daemon;
 mod findings;
 mod outbox;
 mod proxy;
+mod schema;
+mod server;
 mod usage;
 mod watch;
 
-use super::migrations::{Migration, SCHEMA_VERSION};
 use super::outbox::AlertPlanner;
 use super::StoreError;
 use postgres::types::{IsNull, ToSql, Type};
 use postgres::{Client, NoTls};
+use schema::version;
+pub use schema::{peek_version, MIGRATIONS};
+pub use server::{create_database, describe, is_url, redacted, test_database, with_dbname};
 use std::sync::{Arc, Mutex, RwLock};
-
-/// Every step of the PostgreSQL schema: the same versions and names as SQLite's (a test checks).
-pub const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "initial",
-        sql: include_str!("migrations/0001_initial.sql"),
-        before: None,
-    },
-    Migration {
-        version: 2,
-        name: "outbox",
-        sql: include_str!("migrations/0002_outbox.sql"),
-        before: None,
-    },
-    Migration {
-        version: 3,
-        name: "proxy",
-        sql: include_str!("migrations/0003_proxy.sql"),
-        before: None,
-    },
-    Migration {
-        version: 4,
-        name: "watch",
-        sql: include_str!("migrations/0004_watch.sql"),
-        before: None,
-    },
-    Migration {
-        version: 5,
-        name: "daemon",
-        sql: include_str!("migrations/0005_daemon.sql"),
-        before: None,
-    },
-    Migration {
-        version: 6,
-        name: "keys",
-        sql: include_str!("migrations/0006_keys.sql"),
-        before: None,
-    },
-    Migration {
-        version: 7,
-        name: "observed",
-        sql: include_str!("migrations/0007_observed.sql"),
-        before: None,
-    },
-    Migration {
-        version: 8,
-        name: "usage",
-        sql: include_str!("migrations/0008_usage.sql"),
-        before: None,
-    },
-    Migration {
-        version: 9,
-        name: "outbox_dead",
-        sql: include_str!("migrations/0009_outbox_dead.sql"),
-        before: None,
-    },
-    Migration {
-        version: 10,
-        name: "proxy_events",
-        sql: include_str!("migrations/0010_proxy_events.sql"),
-        before: None,
-    },
-];
-
-/// The advisory lock key that serializes schema steps across processes ("awxg" + 1).
-const MIGRATION_LOCK: i64 = 0x6177_7867_0001;
-
-/// Whether `target` (a `--db` value) names a PostgreSQL database.
-pub fn is_url(target: &str) -> bool {
-    target.starts_with("postgres://") || target.starts_with("postgresql://")
-}
-
-/// The schema version of the database at `url` without changing anything (0: none yet).
-pub fn peek_version(url: &str) -> Result<i64, StoreError> {
-    let config: postgres::Config = url
-        .parse()
-        .map_err(|e: postgres::Error| StoreError::BadUrl(format!("not a PostgreSQL URL: {e}")))?;
-    let shown = shown(&config);
-    off_runtime(move || {
-        let mut c = connect(&config, &shown)?;
-        let q = |source| StoreError::Pg {
-            url: shown.clone(),
-            what: "read schema version",
-            source,
-        };
-        let ours: bool = c
-            .query_one("SELECT to_regclass('awxguard_meta') IS NOT NULL", &[])
-            .map_err(q)?
-            .get(0);
-        if !ours {
-            return Ok(0);
-        }
-        version(&mut c).map_err(q)
-    })
-}
-
-/// `url` as it may be shown (no password), or a note that it does not parse.
-pub fn redacted(url: &str) -> String {
-    url.parse::<postgres::Config>()
-        .map(|c| shown(&c))
-        .unwrap_or_else(|_| "a postgres:// URL that does not parse".into())
-}
 
 /// The PostgreSQL store.
 pub struct PgStore {
@@ -275,78 +179,6 @@ impl PgStore {
     pub fn schema_version(&self) -> Result<i64, StoreError> {
         self.run(|c| version(c).map_err(self.q("read schema version")))
     }
-
-    /// Refuses another application's database, then applies the steps the database has not had,
-    /// each in its own transaction under an advisory lock (a second process waits, then skips
-    /// what the first did).
-    fn migrate(&self, create: bool) -> Result<(), StoreError> {
-        self.run(|c| {
-            // One statement, one snapshot: another process may be creating the tables now.
-            let row = c
-                .query_one(
-                    "SELECT to_regclass('awxguard_meta') IS NOT NULL, \
-                     (SELECT count(*) FROM information_schema.tables \
-                      WHERE table_schema = current_schema())",
-                    &[],
-                )
-                .map_err(self.q("look for awxguard's tables"))?;
-            let (ours, tables): (bool, i64) = (row.get(0), row.get(1));
-            if !ours && tables == 0 && !create {
-                return Err(StoreError::Missing {
-                    path: self.shown.clone().into(),
-                });
-            }
-            if !ours && tables > 0 {
-                return Err(StoreError::NotADatabase {
-                    path: self.shown.clone().into(),
-                    why: format!(
-                        "it holds another application's tables ({tables}, none of \
-                         awxguard's); awxguard does not add its tables to it"
-                    ),
-                });
-            }
-            let found = if ours {
-                version(c).map_err(self.q("read schema version"))?
-            } else {
-                0
-            };
-            if found > SCHEMA_VERSION {
-                return Err(StoreError::TooNew {
-                    path: self.shown.clone().into(),
-                    found,
-                });
-            }
-            for m in MIGRATIONS.iter().filter(|m| m.version > found) {
-                let mut tx = c.transaction().map_err(self.q("begin migration"))?;
-                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-                    .map_err(self.q("lock the schema"))?;
-                tx.batch_execute(
-                    "CREATE TABLE IF NOT EXISTS awxguard_meta \
-                     (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
-                )
-                .map_err(self.q("create awxguard_meta"))?;
-                if version(&mut tx).map_err(self.q("read schema version"))? >= m.version {
-                    continue;
-                }
-                tx.batch_execute(m.sql)
-                    .map_err(|source| StoreError::PgMigration {
-                        url: self.shown.clone(),
-                        version: m.version,
-                        name: m.name,
-                        source,
-                    })?;
-                tx.execute(
-                    "INSERT INTO awxguard_meta (name, value) VALUES ('schema_version', $1) \
-                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                    &[&m.version.to_string()],
-                )
-                .map_err(self.q("set schema version"))?;
-                tx.commit().map_err(self.q("commit migration"))?;
-                tracing::debug!(db = %self.shown, version = m.version, name = m.name, "migrated");
-            }
-            Ok(())
-        })
-    }
 }
 
 fn connect(config: &postgres::Config, shown: &str) -> Result<Client, StoreError> {
@@ -355,120 +187,6 @@ fn connect(config: &postgres::Config, shown: &str) -> Result<Client, StoreError>
         what: "cannot connect",
         source,
     })
-}
-
-/// `awxguard_meta.schema_version` (0 when absent).
-fn version(c: &mut impl postgres::GenericClient) -> Result<i64, postgres::Error> {
-    let row = c.query_opt(
-        "SELECT value FROM awxguard_meta WHERE name = 'schema_version'",
-        &[],
-    )?;
-    Ok(row
-        .and_then(|r| r.get::<_, String>(0).parse().ok())
-        .unwrap_or(0))
-}
-
-/// `url` with its database name replaced by `name` (the rest, host and options, kept).
-pub fn with_dbname(url: &str, name: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
-    let (base, query) = match rest.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (rest, None),
-    };
-    let authority = base.split_once('/').map_or(base, |(a, _)| a);
-    let mut out = format!("{scheme}://{authority}/{name}");
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
-}
-
-/// Creates the empty database `name` on the server `admin_url` reaches (whose user may create
-/// databases) and returns its URL: a fresh database per test, per benchmark, per `store copy`
-/// target. Refuses a name that is not a plain identifier.
-pub fn create_database(admin_url: &str, name: &str) -> Result<String, StoreError> {
-    if name.is_empty()
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-    {
-        return Err(StoreError::BadUrl(format!(
-            "{name:?} is not a database name awxguard creates (lower-case letters, digits, _)"
-        )));
-    }
-    let config: postgres::Config = admin_url
-        .parse()
-        .map_err(|e: postgres::Error| StoreError::BadUrl(format!("not a PostgreSQL URL: {e}")))?;
-    let shown = shown(&config);
-    off_runtime(move || -> Result<(), StoreError> {
-        let mut c = connect(&config, &shown)?;
-        c.batch_execute(&format!("CREATE DATABASE {name}"))
-            .map_err(|source| StoreError::Pg {
-                url: shown.clone(),
-                what: "create database",
-                source,
-            })
-    })?;
-    Ok(with_dbname(admin_url, name))
-}
-
-/// For tests: a fresh database on the server `AWXGUARD_TEST_PG_URL` names (`.ci/pg-cluster
-/// start` exports it), or `None` when it is not set. Under CI (`CI` set) a missing server is a
-/// failure, not a skip.
-pub fn test_database(label: &str) -> Option<String> {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let Some(admin) = std::env::var("AWXGUARD_TEST_PG_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI: AWXGUARD_TEST_PG_URL is not set; .ci/run starts a PostgreSQL cluster \
-             (.ci/pg-cluster start) for the tests"
-        );
-        return None;
-    };
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let label: String = label
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .take(24)
-        .collect();
-    let name = format!("t_{label}_{}_{n}_{nanos}", std::process::id());
-    Some(create_database(&admin, &name).expect("create a test database on AWXGUARD_TEST_PG_URL"))
-}
-
-/// What went wrong, in the server's words when it answered (the driver's own `Display` says only
-/// "db error").
-pub fn describe(e: &postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        let mut s = format!("{}: {}", db.severity(), db.message());
-        if let Some(d) = db.detail() {
-            s.push_str(&format!(" ({d})"));
-        }
-        if let Some(h) = db.hint() {
-            s.push_str(&format!("; hint: {h}"));
-        }
-        return s;
-    }
-    let mut s = e.to_string();
-    let mut cur = std::error::Error::source(e);
-    while let Some(c) = cur {
-        s.push_str(&format!(": {c}"));
-        cur = c.source();
-    }
-    s
 }
 
 /// Whether an error is worth retrying the whole transaction for (serialization failure,
@@ -534,98 +252,4 @@ macro_rules! pg_params {
 pub(crate) use pg_params;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_steps_are_sqlites_steps() {
-        let dir =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store/postgres/migrations");
-        let mut files: Vec<String> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        files.sort();
-        let sqlite: Vec<String> = crate::store::migrations::MIGRATIONS
-            .iter()
-            .map(|m| format!("{:04}_{}.sql", m.version, m.name))
-            .collect();
-        let pg: Vec<String> = MIGRATIONS
-            .iter()
-            .map(|m| format!("{:04}_{}.sql", m.version, m.name))
-            .collect();
-        assert_eq!(
-            pg, sqlite,
-            "every SQLite schema step needs its PostgreSQL twin (src/store/postgres/migrations)"
-        );
-        assert_eq!(
-            files, pg,
-            "src/store/postgres/migrations/ and MIGRATIONS differ"
-        );
-        for (i, m) in MIGRATIONS.iter().enumerate() {
-            let text = std::fs::read_to_string(dir.join(&pg[i])).unwrap();
-            assert_eq!(text, m.sql);
-        }
-    }
-
-    #[test]
-    fn urls_are_shown_without_their_password() {
-        let c: postgres::Config = "postgres://awx:s3cret-pw@db.internal:6543/awxguard"
-            .parse()
-            .unwrap();
-        assert_eq!(shown(&c), "postgres://awx@db.internal:6543/awxguard");
-        let c: postgres::Config = "postgresql:///awx?host=/tmp/pg&user=postgres"
-            .parse()
-            .unwrap();
-        assert_eq!(shown(&c), "postgres://postgres@/tmp/pg/awx");
-        assert!(is_url("postgres://x") && is_url("postgresql://x") && !is_url("a.db"));
-        assert_eq!(
-            with_dbname("postgres:///postgres?host=/tmp/p&user=u", "t_1"),
-            "postgres:///t_1?host=/tmp/p&user=u"
-        );
-        assert_eq!(
-            with_dbname("postgres://a@h:1/db", "x"),
-            "postgres://a@h:1/x"
-        );
-        assert_eq!(with_dbname("postgres://a@h", "x"), "postgres://a@h/x");
-    }
-
-    #[test]
-    fn a_newer_or_foreign_database_is_refused_and_steps_run_once() {
-        let Some(url) = test_database("refusals") else {
-            return;
-        };
-        let s = PgStore::open(&url, false, true).unwrap();
-        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
-        // Two more opens (one read-only) skip what is done.
-        PgStore::open(&url, false, true).unwrap();
-        let ro = PgStore::open(&url, true, true).unwrap();
-        let err = ro
-            .run(|c| {
-                c.batch_execute("DELETE FROM findings")
-                    .map_err(ro.q("delete"))
-            })
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("read-only"), "{err}");
-        s.run(|c| {
-            c.batch_execute("UPDATE awxguard_meta SET value = '99' WHERE name = 'schema_version'")
-                .map_err(s.q("bump"))
-        })
-        .unwrap();
-        let err = PgStore::open(&url, false, true).unwrap_err().to_string();
-        assert!(err.contains("schema version 99"), "{err}");
-        assert!(!err.contains("password"), "{err}");
-        let other = test_database("foreign").unwrap();
-        let c = PgStore::open(&other, false, true);
-        drop(c);
-        let foreign = test_database("foreign2").unwrap();
-        let cfg: postgres::Config = foreign.parse().unwrap();
-        let mut c = cfg.connect(NoTls).unwrap();
-        c.batch_execute("CREATE TABLE invoices (id int)").unwrap();
-        let err = PgStore::open(&foreign, false, true)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("another application"), "{err}");
-    }
-}
+mod tests;

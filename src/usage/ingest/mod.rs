@@ -8,19 +8,26 @@
 //! drops events already seen, in this run, from any source: reading the same file twice counts
 //! nothing twice. A bad line is rejected with `file:line: what is wrong`, counted, and the lines
 //! around it are still read.
+//!
+//! Here: the public readers and the per-source aggregates; one event checked, deduplicated and
+//! added in `event`; the sources' aggregates merged into per-key evidence in `merge`.
 
 mod blocks;
 use blocks::{read_chunk, read_lines, read_source};
+mod event;
 mod files;
+mod merge;
 mod parse;
 
+use event::ingest_event;
 pub(crate) use files::open_events;
 pub use files::{inputs, Input, EVENT_FILE_EXTENSIONS};
+use merge::merge;
 use parse::{check, opt, Checked, RawEvent};
 pub use parse::{looks_like_raw_key, parse_line, parse_ts};
 
-use super::evidence::{Evidence, KeyUsage, RouteUsage, SourceSpan};
-use super::screen::{Call, Screen, Screened};
+use super::evidence::Evidence;
+use super::screen::{Screen, Screened};
 use super::UsageError;
 use crate::airwallex::Catalog;
 use chrono::{DateTime, Utc};
@@ -255,150 +262,6 @@ struct Normalized<'a> {
     via: Option<&'a str>,
 }
 
-fn ingest_event<'c>(
-    ev: &RawEvent<'_>,
-    line_no: u64,
-    partial: &mut Partial<'c>,
-    catalog: &'c Catalog,
-    seen: &Seen,
-    method_buf: &mut String,
-) {
-    let key = ev.key.as_str();
-    let Checked { ts, path } = match check(ev, method_buf) {
-        Ok(c) => c,
-        Err(msg) => {
-            partial.reject(line_no, msg);
-            return;
-        }
-    };
-    if let Some(limit) = seen.not_after {
-        if ts > limit {
-            partial.reject(
-                line_no,
-                format!(
-                    "field `ts` {} is in the future (after {}: now plus the allowed clock skew, \
-                     [usage] max_future); rejected",
-                    ts.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    limit.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                ),
-            );
-            return;
-        }
-    }
-    let method = method_buf.as_str();
-    let norm = Normalized {
-        ts: ts.timestamp(),
-        ts_nanos: ts.timestamp_subsec_nanos(),
-        key,
-        method,
-        path,
-        status: ev.status,
-        source_ip: opt(&ev.source_ip),
-        user_agent: opt(&ev.user_agent),
-        account_id: opt(&ev.account_id),
-        latency_bits: ev.latency_ms.map(f64::to_bits),
-        host: opt(&ev.host),
-        via: opt(&ev.via),
-    };
-    partial.valid += 1;
-    partial.first = min_t(partial.first, ts);
-    partial.last = max_t(partial.last, ts);
-    let fresh = seen.first_time(&norm);
-    // The key appears in this source (it covers the key) even when its events are duplicates
-    // or screened out.
-    if !partial.keys.contains_key(key) {
-        partial.keys.insert(key.to_string(), KeyAgg::default());
-    }
-    if !fresh {
-        partial.duplicates += 1;
-        return;
-    }
-    let ok = (200..300).contains(&ev.status);
-    let route = catalog.route_ref(method, path);
-    if let Some(screen) = partial.screen {
-        // Not evidence of need: kept aside, reported, never learnt from.
-        let reasons = screen.judge(
-            key,
-            ts,
-            route.map(|r| (r.template, r.scope)),
-            opt(&ev.source_ip),
-            opt(&ev.via) == Some("proxy"),
-        );
-        if reasons.any() {
-            let unknown;
-            let call = Call {
-                ts,
-                route: match &route {
-                    Some(r) => r.template,
-                    None => {
-                        unknown = format!("{method} {}", unknown_template(path));
-                        &unknown
-                    }
-                },
-                source_ip: opt(&ev.source_ip),
-                ok,
-                write: !matches!(method, "GET" | "HEAD" | "OPTIONS"),
-            };
-            partial
-                .screened
-                .entry(key.to_string())
-                .or_default()
-                .add(&reasons, &call);
-            return;
-        }
-    }
-    let agg = partial.keys.get_mut(key).expect("entered above");
-    agg.events += 1;
-    agg.first = min_t(agg.first, ts);
-    agg.last = max_t(agg.last, ts);
-    match route {
-        Some(r) => {
-            agg.routes
-                .entry(r.template)
-                .or_insert_with(|| RouteAgg {
-                    scope: r.scope,
-                    ..RouteAgg::default()
-                })
-                .add(ts, ok);
-            // A refused call (401/403) does not show the key needs the scope; any other does.
-            if let Some(s) = r.scope {
-                if ev.status != 401 && ev.status != 403 {
-                    let t = agg.scopes.entry(s).or_insert(ts);
-                    *t = (*t).max(ts);
-                }
-            }
-        }
-        None => {
-            let k = format!("{method} {}", unknown_template(path));
-            agg.unknown.entry(k).or_default().add(ts, ok);
-        }
-    }
-    if let Some(ip) = &ev.source_ip {
-        bump(&mut agg.ips, ip.as_str());
-    }
-    if let Some(ua) = &ev.user_agent {
-        bump(&mut agg.agents, ua.as_str());
-    }
-    if let Some(h) = &ev.host {
-        let h = h.as_str();
-        if h.bytes().any(|b| b.is_ascii_uppercase()) {
-            bump(&mut agg.hosts, &h.to_ascii_lowercase());
-        } else {
-            bump(&mut agg.hosts, h);
-        }
-    }
-    if let Some(a) = &ev.account_id {
-        bump(&mut agg.accounts, a.as_str());
-    }
-    *agg.statuses.entry(ev.status).or_insert(0) += 1;
-}
-
-fn merge_counts(into: &mut BTreeMap<String, u64>, from: FxMap<String, u64>) {
-    for (k, v) in from {
-        *into.entry(k).or_insert(0) += v;
-    }
-}
-
 /// Reads every input and aggregates the events per key (see the module comment).
 pub fn read(paths: &[PathBuf], catalog: &Catalog) -> Result<Evidence, UsageError> {
     read_screened(paths, catalog, None)
@@ -516,100 +379,6 @@ pub fn read_text_screened(
     read_lines(text.as_bytes(), &mut partial, catalog, &seen)
         .expect("reading from memory cannot fail");
     merge(vec![partial])
-}
-
-fn merge(partials: Vec<Partial>) -> Evidence {
-    let mut ev = Evidence::default();
-    let mut coverage: HashMap<String, DateTime<Utc>> = HashMap::new();
-    for p in partials {
-        ev.rejected += p.rejected;
-        ev.duplicates += p.duplicates;
-        for (key, s) in &p.screened {
-            ev.screened.entry(key.clone()).or_default().absorb(s);
-        }
-        for msg in p.problems {
-            if ev.problems.len() < MAX_PROBLEMS {
-                ev.problems.push(msg);
-            }
-        }
-        let (Some(first), Some(last)) = (p.first, p.last) else {
-            continue;
-        };
-        ev.sources.push(SourceSpan {
-            name: p.name.clone(),
-            first,
-            last,
-            events: p.valid,
-        });
-        for (key, agg) in p.keys {
-            let c = coverage.entry(key.clone()).or_insert(first);
-            *c = (*c).min(first);
-            let (Some(kf), Some(kl)) = (agg.first, agg.last) else {
-                // only duplicates of events another source holds: it still covers the key
-                continue;
-            };
-            ev.events += agg.events;
-            let u = ev.keys.entry(key.clone()).or_insert_with(|| KeyUsage {
-                key: key.clone(),
-                events: 0,
-                first_seen: kf,
-                last_seen: kl,
-                coverage_start: first,
-                routes: BTreeMap::new(),
-                scopes_used: BTreeMap::new(),
-                source_ips: BTreeMap::new(),
-                user_agents: BTreeMap::new(),
-                hosts: BTreeMap::new(),
-                statuses: BTreeMap::new(),
-                account_ids: BTreeMap::new(),
-            });
-            u.events += agg.events;
-            u.first_seen = u.first_seen.min(kf);
-            u.last_seen = u.last_seen.max(kl);
-            let routes = agg
-                .routes
-                .into_iter()
-                .map(|(k, r)| (k.to_string(), r))
-                .chain(agg.unknown);
-            for (rk, r) in routes {
-                let (Some(rf), Some(rl)) = (r.first, r.last) else {
-                    continue;
-                };
-                let (method, template) = rk.split_once(' ').unwrap_or(("", &rk));
-                let (method, template) = (method.to_string(), template.to_string());
-                let e = u.routes.entry(rk).or_insert_with(|| RouteUsage {
-                    method,
-                    template,
-                    scope: r.scope.map(str::to_string),
-                    count: 0,
-                    first_seen: rf,
-                    last_seen: rl,
-                    ok: 0,
-                });
-                e.count += r.count;
-                e.ok += r.ok;
-                e.first_seen = e.first_seen.min(rf);
-                e.last_seen = e.last_seen.max(rl);
-            }
-            for (s, t) in agg.scopes {
-                let e = u.scopes_used.entry(s.to_string()).or_insert(t);
-                *e = (*e).max(t);
-            }
-            merge_counts(&mut u.source_ips, agg.ips);
-            merge_counts(&mut u.user_agents, agg.agents);
-            merge_counts(&mut u.hosts, agg.hosts);
-            merge_counts(&mut u.account_ids, agg.accounts);
-            for (s, n) in agg.statuses {
-                *u.statuses.entry(s).or_insert(0) += n;
-            }
-        }
-    }
-    for (key, u) in ev.keys.iter_mut() {
-        if let Some(c) = coverage.get(key) {
-            u.coverage_start = *c;
-        }
-    }
-    ev
 }
 
 #[cfg(test)]

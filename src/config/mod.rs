@@ -9,6 +9,7 @@ mod audit;
 mod daemon;
 mod keys;
 mod proxy;
+mod reference;
 mod scan;
 mod store;
 mod usage;

@@ -1,5 +1,6 @@
 //! Credentials named by reference (`env:VAR`, `file:PATH`), read when they are used.
 
+use crate::config::reference::{parse_reference, Reference};
 use crate::secret::Secret;
 use std::path::{Path, PathBuf};
 
@@ -45,22 +46,12 @@ impl std::fmt::Display for CredentialRef {
 }
 
 pub(crate) fn parse_credential(value: &str, base: &Path) -> Result<CredentialRef, String> {
-    if let Some(var) = value.strip_prefix("env:") {
-        let ok = !var.is_empty()
-            && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            && !var.as_bytes()[0].is_ascii_digit();
-        if !ok {
-            return Err(format!(
-                "env:{var} is not an environment variable name; e.g. \"env:SMTP_PASSWORD\""
-            ));
+    match parse_reference(value, base, ("SMTP_PASSWORD", "secrets/smtp-password")) {
+        Some(Ok(Reference::Env(var))) => Ok(CredentialRef::Env(var)),
+        Some(Ok(Reference::File(path))) => Ok(CredentialRef::File(path)),
+        Some(Err(e)) => Err(e),
+        None => {
+            Err("must be a reference, \"env:VAR\" or \"file:PATH\", never the value itself".into())
         }
-        return Ok(CredentialRef::Env(var.to_string()));
     }
-    if let Some(file) = value.strip_prefix("file:") {
-        if file.is_empty() {
-            return Err("file: needs a path, e.g. \"file:secrets/smtp-password\"".into());
-        }
-        return Ok(CredentialRef::File(base.join(file)));
-    }
-    Err("must be a reference, \"env:VAR\" or \"file:PATH\", never the value itself".into())
 }

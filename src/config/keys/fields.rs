@@ -3,6 +3,7 @@
 
 use super::SecretSpec;
 use crate::airwallex::{Catalog, Environment, KeyKind};
+use crate::config::reference::{parse_reference, Reference};
 use crate::secret::Secret;
 use chrono::NaiveDate;
 use std::path::Path;
@@ -54,22 +55,11 @@ pub(super) fn parse_secret(
     allow_literal: bool,
     base: &Path,
 ) -> Result<SecretSpec, String> {
-    if let Some(var) = value.strip_prefix("env:") {
-        let ok = !var.is_empty()
-            && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            && !var.as_bytes()[0].is_ascii_digit();
-        if !ok {
-            return Err(format!(
-                "env:{var} is not an environment variable name; e.g. \"env:AIRWALLEX_API_KEY\""
-            ));
-        }
-        return Ok(SecretSpec::Env(var.to_string()));
-    }
-    if let Some(file) = value.strip_prefix("file:") {
-        if file.is_empty() {
-            return Err("file: needs a path, e.g. \"file:secrets/payvy.key\"".into());
-        }
-        return Ok(SecretSpec::File(base.join(file)));
+    match parse_reference(value, base, ("AIRWALLEX_API_KEY", "secrets/payvy.key")) {
+        Some(Ok(Reference::Env(var))) => return Ok(SecretSpec::Env(var)),
+        Some(Ok(Reference::File(path))) => return Ok(SecretSpec::File(path)),
+        Some(Err(e)) => return Err(e),
+        None => {}
     }
     let trimmed = value.trim();
     if is_api_key_shape(trimmed) {

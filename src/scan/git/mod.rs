@@ -13,6 +13,24 @@ pub(crate) mod index;
 mod log;
 pub(crate) mod odb;
 
+/// Runs `git` in `dir` for a unit test, with a fixed identity and no system config; its output.
+#[cfg(test)]
+pub(crate) fn test_git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
 pub(crate) use blobs::{scan_blob, scan_blobs, BlobCounts, BlobRequest};
 pub(crate) use history::build_findings;
 pub use history::scan_history;

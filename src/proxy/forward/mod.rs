@@ -372,15 +372,13 @@ pub(super) async fn handle(
                 b
             }
             Read::Failed(e) => {
-                let mut event = pending.take();
-                event.status = 400;
-                p.record(event, started);
-                return Ok(answer(
+                return Ok(p.fail(
+                    pending.take(),
+                    started,
                     StatusCode::BAD_REQUEST,
                     "invalid_argument",
                     &format!("awxguard proxy: reading the request failed: {e}"),
-                )
-                .map(Recorded::done));
+                ));
             }
         };
     }
@@ -389,15 +387,13 @@ pub(super) async fn handle(
     parts.uri = match p.upstream.origin(&parts.uri) {
         Ok(u) => u,
         Err(e) => {
-            let mut event = pending.take();
-            event.status = 400;
-            p.record(event, started);
-            return Ok(answer(
+            return Ok(p.fail(
+                pending.take(),
+                started,
                 StatusCode::BAD_REQUEST,
                 "invalid_argument",
                 &format!("awxguard proxy: bad request target: {e}"),
-            )
-            .map(Recorded::done));
+            ));
         }
     };
     parts.version = Version::HTTP_11;
@@ -417,35 +413,31 @@ pub(super) async fn handle(
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let reason = error_chain(&*e);
                 tracing::warn!(upstream = %p.upstream.url, "proxy: upstream failed: {reason}");
-                let mut event = pending.take();
-                event.status = 502;
-                p.record(event, started);
-                return Ok(answer(
+                return Ok(p.fail(
+                    pending.take(),
+                    started,
                     StatusCode::BAD_GATEWAY,
                     "bad_gateway",
                     &format!(
                         "awxguard proxy: upstream {} failed: {reason}",
                         p.upstream.url
                     ),
-                )
-                .map(Recorded::done));
+                ));
             }
             Err(_) => {
                 p.counters
                     .upstream_errors
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let mut event = pending.take();
-                event.status = 504;
-                p.record(event, started);
-                return Ok(answer(
+                return Ok(p.fail(
+                    pending.take(),
+                    started,
                     StatusCode::GATEWAY_TIMEOUT,
                     "gateway_timeout",
                     &format!(
                         "awxguard proxy: upstream {} did not answer within {:?}",
                         p.upstream.url, p.response_timeout
                     ),
-                )
-                .map(Recorded::done));
+                ));
             }
         };
     let (mut rparts, rbody) = resp.into_parts();

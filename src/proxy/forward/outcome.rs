@@ -67,6 +67,20 @@ impl Shared {
         self.recorder.event(event);
     }
 
+    /// Records `event` with `status` and answers the client with the proxy's own error.
+    pub(super) fn fail(
+        &self,
+        mut event: Box<UsageEvent>,
+        started: Instant,
+        status: StatusCode,
+        code: &str,
+        message: &str,
+    ) -> Response<Recorded> {
+        event.status = status.as_u16();
+        self.record(event, started);
+        answer(status, code, message).map(Recorded::done)
+    }
+
     /// Whether `what` is reported for the first time by this process (bounded memory).
     pub(super) fn first_report(&self, what: &str) -> bool {
         let mut r = self.reported.lock().unwrap_or_else(|p| p.into_inner());
@@ -90,14 +104,13 @@ impl Shared {
         key: &str,
         subject: &[&str],
         vars: &[(&str, &str)],
-        mut event: Box<UsageEvent>,
+        event: Box<UsageEvent>,
         started: Instant,
         now: DateTime<Utc>,
     ) -> Response<Recorded> {
         self.counters
             .refused
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        event.status = 403;
         let f = policy::finding(
             check,
             writes,
@@ -110,13 +123,12 @@ impl Shared {
         );
         tracing::warn!(rule = %f.rule, id = %f.id, "{}", f.message);
         self.recorder.finding(f);
-        self.record(event, started);
-        answer(StatusCode::FORBIDDEN, code, message).map(Recorded::done)
+        self.fail(event, started, StatusCode::FORBIDDEN, code, message)
     }
 
     pub(super) fn body_failed(
         &self,
-        mut event: Box<UsageEvent>,
+        event: Box<UsageEvent>,
         started: Instant,
         e: hyper::Error,
     ) -> Response<Recorded> {
@@ -124,9 +136,9 @@ impl Shared {
             .upstream_errors
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let status = event.status;
-        event.status = 502;
-        self.record(event, started);
-        answer(
+        self.fail(
+            event,
+            started,
             StatusCode::BAD_GATEWAY,
             "bad_gateway",
             &format!(
@@ -135,7 +147,6 @@ impl Shared {
                 error_chain(&e)
             ),
         )
-        .map(Recorded::done)
     }
 }
 

@@ -121,7 +121,8 @@ impl Lane {
                 .take();
             let (id, mut sender) = match taken {
                 Some((id, s)) if !s.is_closed() => (id, s),
-                _ => self.open(dialer).await?,
+                // once per connection: boxed, so the per-request future stays small
+                _ => Box::pin(self.open(dialer)).await?,
             };
             // ready once the previous answer was read whole; an error: the connection is gone
             if let Err(e) = sender.ready().await {

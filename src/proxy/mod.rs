@@ -128,7 +128,7 @@ pub(crate) struct Shared {
     /// The time of the last event (Unix nanoseconds): see `event_ts`.
     last_event_ns: std::sync::atomic::AtomicI64,
     /// Keys the hash under which a connection remembers its last token (`forward::Downstream`).
-    token_hasher: std::collections::hash_map::RandomState,
+    token_hasher: ahash::RandomState,
 }
 
 impl Shared {
@@ -199,7 +199,7 @@ impl Proxy {
             reported: Mutex::new(HashSet::new()),
             recent_objects: Mutex::new(HashMap::new()),
             last_event_ns: std::sync::atomic::AtomicI64::new(i64::MIN + 1),
-            token_hasher: std::collections::hash_map::RandomState::new(),
+            token_hasher: ahash::RandomState::new(),
         };
         Ok(Proxy {
             shared: Arc::new(shared),

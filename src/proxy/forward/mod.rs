@@ -23,7 +23,6 @@ use learn::{object_ids, tracks_objects};
 use outcome::Pending;
 use serde_json::{json, Value};
 use std::convert::Infallible;
-use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -42,7 +41,7 @@ enum Who {
     /// A login, with the fingerprint of its `x-api-key`.
     Login(Option<String>),
     /// A call whose token a login through a proxy returned.
-    Key(String),
+    Key(Arc<str>),
     /// A call with a token no proxy saw the login of (its fingerprint).
     UnknownToken(String),
     /// A call without a bearer token.
@@ -71,7 +70,7 @@ struct Memo {
     /// fingerprint.
     token: Option<(u64, String)>,
     /// The key behind that token (fingerprint, name) and when the token expires.
-    key: Option<(String, String, DateTime<Utc>)>,
+    key: Option<(Arc<str>, String, DateTime<Utc>)>,
     /// The last call: method, path, the catalog's route and whether it writes.
     route: Option<(Method, String, Option<RouteRef<'static>>, bool)>,
 }
@@ -79,7 +78,7 @@ struct Memo {
 impl Memo {
     /// `token` (whose keyed hash is `h`): its key while the token has not expired, else its
     /// fingerprint to resolve.
-    fn remembered(&mut self, h: u64, token: &str, now: DateTime<Utc>) -> Remembered {
+    fn remembered(&mut self, h: u64, token: &[u8], now: DateTime<Utc>) -> Remembered {
         if let Some((lh, tfp)) = &self.token {
             if *lh == h {
                 return match &self.key {
@@ -91,7 +90,7 @@ impl Memo {
                 };
             }
         }
-        let tfp = fingerprint(token.as_bytes());
+        let tfp = fingerprint(token);
         self.token = Some((h, tfp.clone()));
         self.key = None;
         Remembered::Resolve(tfp)
@@ -99,9 +98,9 @@ impl Memo {
 
     /// Remembers the key (fingerprint, name) the token `tfp` resolved to, until `until`: only
     /// while `tfp` is still the connection's last token.
-    fn remember_key(&mut self, tfp: &str, key: (&str, &str), until: DateTime<Utc>) {
+    fn remember_key(&mut self, tfp: &str, key: (&Arc<str>, &str), until: DateTime<Utc>) {
         if self.token.as_ref().is_some_and(|(_, t)| t == tfp) {
-            self.key = Some((key.0.to_string(), key.1.to_string(), until));
+            self.key = Some((key.0.clone(), key.1.to_string(), until));
         }
     }
 }
@@ -109,7 +108,7 @@ impl Memo {
 /// A token's key as the connection remembers it, or the token's fingerprint to resolve.
 #[derive(Debug, PartialEq)]
 enum Remembered {
-    Key { fingerprint: String, name: String },
+    Key { fingerprint: Arc<str>, name: String },
     Resolve(String),
 }
 
@@ -134,13 +133,13 @@ impl Downstream {
 
     /// The key of the connection's last token while it has not expired, else the fingerprint of
     /// `token` to resolve.
-    fn remembered(&self, p: &Shared, token: &str, now: DateTime<Utc>) -> Remembered {
+    fn remembered(&self, p: &Shared, token: &[u8], now: DateTime<Utc>) -> Remembered {
         self.memo()
             .remembered(p.token_hasher.hash_one(token), token, now)
     }
 
     /// Remembers the key `tfp` resolved to, until `until`.
-    fn remember_key(&self, tfp: &str, key: (&str, &str), until: DateTime<Utc>) {
+    fn remember_key(&self, tfp: &str, key: (&Arc<str>, &str), until: DateTime<Utc>) {
         self.memo().remember_key(tfp, key, until);
     }
 
@@ -196,15 +195,21 @@ pub(super) async fn handle(
             .map_or_else(|| UNKNOWN_KEY.to_string(), |fp| p.key_name(fp));
         (Who::Login(k), name)
     } else {
-        match header_str(&parts.headers, &header::AUTHORIZATION).and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
+        // the token as bytes: neither checked as text nor copied, only hashed (and
+        // fingerprinted when the connection has not seen it)
+        match parts.headers.get(header::AUTHORIZATION).and_then(|v| {
+            let v = v.as_bytes();
+            v.strip_prefix(b"Bearer ")
+                .or_else(|| v.strip_prefix(b"bearer "))
         }) {
-            Some(token) => match down.remembered(p, token.trim(), now) {
+            Some(token) => match down.remembered(p, token.trim_ascii(), now) {
                 Remembered::Key { fingerprint, name } => (Who::Key(fingerprint), name),
-                Remembered::Resolve(tfp) => match p.attributions.resolve(&tfp, now).await {
+                // once per connection and token: boxed, so the common path's future stays small
+                Remembered::Resolve(tfp) => match Box::pin(p.attributions.resolve(&tfp, now)).await
+                {
                     Some((k, until)) => {
                         let name = p.key_name(&k);
+                        let k: Arc<str> = k.into();
                         down.remember_key(&tfp, (&k, &name), until);
                         (Who::Key(k), name)
                     }
@@ -216,17 +221,17 @@ pub(super) async fn handle(
     };
     let key_fp = match &who {
         Who::Login(k) => k.as_deref(),
-        Who::Key(k) => Some(k.as_str()),
+        Who::Key(k) => Some(&**k),
         _ => None,
     };
     // only findings name the route: made when one is
-    let route_text = |method: &Method| {
+    let route_text = |method: &Method, path: &str| {
         template.map_or_else(
             || {
                 format!(
                     "{} {}",
                     method,
-                    crate::usage::ingest::unknown_template(&path)
+                    crate::usage::ingest::unknown_template(path)
                 )
             },
             str::to_string,
@@ -238,9 +243,11 @@ pub(super) async fn handle(
         started,
         UsageEvent {
             ts: p.event_ts(now),
-            key: key_name.clone(),
+            // the key's name and the path move into the event; the rarer paths below read them
+            // back from it
+            key: key_name,
             method: parts.method.as_str().to_string(),
-            path: path.clone(),
+            path,
             status: 0,
             source_ip: Some(down.peer_text.clone()),
             user_agent: header_str(&parts.headers, &header::USER_AGENT).map(str::to_string),
@@ -266,14 +273,14 @@ pub(super) async fn handle(
                 &[tfp],
                 &[
                     ("method", parts.method.as_str()),
-                    ("route", &route_text(&parts.method)),
+                    ("route", &route_text(&parts.method, &pending.event().path)),
                     ("token", tfp),
                     ("client", &client.to_string()),
                 ],
                 now,
                 json!({
                     "token_fingerprint": tfp,
-                    "first_call": {"method": parts.method.as_str(), "path": path, "source_ip": client.to_string(),
+                    "first_call": {"method": parts.method.as_str(), "path": pending.event().path, "source_ip": client.to_string(),
                                    "user_agent": pending.event().user_agent},
                 }),
             );
@@ -285,6 +292,8 @@ pub(super) async fn handle(
     // enforcement: the client, then the scope
     if p.policy.enforced(key_fp) && !p.policy.client_allowed(client) {
         let c = client.to_string();
+        let key_name = pending.event().key.clone();
+        let route = route_text(&parts.method, &pending.event().path);
         return Ok(p.refuse(
             Check::ClientRefused,
             "client_not_allowed",
@@ -294,7 +303,7 @@ pub(super) async fn handle(
             &[&key_name, &c],
             &[
                 ("method", parts.method.as_str()),
-                ("route", &route_text(&parts.method)),
+                ("route", &route),
                 ("client", &c),
             ],
             pending.take(),
@@ -304,6 +313,8 @@ pub(super) async fn handle(
     }
     if let Some(fp) = key_fp.filter(|k| p.policy.enforced(Some(k))) {
         if let Some(scope) = p.policy.missing_scope(fp, route) {
+            let key_name = pending.event().key.clone();
+            let route = route_text(&parts.method, &pending.event().path);
             return Ok(p.refuse(
                 Check::UndeclaredScope,
                 "undeclared_scope",
@@ -315,7 +326,7 @@ pub(super) async fn handle(
                 &[&key_name, scope],
                 &[
                     ("method", parts.method.as_str()),
-                    ("route", &route_text(&parts.method)),
+                    ("route", &route),
                     ("scope", scope),
                     ("client", &client.to_string()),
                 ],
@@ -332,13 +343,14 @@ pub(super) async fn handle(
         let Body::Stream(incoming) = body else {
             unreachable!()
         };
-        body = match read_limited(incoming, p.read_limit).await {
+        body = match Box::pin(read_limited(incoming, p.read_limit)).await {
             Read::Whole(bytes) => {
                 let ben = serde_json::from_slice::<Value>(&bytes)
                     .ok()
                     .and_then(|v| v.get("beneficiary_id")?.as_str().map(str::to_string));
                 if let Some(ben) = ben {
-                    if let Some(held) = p.hold(&key_name, &ben, now).await {
+                    let key_name = pending.event().key.clone();
+                    if let Some(held) = Box::pin(p.hold(&key_name, &ben, now)).await {
                         let (changed, until) = held;
                         let (c, u) = (event_time(changed), event_time(until));
                         return Ok(p.refuse(
@@ -446,10 +458,10 @@ pub(super) async fn handle(
     let ok = rparts.status.is_success();
 
     if ok && is_login {
-        let out = match read_limited(rbody, p.read_limit).await {
+        let out = match Box::pin(read_limited(rbody, p.read_limit)).await {
             Read::Whole(bytes) => {
                 if let Some(fp) = key_fp {
-                    p.learn_login(fp, &bytes, now).await;
+                    Box::pin(p.learn_login(fp, &bytes, now)).await;
                 }
                 Body::full(bytes)
             }
@@ -460,9 +472,9 @@ pub(super) async fn handle(
         return Ok(Response::from_parts(rparts, Recorded::done(out)));
     }
     if ok && template.is_some_and(tracks_objects) {
-        let out = match read_limited(rbody, p.read_limit).await {
+        let out = match Box::pin(read_limited(rbody, p.read_limit)).await {
             Read::Whole(bytes) => {
-                let ids = object_ids(template.unwrap_or(""), &path, &bytes);
+                let ids = object_ids(template.unwrap_or(""), &pending.event().path, &bytes);
                 p.remember_objects(&ids, template.unwrap_or(""), now);
                 pending.event_mut().object_ids = ids;
                 Body::full(bytes)
@@ -494,45 +506,46 @@ mod tests {
         let mut m = Memo::default();
         let now = at("2026-12-05T10:00:00Z");
         let until = at("2026-12-05T10:30:00Z");
-        let first = m.remembered(1, "token-one", now);
+        let key1: Arc<str> = "sha256:key1".into();
+        let first = m.remembered(1, b"token-one", now);
         let Remembered::Resolve(tfp) = first else {
             panic!("a new token is resolved: {first:?}")
         };
         assert_eq!(tfp, fingerprint(b"token-one"));
         // nothing remembered yet: resolve again
         assert_eq!(
-            m.remembered(1, "token-one", now),
+            m.remembered(1, b"token-one", now),
             Remembered::Resolve(tfp.clone())
         );
-        m.remember_key(&tfp, ("sha256:key1", "payouts"), until);
+        m.remember_key(&tfp, (&key1, "payouts"), until);
         let key = |name: &str| Remembered::Key {
-            fingerprint: "sha256:key1".into(),
+            fingerprint: key1.clone(),
             name: name.into(),
         };
-        assert_eq!(m.remembered(1, "token-one", now), key("payouts"));
+        assert_eq!(m.remembered(1, b"token-one", now), key("payouts"));
         assert_eq!(
-            m.remembered(1, "token-one", at("2026-12-05T10:29:59Z")),
+            m.remembered(1, b"token-one", at("2026-12-05T10:29:59Z")),
             key("payouts")
         );
         // expired: back to the store and the policy
         assert_eq!(
-            m.remembered(1, "token-one", until),
+            m.remembered(1, b"token-one", until),
             Remembered::Resolve(tfp.clone())
         );
         // another token: its own fingerprint, and the old key is forgotten
-        m.remember_key(&tfp, ("sha256:key1", "payouts"), until);
+        m.remember_key(&tfp, (&key1, "payouts"), until);
         assert_eq!(
-            m.remembered(2, "token-two", now),
+            m.remembered(2, b"token-two", now),
             Remembered::Resolve(fingerprint(b"token-two"))
         );
         assert_eq!(
-            m.remembered(2, "token-two", now),
+            m.remembered(2, b"token-two", now),
             Remembered::Resolve(fingerprint(b"token-two"))
         );
         // a late answer for the old token does not attach to the new one
-        m.remember_key(&tfp, ("sha256:key1", "payouts"), until);
+        m.remember_key(&tfp, (&key1, "payouts"), until);
         assert_eq!(
-            m.remembered(2, "token-two", now),
+            m.remembered(2, b"token-two", now),
             Remembered::Resolve(fingerprint(b"token-two"))
         );
     }
